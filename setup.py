@@ -1,0 +1,25 @@
+"""Distribution "rnnpipe": the engine package plus components/, models/, pipelines/ as its subpackages."""
+
+from setuptools import setup
+
+SUBPACKAGES = {
+    "rnnpipe.components": "components",
+    "rnnpipe.models": "models",
+    "rnnpipe.pipelines": "pipelines",
+    "rnnpipe.pipelines.sentiment": "pipelines/sentiment",
+}
+
+setup(
+    name="rnnpipe",
+    version="0.1.0",
+    description="Production pipelines for recurrent neural networks: TFX-style stages, Keras 3, Beam, MLflow.",
+    python_requires=">=3.11,<3.12",
+    packages=["rnnpipe", *SUBPACKAGES],
+    package_dir={"rnnpipe": "rnnpipe", **SUBPACKAGES},
+    package_data={"rnnpipe.pipelines.sentiment": ["*.yaml"]},
+    include_package_data=True,
+    entry_points={
+        "console_scripts": ["rnnpipe = rnnpipe.cli:main"],
+        "rnnpipe.pipelines": ["sentiment = rnnpipe.pipelines.sentiment:APPLICATION"],
+    },
+)

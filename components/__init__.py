@@ -1,0 +1,13 @@
+"""The pipeline stages, one module each: contract (a Component subclass) + executor function."""
+
+from .evaluator import Evaluator
+from .example_gen import ExampleGen
+from .example_validator import ExampleValidator
+from .pusher import Pusher
+from .schema_gen import SchemaGen
+from .statistics_gen import StatisticsGen
+from .trainer import Trainer
+from .transform import Transform
+
+__all__ = ["Evaluator", "ExampleGen", "ExampleValidator", "Pusher", "SchemaGen", "StatisticsGen", "Trainer",
+           "Transform"]

@@ -1,0 +1,64 @@
+"""Sentiment analysis: sentences -> negative / positive, on VADER's human-rated sentences by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnpipe.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+
+from rnnpipe.app import Application
+from rnnpipe.config import Config
+from rnnpipe.data_cache import cache_dir
+from rnnpipe.dsl import Pipeline
+
+from . import data
+from .model import CLASS_NAMES
+
+NAME = "sentiment"
+
+
+def data_path(cfg: Config) -> Path:
+    if cfg.data.path:
+        return Path(cfg.data.path).expanduser()
+    return cache_dir(NAME, cfg.data.cache_dir) / "vader_sentences.jsonl"
+
+
+def fetch_data(cfg: Config) -> Path:
+    if cfg.data.path:
+        return data_path(cfg)  # the user's own file: nothing to fetch
+    return data.fetch(data_path(cfg), cfg.data.neutral_band)
+
+
+def build_pipeline(cfg: Config) -> Pipeline:
+    examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
+    stats = StatisticsGen(examples=examples)
+    schema = SchemaGen(statistics=stats, **cfg.schema_gen)
+    anomalies = ExampleValidator(statistics=stats, schema=schema, **cfg.example_validator)
+    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
+                          config=cfg.transform.to_dict())
+    trainer = Trainer(transformed_examples=transform["transformed_examples"],
+                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
+                      hparams=cfg.model.to_dict(), **cfg.trainer)
+    evaluator = Evaluator(model=trainer["model"], examples=examples, label_key="label", class_names=CLASS_NAMES,
+                          **cfg.evaluator)
+    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], model_name=NAME, **cfg.pusher)
+    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, pusher])
+
+
+APPLICATION = Application(
+    name=NAME,
+    description=__doc__.strip(),
+    default_data="VADER ground-truth sentences (23,320 with polarity) from the vaderSentiment 3.3.2 sdist",
+    config_file=Path(__file__).with_name("config.yaml"),
+    build_pipeline=build_pipeline,
+    fetch_data=fetch_data,
+)

@@ -1,0 +1,108 @@
+"""Evaluator: metrics on the test split through the exported serving signature, on RAW inputs.
+
+What is measured is exactly what TF Serving will answer. Metrics come overall and per slice, beside
+the majority-class baseline (the class most frequent in the train split). The blessing says whether
+the model clears the configured thresholds and beats the baseline; the Pusher reads it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from rnnpipe.dsl import Artifact, Component, Param
+
+from .example_io import example_to_dict, read_examples
+from .export import SIGNATURE
+from .metrics import classification_metrics, confusion, majority_class
+from .plots import plot_confusion_matrix
+
+
+def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256) -> dict[str, np.ndarray]:
+    """Calls the SavedModel's serving signature on raw records, batch by batch."""
+    fn = tf.saved_model.load(model_dir).signatures[SIGNATURE]
+    names = list(fn.structured_input_signature[1])
+    chunks: dict[str, list[np.ndarray]] = defaultdict(list)
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        out = fn(**{n: tf.constant([r[n] for r in batch]) for n in names})
+        for k, v in out.items():
+            chunks[k].append(v.numpy())
+    return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    examples = inputs["examples"].uri
+    label_key, classes = params["label_key"], params["class_names"]
+    test = [example_to_dict(e) for e in read_examples(examples, params["split"])]
+    train_labels = np.array([example_to_dict(e)[label_key] for e in read_examples(examples, "train")])
+    y_true = np.array([r[label_key] for r in test])
+    preds = predict_raw(inputs["model"].uri, test)
+    y_pred = preds[params["prediction_key"]].astype(np.int64)
+    majority = majority_class(train_labels)
+    y_base = np.full_like(y_true, majority)
+
+    def both(idx: np.ndarray) -> dict:
+        return {"model": classification_metrics(y_true[idx], y_pred[idx], len(classes)),
+                "baseline": classification_metrics(y_true[idx], y_base[idx], len(classes))}
+
+    everything = np.arange(len(test))
+    evaluation = {"overall": both(everything), "slices": {}, "baseline": f"majority class '{classes[majority]}'"}
+    for key in params["slice_keys"]:
+        for value in sorted({str(r.get(key)) for r in test}):
+            evaluation["slices"][f"{key}:{value}"] = both(np.array([i for i, r in enumerate(test)
+                                                                    if str(r.get(key)) == value]))
+    overall = evaluation["overall"]
+    failures = [f"{name} {overall['model'].get(name, float('nan')):.4f} < threshold {minimum}"
+                for name, minimum in params["thresholds"].items()
+                if not overall["model"].get(name, float("nan")) >= minimum]
+    if params["must_beat_baseline"] and not overall["model"]["accuracy"] > overall["baseline"]["accuracy"]:
+        failures.append(f"accuracy {overall['model']['accuracy']:.4f} does not beat the baseline "
+                        f"{overall['baseline']['accuracy']:.4f}")
+    blessing = {"blessed": not failures, "reasons": failures}
+
+    out = outputs["evaluation"].path()
+    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
+    with open(out / "predictions.jsonl", "w") as fh:
+        prob_key = params["probability_key"]
+        for i, r in enumerate(test):
+            fh.write(json.dumps({**r, "predicted": int(y_pred[i]),
+                                 "probabilities": preds[prob_key][i].tolist()}) + "\n")
+    plot_confusion_matrix(confusion(y_true, y_pred, len(classes)).tolist(), classes, out / "confusion_matrix.png")
+    (outputs["blessing"].path("blessing.json")).write_text(json.dumps(blessing, indent=1))
+    ctx.tracker.log_artifact(out / "confusion_matrix.png", "plots")
+    ctx.tracker.log_artifact(out / "evaluation.json", "evaluation")
+    sample = out / "predictions_sample.jsonl"
+    sample.write_text("".join((out / "predictions.jsonl").read_text().splitlines(keepends=True)[:200]))
+    ctx.tracker.log_artifact(sample, "evaluation")
+    ctx.tracker.set_tag("rnnpipe.blessed", str(blessing["blessed"]).lower())
+    for reason in failures:
+        ctx.log(f"NOT BLESSED: {reason}")
+
+    metrics = {f"test_{k}": v for k, v in overall["model"].items() if k in ("accuracy", "macro_f1")}
+    metrics.update({f"baseline_{k}": v for k, v in overall["baseline"].items() if k in ("accuracy", "macro_f1")})
+    for name, s in evaluation["slices"].items():
+        metrics[f"test_accuracy.{name}"] = s["model"]["accuracy"]
+        metrics[f"baseline_accuracy.{name}"] = s["baseline"]["accuracy"]
+    metrics["blessed"] = float(blessing["blessed"])
+    return metrics
+
+
+class Evaluator(Component):
+    INPUTS = {"model": "Model", "examples": "Examples"}
+    OUTPUTS = {"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"}
+    PARAMETERS = {
+        "label_key": Param(str),
+        "class_names": Param(list),
+        "split": Param(str, "test"),
+        "prediction_key": Param(str, "label_id", doc="serving output holding the predicted class index"),
+        "probability_key": Param(str, "probabilities"),
+        "slice_keys": Param(list, []),
+        "thresholds": Param(dict, {}, doc="metric -> minimum value for a blessing"),
+        "must_beat_baseline": Param(bool, True),
+    }
+    executor = staticmethod(run_evaluator)

@@ -1,0 +1,91 @@
+"""ExampleValidator: checks every split's statistics against the schema and stops the run on anomalies.
+
+Blocking anomalies (a feature missing or of the wrong type, a required feature absent from too many
+examples, an out-of-domain value, an empty split, NaN/inf in a numeric feature) fail the step with a
+report naming the feature and split; the report is also kept as an artifact.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.errors import DataError
+
+from .schema_gen import read_schema
+from .statistics_gen import load_statistics
+
+_TYPE_NAMES = {schema_pb2.BYTES: "BYTES", schema_pb2.INT: "INT", schema_pb2.FLOAT: "FLOAT"}
+
+
+def find_anomalies(stats: dict[str, dict], schema: schema_pb2.Schema, max_missing_increase: float) -> list[dict]:
+    anomalies = []
+
+    def add(split: str, feature: str, kind: str, detail: str) -> None:
+        anomalies.append({"split": split, "feature": feature, "kind": kind, "detail": detail})
+
+    for split, s in stats.items():
+        if s["num_examples"] == 0:
+            add(split, "*", "EMPTY_SPLIT", "the split has no examples")
+            continue
+        for feature in schema.feature:
+            f = s["features"].get(feature.name)
+            expected_fraction = feature.presence.min_fraction
+            if f is None:
+                if expected_fraction > 0:
+                    add(split, feature.name, "MISSING_FEATURE", "absent from every example")
+                continue
+            if f["type"] != _TYPE_NAMES[feature.type]:
+                add(split, feature.name, "WRONG_TYPE", f"expected {_TYPE_NAMES[feature.type]}, found {f['type']}")
+            present = 1.0 - f["missing_fraction"]
+            if present < expected_fraction - max_missing_increase:
+                add(split, feature.name, "FEATURE_MISSING_TOO_OFTEN",
+                    f"present in {present:.1%} of examples, the schema expects {expected_fraction:.1%}")
+            if f.get("nan") or f.get("inf"):
+                add(split, feature.name, "NON_FINITE", f"{f['nan']} NaN and {f['inf']} inf values")
+            if feature.HasField("int_domain") and f.get("min") is not None:
+                lo, hi = feature.int_domain.min, feature.int_domain.max
+                if f["min"] < lo or f["max"] > hi:
+                    add(split, feature.name, "OUT_OF_DOMAIN", f"values in [{f['min']}, {f['max']}], domain [{lo}, {hi}]")
+            if feature.HasField("string_domain"):
+                allowed = set(feature.string_domain.value)
+                unseen = [v for v, _ in f.get("top_values", []) if v not in allowed]
+                if unseen:
+                    add(split, feature.name, "OUT_OF_DOMAIN", f"values not in the schema's domain: {unseen[:5]}")
+        for name in s["features"]:
+            if name not in {f.name for f in schema.feature}:
+                add(split, name, "NEW_FEATURE", "not in the schema (ignored by Transform)")
+    return anomalies
+
+
+BLOCKING = {"EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE", "OUT_OF_DOMAIN"}
+
+
+def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    stats = load_statistics(inputs["statistics"])
+    schema = read_schema(inputs["schema"].uri)
+    anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
+    report = outputs["anomalies"].path("anomalies.json")
+    report.write_text(json.dumps(anomalies, indent=1))
+    ctx.tracker.log_artifact(report, "anomalies")
+    blocking = [a for a in anomalies if a["kind"] in BLOCKING]
+    for a in anomalies:
+        ctx.log(f"{'BLOCKING' if a in blocking else 'warning'} {a['kind']} in {a['split']}/{a['feature']}: {a['detail']}")
+    if blocking:
+        lines = "\n".join(f"  - split '{a['split']}', feature '{a['feature']}': {a['kind']}: {a['detail']}" for a in blocking)
+        raise DataError(f"ExampleValidator found {len(blocking)} blocking anomal{'y' if len(blocking) == 1 else 'ies'}; "
+                        f"the run stops before Transform:\n{lines}\nFix the data, or adjust the schema if the "
+                        "change is intended.")
+    return {"anomalies": len(anomalies)}
+
+
+class ExampleValidator(Component):
+    INPUTS = {"statistics": "ExampleStatistics", "schema": "Schema"}
+    OUTPUTS = {"anomalies": "ExampleAnomalies"}
+    PARAMETERS = {
+        "max_missing_increase": Param(float, 0.02, doc="tolerated drop in a feature's presence fraction"),
+    }
+    executor = staticmethod(run_example_validator)

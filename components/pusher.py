@@ -1,0 +1,54 @@
+"""Pusher: copies a blessed model into the TF Serving layout ``<serving_dir>/<model>/<version>/``.
+
+The version folder is assembled under a temporary name (TF Serving ignores non-integer names) with
+``saved_model.pb`` written last, then renamed; ``models.config`` lists every pushed model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.serving import latest_version, versions, write_models_config
+
+
+def push(model_dir: Path, base: Path) -> tuple[int, Path]:
+    base.mkdir(parents=True, exist_ok=True)
+    version = (latest_version(base) or 0) + 1
+    tmp, final = base / f".tmp-{version}-{os.getpid()}", base / str(version)
+    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("saved_model.pb"))
+    shutil.copy2(model_dir / "saved_model.pb", tmp / "saved_model.pb")
+    os.replace(tmp, final)
+    return version, final
+
+
+def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    blessing = json.loads(inputs["blessing"].path("blessing.json").read_text())
+    record = outputs["pushed_model"].path("pushed.json")
+    if not blessing["blessed"]:
+        ctx.log("model not blessed, nothing pushed: " + "; ".join(blessing["reasons"]))
+        record.write_text(json.dumps({"pushed": False, "reasons": blessing["reasons"]}))
+        return {"pushed": 0}
+    base = ctx.serving_dir / params["model_name"]
+    version, path = push(inputs["model"].path(), base)
+    for old in versions(base)[:-params["keep_versions"]]:
+        shutil.rmtree(base / str(old), ignore_errors=True)
+    write_models_config(ctx.serving_dir)
+    record.write_text(json.dumps({"pushed": True, "version": version, "path": str(path)}))
+    ctx.tracker.set_tag("rnnpipe.pushed_version", str(version))
+    ctx.log(f"pushed version {version} to {path}")
+    return {"pushed": 1, "version": version}
+
+
+class Pusher(Component):
+    INPUTS = {"model": "Model", "blessing": "ModelBlessing"}
+    OUTPUTS = {"pushed_model": "PushedModel"}
+    PARAMETERS = {
+        "model_name": Param(str),
+        "keep_versions": Param(int, 5),
+    }
+    executor = staticmethod(run_pusher)

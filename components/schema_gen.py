@@ -1,0 +1,71 @@
+"""SchemaGen: infers a tensorflow-metadata Schema from the training split's statistics.
+
+A feature present in every example with exactly one value becomes a dense scalar (``shape {}``);
+otherwise a variable-length feature with its observed value counts. Integer features get their
+observed range as a domain, and strings with few distinct values (e.g. a source column) get the
+values as a string domain, so the ExampleValidator can flag unseen ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import text_format
+from tensorflow_metadata.proto.v0 import schema_pb2
+
+from rnnpipe.dsl import Artifact, Component, Param
+
+from .statistics_gen import load_statistics
+
+SCHEMA_FILE = "schema.pbtxt"
+_TYPES = {"BYTES": schema_pb2.BYTES, "INT": schema_pb2.INT, "FLOAT": schema_pb2.FLOAT}
+
+
+def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
+    schema = schema_pb2.Schema()
+    for name, f in train["features"].items():
+        feature = schema.feature.add(name=name, type=_TYPES[f["type"]])
+        feature.presence.min_fraction = f["present"] / train["num_examples"] if train["num_examples"] else 0.0
+        feature.presence.min_count = 1
+        if f["missing"] == 0 and f["min_values"] == 1 and f["max_values"] == 1:
+            feature.shape.SetInParent()  # a dense scalar
+        else:
+            feature.value_count.min = f["min_values"] or 0
+            feature.value_count.max = f["max_values"]
+        if f["type"] == "INT" and f.get("min") is not None:
+            feature.int_domain.min, feature.int_domain.max = int(f["min"]), int(f["max"])
+        if f["type"] == "BYTES" and not f.get("unique_is_lower_bound") and f["unique"] <= max_string_domain:
+            feature.string_domain.name = name
+            feature.string_domain.value.extend(sorted(v for v, _ in f["top_values"]))
+    return schema
+
+
+def read_schema(path: str | Path) -> schema_pb2.Schema:
+    path = Path(path)
+    if path.is_dir():
+        path = path / SCHEMA_FILE
+    return text_format.Parse(path.read_text(), schema_pb2.Schema())
+
+
+def run_schema_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    out = outputs["schema"].path(SCHEMA_FILE)
+    if params["curated_schema"]:
+        schema = read_schema(params["curated_schema"])
+        ctx.log(f"using the curated schema {params['curated_schema']} instead of inferring one")
+    else:
+        stats = load_statistics(inputs["statistics"])
+        schema = infer_schema(stats["train"], params["max_string_domain"])
+    out.write_text(text_format.MessageToString(schema))
+    ctx.tracker.log_artifact(out, "schema")
+    return {"features": len(schema.feature)}
+
+
+class SchemaGen(Component):
+    INPUTS = {"statistics": "ExampleStatistics"}
+    OUTPUTS = {"schema": "Schema"}
+    PARAMETERS = {
+        "max_string_domain": Param(int, 20, doc="strings with at most this many distinct values get a domain"),
+        "curated_schema": Param((str, type(None)), None, doc="a schema.pbtxt to use instead of inferring"),
+    }
+    executor = staticmethod(run_schema_gen)

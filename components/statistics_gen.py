@@ -1,0 +1,198 @@
+"""StatisticsGen: per-split, per-feature statistics computed in one full pass on Beam.
+
+For every feature: how many examples have it, how many values per example, and by kind numeric
+min/max/mean/std/quantiles and NaN/inf counts, or string top-k, unique count and token-length
+distribution (whitespace tokens, what the sequence length of a text feature will roughly be).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from typing import Any
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from rnnpipe.dsl import Artifact, Component, Param
+
+from .example_io import file_pattern
+
+_SAMPLE = 10_000   # numeric values kept for quantiles (reservoir)
+_MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
+
+
+def _new_feature() -> dict:
+    return {"present": 0, "values": 0, "min_values": None, "max_values": 0, "kind": None,
+            "num": {"n": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf, "nan": 0, "inf": 0,
+                    "sample": [], "seen": 0},
+            "strings": Counter(), "token_lengths": Counter()}
+
+
+class ExampleStatsFn(beam.CombineFn):
+    """Accumulates statistics of serialized tf.Examples; accumulators merge, so it scales out."""
+
+    def create_accumulator(self) -> dict:
+        return {"examples": 0, "features": {}}
+
+    def add_input(self, acc: dict, serialized: bytes) -> dict:
+        import tensorflow as tf
+
+        example = tf.train.Example.FromString(serialized)
+        acc["examples"] += 1
+        for name, feat in example.features.feature.items():
+            f = acc["features"].setdefault(name, _new_feature())
+            kind = feat.WhichOneof("kind")
+            values = list(getattr(feat, kind).value) if kind else []
+            f["kind"] = {"bytes_list": "BYTES", "int64_list": "INT", "float_list": "FLOAT"}.get(kind, f["kind"])
+            f["present"] += 1
+            f["values"] += len(values)
+            f["min_values"] = len(values) if f["min_values"] is None else min(f["min_values"], len(values))
+            f["max_values"] = max(f["max_values"], len(values))
+            if kind == "bytes_list":
+                for v in values:
+                    text = v.decode("utf-8", "replace")
+                    f["strings"][text] += 1
+                    f["token_lengths"][len(text.split())] += 1
+                self._trim(f)
+            else:
+                self._add_numbers(f["num"], values)
+        return acc
+
+    @staticmethod
+    def _add_numbers(num: dict, values: list) -> None:
+        for v in values:
+            v = float(v)
+            if math.isnan(v):
+                num["nan"] += 1
+                continue
+            if math.isinf(v):
+                num["inf"] += 1
+                continue
+            num["n"] += 1
+            num["sum"] += v
+            num["sumsq"] += v * v
+            num["min"], num["max"] = min(num["min"], v), max(num["max"], v)
+            num["seen"] += 1
+            if len(num["sample"]) < _SAMPLE:
+                num["sample"].append(v)
+            else:  # reservoir sampling keeps quantiles unbiased in bounded memory
+                j = random.Random(num["seen"]).randrange(num["seen"])
+                if j < _SAMPLE:
+                    num["sample"][j] = v
+
+    @staticmethod
+    def _trim(f: dict) -> None:
+        if len(f["strings"]) > _MAX_STRINGS:
+            f["strings"] = Counter(dict(f["strings"].most_common(_MAX_STRINGS // 2)))
+            f["strings_trimmed"] = True
+
+    def merge_accumulators(self, accs: Any) -> dict:
+        out = self.create_accumulator()
+        for acc in accs:
+            out["examples"] += acc["examples"]
+            for name, f in acc["features"].items():
+                g = out["features"].setdefault(name, _new_feature())
+                g["kind"] = g["kind"] or f["kind"]
+                g["present"] += f["present"]
+                g["values"] += f["values"]
+                if f["min_values"] is not None:
+                    g["min_values"] = f["min_values"] if g["min_values"] is None else min(g["min_values"], f["min_values"])
+                g["max_values"] = max(g["max_values"], f["max_values"])
+                for k in ("n", "sum", "sumsq", "nan", "inf", "seen"):
+                    g["num"][k] += f["num"][k]
+                g["num"]["min"] = min(g["num"]["min"], f["num"]["min"])
+                g["num"]["max"] = max(g["num"]["max"], f["num"]["max"])
+                g["num"]["sample"] = (g["num"]["sample"] + f["num"]["sample"])[:_SAMPLE]
+                g["strings"].update(f["strings"])
+                g["token_lengths"].update(f["token_lengths"])
+                g["strings_trimmed"] = g.get("strings_trimmed", False) or f.get("strings_trimmed", False)
+                self._trim(g)
+        return out
+
+    def extract_output(self, acc: dict) -> dict:
+        return summarize(acc)
+
+
+def _quantiles(values: list[float], qs: tuple[float, ...] = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)) -> dict:
+    if not values:
+        return {}
+    s = sorted(values)
+    return {str(q): s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))] for q in qs}
+
+
+def summarize(acc: dict, top_k: int = 20) -> dict:
+    n = acc["examples"]
+    features = {}
+    for name, f in sorted(acc["features"].items()):
+        out: dict[str, Any] = {
+            "type": f["kind"], "present": f["present"], "missing": n - f["present"],
+            "missing_fraction": (n - f["present"]) / n if n else 0.0,
+            "min_values": f["min_values"], "max_values": f["max_values"],
+            "avg_values": f["values"] / f["present"] if f["present"] else 0.0,
+        }
+        if f["kind"] == "BYTES":
+            lengths = [length for length, c in f["token_lengths"].items() for _ in range(c)]
+            out.update({
+                "unique": len(f["strings"]), "unique_is_lower_bound": bool(f.get("strings_trimmed")),
+                "top_values": [[v, c] for v, c in f["strings"].most_common(top_k)],
+                "token_length": {"mean": sum(lengths) / len(lengths) if lengths else 0.0, **_quantiles(lengths)},
+            })
+        else:
+            num = f["num"]
+            mean = num["sum"] / num["n"] if num["n"] else 0.0
+            var = max(0.0, num["sumsq"] / num["n"] - mean * mean) if num["n"] else 0.0
+            out.update({"min": num["min"] if num["n"] else None, "max": num["max"] if num["n"] else None,
+                        "mean": mean, "std": math.sqrt(var), "nan": num["nan"], "inf": num["inf"],
+                        "quantiles": _quantiles(num["sample"]), "unique_sampled": len(set(num["sample"]))})
+            if f["kind"] == "INT" and len(set(num["sample"])) <= top_k:
+                out["top_values"] = [[v, c] for v, c in Counter(num["sample"]).most_common(top_k)]
+        features[name] = out
+    return {"num_examples": n, "features": features}
+
+
+def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    examples = inputs["examples"]
+    splits = list(json.loads(examples.path("splits.json").read_text())["counts"])
+    out = outputs["statistics"].path()
+    ctx.log(f"Beam pipeline over splits {splits} ({ctx.beam_args[0]})")
+    with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p:
+        for split in splits:
+            _ = (p
+                 | f"Read[{split}]" >> beam.io.ReadFromTFRecord(file_pattern(examples.uri, split))
+                 | f"Stats[{split}]" >> beam.CombineGlobally(ExampleStatsFn())
+                 | f"Json[{split}]" >> beam.Map(json.dumps)
+                 | f"Write[{split}]" >> beam.io.WriteToText(str(out / f"{split}.json"), shard_name_template=""))
+    stats = {s: json.loads((out / f"{s}.json").read_text()) for s in splits}
+    summary = out / "summary.txt"
+    summary.write_text(render_text(stats))
+    ctx.tracker.log_artifact(summary, "statistics")
+    return {f"{s}_examples": stats[s]["num_examples"] for s in splits}
+
+
+def load_statistics(artifact: Artifact) -> dict[str, dict]:
+    return {p.stem: json.loads(p.read_text()) for p in sorted(artifact.path().glob("*.json"))}
+
+
+def render_text(stats: dict[str, dict]) -> str:
+    lines = []
+    for split, s in stats.items():
+        lines.append(f"== {split}: {s['num_examples']} examples")
+        for name, f in s["features"].items():
+            desc = f"  {name:<16} {f['type']:<5} missing {f['missing_fraction']:.1%}"
+            if f["type"] == "BYTES":
+                desc += f" unique {f['unique']} tokens mean {f['token_length'].get('mean', 0):.1f} " \
+                        f"p99 {f['token_length'].get('0.99')} top {f['top_values'][:3]}"
+            else:
+                desc += f" min {f['min']} max {f['max']} mean {f['mean']:.3g} std {f['std']:.3g} nan {f['nan']}"
+            lines.append(desc)
+    return "\n".join(lines) + "\n"
+
+
+class StatisticsGen(Component):
+    INPUTS = {"examples": "Examples"}
+    OUTPUTS = {"statistics": "ExampleStatistics"}
+    PARAMETERS: dict[str, Param] = {}
+    executor = staticmethod(run_statistics_gen)

@@ -1,0 +1,74 @@
+"""Transform: tensorflow-transform on Beam. Analyzes the train split (vocabularies, statistics),
+transforms every split, and keeps the transform graph so serving applies the very same function.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+from typing import Any
+
+import apache_beam as beam
+import tensorflow_transform as tft
+import tensorflow_transform.beam as tft_beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+from tfx_bsl.public import tfxio
+
+from rnnpipe.dsl import Artifact, Component, Param, Ref
+
+from .example_io import RECORD_SUFFIX, file_pattern, split_dir
+from .schema_gen import read_schema
+
+
+def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    examples, graph_dir, out = inputs["examples"], outputs["transform_graph"], outputs["transformed_examples"]
+    schema = read_schema(inputs["schema"].uri)
+    splits = list(json.loads(examples.path("splits.json").read_text())["counts"])
+    preprocessing_fn = functools.partial(Ref(params["preprocessing_fn"]).resolve(), **params["config"])
+    temp_dir = ctx.scratch_dir / "tft_tmp"
+    ctx.log(f"analyzing 'train', transforming {splits} ({ctx.beam_args[0]})")
+
+    def source(split: str) -> tfxio.TFExampleRecord:
+        return tfxio.TFExampleRecord(file_pattern=file_pattern(examples.uri, split), schema=schema,
+                                     telemetry_descriptors=["rnnpipe", "Transform"])
+
+    with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p, tft_beam.Context(temp_dir=str(temp_dir)):
+        train = source("train")
+        raw_train = p | "Read[train]" >> train.BeamSource()
+        transformed_train, transform_fn = (
+            (raw_train, train.TensorAdapterConfig())
+            | "AnalyzeAndTransform" >> tft_beam.AnalyzeAndTransformDataset(preprocessing_fn))
+        _ = transform_fn | "WriteTransformFn" >> tft_beam.WriteTransformFn(graph_dir.uri)
+        for split in splits:
+            if split == "train":
+                data, metadata = transformed_train
+            else:
+                src = source(split)
+                raw = p | f"Read[{split}]" >> src.BeamSource()
+                data, metadata = ((raw, src.TensorAdapterConfig()), transform_fn) | \
+                    f"Transform[{split}]" >> tft_beam.TransformDataset()
+            coder = tft.coders.ExampleProtoCoder(metadata.schema)
+            split_dir(out.uri, split).mkdir(parents=True, exist_ok=True)
+            _ = (data
+                 | f"Encode[{split}]" >> beam.Map(coder.encode)
+                 | f"Write[{split}]" >> beam.io.WriteToTFRecord(
+                     str(split_dir(out.uri, split) / "data"), file_name_suffix=RECORD_SUFFIX))
+    shutil.rmtree(temp_dir, ignore_errors=True)
+    # The raw schema travels with the graph: the exporter reads the raw serving feature specs from it.
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
+                               graph_dir.path(tft.TFTransformOutput.RAW_METADATA_DIR))
+    shutil.copy(examples.path("splits.json"), out.path("splits.json"))
+    tft_output = tft.TFTransformOutput(graph_dir.uri)
+    return {"transformed_features": len(tft_output.transformed_feature_spec())}
+
+
+class Transform(Component):
+    INPUTS = {"examples": "Examples", "schema": "Schema"}
+    OUTPUTS = {"transform_graph": "TransformGraph", "transformed_examples": "Examples"}
+    PARAMETERS = {
+        "preprocessing_fn": Param(Ref, doc="'module:function' taking (inputs, **config)"),
+        "config": Param(dict, {}, doc="keyword arguments for preprocessing_fn"),
+    }
+    executor = staticmethod(run_transform)

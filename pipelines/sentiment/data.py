@@ -1,0 +1,74 @@
+"""The default sentiment data: VADER's human-rated sentences (Hutto & Gilbert, ICWSM 2014).
+
+The four ``*_GroundTruth.txt`` files ship inside the sdist of ``vaderSentiment==3.3.2`` (in
+``additional_resources/hutto_ICWSM_2014.tar.gz``): tab-separated id, mean human score in [-4, 4],
+text. Sentences whose |score| is at most ``neutral_band`` have no polarity and are dropped (with the
+default 0.0 only exact zeros); the rest get label 1 (positive, score > 0) or 0 (negative).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import tempfile
+from pathlib import Path
+
+from rnnpipe.data_cache import atomic_write_text, pip_download_sdist
+from rnnpipe.errors import DataError
+
+REQUIREMENT = "vaderSentiment==3.3.2"
+SOURCES = {
+    "movieReviewSnippets_GroundTruth.txt": "movie",
+    "tweets_GroundTruth.txt": "tweets",
+    "amazonReviewSnippets_GroundTruth.txt": "amazon",
+    "nytEditorialSnippets_GroundTruth.txt": "nyt",
+}
+
+
+def parse_ground_truth(name: str, text: str, source: str, neutral_band: float) -> list[dict]:
+    records = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split("\t", 2)
+        if len(parts) != 3:
+            raise DataError(f"{name}:{lineno}: expected 'id<TAB>score<TAB>text', got {line[:80]!r}")
+        rid, score_text, sentence = parts
+        try:
+            score = float(score_text)
+        except ValueError:
+            raise DataError(f"{name}:{lineno}: score {score_text!r} is not a number") from None
+        if abs(score) <= neutral_band:
+            continue
+        records.append({"id": rid.strip(), "source": source, "score": score, "text": sentence.strip(),
+                        "label": int(score > 0)})
+    return records
+
+
+def records_from_sdist(sdist: Path, neutral_band: float = 0.0) -> list[dict]:
+    with tarfile.open(sdist) as outer:
+        member = next((m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz")), None)
+        if member is None:
+            raise DataError(f"{sdist}: no additional_resources/hutto_ICWSM_2014.tar.gz inside")
+        inner_bytes = outer.extractfile(member).read()
+    records: list[dict] = []
+    with tarfile.open(fileobj=io.BytesIO(inner_bytes)) as inner:
+        names = {Path(m.name).name: m for m in inner.getmembers()}
+        for filename, source in SOURCES.items():
+            if filename not in names:
+                raise DataError(f"{sdist}: {filename} missing from hutto_ICWSM_2014.tar.gz")
+            text = inner.extractfile(names[filename]).read().decode("utf-8")
+            records += parse_ground_truth(filename, text, source, neutral_band)
+    return records
+
+
+def fetch(dest: Path, neutral_band: float = 0.0) -> Path:
+    """Writes ``dest`` (JSONL) once; later calls return it as is."""
+    if dest.exists():
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = pip_download_sdist(REQUIREMENT, Path(tmp))
+        records = records_from_sdist(sdist, neutral_band)
+    atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    return dest

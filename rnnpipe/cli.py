@@ -1,0 +1,154 @@
+"""The ``rnnpipe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .app import Application, applications, load_application
+from .config import Config, load_config
+from .errors import RnnpipeError
+from .serving import latest_version
+
+log = logging.getLogger("rnnpipe")
+
+
+def _config(app: Application, args: argparse.Namespace) -> Config:
+    return load_config(app.config_file, getattr(args, "config", None), getattr(args, "set", None) or [])
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in sorted(applications()):
+        app = load_application(name)
+        print(f"{name:<14} {app.description.splitlines()[0]}\n{'':<14} default data: {app.default_data}")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    app = load_application(args.app)
+    path = app.fetch_data(_config(app, args))
+    print(f"{args.app}: data ready at {path}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runner import run_pipeline
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    if not cfg.get("data", {}).get("path"):
+        app.fetch_data(cfg)
+    result = run_pipeline(app.build_pipeline(cfg), cfg, from_step=args.from_step, only=args.only)
+    print(f"\n{args.app}: run {result.run_id[:8]} complete")
+    print(f"  executed:   {', '.join(result.executed) or 'nothing'}")
+    print(f"  cache hits: {', '.join(result.cache_hits) or 'none'}")
+    for step, metrics in result.metrics.items():
+        shown = {k: v for k, v in metrics.items() if k.startswith(("test_accuracy", "baseline_accuracy", "test_macro"))}
+        for key, value in shown.items():
+            print(f"  {step}.{key}: {value:.4f}")
+        if "version" in metrics:
+            print(f"  pushed: version {metrics['version']} -> {Path(cfg.serving_dir).resolve() / args.app}")
+        elif metrics.get("pushed") == 0:
+            print("  pushed: nothing (the model was not blessed)")
+    print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from .metadata import MetadataStore
+    from .runner import metadata_url
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    rows = MetadataStore(metadata_url(cfg)).list_runs(args.app, args.limit)
+    if not rows:
+        print(f"no runs of {args.app} yet")
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
+        took = f"{r['finished_at'] - r['started_at']:.0f}s" if r["finished_at"] else "-"
+        evaluation = next((m for m in r["metrics"].values() if "test_accuracy" in m), {})
+        acc = f"acc {evaluation['test_accuracy']:.4f}" if evaluation else ""
+        print(f"{when}  {r['id'][:8]}  {r['status']:<9} {took:>6}  cache hits {len(r['cache_hits'])}  {acc}  "
+              f"mlflow {r['mlflow_run_id'] or '-'}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the TF-Text ops the SavedModel uses)
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    base = Path(cfg.serving_dir) / args.app
+    version = latest_version(base)
+    if version is None:
+        raise RnnpipeError(f"no pushed model under {base}; run `rnnpipe run {args.app}` first")
+    fn = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
+    name = next(iter(fn.structured_input_signature[1]))
+    out = fn(**{name: tf.constant(args.inputs)})
+    for i, text in enumerate(args.inputs):
+        fields = {k: v[i].numpy() for k, v in out.items()}
+        shown = ", ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in sorted(fields.items()))
+        print(f"{text!r}: {shown}")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from .tracking import tracking_uri
+
+    uri = tracking_uri(None)
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--port", str(args.port)]
+    print(" ".join(cmd))
+    os.execv(sys.executable, cmd)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rnnpipe", description="Production pipelines for recurrent neural networks.")
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("app")
+        sp.add_argument("--config", help="a YAML file overriding the application's defaults")
+        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key, e.g. trainer.epochs=3")
+        return sp
+
+    sub.add_parser("list", help="applications and their default data").set_defaults(fn=cmd_list)
+    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
+    with_config(data.add_parser("fetch", help="download an application's default data")).set_defaults(fn=cmd_fetch)
+    run = with_config(sub.add_parser("run", help="run an application's pipeline"))
+    run.add_argument("--from", dest="from_step", metavar="STAGE", help="re-run STAGE and everything after it")
+    run.add_argument("--only", metavar="STAGE", help="re-run STAGE alone on the latest upstream outputs")
+    run.set_defaults(fn=cmd_run)
+    runs = with_config(sub.add_parser("runs", help="history of an application's runs"))
+    runs.add_argument("--limit", type=int, default=20)
+    runs.set_defaults(fn=cmd_runs)
+    predict = with_config(sub.add_parser("predict", help="query the latest pushed model"))
+    predict.add_argument("inputs", nargs="+")
+    predict.set_defaults(fn=cmd_predict)
+    ui = sub.add_parser("ui", help="open the MLflow UI on the project's tracking store")
+    ui.add_argument("--port", type=int, default=5000)
+    ui.set_defaults(fn=cmd_ui)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        return args.fn(args)
+    except RnnpipeError as e:
+        print(f"rnnpipe: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

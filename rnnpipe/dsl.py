@@ -1,0 +1,231 @@
+"""The pipeline DSL: components declare typed inputs, outputs and parameters; pipelines are lists of steps.
+
+    examples = ExampleGen(source="reviews.jsonl", format="jsonl")
+    stats = StatisticsGen(examples=examples["examples"])
+    Pipeline("sentiment", [examples, stats])
+
+Wiring is by artifact (``node["name"]`` is a reference to an output), never by file path: the runner
+decides where each artifact lives.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+_REQUIRED = object()
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One materialised artifact: a directory the runner owns."""
+
+    name: str
+    type: str
+    uri: str
+
+    def path(self, *parts: str) -> Path:
+        return Path(self.uri, *parts)
+
+
+@dataclass(frozen=True)
+class Param:
+    """A typed component parameter. ``type`` may be a tuple of types; ``Ref`` marks a code reference."""
+
+    type: Any
+    default: Any = _REQUIRED
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is _REQUIRED
+
+
+class Ref(str):
+    """A reference to code as ``"package.module:attr"``; its module's source is part of the cache key."""
+
+    @classmethod
+    def of(cls, value: str | Callable) -> Ref:
+        if isinstance(value, str):
+            if ":" not in value:
+                raise TypeError(f"a code reference must look like 'package.module:attr', got {value!r}")
+            return cls(value)
+        module, name = getattr(value, "__module__", None), getattr(value, "__qualname__", None)
+        if not module or not name or "<locals>" in name:
+            raise TypeError(f"{value!r} is not importable by name; pass a module-level function or 'module:attr'")
+        return cls(f"{module}:{name}")
+
+    def resolve(self) -> Any:
+        module, _, attr = self.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def source_hash(self) -> str:
+        module = importlib.import_module(self.partition(":")[0])
+        return _hash_text(inspect.getsource(module))
+
+
+def _hash_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Channel:
+    """A reference to output ``name`` of a pipeline node."""
+
+    node: Component
+    name: str
+
+    def __repr__(self) -> str:
+        return f"{self.node.id}[{self.name!r}]"
+
+
+class Component:
+    """Base class of a pipeline step.
+
+    Subclasses declare ``INPUTS`` and ``OUTPUTS`` (name -> artifact type), ``OPTIONAL_INPUTS``,
+    ``PARAMETERS`` (name -> ``Param``) and an ``executor(inputs, outputs, params, ctx)`` that reads
+    input artifacts, writes into the (empty, temporary) output directories and returns metrics.
+    ``CODE`` names extra packages whose source changes invalidate cached results.
+    """
+
+    INPUTS: ClassVar[dict[str, str]] = {}
+    OPTIONAL_INPUTS: ClassVar[frozenset[str]] = frozenset()
+    OUTPUTS: ClassVar[dict[str, str]] = {}
+    PARAMETERS: ClassVar[dict[str, Param]] = {}
+    CODE: ClassVar[tuple[str, ...]] = ()
+    VERSION: ClassVar[str] = "1"
+
+    def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
+        cls = type(self)
+        self.id = id or cls.__name__
+        self.inputs: dict[str, Channel] = {}
+        self.params: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in cls.INPUTS:
+                if value is None and key in cls.OPTIONAL_INPUTS:
+                    continue
+                if isinstance(value, Component):
+                    value = value._only_output(key)
+                if not isinstance(value, Channel):
+                    raise TypeError(f"{self.id}: input '{key}' must be another step's output, got {value!r}")
+                expected = cls.INPUTS[key]
+                actual = value.node.OUTPUTS[value.name]
+                if actual != expected:
+                    raise TypeError(f"{self.id}: input '{key}' expects a {expected} artifact, got {actual} from {value}")
+                self.inputs[key] = value
+            elif key in cls.PARAMETERS:
+                self.params[key] = _check_param(self.id, key, cls.PARAMETERS[key], value)
+            else:
+                known = sorted([*cls.INPUTS, *cls.PARAMETERS])
+                raise TypeError(f"{self.id}: unknown argument '{key}'; expected one of {known}")
+        for key in cls.INPUTS:
+            if key not in self.inputs and key not in cls.OPTIONAL_INPUTS:
+                raise TypeError(f"{self.id}: missing required input '{key}' ({cls.INPUTS[key]})")
+        for key, spec in cls.PARAMETERS.items():
+            if key not in self.params:
+                if spec.required:
+                    raise TypeError(f"{self.id}: missing required parameter '{key}'")
+                self.params[key] = spec.default
+
+    def __getitem__(self, name: str) -> Channel:
+        if name not in self.OUTPUTS:
+            raise KeyError(f"{self.id} has no output '{name}'; outputs: {sorted(self.OUTPUTS)}")
+        return Channel(self, name)
+
+    def _only_output(self, for_input: str) -> Channel:
+        if len(self.OUTPUTS) != 1:
+            raise TypeError(f"{self.id} has several outputs {sorted(self.OUTPUTS)}: pick one for '{for_input}'")
+        return Channel(self, next(iter(self.OUTPUTS)))
+
+    # executor(inputs, outputs, params, ctx) -> metrics dict or None; set by each subclass.
+    executor: ClassVar[Callable[..., dict | None]]
+
+    def external_fingerprint(self) -> str:
+        """Fingerprint of what the step reads from outside the pipeline (e.g. a source file); "" if nothing."""
+        return ""
+
+    def code_version(self) -> str:
+        """Hash of the component's own module, the packages it names in CODE, and referenced code."""
+        parts = [type(self).VERSION, inspect.getsource(inspect.getmodule(type(self)))]
+        for package in type(self).CODE:
+            parts.append(_package_source(package))
+        for value in self.params.values():
+            if isinstance(value, Ref):
+                parts.append(value.source_hash())
+        return _hash_text("\n".join(parts))
+
+    def params_json(self) -> str:
+        return json.dumps(self.params, sort_keys=True, default=str)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id}>"
+
+
+def _package_source(package: str) -> str:
+    module = importlib.import_module(package)
+    root = Path(module.__file__).parent
+    return _hash_text("".join(p.read_text() for p in sorted(root.rglob("*.py"))))
+
+
+def _check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
+    if spec.type is Ref:
+        try:
+            return Ref.of(value)
+        except TypeError as e:
+            raise TypeError(f"{owner}: parameter '{key}': {e}") from None
+    if value is None and not spec.required and spec.default is None:
+        return None
+    if not isinstance(value, spec.type) or (isinstance(value, bool) and spec.type in (int, float)):
+        expected = spec.type.__name__ if isinstance(spec.type, type) else " or ".join(t.__name__ for t in spec.type)
+        raise TypeError(f"{owner}: parameter '{key}' must be {expected}, got {type(value).__name__} {value!r}")
+    json.dumps(value, default=str)  # parameters are part of the cache key
+    return value
+
+
+class Pipeline:
+    """A named, ordered list of steps. Each step's inputs must come from steps earlier in the list."""
+
+    def __init__(self, name: str, steps: list[Component]) -> None:
+        self.name = name
+        self.steps = list(steps)
+        seen: dict[str, Component] = {}
+        for step in self.steps:
+            if step.id in seen:
+                raise ValueError(f"pipeline {name}: two steps are named '{step.id}'; pass id= to tell them apart")
+            for key, channel in step.inputs.items():
+                if seen.get(channel.node.id) is not channel.node:
+                    raise ValueError(
+                        f"pipeline {name}: step {step.id} reads '{key}' from {channel.node.id}, "
+                        "which is not listed before it"
+                    )
+            seen[step.id] = step
+
+    def step(self, step_id: str) -> Component:
+        for s in self.steps:
+            if s.id == step_id:
+                return s
+        raise KeyError(step_id)
+
+    def downstream_of(self, step_id: str) -> set[str]:
+        """The ids of ``step_id`` and every step that depends on it, directly or not."""
+        reached = {step_id}
+        for s in self.steps:
+            if any(c.node.id in reached for c in s.inputs.values()):
+                reached.add(s.id)
+        return reached
+
+    def upstream_of(self, step_id: str) -> set[str]:
+        reached = {step_id}
+        for s in reversed(self.steps):
+            if s.id in reached:
+                reached.update(c.node.id for c in s.inputs.values())
+        return reached - {step_id}

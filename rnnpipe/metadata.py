@@ -1,0 +1,184 @@
+"""The metadata store: pipeline runs, executions, artifacts and lineage events, in any SQLAlchemy database."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+
+_meta = sa.MetaData()
+
+runs = sa.Table(
+    "pipeline_runs", _meta,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("pipeline", sa.String(128), nullable=False, index=True),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("status", sa.String(16), nullable=False),  # RUNNING, COMPLETE, FAILED
+    sa.Column("mlflow_run_id", sa.String(64)),
+    sa.Column("cache_hits", sa.Text, default="[]"),
+    sa.Column("metrics", sa.Text, default="{}"),
+    sa.Column("error", sa.Text),
+)
+
+executions = sa.Table(
+    "executions", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(36), sa.ForeignKey("pipeline_runs.id"), nullable=False, index=True),
+    sa.Column("pipeline", sa.String(128), nullable=False),
+    sa.Column("component", sa.String(128), nullable=False),
+    sa.Column("cache_key", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.String(16), nullable=False),  # RUNNING, COMPLETE, FAILED, ABANDONED, CACHED
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("metrics", sa.Text, default="{}"),
+    sa.Column("reused_execution_id", sa.Integer),
+)
+
+artifacts = sa.Table(
+    "artifacts", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.Integer, sa.ForeignKey("executions.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
+
+events = sa.Table(
+    "events", _meta,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("execution_id", sa.Integer, sa.ForeignKey("executions.id"), nullable=False, index=True),
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),  # input, output
+    sa.Column("name", sa.String(128), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class StoredArtifact:
+    id: int
+    name: str
+    type: str
+    uri: str
+    fingerprint: str
+
+
+class MetadataStore:
+    """Records what ran, what it read and wrote, and finds finished executions to reuse."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = sa.create_engine(url)
+        _meta.create_all(self.engine)
+
+    # runs -------------------------------------------------------------------------------------
+    def start_run(self, pipeline: str) -> str:
+        run_id = uuid.uuid4().hex
+        with self.engine.begin() as c:
+            c.execute(runs.insert().values(id=run_id, pipeline=pipeline, started_at=time.time(), status="RUNNING"))
+        return run_id
+
+    def finish_run(self, run_id: str, status: str, *, cache_hits: list[str], metrics: dict,
+                   mlflow_run_id: str | None, error: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(runs.update().where(runs.c.id == run_id).values(
+                finished_at=time.time(), status=status, cache_hits=json.dumps(cache_hits),
+                metrics=json.dumps(metrics), mlflow_run_id=mlflow_run_id, error=error))
+
+    def set_run_mlflow_id(self, run_id: str, mlflow_run_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(runs.update().where(runs.c.id == run_id).values(mlflow_run_id=mlflow_run_id))
+
+    def list_runs(self, pipeline: str, limit: int = 20) -> list[dict]:
+        with self.engine.connect() as c:
+            rows = c.execute(runs.select().where(runs.c.pipeline == pipeline)
+                             .order_by(runs.c.started_at.desc()).limit(limit)).mappings().all()
+        return [dict(r, cache_hits=json.loads(r["cache_hits"] or "[]"), metrics=json.loads(r["metrics"] or "{}"))
+                for r in rows]
+
+    def abandon_stale(self, pipeline: str) -> int:
+        """Marks runs and executions left RUNNING by a killed process (the caller holds the pipeline lock)."""
+        with self.engine.begin() as c:
+            n = c.execute(executions.update().where(
+                (executions.c.pipeline == pipeline) & (executions.c.status == "RUNNING")
+            ).values(status="ABANDONED", finished_at=time.time())).rowcount
+            c.execute(runs.update().where((runs.c.pipeline == pipeline) & (runs.c.status == "RUNNING"))
+                      .values(status="ABANDONED", finished_at=time.time()))
+        return n
+
+    # executions -------------------------------------------------------------------------------
+    def start_execution(self, run_id: str, pipeline: str, component: str, cache_key: str,
+                        status: str = "RUNNING", reused: int | None = None) -> int:
+        with self.engine.begin() as c:
+            return c.execute(executions.insert().values(
+                run_id=run_id, pipeline=pipeline, component=component, cache_key=cache_key, status=status,
+                started_at=time.time(), reused_execution_id=reused)).inserted_primary_key[0]
+
+    def finish_execution(self, execution_id: int, status: str, metrics: dict | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(executions.update().where(executions.c.id == execution_id).values(
+                status=status, finished_at=time.time(), metrics=json.dumps(metrics or {})))
+
+    def record_outputs(self, execution_id: int, outputs: list[tuple[str, str, str, str]]) -> list[StoredArtifact]:
+        """Records (name, type, uri, fingerprint) outputs of an execution and returns them."""
+        stored = []
+        with self.engine.begin() as c:
+            for name, type_, uri, fingerprint in outputs:
+                aid = c.execute(artifacts.insert().values(
+                    execution_id=execution_id, name=name, type=type_, uri=uri, fingerprint=fingerprint
+                )).inserted_primary_key[0]
+                c.execute(events.insert().values(execution_id=execution_id, artifact_id=aid, kind="output", name=name))
+                stored.append(StoredArtifact(aid, name, type_, uri, fingerprint))
+        return stored
+
+    def record_inputs(self, execution_id: int, inputs: dict[str, StoredArtifact]) -> None:
+        with self.engine.begin() as c:
+            for name, art in inputs.items():
+                c.execute(events.insert().values(execution_id=execution_id, artifact_id=art.id, kind="input", name=name))
+
+    def outputs_of(self, execution_id: int) -> dict[str, StoredArtifact]:
+        with self.engine.connect() as c:
+            rows = c.execute(artifacts.select().where(artifacts.c.execution_id == execution_id)).mappings().all()
+        return {r["name"]: StoredArtifact(r["id"], r["name"], r["type"], r["uri"], r["fingerprint"]) for r in rows}
+
+    def execution_metrics(self, execution_id: int) -> dict:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(executions.c.metrics).where(executions.c.id == execution_id)).first()
+        return json.loads(row[0] or "{}") if row else {}
+
+    def find_complete(self, pipeline: str, component: str, cache_key: str | None = None) -> int | None:
+        """The latest COMPLETE execution of a component (with this cache key, if given) whose outputs exist."""
+        q = executions.select().where(
+            (executions.c.pipeline == pipeline) & (executions.c.component == component)
+            & (executions.c.status == "COMPLETE"))
+        if cache_key is not None:
+            q = q.where(executions.c.cache_key == cache_key)
+        with self.engine.connect() as c:
+            rows = c.execute(q.order_by(executions.c.id.desc())).mappings().all()
+        for row in rows:
+            outs = self.outputs_of(row["id"])
+            if outs and all(Path(a.uri).exists() for a in outs.values()):
+                return row["id"]
+        return None
+
+    def lineage(self, artifact_id: int) -> list[dict]:
+        """The executions that produced an artifact and, recursively, their inputs (newest first)."""
+        chain, frontier = [], [artifact_id]
+        with self.engine.connect() as c:
+            while frontier:
+                aid = frontier.pop()
+                row = c.execute(sa.select(artifacts.c.execution_id, artifacts.c.name, artifacts.c.uri)
+                                .where(artifacts.c.id == aid)).first()
+                if row is None:
+                    continue
+                ex = c.execute(executions.select().where(executions.c.id == row.execution_id)).mappings().first()
+                chain.append({"artifact": row.name, "uri": row.uri, "component": ex["component"], "execution": ex["id"]})
+                frontier += [r.artifact_id for r in c.execute(sa.select(events.c.artifact_id).where(
+                    (events.c.execution_id == ex["id"]) & (events.c.kind == "input")))]
+        return chain

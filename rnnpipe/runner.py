@@ -1,0 +1,261 @@
+"""The local runner: executes a pipeline's steps in order with caching, atomic outputs and a lock.
+
+Each execution writes into ``<root>/<app>/<step>/.tmp-<execution_id>/`` and is renamed to
+``<root>/<app>/<step>/<execution_id>/`` only when its executor returns, so a killed run never leaves
+something that looks finished; the next run deletes the leftovers and resumes from the last
+complete step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .dsl import Artifact, Component, Pipeline
+from .errors import PipelineLockedError, RnnpipeError
+from .metadata import MetadataStore, StoredArtifact
+from .tracking import Tracker, git_commit, tracking_uri
+
+log = logging.getLogger("rnnpipe")
+
+
+def fingerprint_dir(path: Path) -> str:
+    """A content hash of a file or directory tree (names and bytes)."""
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for f in files:
+        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+class RecordingTracker:
+    """Logs to MLflow and remembers what was logged, so a later cache hit can log the same again."""
+
+    def __init__(self, tracker: Tracker, prefix: str, tmp_dir: Path, final_dir: Path) -> None:
+        self._tracker, self._prefix = tracker, prefix
+        self._tmp, self._final = tmp_dir, final_dir
+        self.record: dict[str, list] = {"metrics": [], "files": [], "tags": []}
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        self._tracker.log_metric(key, value, step)
+        self.record["metrics"].append([key, float(value), step])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for k, v in metrics.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.log_metric(k, v, step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self._tracker.log_artifact(path, artifact_path)
+        path = Path(path).resolve()
+        if path.is_relative_to(self._tmp):  # replayable only if it lives in the step's own outputs
+            self.record["files"].append([str(self._final / path.relative_to(self._tmp)), artifact_path])
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self._tracker.set_tag(key, value)
+        self.record["tags"].append([key, value])
+
+
+def replay(tracker: Tracker, record: dict) -> None:
+    for key, value, step in record.get("metrics", []):
+        tracker.log_metric(key, value, step)
+    for path, artifact_path in record.get("files", []):
+        if Path(path).exists():
+            tracker.log_artifact(path, artifact_path)
+    for key, value in record.get("tags", []):
+        tracker.set_tag(key, value)
+
+
+@dataclass
+class ExecutionContext:
+    """What the runner hands an executor besides its artifacts and parameters."""
+
+    pipeline: str
+    step: str
+    execution_id: int
+    scratch_dir: Path  # survives failed attempts of the same cache key: checkpoints live here
+    beam_args: list[str]
+    strategy: str
+    serving_dir: Path
+    tracker: RecordingTracker
+
+    def log(self, message: str) -> None:
+        log.info("%s: %s", self.step, message)
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    mlflow_run_id: str
+    executed: list[str] = field(default_factory=list)
+    cache_hits: list[str] = field(default_factory=list)
+    outputs: dict[str, dict[str, Artifact]] = field(default_factory=dict)
+    metrics: dict[str, dict] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def pipeline_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise PipelineLockedError(
+                f"another run of this pipeline is in progress ({holder}, lock {root / '.lock'}); "
+                "wait for it to finish") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def metadata_url(cfg: Config) -> str:
+    return cfg.metadata_url or f"sqlite:///{Path(cfg.pipeline_root).resolve() / 'metadata.sqlite'}"
+
+
+def _cache_key(step: Component, inputs: dict[str, StoredArtifact]) -> str:
+    payload = {
+        "component": type(step).__name__, "id": step.id, "code": step.code_version(),
+        "params": step.params_json(), "external": step.external_fingerprint(),
+        "inputs": {k: a.fingerprint for k, a in sorted(inputs.items())},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _selected(pipeline: Pipeline, from_step: str | None, only: str | None) -> tuple[set[str], set[str]]:
+    """Steps forced to run, and upstream steps whose latest outputs are reused whatever their key."""
+    for name in (from_step, only):
+        if name is not None and name not in {s.id for s in pipeline.steps}:
+            raise RnnpipeError(f"no step '{name}' in pipeline {pipeline.name}; steps: "
+                               f"{', '.join(s.id for s in pipeline.steps)}")
+    if only:
+        return {only}, pipeline.upstream_of(only)
+    if from_step:
+        forced = pipeline.downstream_of(from_step)
+        return forced, {s.id for s in pipeline.steps} - forced
+    return set(), set()
+
+
+def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = None,
+                 only: str | None = None) -> RunResult:
+    root = Path(cfg.pipeline_root).resolve() / pipeline.name
+    forced, reuse_latest = _selected(pipeline, from_step, only)
+    with pipeline_lock(root):
+        store = MetadataStore(metadata_url(cfg))
+        if store.abandon_stale(pipeline.name):
+            log.warning("found executions left unfinished by a killed run; they are discarded and re-run")
+        for tmp in root.glob("*/.tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+        run_id = store.start_run(pipeline.name)
+        experiment = cfg.mlflow.experiment or pipeline.name
+        tracker = Tracker.start(tracking_uri(cfg.mlflow.tracking_uri), experiment, f"{pipeline.name}-{run_id[:8]}",
+                                {"rnnpipe.pipeline_run_id": run_id, "rnnpipe.pipeline": pipeline.name,
+                                 "mlflow.source.git.commit": git_commit()})
+        tracker.log_params(cfg.to_dict())
+        store.set_run_mlflow_id(run_id, tracker.run_id)
+        result = RunResult(run_id, tracker.run_id)
+        log.info("pipeline %s: run %s (MLflow run %s)", pipeline.name, run_id[:8], tracker.run_id)
+        try:
+            produced: dict[tuple[str, str], StoredArtifact] = {}
+            for step in pipeline.steps:
+                if only and step.id not in forced | reuse_latest:
+                    continue
+                inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
+                outs, metrics = _run_step(step, inputs, pipeline.name, root, store, run_id, tracker, cfg,
+                                          force=step.id in forced, reuse_latest=step.id in reuse_latest,
+                                          result=result)
+                for name, art in outs.items():
+                    produced[(step.id, name)] = art
+                result.outputs[step.id] = {n: Artifact(n, a.type, a.uri) for n, a in outs.items()}
+                result.metrics[step.id] = metrics
+            tracker.set_tag("rnnpipe.cache_hits", ",".join(result.cache_hits) or "none")
+            tracker.set_tag("rnnpipe.executed", ",".join(result.executed) or "none")
+            store.finish_run(run_id, "COMPLETE", cache_hits=result.cache_hits, metrics=result.metrics,
+                             mlflow_run_id=tracker.run_id)
+            tracker.finish("FINISHED")
+        except BaseException as e:
+            store.finish_run(run_id, "FAILED", cache_hits=result.cache_hits, metrics=result.metrics,
+                             mlflow_run_id=tracker.run_id, error=f"{type(e).__name__}: {e}")
+            tracker.set_tag("rnnpipe.error", f"{type(e).__name__}: {e}"[:5000])
+            tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            raise
+    return result
+
+
+def _run_step(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, root: Path,
+              store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *, force: bool,
+              reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
+    key = _cache_key(step, inputs)
+    if reuse_latest:
+        previous = store.find_complete(pipeline, step.id)
+        if previous is None:
+            raise RnnpipeError(f"{step.id} has never completed in pipeline {pipeline}: run the whole pipeline first")
+    else:
+        previous = None if force else store.find_complete(pipeline, step.id, key)
+    if previous is not None:
+        record = store.execution_metrics(previous)
+        store.start_execution(run_id, pipeline, step.id, key, status="CACHED", reused=previous)
+        replay(tracker, record)
+        result.cache_hits.append(step.id)
+        log.info("%s: cache hit (execution %d)", step.id, previous)
+        return store.outputs_of(previous), _final_metrics(record)
+
+    execution_id = store.start_execution(run_id, pipeline, step.id, key)
+    store.record_inputs(execution_id, inputs)
+    step_dir = root / step.id
+    tmp, final = step_dir / f".tmp-{execution_id}", step_dir / str(execution_id)
+    out_artifacts = {name: Artifact(name, type_, str(tmp / name)) for name, type_ in step.OUTPUTS.items()}
+    for art in out_artifacts.values():
+        Path(art.uri).mkdir(parents=True)
+    scratch = root / ".scratch" / step.id / key[:16]
+    scratch.mkdir(parents=True, exist_ok=True)
+    ctx = ExecutionContext(pipeline, step.id, execution_id, scratch, [f"--runner={cfg.beam.runner}", *cfg.beam.options],
+                           cfg.distribution.strategy, Path(cfg.serving_dir).resolve(),
+                           RecordingTracker(tracker, step.id, tmp.resolve(), final.resolve()))
+    in_artifacts = {k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()}
+    log.info("%s: running (execution %d)", step.id, execution_id)
+    started = time.time()
+    try:
+        metrics = step.executor(in_artifacts, out_artifacts, dict(step.params), ctx) or {}
+    except BaseException:
+        store.finish_execution(execution_id, "FAILED")
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    elapsed = time.time() - started
+    ctx.tracker.log_metric(f"time/{step.id}_seconds", elapsed)
+    ctx.tracker.log_metrics({f"{step.id}/{k}": v for k, v in metrics.items()})
+    os.replace(tmp, final)
+    outs = {a.name: a for a in store.record_outputs(execution_id, [
+        (name, type_, str(final / name), fingerprint_dir(final / name)) for name, type_ in step.OUTPUTS.items()])}
+    ctx.tracker.record["final"] = metrics
+    store.finish_execution(execution_id, "COMPLETE", ctx.tracker.record)
+    shutil.rmtree(scratch, ignore_errors=True)
+    result.executed.append(step.id)
+    log.info("%s: done in %.1fs", step.id, elapsed)
+    return outs, metrics
+
+
+def _final_metrics(record: dict) -> dict:
+    return record.get("final", {})

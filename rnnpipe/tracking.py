@@ -1,0 +1,101 @@
+"""MLflow tracking: one experiment per application, one MLflow run per pipeline run.
+
+Calls go through an ``MlflowClient`` bound to one run id, so nothing depends on MLflow's global
+"active run" and executors can be handed the tracker explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+def tracking_uri(configured: str | None) -> str:
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+
+
+def _artifact_location(uri: str, experiment: str) -> str | None:
+    # With a local SQLite store, keep artifacts beside the database instead of MLflow's ./mlruns default.
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///")).resolve()
+        return (db.parent / "mlartifacts" / experiment).as_uri()
+    return None
+
+
+def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            flat.update(flatten(v, f"{prefix}{k}."))
+        else:
+            flat[f"{prefix}{k}"] = v
+    return flat
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class Tracker:
+    """Logs to one MLflow run; every value is also kept in ``record`` so cached steps can replay it."""
+
+    def __init__(self, client: Any, run_id: str) -> None:
+        self.client = client
+        self.run_id = run_id
+
+    @classmethod
+    def start(cls, uri: str, experiment: str, run_name: str, tags: dict[str, str]) -> Tracker:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
+        exp_id = exp.experiment_id if exp else client.create_experiment(
+            experiment, artifact_location=_artifact_location(uri, experiment))
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+        return cls(client, run.info.run_id)
+
+    def log_params(self, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param as MlflowParam
+
+        items = [MlflowParam(k, str(v)[:6000]) for k, v in flatten(params).items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        value = float(value)
+        if math.isfinite(value):
+            self.client.log_metric(self.run_id, key, value, step=step or 0)
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        for k, v in flatten(metrics).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                self.log_metric(k, v, step)
+
+    def log_series(self, series: dict[str, list[float]]) -> None:
+        for key, values in series.items():
+            for step, value in enumerate(values):
+                self.log_metric(key, value, step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.client.set_tag(self.run_id, key, value if isinstance(value, str) else json.dumps(value))
+
+    def finish(self, status: str) -> None:
+        self.client.set_terminated(self.run_id, status=status)

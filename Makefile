@@ -1,0 +1,44 @@
+# `make run` and `make test` set everything up on a fresh machine (Python 3.11 with venv).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+UV_VERSION := 0.13.9
+
+.PHONY: run test test-slow bench lint system-deps lock clean
+
+$(STAMP): requirements.lock setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rnnpipe needs Python 3.11, found " + sys.version'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/rnnpipe data fetch sentiment
+	$(BIN)/rnnpipe run sentiment
+
+test: $(STAMP)
+	$(BIN)/pytest -m "not slow" -q
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -m slow -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/stage_times.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+# Debian packages the later applications need (speech: espeak-ng, sox, flite; translation: sword).
+system-deps:
+	apt-get update && apt-get install -y --no-install-recommends espeak-ng sox flite pocketsphinx-testdata \
+		libsword-utils sword-text-kjv sword-text-sparv
+
+# Re-pin the whole stack after editing requirements.in.
+lock: $(STAMP)
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf pipeline_root serving mlflow.db mlartifacts

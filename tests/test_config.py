@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.config import load_config, parse_set
+from rnnpipe.errors import ConfigError
+
+SENTIMENT = Path(__file__).resolve().parents[1] / "pipelines" / "sentiment" / "config.yaml"
+
+
+def test_defaults_and_overrides_layer_in_order(tmp_path: Path) -> None:
+    user = tmp_path / "user.yaml"
+    user.write_text("trainer:\n  epochs: 3\n  learning_rate: 1\nmodel:\n  cell: lstm\n")
+    cfg = load_config(SENTIMENT, user, ["trainer.epochs=7", "beam.options=['--direct_num_workers=2']"])
+    assert cfg.trainer.epochs == 7  # --set wins over --config
+    assert cfg.trainer.learning_rate == 1.0 and isinstance(cfg.trainer.learning_rate, float)
+    assert cfg.model.cell == "lstm"
+    assert cfg.beam.options == ["--direct_num_workers=2"]
+    assert cfg.beam.runner == "DirectRunner"  # engine default kept
+
+
+def test_unknown_key_names_key_and_suggests_the_closest() -> None:
+    with pytest.raises(ConfigError, match=r"unknown config key 'trainer\.epoch'.*did you mean 'trainer\.epochs'"):
+        load_config(SENTIMENT, None, ["trainer.epoch=3"])
+
+
+def test_unknown_key_in_config_file_names_the_file(tmp_path: Path) -> None:
+    user = tmp_path / "user.yaml"
+    user.write_text("modle:\n  units: 8\n")
+    with pytest.raises(ConfigError, match=r"user\.yaml: unknown config key 'modle'.*did you mean 'model'"):
+        load_config(SENTIMENT, user)
+
+
+def test_wrong_type_is_rejected_with_expected_and_received() -> None:
+    with pytest.raises(ConfigError, match=r"'trainer\.epochs' must be of type int.*got str 'many'"):
+        load_config(SENTIMENT, None, ["trainer.epochs=many"])
+    with pytest.raises(ConfigError, match=r"'model\.bidirectional' must be of type bool"):
+        load_config(SENTIMENT, None, ["model.bidirectional=3"])
+
+
+def test_set_needs_key_value() -> None:
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_set("trainer.epochs")
+    assert parse_set("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
+        load_config(SENTIMENT, tmp_path / "nope.yaml")

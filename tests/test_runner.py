@@ -77,11 +77,6 @@ def test_concurrent_run_is_refused_while_the_lock_is_held(workdir: Path) -> None
 
 def test_failed_step_leaves_no_artifact_and_is_rerun(workdir: Path) -> None:
     cfg = toy_config(workdir)
-    broken = Pipeline("toy", [Source(value=1), Scale(numbers=Source(value=1), factor=2)])
-    assert broken  # wiring error: Scale reads from a Source that is not in the list
-    with pytest.raises(ValueError, match="not listed before it"):
-        src = Source(value=1)
-        Pipeline("toy", [Scale(numbers=src)])
     src = Source(value=1)
 
     class Exploding(Scale):
@@ -121,6 +116,12 @@ def test_sigkill_mid_step_resumes_without_reusing_the_partial_artifact(workdir: 
     with engine.connect() as c:
         status = c.execute(sa.select(executions.c.status).where(executions.c.id == killed_execution)).scalar()
     assert status == "ABANDONED"
+
+
+def test_pipeline_wiring_must_follow_the_list_order() -> None:
+    src = Source(value=1)
+    with pytest.raises(ValueError, match="step Scale reads 'numbers' from Source, which is not listed before it"):
+        Pipeline("toy", [Scale(numbers=src), src])
 
 
 def test_components_validate_their_arguments() -> None:

@@ -1,7 +1,8 @@
 """Layered YAML configuration: engine defaults < application defaults < --config FILE < --set k=v.
 
 Every layer above the defaults may only set keys the defaults declare, with a value of the declared
-type; anything else is rejected naming the key and the closest valid one.
+type; anything else is rejected naming the key and the closest valid one. Top-level sections are
+checked key by key; a mapping inside a section (``evaluator.thresholds``) is one value, replaced whole.
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def merge(defaults: dict, override: dict, *, source: str, prefix: str = "", all_
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{source}: unknown config key '{dotted}'{hint}")
         default = defaults[key]
-        if isinstance(default, dict) and default:
+        if isinstance(default, dict) and not prefix:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {type(value).__name__} {value!r}")
             out[key] = merge(default, value, source=source, prefix=dotted + ".", all_keys=all_keys)

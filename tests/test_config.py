@@ -49,3 +49,11 @@ def test_set_needs_key_value() -> None:
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found: .*nope.yaml"):
         load_config(SENTIMENT, tmp_path / "nope.yaml")
+
+
+def test_mappings_inside_a_section_are_replaced_whole() -> None:
+    cfg = load_config(SENTIMENT, None, ["evaluator.thresholds={macro_f1: 0.7}", "example_gen.splits={a: 1, b: 1}"])
+    assert cfg.evaluator.thresholds == {"macro_f1": 0.7}
+    assert cfg.example_gen.splits == {"a": 1, "b": 1}
+    with pytest.raises(ConfigError, match=r"'evaluator\.thresholds' must be of type dict"):
+        load_config(SENTIMENT, None, ["evaluator.thresholds=0.7"])

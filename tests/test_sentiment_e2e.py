@@ -1,0 +1,128 @@
+"""The sentiment pipeline end to end on 800 real sentences: real Beam, tf.Transform, training, MLflow,
+export, a fresh-process reload, caching, gating and bad input through the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.cli import main
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
+SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=2", "--set", "transform.min_frequency=1",
+         "--set", "model.units=16", "--set", "model.embedding_dim=16"]
+PUSH_ANYWAY = ["--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
+
+RELOAD = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+texts = json.load(open(sys.argv[2]))
+out = fn(text=tf.constant(texts))
+assert not [m for m in sys.modules if m.split(".")[0] in ("rnnpipe", "keras", "tensorflow_transform", "mlflow")]
+print(json.dumps({"probabilities": out["probabilities"].numpy().tolist(),
+                  "label": [x.decode() for x in out["label"].numpy()]}))
+"""
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("sentiment")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(work)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY]) == 0
+    yield {"work": work}
+    mp.undo()
+
+
+def latest(work: Path, step: str) -> Path:
+    dirs = sorted((work / "pipeline_root" / "sentiment" / step).glob("[0-9]*"), key=lambda p: int(p.name))
+    return dirs[-1]
+
+
+def test_pushed_model_reloads_in_a_fresh_process_with_the_evaluators_probabilities(pushed: dict) -> None:
+    work = pushed["work"]
+    version_dir = work / "serving" / "sentiment" / "1"
+    assert (version_dir / "saved_model.pb").exists()
+    assert 'name: "sentiment"' in (work / "serving" / "models.config").read_text()
+    logged = [json.loads(line) for line in (latest(work, "Evaluator") / "evaluation" / "predictions.jsonl").open()]
+    texts = work / "texts.json"
+    texts.write_text(json.dumps([r["text"] for r in logged]))
+    proc = subprocess.run([sys.executable, "-c", RELOAD, str(version_dir), str(texts)], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = json.loads(proc.stdout.strip().splitlines()[-1])
+    for row, probs, label in zip(logged, served["probabilities"], served["label"], strict=True):
+        assert probs == pytest.approx(row["probabilities"], abs=1e-5)
+        assert label == ["negative", "positive"][row["predicted"]]
+
+
+def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{pushed['work'] / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sentiment")
+    run = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["trainer.epochs"] == "2" and run.data.params["model.cell"] == "gru"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]
+    assert 0.0 <= run.data.metrics["Evaluator/test_accuracy"] <= 1.0
+    assert "Evaluator/test_accuracy.source:movie" in run.data.metrics
+    assert run.data.tags["rnnpipe.pushed_version"] == "1"
+    artifacts = {f.path for d in ("plots", "schema", "evaluation", "statistics")
+                 for f in client.list_artifacts(run.info.run_id, d)}
+    assert {"plots/confusion_matrix.png", "plots/learning_curves.png", "schema/schema.pbtxt",
+            "evaluation/predictions_sample.jsonl", "statistics/summary.txt"} <= artifacts
+
+
+def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY]) == 0
+    out = capsys.readouterr().out
+    assert "executed:   nothing" in out
+    assert "cache hits: ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Transform, Trainer, Evaluator, " \
+           "Pusher" in out
+    assert main(["predict", "sentiment", "a wonderful, moving film", "awful"]) == 0
+    out = capsys.readouterr().out
+    assert "'a wonderful, moving film': label=" in out and "probabilities=" in out
+    assert main(["runs", "sentiment"]) == 0
+    assert capsys.readouterr().out.count("COMPLETE") == 2
+
+
+def test_unblessed_model_is_not_pushed(pushed: dict, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "sentiment", *SMALL, "--set", "evaluator.thresholds={accuracy: 1.01}"]) == 0
+    out = capsys.readouterr().out
+    assert "pushed: nothing (the model was not blessed)" in out
+    assert "Trainer" in out.split("cache hits:")[1].splitlines()[0]  # only the gate re-ran
+    assert sorted(p.name for p in (pushed["work"] / "serving" / "sentiment").iterdir()) == ["1"]
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("reviews.csv", 'text,label\n"good",1\n"bad, really",0,oops\n', r"reviews\.csv:3: expected 2 columns"),
+    ("empty.jsonl", "", r"empty\.jsonl: no records; the dataset is empty"),
+    (None, None, r"data file not found: .*missing\.jsonl"),
+])
+def test_bad_input_fails_clearly_and_leaves_nothing(workdir: Path, capsys: pytest.CaptureFixture,
+                                                   name: str | None, content: str | None, message: str) -> None:
+    path = workdir / (name or "missing.jsonl")
+    if content is not None:
+        path.write_text(content)
+    assert main(["run", "sentiment", "--set", f"data.path={path}", "--set", "example_gen.split_key=[]"]) == 2
+    import re
+
+    assert re.search(message, capsys.readouterr().err)
+    assert not (workdir / "serving").exists()
+    step_dir = workdir / "pipeline_root" / "sentiment" / "ExampleGen"
+    assert not step_dir.exists() or not list(step_dir.iterdir())
+
+
+def test_unknown_config_key_fails_before_anything_runs(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["run", "sentiment", "--set", "trainer.epoch=1"]) == 2
+    assert "did you mean 'trainer.epochs'" in capsys.readouterr().err
+    assert not (workdir / "pipeline_root").exists()

@@ -93,7 +93,7 @@ def _read_csv(path: Path) -> Iterator[tuple[str, dict]]:
             if len(row) != len(header):
                 raise DataError(f"{where}: expected {len(header)} columns ({', '.join(header)}), got {len(row)}; "
                                 "quote fields that contain commas")
-            yield where, {k: _parse_csv_value(v) for k, v in zip(header, row)}
+            yield where, {k: _parse_csv_value(v) for k, v in zip(header, row, strict=True)}
 
 
 def _read_text(path: Path) -> Iterator[tuple[str, dict]]:

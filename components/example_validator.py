@@ -49,7 +49,8 @@ def find_anomalies(stats: dict[str, dict], schema: schema_pb2.Schema, max_missin
             if feature.HasField("int_domain") and f.get("min") is not None:
                 lo, hi = feature.int_domain.min, feature.int_domain.max
                 if f["min"] < lo or f["max"] > hi:
-                    add(split, feature.name, "OUT_OF_DOMAIN", f"values in [{f['min']}, {f['max']}], domain [{lo}, {hi}]")
+                    add(split, feature.name, "OUT_OF_DOMAIN",
+                        f"values in [{f['min']}, {f['max']}], domain [{lo}, {hi}]")
             if feature.HasField("string_domain"):
                 allowed = set(feature.string_domain.value)
                 unseen = [v for v, _ in f.get("top_values", []) if v not in allowed]
@@ -73,12 +74,13 @@ def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifa
     ctx.tracker.log_artifact(report, "anomalies")
     blocking = [a for a in anomalies if a["kind"] in BLOCKING]
     for a in anomalies:
-        ctx.log(f"{'BLOCKING' if a in blocking else 'warning'} {a['kind']} in {a['split']}/{a['feature']}: {a['detail']}")
+        severity = "BLOCKING" if a in blocking else "warning"
+        ctx.log(f"{severity} {a['kind']} in {a['split']}/{a['feature']}: {a['detail']}")
     if blocking:
-        lines = "\n".join(f"  - split '{a['split']}', feature '{a['feature']}': {a['kind']}: {a['detail']}" for a in blocking)
-        raise DataError(f"ExampleValidator found {len(blocking)} blocking anomal{'y' if len(blocking) == 1 else 'ies'}; "
-                        f"the run stops before Transform:\n{lines}\nFix the data, or adjust the schema if the "
-                        "change is intended.")
+        lines = "\n".join(f"  - split '{a['split']}', feature '{a['feature']}': {a['kind']}: {a['detail']}"
+                          for a in blocking)
+        raise DataError(f"ExampleValidator found {len(blocking)} blocking anomalies; the run stops before "
+                        f"Transform:\n{lines}\nFix the data, or adjust the schema if the change is intended.")
     return {"anomalies": len(anomalies)}
 
 

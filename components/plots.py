@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 def plot_learning_curves(history: dict[str, list[float]], path: Path) -> Path:
     names = sorted({k.removeprefix("val_") for k in history})
     fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         for key, style in ((name, "-o"), (f"val_{name}", "--o")):
             if key in history:
                 ax.plot(range(1, len(history[key]) + 1), history[key], style, label=key)

@@ -99,7 +99,7 @@ class ExampleStatsFn(beam.CombineFn):
                 g["present"] += f["present"]
                 g["values"] += f["values"]
                 if f["min_values"] is not None:
-                    g["min_values"] = f["min_values"] if g["min_values"] is None else min(g["min_values"], f["min_values"])
+                    g["min_values"] = min(v for v in (g["min_values"], f["min_values"]) if v is not None)
                 g["max_values"] = max(g["max_values"], f["max_values"])
                 for k in ("n", "sum", "sumsq", "nan", "inf", "seen"):
                     g["num"][k] += f["num"][k]

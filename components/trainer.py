@@ -94,6 +94,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
     export_serving_model(model, tft_output, task, outputs["model"].uri)
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
+    ctx.tracker.log_artifact(outputs["model"].path(), "serving_model")
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
     return {"epochs": len(next(iter(hist.values()), [])), f"best_{params['monitor']}": best,

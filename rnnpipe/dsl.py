@@ -120,7 +120,8 @@ class Component:
                 expected = cls.INPUTS[key]
                 actual = value.node.OUTPUTS[value.name]
                 if actual != expected:
-                    raise TypeError(f"{self.id}: input '{key}' expects a {expected} artifact, got {actual} from {value}")
+                    raise TypeError(f"{self.id}: input '{key}' expects a {expected} artifact, "
+                                    f"got {actual} from {value}")
                 self.inputs[key] = value
             elif key in cls.PARAMETERS:
                 self.params[key] = _check_param(self.id, key, cls.PARAMETERS[key], value)

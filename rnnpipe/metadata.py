@@ -140,7 +140,8 @@ class MetadataStore:
     def record_inputs(self, execution_id: int, inputs: dict[str, StoredArtifact]) -> None:
         with self.engine.begin() as c:
             for name, art in inputs.items():
-                c.execute(events.insert().values(execution_id=execution_id, artifact_id=art.id, kind="input", name=name))
+                c.execute(events.insert().values(execution_id=execution_id, artifact_id=art.id, kind="input",
+                                                 name=name))
 
     def outputs_of(self, execution_id: int) -> dict[str, StoredArtifact]:
         with self.engine.connect() as c:
@@ -178,7 +179,8 @@ class MetadataStore:
                 if row is None:
                     continue
                 ex = c.execute(executions.select().where(executions.c.id == row.execution_id)).mappings().first()
-                chain.append({"artifact": row.name, "uri": row.uri, "component": ex["component"], "execution": ex["id"]})
+                chain.append({"artifact": row.name, "uri": row.uri, "component": ex["component"],
+                              "execution": ex["id"]})
                 frontier += [r.artifact_id for r in c.execute(sa.select(events.c.artifact_id).where(
                     (events.c.execution_id == ex["id"]) & (events.c.kind == "input")))]
         return chain

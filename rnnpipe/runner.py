@@ -134,10 +134,10 @@ def metadata_url(cfg: Config) -> str:
     return cfg.metadata_url or f"sqlite:///{Path(cfg.pipeline_root).resolve() / 'metadata.sqlite'}"
 
 
-def _cache_key(step: Component, inputs: dict[str, StoredArtifact]) -> str:
+def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str) -> str:
     payload = {
         "component": type(step).__name__, "id": step.id, "code": step.code_version(),
-        "params": step.params_json(), "external": step.external_fingerprint(),
+        "params": step.params_json(), "external": external,
         "inputs": {k: a.fingerprint for k, a in sorted(inputs.items())},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -183,7 +183,10 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                 if only and step.id not in forced | reuse_latest:
                     continue
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-                outs, metrics = _run_step(step, inputs, pipeline.name, root, store, run_id, tracker, cfg,
+                external = step.external_fingerprint()
+                if external:
+                    tracker.set_tag(f"rnnpipe.data_fingerprint.{step.id}", external)
+                outs, metrics = _run_step(step, inputs, external, pipeline.name, root, store, run_id, tracker, cfg,
                                           force=step.id in forced, reuse_latest=step.id in reuse_latest,
                                           result=result)
                 for name, art in outs.items():
@@ -204,10 +207,10 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
     return result
 
 
-def _run_step(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, root: Path,
+def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str, pipeline: str, root: Path,
               store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *, force: bool,
               reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
-    key = _cache_key(step, inputs)
+    key = _cache_key(step, inputs, external)
     if reuse_latest:
         previous = store.find_complete(pipeline, step.id)
         if previous is None:

@@ -131,3 +131,11 @@ def test_components_validate_their_arguments() -> None:
         Scale(numbers=Source(value=1), fctor=2)
     with pytest.raises(TypeError, match="missing required parameter 'value'"):
         Source()
+
+
+def test_lineage_walks_back_to_the_source(workdir: Path) -> None:
+    cfg = toy_config(workdir)
+    run_pipeline(toy_pipeline(), cfg)
+    store = MetadataStore(metadata_url(cfg))
+    final = store.outputs_of(store.find_complete("toy", "ScaleAgain"))["numbers"]
+    assert [step["component"] for step in store.lineage(final.id)] == ["ScaleAgain", "Scale", "Source"]

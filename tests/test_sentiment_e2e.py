@@ -75,6 +75,8 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: 
     assert 0.0 <= run.data.metrics["Evaluator/test_accuracy"] <= 1.0
     assert "Evaluator/test_accuracy.source:movie" in run.data.metrics
     assert run.data.tags["rnnpipe.pushed_version"] == "1"
+    assert len(run.data.tags["rnnpipe.data_fingerprint.ExampleGen"]) == 64
+    assert "serving_model/saved_model.pb" in {f.path for f in client.list_artifacts(run.info.run_id, "serving_model")}
     artifacts = {f.path for d in ("plots", "schema", "evaluation", "statistics")
                  for f in client.list_artifacts(run.info.run_id, d)}
     assert {"plots/confusion_matrix.png", "plots/learning_curves.png", "schema/schema.pbtxt",

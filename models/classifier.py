@@ -1,0 +1,110 @@
+"""Builder of the token-sequence classifier used by the text applications."""
+
+from __future__ import annotations
+
+import keras
+
+from ._validation import (
+    check_bool,
+    check_choice,
+    check_int_at_least,
+    check_positive_int,
+    check_rate,
+)
+from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
+from .recurrent import GRU, LSTM, SimpleRNN
+
+__all__ = ["CELL_TYPES", "POOLING_TYPES", "build_sequence_classifier"]
+
+CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
+POOLING_TYPES = ("last", "mean", "max")
+
+
+def build_sequence_classifier(
+    vocab_size: int,
+    num_classes: int,
+    *,
+    embedding_dim: int = 64,
+    cell: str = "gru",
+    units: int = 64,
+    num_layers: int = 1,
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    pooling: str = "last",
+    max_length: int | None = None,
+) -> keras.Model:
+    """Embedding -> stacked (bi)directional RNN -> pooling -> softmax.
+
+    Input is int64 token ids `[batch, time]` (int32 is accepted and cast)
+    where id 0 is padding: the embedding masks it, so padded steps are
+    skipped by every recurrent layer and by the pooling. Output is
+    `[batch, num_classes]` class probabilities.
+
+    Args:
+        vocab_size: number of token ids including the padding id 0 (>= 2).
+        num_classes: number of classes (>= 2).
+        embedding_dim: size of the token embedding.
+        cell: one of `"gru"`, `"lstm"`, `"simple_rnn"` (rnnpipe's fast layers).
+        units: units of each recurrent layer (per direction).
+        num_layers: number of stacked recurrent layers (>= 1).
+        bidirectional: wrap each recurrent layer in
+            `keras.layers.Bidirectional` (merge mode "concat").
+        dropout: input dropout of each recurrent layer and dropout before the
+            output layer, in [0, 1).
+        recurrent_dropout: recurrent dropout of each recurrent layer, in [0, 1).
+        pooling: `"last"` (output of the last valid step; for a backward
+            direction, of the first token), `"mean"` or `"max"` (over valid
+            steps).
+        max_length: static sequence length, or `None` for variable length.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import build_sequence_classifier
+    >>> model = build_sequence_classifier(100, 3, embedding_dim=8, units=8)
+    >>> probs = model(np.array([[4, 2, 9, 0, 0]]))
+    >>> tuple(probs.shape), bool(abs(float(probs.numpy().sum()) - 1.0) < 1e-5)
+    ((1, 3), True)
+    """
+    vocab_size = check_int_at_least("vocab_size", vocab_size, 2)
+    num_classes = check_int_at_least("num_classes", num_classes, 2)
+    embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+    check_choice("cell", cell, tuple(CELL_TYPES))
+    units = check_positive_int("units", units)
+    num_layers = check_positive_int("num_layers", num_layers)
+    check_bool("bidirectional", bidirectional)
+    dropout = check_rate("dropout", dropout)
+    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    check_choice("pooling", pooling, POOLING_TYPES)
+    if max_length is not None:
+        max_length = check_positive_int("max_length", max_length)
+
+    layer_class = CELL_TYPES[cell]
+    tokens = keras.Input(shape=(max_length,), dtype="int64", name="tokens")
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(
+        tokens
+    )
+    for index in range(num_layers):
+        is_last = index == num_layers - 1
+        rnn = layer_class(
+            units,
+            dropout=dropout,
+            recurrent_dropout=recurrent_dropout,
+            return_sequences=not (is_last and pooling == "last"),
+            name=f"{cell}_{index}",
+        )
+        if bidirectional:
+            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}_{index}")
+        x = rnn(x)
+    if pooling == "mean":
+        x = MaskedMeanPooling1D(name="mean_pool")(x)
+    elif pooling == "max":
+        x = MaskedMaxPooling1D(name="max_pool")(x)
+    if dropout > 0.0:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(tokens, probabilities, name=f"{cell}_sequence_classifier")

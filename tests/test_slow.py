@@ -1,0 +1,52 @@
+"""Slow end-to-end checks (`make test-slow`): the default run's quality, and a Trainer killed
+mid-training resuming from its last finished epoch."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.cli import main
+
+pytestmark = pytest.mark.slow
+SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
+
+
+def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdir: Path) -> None:
+    assert main(["run", "sentiment"]) == 0
+    evaluation = next((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/evaluation/evaluation.json"))
+    movie = json.loads(evaluation.read_text())["slices"]["source:movie"]
+    assert movie["model"]["accuracy"] >= 0.75
+    assert movie["model"]["accuracy"] > movie["baseline"]["accuracy"] + 0.2
+    assert (workdir / "serving" / "sentiment" / "1" / "saved_model.pb").exists()
+
+
+def test_killed_trainer_resumes_from_its_last_finished_epoch(workdir: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    args = ["run", "sentiment", "--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=4",
+            "--set", "trainer.patience=10", "--set", "transform.min_frequency=1"]
+    proc = subprocess.Popen([sys.executable, "-m", "rnnpipe.cli", *args], cwd=workdir,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scratch = workdir / "pipeline_root" / "sentiment" / ".scratch" / "Trainer"
+    deadline = time.time() + 600
+    while not list(scratch.glob("*/backup/*")):  # the first epoch's backup
+        assert proc.poll() is None and time.time() < deadline
+        time.sleep(0.2)
+    time.sleep(1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+    assert main(args) == 0
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("sentiment")
+    resumed = client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"])[0]
+    steps = [m.step for m in client.get_metric_history(resumed.info.run_id, "train/loss")]
+    assert steps and steps[0] >= 1 and steps[-1] == 3  # epoch 0 was not trained again

@@ -43,6 +43,6 @@ def raw_input_specs(tft_output: Any, names: tuple[str, ...]) -> dict[str, tf.Ten
 
 def export_serving_model(model: Any, tft_output: Any, task: TrainingTask, path: str | Path) -> None:
     module = ServingModule(model, tft_output, task)
-    serve = tf.function(module.serve)
+    serve = tf.function(module.serve, autograph=False)  # plain tensor code; no AutoGraph source reads
     concrete = serve.get_concrete_function(**raw_input_specs(tft_output, task.serving_features))
     tf.saved_model.save(module, str(path), signatures={SIGNATURE: concrete})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from ._validation import (
     check_bool,
@@ -33,6 +34,7 @@ def build_sequence_classifier(
     recurrent_dropout: float = 0.0,
     pooling: str = "last",
     max_length: int | None = None,
+    token_features: np.ndarray | None = None,
 ) -> keras.Model:
     """Embedding -> stacked (bi)directional RNN -> pooling -> softmax.
 
@@ -57,6 +59,10 @@ def build_sequence_classifier(
             direction, of the first token), `"mean"` or `"max"` (over valid
             steps).
         max_length: static sequence length, or `None` for variable length.
+        token_features: optional frozen per-token features of shape
+            `[vocab_size, k]` (e.g. scores from a sentiment lexicon),
+            concatenated to the learned embedding: prior knowledge about
+            rare words that a small training set cannot teach.
 
     Returns:
         An uncompiled `keras.Model`.
@@ -82,12 +88,29 @@ def build_sequence_classifier(
     check_choice("pooling", pooling, POOLING_TYPES)
     if max_length is not None:
         max_length = check_positive_int("max_length", max_length)
+    if token_features is not None:
+        token_features = np.asarray(token_features, dtype="float32")
+        if token_features.ndim != 2 or token_features.shape[0] != vocab_size:
+            raise ValueError(
+                f"Expected token_features of shape (vocab_size={vocab_size}, k), "
+                f"received shape {token_features.shape}."
+            )
 
     layer_class = CELL_TYPES[cell]
     tokens = keras.Input(shape=(max_length,), dtype="int64", name="tokens")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(
         tokens
     )
+    if token_features is not None:
+        prior = keras.layers.Embedding(
+            vocab_size,
+            token_features.shape[1],
+            mask_zero=True,
+            trainable=False,
+            embeddings_initializer=keras.initializers.Constant(token_features),
+            name="token_features",
+        )(tokens)
+        x = keras.layers.Concatenate(name="embedding_and_features")([x, prior])
     for index in range(num_layers):
         is_last = index == num_layers - 1
         rnn = layer_class(

@@ -40,8 +40,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    if not cfg.get("data", {}).get("path"):
-        app.fetch_data(cfg)
+    app.fetch_data(cfg)  # once: a no-op when the cache is filled
     result = run_pipeline(app.build_pipeline(cfg), cfg, from_step=args.from_step, only=args.only)
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
     print(f"  executed:   {', '.join(result.executed) or 'nothing'}")

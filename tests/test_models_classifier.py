@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+
 from rnnpipe.models import GRU, LSTM, SimpleRNN, build_sequence_classifier
 
 VOCAB = 10

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from rnnpipe.models import GRU, LSTM, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 
 UNITS = 6  # == number of input features, so kernels can be diagonal

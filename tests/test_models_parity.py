@@ -11,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+
 from rnnpipe.models import GRU, LSTM, GRUCell, LSTMCell, SimpleRNN, SimpleRNNCell
 
 ATOL = 1e-5

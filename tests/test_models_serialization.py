@@ -12,6 +12,8 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+
+from rnnpipe import models
 from rnnpipe.models import (
     GRU,
     LSTM,
@@ -23,8 +25,6 @@ from rnnpipe.models import (
     SimpleRNNCell,
     build_sequence_classifier,
 )
-
-from rnnpipe import models
 
 # The SavedModel is loaded in a fresh interpreter that imports TensorFlow only
 # (no rnnpipe, no layer classes), as a serving process would. Importing

@@ -10,6 +10,7 @@ import importlib
 
 import numpy as np
 import pytest
+
 from rnnpipe.models import (
     GRU,
     LSTM,

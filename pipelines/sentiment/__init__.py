@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rnnpipe.app import Application
 from rnnpipe.components import (
     Evaluator,
     ExampleGen,
@@ -14,8 +15,6 @@ from rnnpipe.components import (
     Trainer,
     Transform,
 )
-
-from rnnpipe.app import Application
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -32,10 +31,22 @@ def data_path(cfg: Config) -> Path:
     return cache_dir(NAME, cfg.data.cache_dir) / "vader_sentences.jsonl"
 
 
+def lexicon_path(cfg: Config) -> Path:
+    return cache_dir(NAME, cfg.data.cache_dir) / "vader_lexicon.txt"
+
+
 def fetch_data(cfg: Config) -> Path:
-    if cfg.data.path:
-        return data_path(cfg)  # the user's own file: nothing to fetch
-    return data.fetch(data_path(cfg), cfg.data.neutral_band)
+    """The default sentences and the word lexicon (a model prior, also used with the user's own data)."""
+    default = cache_dir(NAME, cfg.data.cache_dir) / "vader_sentences.jsonl"
+    data.fetch(default, lexicon_path(cfg), cfg.data.neutral_band)
+    return data_path(cfg)
+
+
+def model_hparams(cfg: Config) -> dict:
+    hparams = cfg.model.to_dict()
+    if hparams.pop("lexicon_prior"):
+        hparams["lexicon_path"] = str(lexicon_path(cfg))
+    return hparams
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
@@ -47,7 +58,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
                           config=cfg.transform.to_dict())
     trainer = Trainer(transformed_examples=transform["transformed_examples"],
                       transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=cfg.model.to_dict(), **cfg.trainer)
+                      hparams=model_hparams(cfg), **cfg.trainer)
     evaluator = Evaluator(model=trainer["model"], examples=examples, label_key="label", class_names=CLASS_NAMES,
                           **cfg.evaluator)
     pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], model_name=NAME, **cfg.pusher)

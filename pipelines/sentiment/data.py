@@ -63,12 +63,32 @@ def records_from_sdist(sdist: Path, neutral_band: float = 0.0) -> list[dict]:
     return records
 
 
-def fetch(dest: Path, neutral_band: float = 0.0) -> Path:
-    """Writes ``dest`` (JSONL) once; later calls return it as is."""
-    if dest.exists():
+def lexicon_from_sdist(sdist: Path) -> str:
+    """VADER's word valence lexicon: ``token<TAB>mean rating in [-4, 4]<TAB>std<TAB>ratings``."""
+    with tarfile.open(sdist) as outer:
+        member = next((m for m in outer.getmembers() if m.name.endswith("vaderSentiment/vader_lexicon.txt")), None)
+        if member is None:
+            raise DataError(f"{sdist}: no vaderSentiment/vader_lexicon.txt inside")
+        return outer.extractfile(member).read().decode("utf-8")
+
+
+def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0) -> Path:
+    """Writes the sentences to ``dest`` (JSONL) and the word lexicon to ``lexicon`` once."""
+    if dest.exists() and lexicon.exists():
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         sdist = pip_download_sdist(REQUIREMENT, Path(tmp))
         records = records_from_sdist(sdist, neutral_band)
+        atomic_write_text(lexicon, lexicon_from_sdist(sdist))
     atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return dest
+
+
+def read_lexicon(path: Path) -> dict[str, float]:
+    scores = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split("\t")
+        if len(parts) < 2:
+            raise DataError(f"{path}:{lineno}: expected 'token<TAB>score...', got {line[:80]!r}")
+        scores[parts[0]] = float(parts[1])
+    return scores

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
+
 from rnnpipe.components.task import TrainingTask
 from rnnpipe.models import build_sequence_classifier
 
+from .data import read_lexicon
 from .features import LABEL_KEY, TEXT_KEY, TOKENS_KEY, VOCABULARY
 
 CLASS_NAMES = ["negative", "positive"]
@@ -22,10 +26,23 @@ def model_inputs(features: dict) -> tf.Tensor:
     return tf.cast(ids, tf.int64)
 
 
-def build_model(hparams: dict, tft_output: Any) -> Any:
+def lexicon_features(vocabulary: list[bytes], lexicon: dict[str, float]) -> np.ndarray:
+    """Per token id: (valence / 4, 1 if the lexicon knows the word); zeros for padding and OOV."""
     # Vocabulary ids are shifted by one (0 = padding) and followed by one OOV bucket.
-    vocab_size = tft_output.vocabulary_size_by_name(VOCABULARY) + 2
-    return build_sequence_classifier(vocab_size, len(CLASS_NAMES), **hparams)
+    features = np.zeros((len(vocabulary) + 2, 2), dtype="float32")
+    for i, token in enumerate(vocabulary, start=1):
+        score = lexicon.get(token.decode("utf-8", "replace"))
+        if score is not None:
+            features[i] = (score / 4.0, 1.0)
+    return features
+
+
+def build_model(hparams: dict, tft_output: Any) -> Any:
+    hparams = dict(hparams)
+    lexicon_path = hparams.pop("lexicon_path", None)
+    vocabulary = tft_output.vocabulary_by_name(VOCABULARY)
+    features = lexicon_features(vocabulary, read_lexicon(Path(lexicon_path))) if lexicon_path else None
+    return build_sequence_classifier(len(vocabulary) + 2, len(CLASS_NAMES), token_features=features, **hparams)
 
 
 def postprocess(probabilities: tf.Tensor, tft_output: Any) -> dict[str, tf.Tensor]:

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnpipe.errors import DataError
+from rnnpipe.models import build_sequence_classifier
+from rnnpipe.pipelines.sentiment.data import parse_ground_truth
+from rnnpipe.pipelines.sentiment.features import tokenize
+from rnnpipe.pipelines.sentiment.model import lexicon_features
+
+
+def test_ground_truth_parsing_labels_polarity_and_drops_neutral() -> None:
+    text = "1\t2.5\tGreat film\r\n2\t0.0\tA film\r\n3\t-0.1\tMeh\r\n"
+    records = parse_ground_truth("movie.txt", text, "movie", neutral_band=0.0)
+    assert [(r["id"], r["label"], r["source"]) for r in records] == [("1", 1, "movie"), ("3", 0, "movie")]
+    assert [r["id"] for r in parse_ground_truth("movie.txt", text, "movie", neutral_band=0.2)] == ["1"]
+
+
+def test_ground_truth_parse_error_names_file_and_line() -> None:
+    with pytest.raises(DataError, match=r"tweets\.txt:2: score 'high' is not a number"):
+        parse_ground_truth("tweets.txt", "1\t1.0\tok\n2\thigh\tbad\n", "tweets", 0.0)
+
+
+def test_tokenizer_splits_punctuation_and_keeps_contractions() -> None:
+    tokens = tokenize(tf.constant(["Don't   MISS it!! &amp; see http://x.io @bob"])).to_list()[0]
+    assert tokens == [b"don't", b"miss", b"it", b"!", b"!", b"&", b"see", b"url", b"@", b"user"]
+
+
+def test_lexicon_features_align_with_shifted_vocabulary_ids() -> None:
+    features = lexicon_features([b"good", b"table", b"awful"], {"good": 1.9, "awful": -2.0})
+    assert features.shape == (5, 2)  # padding, 3 tokens, OOV
+    np.testing.assert_allclose(features, [[0, 0], [0.475, 1], [0, 0], [-0.5, 1], [0, 0]])
+
+
+def test_token_features_are_frozen_and_shape_checked() -> None:
+    features = np.random.default_rng(0).normal(size=(12, 2)).astype("float32")
+    model = build_sequence_classifier(12, 2, embedding_dim=4, units=4, token_features=features)
+    frozen = model.get_layer("token_features")
+    assert not frozen.trainable
+    np.testing.assert_allclose(frozen.get_weights()[0], features)
+    with pytest.raises(ValueError, match=r"Expected token_features of shape \(vocab_size=12, k\), received"):
+        build_sequence_classifier(12, 2, token_features=features[:5])

@@ -17,7 +17,7 @@ from typing import Any
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
 
-from .example_io import RECORD_SUFFIX, shard_paths, write_examples
+from .example_io import write_examples
 
 FORMATS = ("jsonl", "csv", "text")
 
@@ -195,5 +195,3 @@ class ExampleGen(Component):
                 h.update(block)
         return h.hexdigest()
 
-
-__all__ = ["ExampleGen", "RECORD_SUFFIX", "shard_paths", "split_of"]

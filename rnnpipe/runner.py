@@ -46,8 +46,8 @@ def fingerprint_dir(path: Path) -> str:
 class RecordingTracker:
     """Logs to MLflow and remembers what was logged, so a later cache hit can log the same again."""
 
-    def __init__(self, tracker: Tracker, prefix: str, tmp_dir: Path, final_dir: Path) -> None:
-        self._tracker, self._prefix = tracker, prefix
+    def __init__(self, tracker: Tracker, tmp_dir: Path, final_dir: Path) -> None:
+        self._tracker = tracker
         self._tmp, self._final = tmp_dir, final_dir
         self.record: dict[str, list] = {"metrics": [], "files": [], "tags": []}
 
@@ -223,7 +223,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str,
         replay(tracker, record)
         result.cache_hits.append(step.id)
         log.info("%s: cache hit (execution %d)", step.id, previous)
-        return store.outputs_of(previous), _final_metrics(record)
+        return store.outputs_of(previous), record.get("final", {})
 
     execution_id = store.start_execution(run_id, pipeline, step.id, key)
     store.record_inputs(execution_id, inputs)
@@ -236,7 +236,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str,
     scratch.mkdir(parents=True, exist_ok=True)
     ctx = ExecutionContext(pipeline, step.id, execution_id, scratch, [f"--runner={cfg.beam.runner}", *cfg.beam.options],
                            cfg.distribution.strategy, Path(cfg.serving_dir).resolve(),
-                           RecordingTracker(tracker, step.id, tmp.resolve(), final.resolve()))
+                           RecordingTracker(tracker, tmp.resolve(), final.resolve()))
     in_artifacts = {k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()}
     log.info("%s: running (execution %d)", step.id, execution_id)
     started = time.time()
@@ -258,7 +258,3 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str,
     result.executed.append(step.id)
     log.info("%s: done in %.1fs", step.id, elapsed)
     return outs, metrics
-
-
-def _final_metrics(record: dict) -> dict:
-    return record.get("final", {})

@@ -86,11 +86,6 @@ class Tracker:
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 self.log_metric(k, v, step)
 
-    def log_series(self, series: dict[str, list[float]]) -> None:
-        for key, values in series.items():
-            for step, value in enumerate(values):
-                self.log_metric(key, value, step)
-
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         if path.is_dir():

@@ -1,0 +1,158 @@
+"""InfraValidator: would TF Serving load and answer this model? Checked without Docker.
+
+In a fresh subprocess that imports only tensorflow and tensorflow_text (what a stock TF Serving build
+links): every op in the SavedModel's graphs must be registered, the model must load, the warmup
+requests must replay, and load time and p50/p99 latency at batch 1 and 32 are measured within a
+time limit. The warmup requests (PredictionLog records, from real test examples) are written to the
+blessing; the Pusher puts them in ``assets.extra/`` so TF Serving replays them before serving.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from rnnpipe.dsl import Artifact, Component, Param
+
+from .example_io import example_to_dict, read_examples
+from .export import SIGNATURE
+
+WARMUP_FILE = "tf_serving_warmup_requests"
+
+# Runs in the fresh process: tensorflow + tensorflow_text only, like TF Serving.
+_PROBE = r"""
+import base64, json, sys, time
+import tensorflow as tf
+import tensorflow_text  # noqa: F401  (TF Serving links the TF-Text ops)
+from tensorflow.core.framework import tensor_pb2
+from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.python.framework import op_def_registry
+
+model_dir, requests_path, batches = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+saved = saved_model_pb2.SavedModel.FromString(open(model_dir + "/saved_model.pb", "rb").read())
+ops = set()
+for meta in saved.meta_graphs:
+    ops.update(n.op for n in meta.graph_def.node)
+    for fn in meta.graph_def.library.function:
+        ops.update(n.op for n in fn.node_def)
+unknown = sorted(op for op in ops if op_def_registry.get(op) is None)
+if unknown:
+    print(json.dumps({"ok": False, "unknown_ops": unknown, "op_count": len(ops)}))
+    sys.exit(0)
+start = time.perf_counter()
+fn = tf.saved_model.load(model_dir).signatures["serving_default"]
+load_s = time.perf_counter() - start
+requests = [{k: tf.constant(tf.make_ndarray(tensor_pb2.TensorProto.FromString(base64.b64decode(v))))
+             for k, v in r.items()} for r in json.load(open(requests_path))]
+for request in requests:
+    fn(**request)
+latency = {}
+for batch, request in batches.items():
+    inputs = {k: tf.constant(tf.make_ndarray(tensor_pb2.TensorProto.FromString(base64.b64decode(v))))
+              for k, v in request.items()}
+    fn(**inputs)
+    times = []
+    for _ in range(30):
+        t = time.perf_counter()
+        fn(**inputs)
+        times.append((time.perf_counter() - t) * 1000)
+    times.sort()
+    latency[batch] = {"p50_ms": times[len(times) // 2], "p99_ms": times[-1]}
+print(json.dumps({"ok": True, "op_count": len(ops), "load_s": load_s, "warmup_replayed": len(requests),
+                  "latency": latency}))
+"""
+
+
+def warmup_requests(records: list[dict], input_names: list[str], model_name: str) -> list[Any]:
+    """One PredictRequest per record, as TF Serving's PredictionLog warmup format."""
+    from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+
+    logs = []
+    for record in records:
+        request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name,
+                                                                            signature_name=SIGNATURE))
+        for name in input_names:
+            request.inputs[name].CopyFrom(tf.make_tensor_proto([record[name]]))
+        logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
+    return logs
+
+
+def read_warmup(path: Path) -> list[Any]:
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    return [prediction_log_pb2.PredictionLog.FromString(raw)
+            for raw in tf.data.TFRecordDataset(str(path)).as_numpy_iterator()]
+
+
+def _encode(inputs: dict[str, Any]) -> dict[str, str]:
+    return {k: base64.b64encode(v.SerializeToString()).decode() for k, v in inputs.items()}
+
+
+def probe(model_dir: str, requests: list[dict[str, str]], batches: dict[str, dict[str, str]],
+          timeout_s: int) -> dict:
+    """Runs the serving probe in a fresh process; returns its report (ok False with a reason on failure)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as fh:
+        json.dump(requests, fh)
+        fh.flush()
+        try:
+            proc = subprocess.run([sys.executable, "-c", _PROBE, model_dir, fh.name, json.dumps(batches)],
+                                  capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return {"ok": False, "reason": f"the model did not load and answer within {timeout_s}s"}
+    if proc.returncode != 0:
+        return {"ok": False, "reason": f"the serving probe failed: {proc.stderr.strip()[-1500:]}"}
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    if report.get("unknown_ops"):
+        report["reason"] = ("ops not in TF Serving's op set (core TensorFlow + TF-Text): "
+                            + ", ".join(report["unknown_ops"]))
+    return report
+
+
+def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+    model_dir = inputs["model"].uri
+    # Read from the proto, not by loading: this process may lack ops the check is about to report.
+    saved = saved_model_pb2.SavedModel.FromString(Path(model_dir, "saved_model.pb").read_bytes())
+    names = sorted(saved.meta_graphs[0].signature_def[SIGNATURE].inputs)
+    records = [example_to_dict(e) for e in read_examples(inputs["examples"].uri, params["split"])]
+    sample = records[:params["warmup_requests"]]
+    logs = warmup_requests(sample, names, params["model_name"])
+    out = outputs["infra_blessing"].path()
+    warmup = out / WARMUP_FILE
+    with tf.io.TFRecordWriter(str(warmup)) as writer:
+        for log in logs:
+            writer.write(log.SerializeToString())
+    requests = [_encode(dict(log.predict_log.request.inputs)) for log in read_warmup(warmup)]
+    batches = {str(b): _encode({n: tf.make_tensor_proto([r[n] for r in (records * b)[:b]]) for n in names})
+               for b in (1, 32)}
+    report = probe(model_dir, requests, batches, params["timeout_s"])
+    blessed = bool(report.get("ok"))
+    (out / "infra_blessing.json").write_text(json.dumps({"blessed": blessed, **report}, indent=1))
+    ctx.tracker.set_tag("rnnpipe.infra_blessed", str(blessed).lower())
+    if not blessed:
+        ctx.log(f"NOT BLESSED: {report['reason']}")
+        return {"infra_blessed": 0.0}
+    lat = report["latency"]
+    ctx.log(f"loads in {report['load_s']:.2f}s, replayed {report['warmup_replayed']} warmup requests, "
+            f"p50 {lat['1']['p50_ms']:.1f} ms at batch 1, {lat['32']['p50_ms']:.1f} ms at batch 32")
+    return {"infra_blessed": 1.0, "load_seconds": report["load_s"],
+            **{f"latency_b{b}_{k}": v for b, lat in report["latency"].items() for k, v in lat.items()}}
+
+
+class InfraValidator(Component):
+    INPUTS = {"model": "Model", "examples": "Examples"}
+    OUTPUTS = {"infra_blessing": "InfraBlessing"}
+    PARAMETERS = {
+        "model_name": Param(str),
+        "split": Param(str, "test"),
+        "warmup_requests": Param(int, 16, doc="real examples written as warmup requests"),
+        "timeout_s": Param(int, 300, doc="fail if the model does not load and answer within this time"),
+    }
+    executor = staticmethod(run_infra_validator)

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+from tensorflow.core.protobuf import saved_model_pb2
+
+from rnnpipe.components.example_io import write_examples
+from rnnpipe.components.infra_validator import WARMUP_FILE, read_warmup, run_infra_validator
+from rnnpipe.dsl import Artifact
+
+
+class Scorer(tf.Module):
+    """A stand-in serving model: counts whitespace tokens with a TF-Text op."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict:
+        tokens = tf_text.WhitespaceTokenizer().tokenize(text)
+        return {"length": tokens.row_lengths()}
+
+
+def save_model(path: Path) -> Path:
+    module = Scorer()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
+    return path
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.tags: dict = {}
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.tags[key] = value
+
+
+def validate(tmp_path: Path, model: Path) -> tuple[dict, Path, Recorder]:
+    examples = tmp_path / "examples"
+    rows = [("test", {"text": f"sentence {'word ' * i}"}) for i in range(20)]
+    write_examples(rows, {"text": "bytes"}, examples, ["test"], 1)
+    out = tmp_path / "blessing"
+    out.mkdir()
+    ctx = SimpleNamespace(tracker=Recorder(), log=lambda m: None)
+    metrics = run_infra_validator(
+        {"model": Artifact("model", "Model", str(model)), "examples": Artifact("examples", "Examples", str(examples))},
+        {"infra_blessing": Artifact("infra_blessing", "InfraBlessing", str(out))},
+        {"model_name": "demo", "split": "test", "warmup_requests": 5, "timeout_s": 300}, ctx)
+    return metrics, out, ctx.tracker
+
+
+def test_serving_model_is_blessed_and_warmup_requests_parse_and_replay(tmp_path: Path) -> None:
+    metrics, out, tracker = validate(tmp_path, save_model(tmp_path / "model"))
+    assert metrics["infra_blessed"] == 1.0 and tracker.tags["rnnpipe.infra_blessed"] == "true"
+    logs = read_warmup(out / WARMUP_FILE)
+    assert len(logs) == 5
+    request = logs[2].predict_log.request
+    assert request.model_spec.name == "demo" and request.model_spec.signature_name == "serving_default"
+    assert tf.make_ndarray(request.inputs["text"]).tolist() == [b"sentence word word "]
+    assert metrics["latency_b32_p50_ms"] > 0 and metrics["load_seconds"] > 0
+    assert '"warmup_replayed": 5' in (out / "infra_blessing.json").read_text()
+
+
+def test_an_op_outside_tf_serving_is_named_and_not_blessed(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "model")
+    pb = model / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel.FromString(pb.read_bytes())
+    node = next(n for f in saved.meta_graphs[0].graph_def.library.function for n in f.node_def
+                if n.op == "StringSplitV2" or "Whitespace" in n.op)
+    node.op = "RnnpipeBogusOp"
+    pb.write_bytes(saved.SerializeToString())
+    metrics, out, tracker = validate(tmp_path, model)
+    assert metrics == {"infra_blessed": 0.0} and tracker.tags["rnnpipe.infra_blessed"] == "false"
+    report = (out / "infra_blessing.json").read_text()
+    assert "ops not in TF Serving's op set" in report and "RnnpipeBogusOp" in report

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from rnnpipe.cli import main
+from rnnpipe.components.infra_validator import read_warmup
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=2", "--set", "transform.min_frequency=1",
@@ -50,6 +51,8 @@ def test_pushed_model_reloads_in_a_fresh_process_with_the_evaluators_probabiliti
     work = pushed["work"]
     version_dir = work / "serving" / "sentiment" / "1"
     assert (version_dir / "saved_model.pb").exists()
+    warmup = read_warmup(version_dir / "assets.extra" / "tf_serving_warmup_requests")
+    assert len(warmup) == 16 and warmup[0].predict_log.request.model_spec.name == "sentiment"
     assert 'name: "sentiment"' in (work / "serving" / "models.config").read_text()
     logged = [json.loads(line) for line in (latest(work, "Evaluator") / "evaluation" / "predictions.jsonl").open()]
     texts = work / "texts.json"
@@ -89,7 +92,7 @@ def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, cap
     out = capsys.readouterr().out
     assert "executed:   nothing" in out
     assert "cache hits: ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Transform, Trainer, Evaluator, " \
-           "Pusher" in out
+           "InfraValidator, Pusher" in out
     assert main(["predict", "sentiment", "a wonderful, moving film", "awful"]) == 0
     out = capsys.readouterr().out
     assert "'a wonderful, moving film': label=" in out and "probabilities=" in out

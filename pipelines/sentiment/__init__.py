@@ -9,6 +9,7 @@ from rnnpipe.components import (
     Evaluator,
     ExampleGen,
     ExampleValidator,
+    InfraValidator,
     Pusher,
     SchemaGen,
     StatisticsGen,
@@ -61,8 +62,10 @@ def build_pipeline(cfg: Config) -> Pipeline:
                       hparams=model_hparams(cfg), **cfg.trainer)
     evaluator = Evaluator(model=trainer["model"], examples=examples, label_key="label", class_names=CLASS_NAMES,
                           **cfg.evaluator)
-    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], model_name=NAME, **cfg.pusher)
-    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, pusher])
+    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
+    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
+                    **cfg.pusher)
+    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
 
 
 APPLICATION = Application(

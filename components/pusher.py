@@ -14,14 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from rnnpipe.dsl import Artifact, Component, Param
-from rnnpipe.serving import latest_version, versions, write_models_config
+from rnnpipe.serving import next_version, versions, write_models_config
 
 from .infra_validator import WARMUP_FILE
 
 
 def push(model_dir: Path, base: Path, warmup: Path | None = None) -> tuple[int, Path]:
     base.mkdir(parents=True, exist_ok=True)
-    version = (latest_version(base) or 0) + 1
+    version = next_version(base)
     tmp, final = base / f".tmp-{version}-{os.getpid()}", base / str(version)
     shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("saved_model.pb"))
     if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
@@ -52,8 +52,10 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
     write_models_config(ctx.serving_dir)
     record.write_text(json.dumps({"pushed": True, "version": version, "path": str(path)}))
     ctx.tracker.set_tag("rnnpipe.pushed_version", str(version))
-    ctx.log(f"pushed version {version} to {path}")
-    return {"pushed": 1, "version": version}
+    registered = ctx.tracker.register_model(params["model_name"], params["registry_artifact"], version)
+    ctx.log(f"pushed version {version} to {path}; MLflow model '{params['model_name']}' version {registered} "
+            "is now @champion")
+    return {"pushed": 1, "version": version, "registry_version": int(registered)}
 
 
 class Pusher(Component):
@@ -63,5 +65,6 @@ class Pusher(Component):
     PARAMETERS = {
         "model_name": Param(str),
         "keep_versions": Param(int, 5),
+        "registry_artifact": Param(str, "serving_model", doc="the run's artifact path registered in MLflow"),
     }
     executor = staticmethod(run_pusher)

@@ -96,6 +96,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from .serving import rollback
+    from .tracking import move_alias_to_serving_version, tracking_uri
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    target, parked = rollback(Path(cfg.serving_dir) / args.app, args.version)
+    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), args.app, target)
+    print(f"{args.app}: serving version {target} again (parked {parked or 'nothing'} under .rolled_back/)")
+    print("  MLflow: " + (f"'{args.app}' version {registry} is @champion" if registry
+                           else f"no registry version was pushed as {target}; alias unchanged"))
+    return 0
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     from .tracking import tracking_uri
 
@@ -130,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict = with_config(sub.add_parser("predict", help="query the latest pushed model"))
     predict.add_argument("inputs", nargs="+")
     predict.set_defaults(fn=cmd_predict)
+    rollback = with_config(sub.add_parser("rollback", help="serve an earlier pushed version again"))
+    rollback.add_argument("version", nargs="?", type=int, help="default: the version before the latest")
+    rollback.set_defaults(fn=cmd_rollback)
     ui = sub.add_parser("ui", help="open the MLflow UI on the project's tracking store")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(fn=cmd_ui)

@@ -70,6 +70,10 @@ class RecordingTracker:
         self._tracker.set_tag(key, value)
         self.record["tags"].append([key, value])
 
+    def register_model(self, name: str, artifact_path: str, serving_version: int) -> str:
+        # Not recorded: a cache hit of the Pusher pushed nothing new, so it registers nothing.
+        return self._tracker.register_model(name, artifact_path, serving_version)
+
 
 def replay(tracker: Tracker, record: dict) -> None:
     for key, value, step in record.get("metrics", []):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from .errors import RnnpipeError
 
 
 def versions(base: Path) -> list[int]:
@@ -18,6 +21,36 @@ def versions(base: Path) -> list[int]:
 def latest_version(base: Path) -> int | None:
     found = versions(base)
     return found[-1] if found else None
+
+
+ROLLED_BACK = ".rolled_back"  # not an integer: TF Serving ignores it
+
+
+def next_version(base: Path) -> int:
+    """One above every version ever pushed, rolled-back ones included: TF Serving never sees a number reused."""
+    parked = [int(p.name.split("-")[0]) for p in (base / ROLLED_BACK).glob("*")]  # glob of a missing dir: []
+    return max([0, *versions(base), *parked]) + 1
+
+
+def rollback(base: Path, target: int | None = None) -> tuple[int, list[int]]:
+    """Makes ``target`` (default: the one before the latest) the served version again.
+
+    The newer versions are parked under ``.rolled_back/`` (renamed, not deleted), so TF Serving, which
+    serves the highest integer folder, goes back to ``target``. Returns (target, parked versions).
+    """
+    found = versions(base)
+    if target is None:
+        if len(found) < 2:
+            raise RnnpipeError(f"{base}: nothing to roll back to (versions: {found or 'none'})")
+        target = found[-2]
+    if target not in found:
+        raise RnnpipeError(f"{base}: no version {target} to roll back to; versions: {found or 'none'}")
+    parked = [v for v in found if v > target]
+    (base / ROLLED_BACK).mkdir(exist_ok=True)
+    stamp = int(time.time())
+    for v in parked:
+        os.replace(base / str(v), base / ROLLED_BACK / f"{v}-{stamp}")
+    return target, parked
 
 
 def write_models_config(serving_dir: Path, container_root: str = "/models") -> Path:

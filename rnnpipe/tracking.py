@@ -51,6 +51,31 @@ def git_commit() -> str:
         return "unknown"
 
 
+SERVING_VERSION_TAG = "rnnpipe.serving_version"
+
+
+def ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        client.create_registered_model(name, description=f"rnnpipe application '{name}', TF Serving layout")
+
+
+def move_alias_to_serving_version(uri: str, name: str, serving_version: int, alias: str = "champion") -> str | None:
+    """Points ``alias`` at the registry version that was pushed as ``serving_version``; None if none was."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_model_versions(f"name = '{name}' and tags.`{SERVING_VERSION_TAG}` = '{serving_version}'")
+    if not found:
+        return None
+    version = max(found, key=lambda v: int(v.version)).version
+    client.set_registered_model_alias(name, alias, version)
+    return str(version)
+
+
 class Tracker:
     """Logs to one MLflow run; every value is also kept in ``record`` so cached steps can replay it."""
 
@@ -95,6 +120,15 @@ class Tracker:
 
     def set_tag(self, key: str, value: Any) -> None:
         self.client.set_tag(self.run_id, key, value if isinstance(value, str) else json.dumps(value))
+
+    def register_model(self, name: str, artifact_path: str, serving_version: int, alias: str = "champion") -> str:
+        """Registers this run's ``artifact_path`` as a new version of ``name`` and points ``alias`` at it."""
+        ensure_registered_model(self.client, name)
+        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
+        version = self.client.create_model_version(name, source, run_id=self.run_id,
+                                                   tags={SERVING_VERSION_TAG: str(serving_version)}).version
+        self.client.set_registered_model_alias(name, alias, version)
+        return str(version)
 
     def finish(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)

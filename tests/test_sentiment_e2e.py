@@ -108,6 +108,25 @@ def test_unblessed_model_is_not_pushed(pushed: dict, capsys: pytest.CaptureFixtu
     assert sorted(p.name for p in (pushed["work"] / "serving" / "sentiment").iterdir()) == ["1"]
 
 
+def test_registry_alias_follows_pushes_and_rollback(pushed: dict, capsys: pytest.CaptureFixture) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{pushed['work'] / 'mlflow.db'}")
+    champion = client.get_model_version_by_alias("sentiment", "champion")
+    assert champion.tags["rnnpipe.serving_version"] == "1"
+    # Re-running the Pusher alone pushes the same model again, as version 2.
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--from", "Pusher"]) == 0
+    serving = pushed["work"] / "serving" / "sentiment"
+    assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1", "2"]
+    assert client.get_model_version_by_alias("sentiment", "champion").tags["rnnpipe.serving_version"] == "2"
+    capsys.readouterr()
+    assert main(["rollback", "sentiment"]) == 0
+    assert "serving version 1 again (parked [2]" in capsys.readouterr().out
+    assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1"]
+    back = client.get_model_version_by_alias("sentiment", "champion")
+    assert back.version == champion.version and back.tags["rnnpipe.serving_version"] == "1"
+
+
 @pytest.mark.parametrize("name, content, message", [
     ("reviews.csv", 'text,label\n"good",1\n"bad, really",0,oops\n', r"reviews\.csv:3: expected 2 columns"),
     ("empty.jsonl", "", r"empty\.jsonl: no records; the dataset is empty"),

@@ -5,19 +5,26 @@ the rest of rnnpipe. Importing this package registers every layer with Keras
 serialization under the package name "rnnpipe".
 """
 
+from .attention import AdditiveAttention, MultiplicativeAttention
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .classifier import build_sequence_classifier
+from .diagnostics import GradientDiagnostics
+from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = [
+    "AdditiveAttention",
     "GRU",
     "LSTM",
     "GRUCell",
+    "GradientDiagnostics",
     "LSTMCell",
     "MaskedMaxPooling1D",
     "MaskedMeanPooling1D",
+    "MultiplicativeAttention",
     "SimpleRNN",
     "SimpleRNNCell",
     "build_sequence_classifier",
+    "make_optimizer",
 ]

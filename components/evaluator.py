@@ -2,19 +2,24 @@
 
 What is measured is exactly what TF Serving will answer. Metrics come overall and per slice, beside
 the majority-class baseline (the class most frequent in the train split). The blessing says whether
-the model clears the configured thresholds and beats the baseline; the Pusher reads it.
+the model clears the configured thresholds, beats the baseline, and is no worse than the champion
+(the version served now, evaluated on the same split in the same step) by more than
+``max_regression``; the Pusher reads it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.runner import fingerprint_dir
+from rnnpipe.serving import latest_version
 
 from .example_io import example_to_dict, read_examples
 from .export import SIGNATURE
@@ -33,6 +38,14 @@ def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256) -> d
         for k, v in out.items():
             chunks[k].append(v.numpy())
     return {k: np.concatenate(v) for k, v in chunks.items()}
+
+
+def latest_champion(champion_dir: str | None) -> Path | None:
+    """The version TF Serving serves now under ``champion_dir`` (the last pushed), if any."""
+    if not champion_dir:
+        return None
+    version = latest_version(Path(champion_dir))
+    return None if version is None else Path(champion_dir) / str(version)
 
 
 def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
@@ -63,6 +76,17 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     if params["must_beat_baseline"] and not overall["model"]["accuracy"] > overall["baseline"]["accuracy"]:
         failures.append(f"accuracy {overall['model']['accuracy']:.4f} does not beat the baseline "
                         f"{overall['baseline']['accuracy']:.4f}")
+    champion = latest_champion(params["champion_dir"])
+    if champion is not None and params["max_regression"] is not None:
+        metric = params["champion_metric"]
+        champion_preds = predict_raw(str(champion), test)[params["prediction_key"]].astype(np.int64)
+        theirs = classification_metrics(y_true, champion_preds, len(classes))[metric]
+        ours = overall["model"][metric]
+        evaluation["champion"] = {"path": str(champion), metric: theirs}
+        ctx.log(f"champion {champion.name}: {metric} {theirs:.4f}; candidate {ours:.4f}")
+        if ours < theirs - params["max_regression"]:
+            failures.append(f"{metric} {ours:.4f} is worse than the champion's (version {champion.name}) "
+                            f"{theirs:.4f} by more than {params['max_regression']}")
     blessing = {"blessed": not failures, "reasons": failures}
 
     out = outputs["evaluation"].path()
@@ -104,5 +128,17 @@ class Evaluator(Component):
         "slice_keys": Param(list, []),
         "thresholds": Param(dict, {}, doc="metric -> minimum value for a blessing"),
         "must_beat_baseline": Param(bool, True),
+        "champion_dir": Param((str, type(None)), None, doc="serving folder of the model the candidate must match"),
+        "champion_metric": Param(str, "accuracy"),
+        "max_regression": Param((float, type(None)), None, doc="how much worse than the champion still passes"),
     }
     executor = staticmethod(run_evaluator)
+
+    def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
+        # The champion is read from outside the pipeline: another pushed model invalidates the evaluation,
+        # the candidate itself (pushed by the previous run) does not.
+        champion = latest_champion(self.params["champion_dir"])
+        if champion is None:
+            return ""
+        theirs = fingerprint_dir(champion / "saved_model.pb")
+        return "" if theirs == fingerprint_dir(inputs["model"].path("saved_model.pb")) else f"{champion}:{theirs}"

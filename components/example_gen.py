@@ -185,7 +185,7 @@ class ExampleGen(Component):
     }
     executor = staticmethod(run_example_gen)
 
-    def external_fingerprint(self) -> str:
+    def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         path = Path(self.params["source"]).expanduser()
         if not path.exists():
             return "missing"

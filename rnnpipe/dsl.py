@@ -150,7 +150,7 @@ class Component:
     # executor(inputs, outputs, params, ctx) -> metrics dict or None; set by each subclass.
     executor: ClassVar[Callable[..., dict | None]]
 
-    def external_fingerprint(self) -> str:
+    def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         """Fingerprint of what the step reads from outside the pipeline (e.g. a source file); "" if nothing."""
         return ""
 

@@ -187,7 +187,7 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                 if only and step.id not in forced | reuse_latest:
                     continue
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-                external = step.external_fingerprint()
+                external = step.external_fingerprint({k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()})
                 if external:
                     tracker.set_tag(f"rnnpipe.data_fingerprint.{step.id}", external)
                 outs, metrics = _run_step(step, inputs, external, pipeline.name, root, store, run_id, tracker, cfg,

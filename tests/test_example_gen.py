@@ -99,6 +99,6 @@ def test_an_empty_split_is_an_error(tmp_path: Path) -> None:
 def test_source_content_is_part_of_the_cache_key(tmp_path: Path) -> None:
     src = tmp_path / "d.txt"
     src.write_text("a\n")
-    first = ExampleGen(source=str(src)).external_fingerprint()
+    first = ExampleGen(source=str(src)).external_fingerprint({})
     src.write_text("b\n")
-    assert ExampleGen(source=str(src)).external_fingerprint() != first
+    assert ExampleGen(source=str(src)).external_fingerprint({}) != first

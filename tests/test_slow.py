@@ -1,5 +1,5 @@
-"""Slow end-to-end checks (`make test-slow`): the default run's quality, and a Trainer killed
-mid-training resuming from its last finished epoch."""
+"""Slow end-to-end checks (`make test-slow`): the default run's quality, the champion gate against a
+one-step model, and a Trainer killed mid-training resuming from its last finished epoch."""
 
 from __future__ import annotations
 
@@ -26,6 +26,13 @@ def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdi
     assert movie["model"]["accuracy"] >= 0.75
     assert movie["model"]["accuracy"] > movie["baseline"]["accuracy"] + 0.2
     assert (workdir / "serving" / "sentiment" / "1" / "saved_model.pb").exists()
+
+    # A deliberately worse model (one training step) is not blessed; the champion stays in place.
+    assert main(["run", "sentiment", "--set", "trainer.epochs=1", "--set", "trainer.steps_per_epoch=1"]) == 0
+    assert sorted(p.name for p in (workdir / "serving" / "sentiment").iterdir() if p.name.isdigit()) == ["1"]
+    blessings = sorted((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/blessing/blessing.json"))
+    last = json.loads(blessings[-1].read_text())
+    assert not last["blessed"] and any("worse than the champion's (version 1)" in r for r in last["reasons"])
 
 
 def test_killed_trainer_resumes_from_its_last_finished_epoch(workdir: Path) -> None:

@@ -61,7 +61,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
                       transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
                       hparams=model_hparams(cfg), **cfg.trainer)
     evaluator = Evaluator(model=trainer["model"], examples=examples, label_key="label", class_names=CLASS_NAMES,
-                          **cfg.evaluator)
+                          champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **cfg.evaluator)
     infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
     pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
                     **cfg.pusher)

@@ -1,0 +1,107 @@
+"""The Evaluator's blessing rules with real SavedModels whose quality is known by construction."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import tensorflow as tf
+
+from rnnpipe.components.evaluator import Evaluator, run_evaluator
+from rnnpipe.components.example_io import write_examples
+from rnnpipe.dsl import Artifact, Component
+
+
+class KeywordModel(tf.Module):
+    """Predicts 'positive' when the sentence contains ``keyword``."""
+
+    def __init__(self, keyword: str) -> None:
+        super().__init__()
+        self.keyword = keyword
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict:
+        hit = tf.cast(tf.strings.regex_full_match(text, f".*{self.keyword}.*"), tf.int64)
+        probs = tf.stack([1.0 - tf.cast(hit, tf.float32), tf.cast(hit, tf.float32)], axis=1)
+        return {"label_id": hit, "probabilities": probs}
+
+
+class Upstream(Component):
+    """Stands in for the Trainer and ExampleGen when only the Evaluator's wiring matters."""
+
+    OUTPUTS = {"model": "Model", "examples": "Examples"}
+    executor = staticmethod(lambda inputs, outputs, params, ctx: None)
+
+
+def save(model: tf.Module, path: Path) -> Path:
+    tf.saved_model.save(model, str(path), signatures={"serving_default": model.serve})
+    return path
+
+
+class Recorder:
+    def log_artifact(self, path, artifact_path=None) -> None:
+        pass
+
+    def set_tag(self, key, value) -> None:
+        pass
+
+
+def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, **params) -> tuple[dict, dict]:
+    examples = tmp_path / "examples"
+    if not examples.exists():
+        rows = [(split, {"text": f"{'good' if i % 3 else 'bad'} film {i}", "label": int(i % 3 > 0)})
+                for split in ("train", "test") for i in range(60)]
+        write_examples(rows, {"text": "bytes", "label": "int"}, examples, ["train", "test"], 1)
+    out = tmp_path / f"eval-{len(list(tmp_path.glob('eval-*')))}"
+    (out / "evaluation").mkdir(parents=True)
+    (out / "blessing").mkdir()
+    full = {k: v.default for k, v in Evaluator.PARAMETERS.items() if not v.required}
+    full.update(label_key="label", class_names=["negative", "positive"],
+                champion_dir=str(champion_dir) if champion_dir else None, **params)
+    metrics = run_evaluator(
+        {"model": Artifact("model", "Model", str(candidate)),
+         "examples": Artifact("examples", "Examples", str(examples))},
+        {"evaluation": Artifact("evaluation", "ModelEvaluation", str(out / "evaluation")),
+         "blessing": Artifact("blessing", "ModelBlessing", str(out / "blessing"))},
+        full, SimpleNamespace(tracker=Recorder(), log=lambda m: None))
+    return metrics, json.loads((out / "blessing" / "blessing.json").read_text())
+
+
+def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> None:
+    good = save(KeywordModel("good"), tmp_path / "good")
+    worse = save(KeywordModel("film 1"), tmp_path / "worse")  # right on a few sentences only
+    serving = tmp_path / "serving" / "demo"
+    shutil.copytree(good, serving / "1")  # the champion
+
+    metrics, blessing = evaluate(tmp_path, worse, serving, max_regression=0.02, must_beat_baseline=False)
+    assert not blessing["blessed"]
+    assert any("worse than the champion's (version 1) 1.0000 by more than 0.02" in r for r in blessing["reasons"])
+
+    metrics, blessing = evaluate(tmp_path, good, serving, max_regression=0.02)
+    assert blessing == {"blessed": True, "reasons": []} and metrics["test_accuracy"] == 1.0
+    assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
+
+
+def test_thresholds_and_baseline_rules(tmp_path: Path) -> None:
+    majority_like = save(KeywordModel("film"), tmp_path / "always_positive")
+    _, blessing = evaluate(tmp_path, majority_like, None, thresholds={"macro_f1": 0.9})
+    assert not blessing["blessed"]
+    assert any(r.startswith("macro_f1 ") and "< threshold 0.9" in r for r in blessing["reasons"])
+    assert any("does not beat the baseline" in r for r in blessing["reasons"])
+
+
+def test_the_champion_is_part_of_the_cache_key_unless_it_is_the_candidate(tmp_path: Path) -> None:
+    good = save(KeywordModel("good"), tmp_path / "good")
+    other = save(KeywordModel("bad"), tmp_path / "other")
+    serving = tmp_path / "serving" / "demo"
+    upstream = Upstream()
+    evaluator = Evaluator(model=upstream["model"], examples=upstream["examples"], label_key="label",
+                          class_names=["n", "p"], champion_dir=str(serving))
+    model = {"model": Artifact("model", "Model", str(good))}
+    assert evaluator.external_fingerprint(model) == ""  # nothing served yet
+    shutil.copytree(good, serving / "1")
+    assert evaluator.external_fingerprint(model) == ""  # the candidate is the champion
+    shutil.copytree(other, serving / "2")
+    assert evaluator.external_fingerprint(model).startswith(str(serving / "2"))

@@ -16,7 +16,7 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=["rnnpipe", *SUBPACKAGES],
     package_dir={"rnnpipe": "rnnpipe", **SUBPACKAGES},
-    package_data={"rnnpipe.pipelines.sentiment": ["*.yaml"]},
+    package_data={"rnnpipe": ["*.yaml"], "rnnpipe.pipelines.sentiment": ["*.yaml", "*.pbtxt"]},
     include_package_data=True,
     entry_points={
         "console_scripts": ["rnnpipe = rnnpipe.cli:main"],

@@ -50,7 +50,7 @@ def find_anomalies(stats: dict[str, dict], schema: schema_pb2.Schema, max_missin
                 lo, hi = feature.int_domain.min, feature.int_domain.max
                 if f["min"] < lo or f["max"] > hi:
                     add(split, feature.name, "OUT_OF_DOMAIN",
-                        f"values in [{f['min']}, {f['max']}], domain [{lo}, {hi}]")
+                        f"values in [{f['min']:g}, {f['max']:g}], domain [{lo}, {hi}]")
             if feature.HasField("string_domain"):
                 allowed = set(feature.string_domain.value)
                 unseen = [v for v, _ in f.get("top_values", []) if v not in allowed]

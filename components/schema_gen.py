@@ -15,6 +15,8 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.errors import DataError
+from rnnpipe.runner import fingerprint_dir
 
 from .statistics_gen import load_statistics
 
@@ -45,7 +47,12 @@ def read_schema(path: str | Path) -> schema_pb2.Schema:
     path = Path(path)
     if path.is_dir():
         path = path / SCHEMA_FILE
-    return text_format.Parse(path.read_text(), schema_pb2.Schema())
+    if not path.is_file():
+        raise DataError(f"schema file not found: {path}")
+    try:
+        return text_format.Parse(path.read_text(), schema_pb2.Schema())
+    except text_format.ParseError as e:
+        raise DataError(f"{path}: not a valid tensorflow-metadata Schema text proto: {e}") from None
 
 
 def run_schema_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
@@ -69,3 +76,7 @@ class SchemaGen(Component):
         "curated_schema": Param((str, type(None)), None, doc="a schema.pbtxt to use instead of inferring"),
     }
     executor = staticmethod(run_schema_gen)
+
+    def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
+        curated = self.params["curated_schema"]
+        return fingerprint_dir(Path(curated)) if curated and Path(curated).exists() else ""

@@ -150,3 +150,29 @@ def test_unknown_config_key_fails_before_anything_runs(workdir: Path, capsys: py
     assert main(["run", "sentiment", "--set", "trainer.epoch=1"]) == 2
     assert "did you mean 'trainer.epochs'" in capsys.readouterr().err
     assert not (workdir / "pipeline_root").exists()
+
+
+def poisoned_sample(workdir: Path, poison) -> Path:
+    rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
+    path = workdir / "poisoned.jsonl"
+    path.write_text("".join(json.dumps(poison(i, r)) + "\n" for i, r in enumerate(rows)))
+    return path
+
+
+@pytest.mark.parametrize("poison, report", [
+    (lambda i, r: {k: v for k, v in r.items() if k != "text" or i % 10 >= 3},
+     r"split '\w+', feature 'text': FEATURE_MISSING_TOO_OFTEN: present in 7\d\.\d% of examples"),
+    (lambda i, r: {**r, "label": 2 if i % 50 == 0 else r["label"]},
+     r"feature 'label': OUT_OF_DOMAIN: values in \[0, 2\], domain \[0, 1\]"),
+])
+def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pytest.CaptureFixture,
+                                                      poison, report: str) -> None:
+    import re
+
+    path = poisoned_sample(workdir, poison)
+    assert main(["run", "sentiment", "--set", f"data.path={path}"]) == 2
+    err = capsys.readouterr().err
+    assert "ExampleValidator found" in err and "the run stops before Transform" in err
+    assert re.search(report, err), err
+    assert not (workdir / "serving").exists()
+    assert not (workdir / "pipeline_root" / "sentiment" / "Transform").exists()

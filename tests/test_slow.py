@@ -30,7 +30,8 @@ def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdi
     # A deliberately worse model (one training step) is not blessed; the champion stays in place.
     assert main(["run", "sentiment", "--set", "trainer.epochs=1", "--set", "trainer.steps_per_epoch=1"]) == 0
     assert sorted(p.name for p in (workdir / "serving" / "sentiment").iterdir() if p.name.isdigit()) == ["1"]
-    blessings = sorted((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/blessing/blessing.json"))
+    blessings = sorted((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/blessing/blessing.json"),
+                       key=lambda p: int(p.parts[-3]))
     last = json.loads(blessings[-1].read_text())
     assert not last["blessed"] and any("worse than the champion's (version 1)" in r for r in last["reasons"])
 

@@ -53,7 +53,10 @@ def model_hparams(cfg: Config) -> dict:
 def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
     stats = StatisticsGen(examples=examples)
-    schema = SchemaGen(statistics=stats, **cfg.schema_gen)
+    schema_cfg = cfg.schema_gen.to_dict()
+    if schema_cfg["curated_schema"] == "builtin":
+        schema_cfg["curated_schema"] = str(Path(__file__).with_name("schema.pbtxt"))
+    schema = SchemaGen(statistics=stats, **schema_cfg)
     anomalies = ExampleValidator(statistics=stats, schema=schema, **cfg.example_validator)
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
                           config=cfg.transform.to_dict())

@@ -114,8 +114,8 @@ def test_registry_alias_follows_pushes_and_rollback(pushed: dict, capsys: pytest
     client = MlflowClient(f"sqlite:///{pushed['work'] / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("sentiment", "champion")
     assert champion.tags["rnnpipe.serving_version"] == "1"
-    # Re-running the Pusher alone pushes the same model again, as version 2.
-    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--from", "Pusher"]) == 0
+    # Re-running the gate and the Pusher pushes the same model again, as version 2.
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--from", "Evaluator"]) == 0
     serving = pushed["work"] / "serving" / "sentiment"
     assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1", "2"]
     assert client.get_model_version_by_alias("sentiment", "champion").tags["rnnpipe.serving_version"] == "2"

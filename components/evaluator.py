@@ -40,6 +40,16 @@ def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256) -> d
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
+def length_bucket(text: str, edges: list[int]) -> str:
+    """'1-8', '9-16', ..., '33-inf': the whitespace-token count bucket of a text, for slicing."""
+    n, low = len(str(text).split()), 1
+    for edge in edges:
+        if n <= edge:
+            return f"{low}-{edge}"
+        low = edge + 1
+    return f"{low}-inf"
+
+
 def latest_champion(champion_dir: str | None) -> Path | None:
     """The version TF Serving serves now under ``champion_dir`` (the last pushed), if any."""
     if not champion_dir:
@@ -65,10 +75,13 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
 
     everything = np.arange(len(test))
     evaluation = {"overall": both(everything), "slices": {}, "baseline": f"majority class '{classes[majority]}'"}
-    for key in params["slice_keys"]:
-        for value in sorted({str(r.get(key)) for r in test}):
-            evaluation["slices"][f"{key}:{value}"] = both(np.array([i for i, r in enumerate(test)
-                                                                    if str(r.get(key)) == value]))
+    slicers = {key: (lambda r, key=key: str(r.get(key))) for key in params["slice_keys"]}
+    if params["length_feature"]:
+        slicers["length"] = lambda r: length_bucket(r.get(params["length_feature"], ""), params["length_edges"])
+    for name, slicer in slicers.items():
+        labels = [slicer(r) for r in test]
+        for value in sorted(set(labels)):
+            evaluation["slices"][f"{name}:{value}"] = both(np.array([i for i, v in enumerate(labels) if v == value]))
     overall = evaluation["overall"]
     failures = [f"{name} {overall['model'].get(name, float('nan')):.4f} < threshold {minimum}"
                 for name, minimum in params["thresholds"].items()
@@ -125,7 +138,9 @@ class Evaluator(Component):
         "split": Param(str, "test"),
         "prediction_key": Param(str, "label_id", doc="serving output holding the predicted class index"),
         "probability_key": Param(str, "probabilities"),
-        "slice_keys": Param(list, []),
+        "slice_keys": Param(list, [], doc="raw features whose values define slices"),
+        "length_feature": Param((str, type(None)), None, doc="a text feature to slice by token count"),
+        "length_edges": Param(list, [8, 16, 32], doc="upper edges of the token-count buckets"),
         "thresholds": Param(dict, {}, doc="metric -> minimum value for a blessing"),
         "must_beat_baseline": Param(bool, True),
         "champion_dir": Param((str, type(None)), None, doc="serving folder of the model the candidate must match"),

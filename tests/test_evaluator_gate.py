@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import tensorflow as tf
 
-from rnnpipe.components.evaluator import Evaluator, run_evaluator
+from rnnpipe.components.evaluator import Evaluator, length_bucket, run_evaluator
 from rnnpipe.components.example_io import write_examples
 from rnnpipe.dsl import Artifact, Component
 
@@ -82,6 +82,15 @@ def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> N
     metrics, blessing = evaluate(tmp_path, good, serving, max_regression=0.02)
     assert blessing == {"blessed": True, "reasons": []} and metrics["test_accuracy"] == 1.0
     assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
+
+
+def test_slices_by_value_and_by_length(tmp_path: Path) -> None:
+    good = save(KeywordModel("good"), tmp_path / "good")
+    metrics, _ = evaluate(tmp_path, good, None, length_feature="text", length_edges=[2], slice_keys=["label"])
+    assert metrics["test_accuracy.label:0"] == 1.0 and metrics["test_accuracy.label:1"] == 1.0
+    assert metrics["test_accuracy.length:3-inf"] == 1.0 and "test_accuracy.length:1-2" not in metrics
+    assert [length_bucket(t, [8, 16]) for t in ("a b", "w " * 9, "w " * 16, "w " * 17)] == \
+        ["1-8", "9-16", "9-16", "17-inf"]
 
 
 def test_thresholds_and_baseline_rules(tmp_path: Path) -> None:

@@ -58,6 +58,29 @@ def latest_champion(champion_dir: str | None) -> Path | None:
     return None if version is None else Path(champion_dir) / str(version)
 
 
+def model_card(evaluation: dict, blessing: dict, inputs: dict[str, Artifact], params: dict) -> str:
+    """A short Markdown model card: data, metrics overall and per slice beside the baseline, the gate."""
+    splits = json.loads(inputs["examples"].path("splits.json").read_text())
+    lines = ["# Model card", "", "## Data",
+             f"- source: `{splits['source']}`",
+             f"- examples per split: {', '.join(f'{k} {v}' for k, v in splits['counts'].items())}",
+             f"- label `{params['label_key']}`: {', '.join(params['class_names'])}",
+             "", f"## Metrics on the {params['split']} split (baseline: {evaluation['baseline']})", "",
+             "| slice | n | accuracy | macro-F1 | baseline accuracy |", "|---|---|---|---|---|"]
+    rows = {"overall": evaluation["overall"], **evaluation["slices"]}
+    for name, s in rows.items():
+        m, b = s["model"], s["baseline"]
+        lines.append(f"| {name} | {m['count']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {b['accuracy']:.4f} |")
+    if "champion" in evaluation:
+        c = evaluation["champion"]
+        lines += ["", f"Champion `{c['path']}`: {params['champion_metric']} {c[params['champion_metric']]:.4f}."]
+    verdict = "blessed" if blessing["blessed"] else "NOT blessed: " + "; ".join(blessing["reasons"])
+    lines += ["", "## Gate", f"- {verdict}", "", "## Lineage",
+              f"- model: `{inputs['model'].uri}`", f"- examples: `{inputs['examples'].uri}`",
+              "- parameters: the MLflow run's params (the resolved pipeline config)", ""]
+    return "\n".join(lines)
+
+
 def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     examples = inputs["examples"].uri
     label_key, classes = params["label_key"], params["class_names"]
@@ -113,6 +136,9 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     (outputs["blessing"].path("blessing.json")).write_text(json.dumps(blessing, indent=1))
     ctx.tracker.log_artifact(out / "confusion_matrix.png", "plots")
     ctx.tracker.log_artifact(out / "evaluation.json", "evaluation")
+    card = out / "model_card.md"
+    card.write_text(model_card(evaluation, blessing, inputs, params))
+    ctx.tracker.log_artifact(card, "evaluation")
     sample = out / "predictions_sample.jsonl"
     sample.write_text("".join((out / "predictions.jsonl").read_text().splitlines(keepends=True)[:200]))
     ctx.tracker.log_artifact(sample, "evaluation")

@@ -56,9 +56,10 @@ def find_anomalies(stats: dict[str, dict], schema: schema_pb2.Schema, max_missin
                 unseen = [v for v, _ in f.get("top_values", []) if v not in allowed]
                 if unseen:
                     add(split, feature.name, "OUT_OF_DOMAIN", f"values not in the schema's domain: {unseen[:5]}")
-        for name in s["features"]:
-            if name not in {f.name for f in schema.feature}:
-                add(split, name, "NEW_FEATURE", "not in the schema (ignored by Transform)")
+    known = {f.name for f in schema.feature}
+    extra = sorted({name for s in stats.values() for name in s["features"]} - known)
+    for name in extra:
+        add("*", name, "NEW_FEATURE", "not in the schema (ignored by Transform)")
     return anomalies
 
 

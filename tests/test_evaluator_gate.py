@@ -53,7 +53,8 @@ def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, **param
     if not examples.exists():
         rows = [(split, {"text": f"{'good' if i % 3 else 'bad'} film {i}", "label": int(i % 3 > 0)})
                 for split in ("train", "test") for i in range(60)]
-        write_examples(rows, {"text": "bytes", "label": "int"}, examples, ["train", "test"], 1)
+        counts = write_examples(rows, {"text": "bytes", "label": "int"}, examples, ["train", "test"], 1)
+        (examples / "splits.json").write_text(json.dumps({"counts": counts, "source": "generated"}))
     out = tmp_path / f"eval-{len(list(tmp_path.glob('eval-*')))}"
     (out / "evaluation").mkdir(parents=True)
     (out / "blessing").mkdir()
@@ -82,6 +83,8 @@ def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> N
     metrics, blessing = evaluate(tmp_path, good, serving, max_regression=0.02)
     assert blessing == {"blessed": True, "reasons": []} and metrics["test_accuracy"] == 1.0
     assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
+    card = next(tmp_path.glob("eval-1/evaluation/model_card.md")).read_text()
+    assert "| overall | 60 | 1.0000 | 1.0000 | 0.6667 |" in card and "- blessed" in card
 
 
 def test_slices_by_value_and_by_length(tmp_path: Path) -> None:

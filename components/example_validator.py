@@ -1,7 +1,8 @@
 """ExampleValidator: checks every split's statistics against the schema and stops the run on anomalies.
 
 Blocking anomalies (a feature missing or of the wrong type, a required feature absent from too many
-examples, an out-of-domain value, an empty split, NaN/inf in a numeric feature) fail the step with a
+examples, an out-of-domain value, an empty split, NaN/inf in a numeric feature, skew of eval or test
+against train beyond the configured L-infinity / Jensen-Shannon thresholds) fail the step with a
 report naming the feature and split; the report is also kept as an artifact.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from rnnpipe.dsl import Artifact, Component, Param
@@ -63,13 +65,71 @@ def find_anomalies(stats: dict[str, dict], schema: schema_pb2.Schema, max_missin
     return anomalies
 
 
-BLOCKING = {"EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE", "OUT_OF_DOMAIN"}
+def linf_distance(p: list[list], q: list[list], p_total: int, q_total: int) -> float:
+    """L-infinity distance between two value distributions given as [value, count] top lists."""
+    pf = {str(v): c / p_total for v, c in p} if p_total else {}
+    qf = {str(v): c / q_total for v, c in q} if q_total else {}
+    return max((abs(pf.get(k, 0.0) - qf.get(k, 0.0)) for k in pf.keys() | qf.keys()), default=0.0)
+
+
+def js_divergence(a: list[float], b: list[float], bins: int = 20) -> float:
+    """Jensen-Shannon divergence (base 2, in [0, 1]) of two samples over shared equal-width bins."""
+    if not a or not b:
+        return 0.0
+    lo, hi = min(min(a), min(b)), max(max(a), max(b))
+    if hi <= lo:
+        return 0.0
+    pa = np.histogram(a, bins=bins, range=(lo, hi))[0] / len(a)
+    pb = np.histogram(b, bins=bins, range=(lo, hi))[0] / len(b)
+    m = (pa + pb) / 2
+
+    def kl(p: np.ndarray) -> float:
+        nz = p > 0
+        return float(np.sum(p[nz] * np.log2(p[nz] / m[nz])))
+
+    return (kl(pa) + kl(pb)) / 2
+
+
+def find_skew(stats: dict[str, dict], reference: str, max_linf: float | None, max_js: float | None) -> list[dict]:
+    """Compares every split's distributions with the reference split's (categorical: L-inf, numeric: JS)."""
+    found = []
+    ref = stats.get(reference)
+    if ref is None:
+        return found
+    for split, s in stats.items():
+        if split == reference:
+            continue
+        for name, f in s["features"].items():
+            r = ref["features"].get(name)
+            if r is None or r["type"] != f["type"]:
+                continue
+            categorical = "top_values" in r and (f["type"] == "INT" or not r.get("unique_is_lower_bound"))
+            if categorical and max_linf is not None and r.get("unique", 0) <= 1000:
+                d = linf_distance(r["top_values"], f.get("top_values", []), _value_total(r), _value_total(f))
+                if d > max_linf:
+                    found.append({"split": split, "feature": name, "kind": "SKEW",
+                                  "detail": f"L-infinity distance {d:.3f} from '{reference}' > {max_linf}"})
+            elif f["type"] != "BYTES" and max_js is not None:
+                d = js_divergence(r.get("sample", []), f.get("sample", []))
+                if d > max_js:
+                    found.append({"split": split, "feature": name, "kind": "SKEW",
+                                  "detail": f"Jensen-Shannon divergence {d:.3f} from '{reference}' > {max_js}"})
+    return found
+
+
+def _value_total(f: dict) -> int:
+    return round(f["avg_values"] * f["present"])
+
+
+BLOCKING = {"SKEW", "EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE",
+            "OUT_OF_DOMAIN"}
 
 
 def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     stats = load_statistics(inputs["statistics"])
     schema = read_schema(inputs["schema"].uri)
     anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
+    anomalies += find_skew(stats, "train", params["max_linf"], params["max_js"])
     report = outputs["anomalies"].path("anomalies.json")
     report.write_text(json.dumps(anomalies, indent=1))
     ctx.tracker.log_artifact(report, "anomalies")
@@ -90,5 +150,7 @@ class ExampleValidator(Component):
     OUTPUTS = {"anomalies": "ExampleAnomalies"}
     PARAMETERS = {
         "max_missing_increase": Param(float, 0.02, doc="tolerated drop in a feature's presence fraction"),
+        "max_linf": Param((float, type(None)), 0.1, doc="categorical skew vs train (L-infinity); None = off"),
+        "max_js": Param((float, type(None)), 0.1, doc="numeric skew vs train (Jensen-Shannon); None = off"),
     }
     executor = staticmethod(run_example_validator)

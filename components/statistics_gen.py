@@ -22,6 +22,7 @@ from .example_io import file_pattern
 
 _SAMPLE = 10_000   # numeric values kept for quantiles (reservoir)
 _MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
+_KEPT = 1_000  # numeric values kept in the statistics artifact for drift checks
 
 
 def _new_feature() -> dict:
@@ -144,9 +145,12 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
             num = f["num"]
             mean = num["sum"] / num["n"] if num["n"] else 0.0
             var = max(0.0, num["sumsq"] / num["n"] - mean * mean) if num["n"] else 0.0
+            ordered = sorted(num["sample"])
             out.update({"min": num["min"] if num["n"] else None, "max": num["max"] if num["n"] else None,
                         "mean": mean, "std": math.sqrt(var), "nan": num["nan"], "inf": num["inf"],
-                        "quantiles": _quantiles(num["sample"]), "unique_sampled": len(set(num["sample"]))})
+                        "quantiles": _quantiles(num["sample"]), "unique_sampled": len(set(num["sample"])),
+                        # an evenly spaced subsample of the sorted reservoir: enough for drift histograms
+                        "sample": ordered[::max(1, len(ordered) // _KEPT)]})
             if f["kind"] == "INT" and len(set(num["sample"])) <= top_k:
                 out["top_values"] = [[v, c] for v, c in Counter(num["sample"]).most_common(top_k)]
         features[name] = out

@@ -15,8 +15,8 @@ $(STAMP): requirements.lock setup.py
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
+# `rnnpipe run` fetches the default data first (once; cached), so one process does both.
 run: $(STAMP)
-	$(BIN)/rnnpipe data fetch sentiment
 	$(BIN)/rnnpipe run sentiment
 
 test: $(STAMP)
@@ -27,6 +27,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/stage_times.py
+	$(BIN)/python benchmarks/rnn_layers.py --quick
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -105,7 +105,8 @@ def find_skew(stats: dict[str, dict], reference: str, max_linf: float | None, ma
                 continue
             categorical = "top_values" in r and (f["type"] == "INT" or not r.get("unique_is_lower_bound"))
             if categorical and max_linf is not None and r.get("unique", 0) <= 1000:
-                d = linf_distance(r["top_values"], f.get("top_values", []), _value_total(r), _value_total(f))
+                d = linf_distance(r["top_values"], f.get("top_values", []), r["top_values_of"],
+                                  f.get("top_values_of", 0))
                 if d > max_linf:
                     found.append({"split": split, "feature": name, "kind": "SKEW",
                                   "detail": f"L-infinity distance {d:.3f} from '{reference}' > {max_linf}"})
@@ -115,10 +116,6 @@ def find_skew(stats: dict[str, dict], reference: str, max_linf: float | None, ma
                     found.append({"split": split, "feature": name, "kind": "SKEW",
                                   "detail": f"Jensen-Shannon divergence {d:.3f} from '{reference}' > {max_js}"})
     return found
-
-
-def _value_total(f: dict) -> int:
-    return round(f["avg_values"] * f["present"])
 
 
 BLOCKING = {"SKEW", "EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE",

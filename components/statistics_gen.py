@@ -139,6 +139,7 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
             out.update({
                 "unique": len(f["strings"]), "unique_is_lower_bound": bool(f.get("strings_trimmed")),
                 "top_values": [[v, c] for v, c in f["strings"].most_common(top_k)],
+                "top_values_of": f["values"],  # counts are exact, out of every value
                 "token_length": {"mean": sum(lengths) / len(lengths) if lengths else 0.0, **_quantiles(lengths)},
             })
         else:
@@ -152,7 +153,9 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
                         # an evenly spaced subsample of the sorted reservoir: enough for drift histograms
                         "sample": ordered[::max(1, len(ordered) // _KEPT)]})
             if f["kind"] == "INT" and len(set(num["sample"])) <= top_k:
+                # counted in the reservoir sample: frequencies are relative to the sample's size
                 out["top_values"] = [[v, c] for v, c in Counter(num["sample"]).most_common(top_k)]
+                out["top_values_of"] = len(num["sample"])
         features[name] = out
     return {"num_examples": n, "features": features}
 

@@ -64,6 +64,13 @@ def test_skew_is_flagged_for_shifted_distributions_only() -> None:
     assert found == {("label", "L-infinity"), ("score", "Jensen-Shannon")}
 
 
+def test_no_skew_when_the_reservoir_samples_a_large_split() -> None:
+    # More values than the reservoir keeps: frequencies must be relative to what was counted.
+    train, test = stats_of(records(12_000, 6, positive=0.3)), stats_of(records(1_500, 7, positive=0.3))
+    assert train["features"]["label"]["top_values_of"] == 10_000
+    assert find_skew({"train": train, "test": test}, "train", 0.05, 0.05) == []
+
+
 def test_distances() -> None:
     assert linf_distance([["a", 5], ["b", 5]], [["a", 9], ["b", 1]], 10, 10) == pytest.approx(0.4)
     assert js_divergence([0.0] * 10, [1.0] * 10) == 1.0

@@ -7,6 +7,7 @@ distribution (whitespace tokens, what the sequence length of a text feature will
 
 from __future__ import annotations
 
+import html
 import json
 import math
 import random
@@ -176,6 +177,9 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
     summary = out / "summary.txt"
     summary.write_text(render_text(stats))
     ctx.tracker.log_artifact(summary, "statistics")
+    page = out / "statistics.html"
+    page.write_text(render_html(stats))
+    ctx.tracker.log_artifact(page, "statistics")
     return {f"{s}_examples": stats[s]["num_examples"] for s in splits}
 
 
@@ -196,6 +200,29 @@ def render_text(stats: dict[str, dict]) -> str:
                 desc += f" min {f['min']} max {f['max']} mean {f['mean']:.3g} std {f['std']:.3g} nan {f['nan']}"
             lines.append(desc)
     return "\n".join(lines) + "\n"
+
+
+def render_html(stats: dict[str, dict]) -> str:
+    """One table per split, readable in MLflow's artifact viewer."""
+    parts = ["<html><head><meta charset='utf-8'><style>table{border-collapse:collapse;font:13px sans-serif}"
+             "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}</style></head><body>"]
+    for split, s in stats.items():
+        parts.append(f"<h3>{html.escape(split)}: {s['num_examples']} examples</h3><table><tr><th>feature</th>"
+                     "<th>type</th><th>missing</th><th>values / example</th><th>distribution</th></tr>")
+        for name, f in s["features"].items():
+            if f["type"] == "BYTES":
+                tl = f["token_length"]
+                dist = (f"{f['unique']} unique; tokens mean {tl.get('mean', 0):.1f}, median {tl.get('0.5')}, "
+                        f"p99 {tl.get('0.99')}; top: " + ", ".join(f"{html.escape(str(v))[:40]} ({c})"
+                                                                    for v, c in f["top_values"][:5]))
+            else:
+                q = f["quantiles"]
+                dist = (f"min {f['min']} / p25 {q.get('0.25')} / median {q.get('0.5')} / p75 {q.get('0.75')} / "
+                        f"max {f['max']}; mean {f['mean']:.4g}, std {f['std']:.4g}; NaN {f['nan']}, inf {f['inf']}")
+            parts.append(f"<tr><td>{html.escape(name)}</td><td>{f['type']}</td><td>{f['missing_fraction']:.1%}</td>"
+                         f"<td>{f['min_values']}–{f['max_values']}</td><td>{dist}</td></tr>")
+        parts.append("</table>")
+    return "".join(parts) + "</body></html>\n"
 
 
 class StatisticsGen(Component):

@@ -83,7 +83,8 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: 
     artifacts = {f.path for d in ("plots", "schema", "evaluation", "statistics")
                  for f in client.list_artifacts(run.info.run_id, d)}
     assert {"plots/confusion_matrix.png", "plots/learning_curves.png", "schema/schema.pbtxt",
-            "evaluation/predictions_sample.jsonl", "statistics/summary.txt"} <= artifacts
+            "evaluation/predictions_sample.jsonl", "evaluation/model_card.md", "statistics/summary.txt",
+            "statistics/statistics.html"} <= artifacts
 
 
 def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, capsys: pytest.CaptureFixture) -> None:

@@ -8,7 +8,7 @@ import pytest
 from rnnpipe.components.example_io import to_example
 from rnnpipe.components.example_validator import find_anomalies, find_skew, js_divergence, linf_distance
 from rnnpipe.components.schema_gen import infer_schema
-from rnnpipe.components.statistics_gen import ExampleStatsFn
+from rnnpipe.components.statistics_gen import ExampleStatsFn, render_html
 
 KINDS = {"text": "bytes", "label": "int", "score": "float", "source": "bytes"}
 
@@ -38,6 +38,14 @@ def test_statistics_count_missing_values_ranges_and_token_lengths() -> None:
     score = s["features"]["score"]
     assert score["nan"] == 1 and -4 < score["min"] < score["mean"] < score["max"] < 4
     assert sorted(v for v, _ in s["features"]["label"]["top_values"]) == [0, 1]
+
+
+def test_html_summary_escapes_values_and_lists_every_feature() -> None:
+    rows = records(20, 8)
+    rows[0]["text"] = "<b>bold</b> & more"
+    page = render_html({"train": stats_of(rows)})
+    assert "<h3>train: 20 examples</h3>" in page and "&lt;b&gt;bold&lt;/b&gt; &amp; more" in page
+    assert all(f"<td>{name}</td>" in page for name in KINDS)
 
 
 def test_schema_inference_and_anomalies() -> None:

@@ -9,6 +9,7 @@ report naming the feature and split; the report is also kept as an artifact.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from tensorflow_metadata.proto.v0 import schema_pb2
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
 
+from .example_io import example_to_dict, read_examples
 from .schema_gen import read_schema
 from .statistics_gen import load_statistics
 
@@ -122,11 +124,46 @@ BLOCKING = {"SKEW", "EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MIS
             "OUT_OF_DOMAIN"}
 
 
+RECORD_LEVEL = {"FEATURE_MISSING_TOO_OFTEN", "NON_FINITE", "OUT_OF_DOMAIN", "WRONG_TYPE"}
+
+
+def _violates(kind: str, feature: Any, record: dict) -> bool:
+    value = record.get(feature.name)
+    values = value if isinstance(value, list) else [value]
+    if kind == "FEATURE_MISSING_TOO_OFTEN":
+        return value is None
+    if value is None:
+        return False
+    if kind == "NON_FINITE":
+        return any(isinstance(v, float) and not math.isfinite(v) for v in values)
+    if kind == "WRONG_TYPE":
+        expected = {schema_pb2.BYTES: str, schema_pb2.INT: int, schema_pb2.FLOAT: float}[feature.type]
+        return not all(isinstance(v, expected) for v in values)
+    if feature.HasField("int_domain"):
+        return any(not feature.int_domain.min <= v <= feature.int_domain.max for v in values)
+    return feature.HasField("string_domain") and any(v not in feature.string_domain.value for v in values)
+
+
+def attach_examples(anomalies: list[dict], schema: schema_pb2.Schema, examples: Artifact, limit: int = 3) -> None:
+    """Adds up to ``limit`` offending records (split-local index and content) to each record-level anomaly."""
+    features = {f.name: f for f in schema.feature}
+    for a in anomalies:
+        found = a.setdefault("examples", [])
+        for i, example in enumerate(read_examples(examples.uri, a["split"])):
+            record = example_to_dict(example)
+            if _violates(a["kind"], features[a["feature"]], record):
+                found.append(f"record {i} of '{a['split']}': {json.dumps(record, ensure_ascii=False)[:160]}")
+                if len(found) == limit:
+                    break
+
+
 def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     stats = load_statistics(inputs["statistics"])
     schema = read_schema(inputs["schema"].uri)
     anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
     anomalies += find_skew(stats, "train", params["max_linf"], params["max_js"])
+    if "examples" in inputs:
+        attach_examples([a for a in anomalies if a["kind"] in RECORD_LEVEL], schema, inputs["examples"])
     report = outputs["anomalies"].path("anomalies.json")
     report.write_text(json.dumps(anomalies, indent=1))
     ctx.tracker.log_artifact(report, "anomalies")
@@ -136,6 +173,7 @@ def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifa
         ctx.log(f"{severity} {a['kind']} in {a['split']}/{a['feature']}: {a['detail']}")
     if blocking:
         lines = "\n".join(f"  - split '{a['split']}', feature '{a['feature']}': {a['kind']}: {a['detail']}"
+                          + "".join(f"\n      e.g. {e}" for e in a.get("examples", []))
                           for a in blocking)
         raise DataError(f"ExampleValidator found {len(blocking)} blocking anomalies; the run stops before "
                         f"Transform:\n{lines}\nFix the data, or adjust the schema if the change is intended.")
@@ -143,7 +181,8 @@ def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifa
 
 
 class ExampleValidator(Component):
-    INPUTS = {"statistics": "ExampleStatistics", "schema": "Schema"}
+    INPUTS = {"statistics": "ExampleStatistics", "schema": "Schema", "examples": "Examples"}
+    OPTIONAL_INPUTS = frozenset({"examples"})  # when given, reports quote offending records
     OUTPUTS = {"anomalies": "ExampleAnomalies"}
     PARAMETERS = {
         "max_missing_increase": Param(float, 0.02, doc="tolerated drop in a feature's presence fraction"),

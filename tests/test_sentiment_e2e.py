@@ -175,5 +175,6 @@ def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pyt
     err = capsys.readouterr().err
     assert "ExampleValidator found" in err and "the run stops before Transform" in err
     assert re.search(report, err), err
+    assert re.search(r"e\.g\. record \d+ of '\w+': \{", err)  # the report quotes offending records
     assert not (workdir / "serving").exists()
     assert not (workdir / "pipeline_root" / "sentiment" / "Transform").exists()

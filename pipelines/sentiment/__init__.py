@@ -57,7 +57,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
     if schema_cfg["curated_schema"] == "builtin":
         schema_cfg["curated_schema"] = str(Path(__file__).with_name("schema.pbtxt"))
     schema = SchemaGen(statistics=stats, **schema_cfg)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, **cfg.example_validator)
+    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
                           config=cfg.transform.to_dict())
     trainer = Trainer(transformed_examples=transform["transformed_examples"],

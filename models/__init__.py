@@ -8,6 +8,14 @@ serialization under the package name "rnnpipe".
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .classifier import build_sequence_classifier
+from .ctc import (
+    CTCLoss,
+    build_ctc_recognizer,
+    ctc_batch_cost,
+    ctc_beam_search_decode,
+    ctc_decode_dense,
+    ctc_greedy_decode,
+)
 from .diagnostics import GradientDiagnostics
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
@@ -15,6 +23,7 @@ from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = [
     "AdditiveAttention",
+    "CTCLoss",
     "GRU",
     "LSTM",
     "GRUCell",
@@ -25,6 +34,11 @@ __all__ = [
     "MultiplicativeAttention",
     "SimpleRNN",
     "SimpleRNNCell",
+    "build_ctc_recognizer",
     "build_sequence_classifier",
+    "ctc_batch_cost",
+    "ctc_beam_search_decode",
+    "ctc_decode_dense",
+    "ctc_greedy_decode",
     "make_optimizer",
 ]

@@ -88,7 +88,7 @@ def test_greedy_decoding_merges_repeats_drops_blanks_and_respects_lengths():
     assert ctc_greedy_decode(probs, frame_lengths=[4, 8, 5]) == [[0, 0], [], [2, 1]]
     # Logits give the same argmax; another blank index changes the meaning.
     assert ctc_greedy_decode(np.log(probs * 0.9 + 0.025)) == [[0, 0, 1, 2], [], [2, 1, 1, 0]]
-    assert ctc_greedy_decode(probs, blank_index=0) == [[1, 3, 1, 3, 2], [3], [2, 1, 3, 1]]
+    assert ctc_greedy_decode(probs, blank_index=0) == [[3, 1, 3, 2], [3], [2, 1, 3, 1]]
 
 
 def test_beam_search_agrees_with_greedy_on_a_peaked_example():
@@ -157,7 +157,7 @@ def test_training_a_tiny_recognizer_decreases_the_loss_and_decodes_the_labels():
     truth = [[int(v) for v in row if v >= 0] for row in y]
     accuracy = np.mean([d == t for d, t in zip(decoded, truth, strict=True)])
     # Chance for an exact 2-3 digit sequence is below 1/16.
-    assert accuracy > 0.6, accuracy
+    assert accuracy > 0.8, accuracy
 
 
 def test_image_recognizer_shapes_and_keras_file_round_trip(tmp_path):

@@ -188,8 +188,9 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                     continue
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
                 external = step.external_fingerprint({k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()})
-                if external:
-                    tracker.set_tag(f"rnnpipe.data_fingerprint.{step.id}", external)
+                if external:  # what a step reads from outside the pipeline: for a source step, the data
+                    kind = "external" if step.inputs else "data_fingerprint"
+                    tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
                 outs, metrics = _run_step(step, inputs, external, pipeline.name, root, store, run_id, tracker, cfg,
                                           force=step.id in forced, reuse_latest=step.id in reuse_latest,
                                           result=result)

@@ -147,9 +147,43 @@ def infer_kinds(path: Path, fmt: str, split_key: list[str]) -> tuple[dict[str, s
     return kinds, count
 
 
+SPAN = "{SPAN}"
+PREVIOUS_SPAN = "PreviousSpan"  # where the span before the latest is written, for drift checks
+
+
+def resolve_spans(source: str) -> tuple[Path, int | None, Path | None]:
+    """For a source with ``{SPAN}`` (e.g. ``reviews-{SPAN}.jsonl``): the latest span's file, its number,
+    and the file of the span before it (None if there is none). Without ``{SPAN}``: the file itself."""
+    if SPAN not in source:
+        return Path(source).expanduser(), None, None
+    pattern = Path(source).expanduser()
+    prefix, _, suffix = pattern.name.partition(SPAN)
+    found = {}
+    for p in pattern.parent.glob(f"{prefix}*{suffix}"):
+        middle = p.name[len(prefix):len(p.name) - len(suffix)]
+        if middle.isdigit():
+            found[int(middle)] = p
+    if not found:
+        raise DataError(f"no file matches {pattern} (with {SPAN} a number); put the data at e.g. "
+                        f"{pattern.parent / (prefix + '1' + suffix)}")
+    spans = sorted(found)
+    return found[spans[-1]], spans[-1], found[spans[-2]] if len(spans) > 1 else None
+
+
 def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
-    path, fmt = Path(params["source"]).expanduser(), params["format"]
-    fmt = detect_format(path) if fmt == "auto" else fmt
+    path, span, previous = resolve_spans(params["source"])
+    root = outputs["examples"].path()
+    counts, kinds = _write_span(path, root, params, ctx)
+    info = {"counts": counts, "kinds": kinds, "source": str(path), "span": span}
+    if previous is not None:
+        info["previous_span"] = {"source": str(previous), "counts": _write_span(previous, root / PREVIOUS_SPAN,
+                                                                                params, ctx)[0]}
+    (root / "splits.json").write_text(json.dumps(info, indent=1))
+    return {f"examples_{k}": v for k, v in counts.items()}
+
+
+def _write_span(path: Path, root: Path, params: dict, ctx: Any) -> tuple[dict[str, int], dict[str, str]]:
+    fmt = detect_format(path) if params["format"] == "auto" else params["format"]
     if fmt not in FORMATS:
         raise DataError(f"ExampleGen: format must be one of {FORMATS} or 'auto', got '{fmt}'")
     splits, split_key = params["splits"], list(params["split_key"])
@@ -161,14 +195,12 @@ def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], p
             key = ":".join(str(record[k]) for k in split_key) if split_key else json.dumps(record, sort_keys=True)
             yield split_of(key, splits), record
 
-    root = outputs["examples"].path()
     counts = write_examples(keyed(), kinds, root, list(splits), params["num_shards"])
     empty = [name for name, n in counts.items() if n == 0]
     if empty:
         raise DataError(f"{path}: split(s) {', '.join(empty)} got no records out of {total}; "
                         "add data or change example_gen.splits")
-    (root / "splits.json").write_text(json.dumps({"counts": counts, "kinds": kinds, "source": str(path)}, indent=1))
-    return {f"examples_{k}": v for k, v in counts.items()}
+    return counts, kinds
 
 
 class ExampleGen(Component):
@@ -177,7 +209,7 @@ class ExampleGen(Component):
     INPUTS: dict = {}
     OUTPUTS = {"examples": "Examples"}
     PARAMETERS = {
-        "source": Param(str, doc="path of a .jsonl, .csv or text file"),
+        "source": Param(str, doc="a .jsonl, .csv or text file; with {SPAN} in the name, the latest span"),
         "format": Param(str, "auto", doc="jsonl | csv | text | auto (by extension)"),
         "split_key": Param(list, [], doc="fields whose values decide the split; [] = the whole record"),
         "splits": Param(dict, {"train": 80, "eval": 10, "test": 10}, doc="split name -> weight"),
@@ -186,12 +218,18 @@ class ExampleGen(Component):
     executor = staticmethod(run_example_gen)
 
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
-        path = Path(self.params["source"]).expanduser()
+        try:
+            path, _, previous = resolve_spans(self.params["source"])
+        except DataError:
+            return "missing"
         if not path.exists():
             return "missing"
         h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+        for f in (path, previous):
+            if f is not None:
+                h.update(str(f.name).encode())
+                with open(f, "rb") as fh:
+                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                        h.update(block)
         return h.hexdigest()
 

@@ -2,7 +2,8 @@
 
 Blocking anomalies (a feature missing or of the wrong type, a required feature absent from too many
 examples, an out-of-domain value, an empty split, NaN/inf in a numeric feature, skew of eval or test
-against train beyond the configured L-infinity / Jensen-Shannon thresholds) fail the step with a
+against train, or drift of train against the previous span's train, beyond the configured
+L-infinity / Jensen-Shannon thresholds) fail the step with a
 report naming the feature and split; the report is also kept as an artifact.
 """
 
@@ -20,7 +21,7 @@ from rnnpipe.errors import DataError
 
 from .example_io import example_to_dict, read_examples
 from .schema_gen import read_schema
-from .statistics_gen import load_statistics
+from .statistics_gen import PREVIOUS_PREFIX, load_statistics
 
 _TYPE_NAMES = {schema_pb2.BYTES: "BYTES", schema_pb2.INT: "INT", schema_pb2.FLOAT: "FLOAT"}
 
@@ -120,7 +121,7 @@ def find_skew(stats: dict[str, dict], reference: str, max_linf: float | None, ma
     return found
 
 
-BLOCKING = {"SKEW", "EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE",
+BLOCKING = {"SKEW", "DRIFT", "EMPTY_SPLIT", "MISSING_FEATURE", "WRONG_TYPE", "FEATURE_MISSING_TOO_OFTEN", "NON_FINITE",
             "OUT_OF_DOMAIN"}
 
 
@@ -158,10 +159,16 @@ def attach_examples(anomalies: list[dict], schema: schema_pb2.Schema, examples: 
 
 
 def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
-    stats = load_statistics(inputs["statistics"])
+    everything = load_statistics(inputs["statistics"])
+    stats = {k: v for k, v in everything.items() if not k.startswith(PREVIOUS_PREFIX)}
     schema = read_schema(inputs["schema"].uri)
     anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
     anomalies += find_skew(stats, "train", params["max_linf"], params["max_js"])
+    previous = everything.get(f"{PREVIOUS_PREFIX}train")
+    if previous is not None:  # drift: this span's train split against the previous span's
+        for a in find_skew({"previous span": previous, "train": stats["train"]}, "previous span",
+                           params["max_linf"], params["max_js"]):
+            anomalies.append({**a, "kind": "DRIFT"})
     if "examples" in inputs:
         attach_examples([a for a in anomalies if a["kind"] in RECORD_LEVEL], schema, inputs["examples"])
     report = outputs["anomalies"].path("anomalies.json")

@@ -19,7 +19,10 @@ from apache_beam.options.pipeline_options import PipelineOptions
 
 from rnnpipe.dsl import Artifact, Component, Param
 
+from .example_gen import PREVIOUS_SPAN
 from .example_io import file_pattern
+
+PREVIOUS_PREFIX = "previous_span-"  # statistics of the span before the latest: previous_span-<split>.json
 
 _SAMPLE = 10_000   # numeric values kept for quantiles (reservoir)
 _MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
@@ -163,17 +166,22 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
 
 def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     examples = inputs["examples"]
-    splits = list(json.loads(examples.path("splits.json").read_text())["counts"])
+    info = json.loads(examples.path("splits.json").read_text())
+    # name -> file pattern; the previous span (if ExampleGen found one) is summarized for drift checks
+    sources = {s: file_pattern(examples.uri, s) for s in info["counts"]}
+    for s in info.get("previous_span", {}).get("counts", {}):
+        sources[f"{PREVIOUS_PREFIX}{s}"] = file_pattern(examples.path(PREVIOUS_SPAN), s)
     out = outputs["statistics"].path()
-    ctx.log(f"Beam pipeline over splits {splits} ({ctx.beam_args[0]})")
+    ctx.log(f"Beam pipeline over {list(sources)} ({ctx.beam_args[0]})")
     with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p:
-        for split in splits:
+        for name, pattern in sources.items():
             _ = (p
-                 | f"Read[{split}]" >> beam.io.ReadFromTFRecord(file_pattern(examples.uri, split))
-                 | f"Stats[{split}]" >> beam.CombineGlobally(ExampleStatsFn())
-                 | f"Json[{split}]" >> beam.Map(json.dumps)
-                 | f"Write[{split}]" >> beam.io.WriteToText(str(out / f"{split}.json"), shard_name_template=""))
-    stats = {s: json.loads((out / f"{s}.json").read_text()) for s in splits}
+                 | f"Read[{name}]" >> beam.io.ReadFromTFRecord(pattern)
+                 | f"Stats[{name}]" >> beam.CombineGlobally(ExampleStatsFn())
+                 | f"Json[{name}]" >> beam.Map(json.dumps)
+                 | f"Write[{name}]" >> beam.io.WriteToText(str(out / f"{name}.json"), shard_name_template=""))
+    stats = {s: json.loads((out / f"{s}.json").read_text()) for s in sources}
+    splits = list(info["counts"])
     summary = out / "summary.txt"
     summary.write_text(render_text(stats))
     ctx.tracker.log_artifact(summary, "statistics")

@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rnnpipe.components.example_gen import ExampleGen, run_example_gen, split_of
+from rnnpipe.components.example_gen import ExampleGen, resolve_spans, run_example_gen, split_of
 from rnnpipe.components.example_io import example_to_dict, read_examples
 from rnnpipe.dsl import Artifact
 from rnnpipe.errors import DataError
@@ -102,3 +102,14 @@ def test_source_content_is_part_of_the_cache_key(tmp_path: Path) -> None:
     first = ExampleGen(source=str(src)).external_fingerprint({})
     src.write_text("b\n")
     assert ExampleGen(source=str(src)).external_fingerprint({}) != first
+
+
+def test_spans_pick_the_latest_and_the_one_before(tmp_path: Path) -> None:
+    for span in (1, 2, 10):
+        (tmp_path / f"reviews-{span}.jsonl").write_text(f'{{"text": "span {span}"}}\n')
+    (tmp_path / "reviews-x.jsonl").write_text("{}\n")  # not a span number: ignored
+    path, span, previous = resolve_spans(str(tmp_path / "reviews-{SPAN}.jsonl"))
+    assert (path.name, span, previous.name) == ("reviews-10.jsonl", 10, "reviews-2.jsonl")
+    assert resolve_spans(str(tmp_path / "reviews-1.jsonl")) == (tmp_path / "reviews-1.jsonl", None, None)
+    with pytest.raises(DataError, match=r"no file matches .*other-\{SPAN\}\.csv"):
+        resolve_spans(str(tmp_path / "other-{SPAN}.csv"))

@@ -4,6 +4,7 @@ export, a fresh-process reload, caching, gating and bad input through the CLI.""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -139,8 +140,6 @@ def test_bad_input_fails_clearly_and_leaves_nothing(workdir: Path, capsys: pytes
     if content is not None:
         path.write_text(content)
     assert main(["run", "sentiment", "--set", f"data.path={path}", "--set", "example_gen.split_key=[]"]) == 2
-    import re
-
     assert re.search(message, capsys.readouterr().err)
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "sentiment" / "ExampleGen"
@@ -153,9 +152,9 @@ def test_unknown_config_key_fails_before_anything_runs(workdir: Path, capsys: py
     assert not (workdir / "pipeline_root").exists()
 
 
-def poisoned_sample(workdir: Path, poison) -> Path:
+def poisoned_sample(workdir: Path, poison, name: str = "poisoned.jsonl") -> Path:
     rows = [json.loads(line) for line in SAMPLE.read_text().splitlines()]
-    path = workdir / "poisoned.jsonl"
+    path = workdir / name
     path.write_text("".join(json.dumps(poison(i, r)) + "\n" for i, r in enumerate(rows)))
     return path
 
@@ -168,8 +167,6 @@ def poisoned_sample(workdir: Path, poison) -> Path:
 ])
 def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pytest.CaptureFixture,
                                                       poison, report: str) -> None:
-    import re
-
     path = poisoned_sample(workdir, poison)
     assert main(["run", "sentiment", "--set", f"data.path={path}"]) == 2
     err = capsys.readouterr().err
@@ -178,3 +175,13 @@ def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pyt
     assert re.search(r"e\.g\. record \d+ of '\w+': \{", err)  # the report quotes offending records
     assert not (workdir / "serving").exists()
     assert not (workdir / "pipeline_root" / "sentiment" / "Transform").exists()
+
+
+def test_drift_between_consecutive_spans_stops_the_run(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    poisoned_sample(workdir, lambda i, r: r, "reviews-1.jsonl")
+    poisoned_sample(workdir, lambda i, r: {**r, "label": int(i % 20 != 0)}, "reviews-2.jsonl")  # 95% positive
+    assert main(["run", "sentiment", "--set", f"data.path={workdir / 'reviews-{SPAN}.jsonl'}"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"split 'train', feature 'label': DRIFT: L-infinity distance 0\.4\d+ from 'previous span'", err)
+    assert "SKEW" not in err  # within the latest span, train/eval/test agree
+    assert not (workdir / "serving").exists()

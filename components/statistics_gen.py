@@ -128,6 +128,18 @@ def _quantiles(values: list[float], qs: tuple[float, ...] = (0.0, 0.01, 0.25, 0.
     return {str(q): s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))] for q in qs}
 
 
+def _histogram(ordered: list[float], bins: int = 10) -> dict:
+    """Equal-width histogram of the (sorted) reservoir sample: edges and the fraction in each bin."""
+    if not ordered:
+        return {}
+    lo, hi = ordered[0], ordered[-1]
+    width = (hi - lo) / bins or 1.0
+    counts = [0] * bins
+    for v in ordered:
+        counts[min(bins - 1, int((v - lo) / width))] += 1
+    return {"edges": [lo + i * width for i in range(bins + 1)], "fractions": [c / len(ordered) for c in counts]}
+
+
 def summarize(acc: dict, top_k: int = 20) -> dict:
     n = acc["examples"]
     features = {}
@@ -154,6 +166,7 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
             out.update({"min": num["min"] if num["n"] else None, "max": num["max"] if num["n"] else None,
                         "mean": mean, "std": math.sqrt(var), "nan": num["nan"], "inf": num["inf"],
                         "quantiles": _quantiles(num["sample"]), "unique_sampled": len(set(num["sample"])),
+                        "histogram": _histogram(ordered),
                         # an evenly spaced subsample of the sorted reservoir: enough for drift histograms
                         "sample": ordered[::max(1, len(ordered) // _KEPT)]})
             if f["kind"] == "INT" and len(set(num["sample"])) <= top_k:

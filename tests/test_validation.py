@@ -37,6 +37,9 @@ def test_statistics_count_missing_values_ranges_and_token_lengths() -> None:
     assert text["missing"] == 1 and text["type"] == "BYTES" and text["token_length"]["0.5"] == 5
     score = s["features"]["score"]
     assert score["nan"] == 1 and -4 < score["min"] < score["mean"] < score["max"] < 4
+    hist = score["histogram"]
+    assert len(hist["edges"]) == 11 and sum(hist["fractions"]) == pytest.approx(1.0)
+    assert hist["edges"][0] == score["min"] and hist["edges"][-1] == pytest.approx(score["max"])
     assert sorted(v for v, _ in s["features"]["label"]["top_values"]) == [0, 1]
 
 

@@ -7,6 +7,7 @@ than deep inside a traced graph.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Collection
 from typing import Any
@@ -67,3 +68,10 @@ def check_choice(name: str, value: Any, choices: Collection[str]) -> str:
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and value > 0 and math.isfinite(value)):
+        raise ValueError(f"Argument `{name}` must be a finite number > 0. Received: {name}={value!r}")
+    return float(value)

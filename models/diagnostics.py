@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
 import os
 import tempfile
 from typing import Any
@@ -29,19 +28,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._validation import check_positive_int
+from ._validation import check_positive_float, check_positive_int
 
 __all__ = ["GradientDiagnostics"]
 
 _log = logging.getLogger(__name__)
 _LOGGER_METHODS = ("log_metric", "set_tag", "log_artifact")
-
-
-def _check_positive_float(name: str, value: Any) -> float:
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and value > 0 and math.isfinite(value)):
-        raise ValueError(f"Argument `{name}` must be a finite number > 0. Received: {name}={value!r}")
-    return float(value)
 
 
 def _replay(layer: keras.layers.Layer, sequences: tf.Tensor, mask: tf.Tensor | None, perturbation: tf.Tensor) -> Any:
@@ -152,8 +144,8 @@ class GradientDiagnostics(keras.callbacks.Callback):
                 probe_data, (tuple, list)) else type(probe_data).__name__
             raise ValueError(f"Argument `probe_data` must be a pair (x, y). Received: {received}")
         self.probe_data = tuple(probe_data)
-        self.vanishing_ratio_threshold = _check_positive_float("vanishing_ratio_threshold", vanishing_ratio_threshold)
-        self.exploding_norm_threshold = _check_positive_float("exploding_norm_threshold", exploding_norm_threshold)
+        self.vanishing_ratio_threshold = check_positive_float("vanishing_ratio_threshold", vanishing_ratio_threshold)
+        self.exploding_norm_threshold = check_positive_float("exploding_norm_threshold", exploding_norm_threshold)
         if logger is not None:
             missing = [m for m in _LOGGER_METHODS if not callable(getattr(logger, m, None))]
             if missing:

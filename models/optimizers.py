@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import keras
 
-from ._validation import check_choice
+from ._validation import check_choice, check_positive_float
 
 __all__ = ["OPTIMIZERS", "make_optimizer"]
 
@@ -23,13 +21,6 @@ OPTIMIZERS = {
     "lion": keras.optimizers.Lion,
 }
 _CLIPPING = ("clipnorm", "clipvalue", "global_clipnorm")
-
-
-def _check_positive(name: str, value: Any) -> float:
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not (is_number and value > 0 and math.isfinite(value)):
-        raise ValueError(f"Argument `{name}` must be a finite number > 0. Received: {name}={value!r}")
-    return float(value)
 
 
 def make_optimizer(
@@ -70,12 +61,12 @@ def make_optimizer(
         raise ValueError(f"Argument `name` must be a string, one of {', '.join(OPTIMIZERS)}. Received: name={name!r}")
     check_choice("name", name.lower(), tuple(OPTIMIZERS))
     if not isinstance(learning_rate, keras.optimizers.schedules.LearningRateSchedule):
-        learning_rate = _check_positive("learning_rate", learning_rate)
+        learning_rate = check_positive_float("learning_rate", learning_rate)
     clipping = {"clipnorm": clipnorm, "clipvalue": clipvalue, "global_clipnorm": global_clipnorm}
     chosen = {key: value for key, value in clipping.items() if value is not None}
     if len(chosen) > 1:
         received = ", ".join(f"{key}={value!r}" for key, value in chosen.items())
         raise ValueError(f"Expected at most one of {', '.join(_CLIPPING)} to be set. Received: {received}")
     for key, value in chosen.items():
-        _check_positive(key, value)
+        check_positive_float(key, value)
     return OPTIMIZERS[name.lower()](learning_rate=learning_rate, **chosen, **options)

@@ -21,6 +21,30 @@ inside the loop body (where a cached tensor would leak out of the loop's
 graph) and never survive into the next batch. A cell driven by hand keeps its
 masks until `reset_dropout_mask()` / `reset_recurrent_dropout_mask()` are
 called, so call them between sequences.
+
+Two optional extras, both off by default (with them off the weights and the
+maths are exactly those of the Keras built-in cells):
+
+* `layer_norm=True` (all cells): layer normalization (Ba et al., 2016) of
+  the summed pre-activations `x W + h U + b`, **per gate** (each gate's
+  `units` pre-activations are normalized on their own), with a learned gain
+  `layer_norm_gamma` (ones) and bias `layer_norm_beta` (zeros) of shape
+  `(gates * units,)`. The LSTM also normalizes the new cell state before the
+  output `tanh` (`h = o * tanh(LN(c))`; the carried state `c` itself is not
+  normalized), with `cell_norm_gamma` / `cell_norm_beta` of shape
+  `(units,)`. Normalization happens in `recurrent_step`, on the sum, so the
+  fast layers (which hoist `x W + b` out of the loop) compute the same thing.
+* `peepholes=True` (`LSTMCell` only): diagonal peephole connections (Gers &
+  Schmidhuber, 2000): the input and forget gates add `p_i * c_{t-1}` and
+  `p_f * c_{t-1}`, the output gate `p_o * c_t`, with weights
+  `input_peephole`, `forget_peephole`, `output_peephole` of shape
+  `(units,)`, initialized to zeros. With `layer_norm` too, the peephole
+  terms are added after the normalization.
+
+The extra weights are created only when the option is on, after `kernel`,
+`recurrent_kernel` and `bias`. Both options are keyword arguments taken from
+`**kwargs` (so the positional signature stays that of the Keras cells) and
+are part of `get_config()`.
 """
 
 from __future__ import annotations
@@ -46,6 +70,17 @@ __all__ = ["GRUCell", "LSTMCell", "SimpleRNNCell"]
 
 def _is_nested(states: Any) -> bool:
     return isinstance(states, (list, tuple))
+
+
+# Variance epsilon of the layer normalization (as keras.layers.LayerNormalization).
+LAYER_NORM_EPSILON = 1e-3
+
+
+def _normalize(x: Any, gamma: Any, beta: Any) -> Any:
+    """Layer-normalize `x` over its last axis, then scale by `gamma`, shift by `beta`."""
+    mean = ops.mean(x, axis=-1, keepdims=True)
+    variance = ops.var(x, axis=-1, keepdims=True)
+    return (x - mean) * ops.rsqrt(variance + LAYER_NORM_EPSILON) * gamma + beta
 
 
 class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
@@ -84,8 +119,11 @@ class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         if seed is not None:
             seed = check_int_at_least("seed", seed, 0)
+        # Keyword-only extra, read from **kwargs (see the module docstring).
+        layer_norm = check_bool("layer_norm", kwargs.pop("layer_norm", False))
         super().__init__(**kwargs)
         self.units = units
+        self.layer_norm = layer_norm
         self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -145,6 +183,22 @@ class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
             )
         else:
             self.bias = None
+        if self.layer_norm:
+            self.layer_norm_gamma = self.add_weight(
+                shape=(width,), name="layer_norm_gamma", initializer="ones"
+            )
+            self.layer_norm_beta = self.add_weight(
+                shape=(width,), name="layer_norm_beta", initializer="zeros"
+            )
+        self._build_extra_weights()
+
+    def _build_extra_weights(self) -> None:
+        """Hook for subclass-specific optional weights (after the standard ones)."""
+
+    def _normalize_gate(self, x: Any, gate: int) -> Any:
+        """Layer-normalize the `[batch, units]` pre-activation of gate `gate`."""
+        sl = slice(gate * self.units, (gate + 1) * self.units)
+        return _normalize(x, self.layer_norm_gamma[sl], self.layer_norm_beta[sl])
 
     def _input_bias(self) -> Any:
         return self.bias
@@ -225,6 +279,7 @@ class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
             "dropout": self.dropout,
             "recurrent_dropout": self.recurrent_dropout,
             "seed": self.seed,
+            "layer_norm": self.layer_norm,
         }
 
     def get_config(self) -> dict[str, Any]:
@@ -254,7 +309,9 @@ class SimpleRNNCell(_RecurrentCell):
         recurrent_dropout: float in [0, 1), fraction of the previous output
             dropped before the recurrent matmul (one mask per sequence).
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the keyword-only option `layer_norm` (bool, default `False`):
+            layer-normalize the pre-activation `x W + h U + b` (see the module docstring).
 
     Example:
 
@@ -309,7 +366,10 @@ class SimpleRNNCell(_RecurrentCell):
         h_tm1 = states[0]
         if recurrent_mask is not None:
             h_tm1 = h_tm1 * recurrent_mask
-        output = self.activation(projected + ops.matmul(h_tm1, self.recurrent_kernel))
+        z = projected + ops.matmul(h_tm1, self.recurrent_kernel)
+        if self.layer_norm:
+            z = self._normalize_gate(z, 0)
+        output = self.activation(z)
         return output, [output]
 
 
@@ -342,7 +402,14 @@ class LSTMCell(_RecurrentCell):
         recurrent_dropout: float in [0, 1), fraction of `h` dropped before the
             recurrent matmul (one mask per sequence, shared by the gates).
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the keyword-only option `layer_norm` (bool, default `False`):
+            layer-normalize each gate's pre-activation `x W + h U + b` and
+            the cell state before the output activation (see the module
+            docstring).
+            Also `peepholes` (bool, default `False`): diagonal peephole
+            connections from `c_{t-1}` to the input and forget gates and
+            from `c_t` to the output gate.
 
     Example:
 
@@ -378,6 +445,7 @@ class LSTMCell(_RecurrentCell):
         **kwargs: Any,
     ) -> None:
         check_bool("unit_forget_bias", unit_forget_bias)
+        peepholes = check_bool("peepholes", kwargs.pop("peepholes", False))
         super().__init__(
             units,
             activation=activation,
@@ -398,7 +466,23 @@ class LSTMCell(_RecurrentCell):
         )
         self.recurrent_activation = activations.get(recurrent_activation)
         self.unit_forget_bias = unit_forget_bias
+        self.peepholes = peepholes
         self.state_size = [units, units]
+
+    def _build_extra_weights(self) -> None:
+        if self.layer_norm:
+            self.cell_norm_gamma = self.add_weight(
+                shape=(self.units,), name="cell_norm_gamma", initializer="ones"
+            )
+            self.cell_norm_beta = self.add_weight(
+                shape=(self.units,), name="cell_norm_beta", initializer="zeros"
+            )
+        if self.peepholes:
+            for gate in ("input", "forget", "output"):
+                weight = self.add_weight(
+                    shape=(self.units,), name=f"{gate}_peephole", initializer="zeros"
+                )
+                setattr(self, f"{gate}_peephole", weight)
 
     def _make_bias_initializer(self) -> Any:
         if not self.unit_forget_bias:
@@ -425,11 +509,21 @@ class LSTMCell(_RecurrentCell):
             h_tm1 = h_tm1 * recurrent_mask
         z = projected + ops.matmul(h_tm1, self.recurrent_kernel)
         z_i, z_f, z_c, z_o = ops.split(z, 4, axis=-1)
+        if self.layer_norm:
+            z_i, z_f, z_c, z_o = (
+                self._normalize_gate(part, gate) for gate, part in enumerate((z_i, z_f, z_c, z_o))
+            )
+        if self.peepholes:
+            z_i = z_i + self.input_peephole * c_tm1
+            z_f = z_f + self.forget_peephole * c_tm1
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         c = f * c_tm1 + i * self.activation(z_c)
+        if self.peepholes:
+            z_o = z_o + self.output_peephole * c
         o = self.recurrent_activation(z_o)
-        h = o * self.activation(c)
+        c_out = _normalize(c, self.cell_norm_gamma, self.cell_norm_beta) if self.layer_norm else c
+        h = o * self.activation(c_out)
         return h, [h, c]
 
     def _argument_config(self) -> dict[str, Any]:
@@ -437,6 +531,7 @@ class LSTMCell(_RecurrentCell):
             **super()._argument_config(),
             "recurrent_activation": activations.serialize(self.recurrent_activation),
             "unit_forget_bias": self.unit_forget_bias,
+            "peepholes": self.peepholes,
         }
 
 
@@ -469,7 +564,11 @@ class GRUCell(_RecurrentCell):
             recurrent matmuls (one mask per sequence, shared by the gates).
         reset_after: bool, the convention described above. Default `True`.
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the keyword-only option `layer_norm` (bool, default `False`):
+            layer-normalize each gate's pre-activation (for the candidate:
+            `x W_h + b_h + r * (h U_h + b'_h)` with `reset_after`,
+            `x W_h + b_h + (r * h) U_h` without; see the module docstring).
 
     Example:
 
@@ -533,6 +632,9 @@ class GRUCell(_RecurrentCell):
     def _input_bias(self) -> Any:
         return self.bias[0] if self.reset_after else self.bias
 
+    def _maybe_normalize(self, x: Any, gate: int) -> Any:
+        return self._normalize_gate(x, gate) if self.layer_norm else x
+
     def recurrent_step(
         self, projected: Any, states: list[Any], recurrent_mask: Any = None
     ) -> tuple[Any, list[Any]]:
@@ -547,16 +649,18 @@ class GRUCell(_RecurrentCell):
             if self.use_bias:
                 inner = ops.add(inner, self.bias[1])
             r_z, r_r, r_h = ops.split(inner, 3, axis=-1)
-            z = self.recurrent_activation(x_z + r_z)
-            r = self.recurrent_activation(x_r + r_r)
-            candidate = self.activation(x_h + r * r_h)
+            z = self.recurrent_activation(self._maybe_normalize(x_z + r_z, 0))
+            r = self.recurrent_activation(self._maybe_normalize(x_r + r_r, 1))
+            candidate = self.activation(self._maybe_normalize(x_h + r * r_h, 2))
         else:
             inner = ops.matmul(h_in, self.recurrent_kernel[:, : 2 * units])
             r_z, r_r = ops.split(inner, 2, axis=-1)
-            z = self.recurrent_activation(x_z + r_z)
-            r = self.recurrent_activation(x_r + r_r)
+            z = self.recurrent_activation(self._maybe_normalize(x_z + r_z, 0))
+            r = self.recurrent_activation(self._maybe_normalize(x_r + r_r, 1))
             candidate = self.activation(
-                x_h + ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * units :])
+                self._maybe_normalize(
+                    x_h + ops.matmul(r * h_in, self.recurrent_kernel[:, 2 * units :]), 2
+                )
             )
         h = z * h_tm1 + (1 - z) * candidate
         return h, [h]

@@ -237,9 +237,15 @@ def _check_layer_flags(**flags: Any) -> None:
         check_bool(name, value)
 
 
-def _cell_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+def _cell_kwargs(kwargs: dict[str, Any], options: tuple[str, ...] = ("layer_norm",)) -> dict[str, Any]:
     # The cell follows the layer's dtype policy and trainability, as in Keras.
-    return {"dtype": kwargs.get("dtype"), "trainable": kwargs.get("trainable", True)}
+    # The cell-only options (`layer_norm`, LSTM `peepholes`) are removed from
+    # `kwargs` here, so they reach the cell and not `keras.layers.Layer`.
+    cell_kwargs = {"dtype": kwargs.get("dtype"), "trainable": kwargs.get("trainable", True)}
+    for name in options:
+        if name in kwargs:
+            cell_kwargs[name] = kwargs.pop(name)
+    return cell_kwargs
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -264,7 +270,8 @@ class SimpleRNN(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the cell option `layer_norm` (see the cell).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.
@@ -364,7 +371,8 @@ class LSTM(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the cell options `layer_norm` and `peepholes` (see the cell).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.
@@ -431,7 +439,7 @@ class LSTM(_FastRecurrent):
             recurrent_dropout=recurrent_dropout,
             seed=seed,
             name="lstm_cell",
-            **_cell_kwargs(kwargs),
+            **_cell_kwargs(kwargs, ("layer_norm", "peepholes")),
         )
         super().__init__(
             cell,
@@ -467,7 +475,8 @@ class GRU(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
+            plus the cell option `layer_norm` (see the cell).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.

@@ -42,9 +42,9 @@ maths are exactly those of the Keras built-in cells):
   terms are added after the normalization.
 
 The extra weights are created only when the option is on, after `kernel`,
-`recurrent_kernel` and `bias`. Both options are keyword arguments taken from
-`**kwargs` (so the positional signature stays that of the Keras cells) and
-are part of `get_config()`.
+`recurrent_kernel` and `bias`. Both options come after the Keras cells'
+arguments (so positional calls stay those of the Keras cells) and are part of
+`get_config()`.
 """
 
 from __future__ import annotations
@@ -109,6 +109,7 @@ class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        layer_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         # Validate before super().__init__ so a bad config leaves no half-built
@@ -119,8 +120,7 @@ class _RecurrentCell(keras.layers.Layer, DropoutRNNCell):
         recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
         if seed is not None:
             seed = check_int_at_least("seed", seed, 0)
-        # Keyword-only extra, read from **kwargs (see the module docstring).
-        layer_norm = check_bool("layer_norm", kwargs.pop("layer_norm", False))
+        layer_norm = check_bool("layer_norm", layer_norm)
         super().__init__(**kwargs)
         self.units = units
         self.layer_norm = layer_norm
@@ -309,9 +309,9 @@ class SimpleRNNCell(_RecurrentCell):
         recurrent_dropout: float in [0, 1), fraction of the previous output
             dropped before the recurrent matmul (one mask per sequence).
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the keyword-only option `layer_norm` (bool, default `False`):
-            layer-normalize the pre-activation `x W + h U + b` (see the module docstring).
+        layer_norm: layer-normalize the pre-activation `x W + h U + b` (see
+            the module docstring).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
 
@@ -339,6 +339,7 @@ class SimpleRNNCell(_RecurrentCell):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        layer_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -357,6 +358,7 @@ class SimpleRNNCell(_RecurrentCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            layer_norm=layer_norm,
             **kwargs,
         )
 
@@ -402,14 +404,12 @@ class LSTMCell(_RecurrentCell):
         recurrent_dropout: float in [0, 1), fraction of `h` dropped before the
             recurrent matmul (one mask per sequence, shared by the gates).
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the keyword-only option `layer_norm` (bool, default `False`):
-            layer-normalize each gate's pre-activation `x W + h U + b` and
-            the cell state before the output activation (see the module
-            docstring).
-            Also `peepholes` (bool, default `False`): diagonal peephole
-            connections from `c_{t-1}` to the input and forget gates and
-            from `c_t` to the output gate.
+        layer_norm: layer-normalize each gate's pre-activation
+            `x W + h U + b` and the cell state before the output activation
+            (see the module docstring).
+        peepholes: diagonal peephole connections from `c_{t-1}` to the input
+            and forget gates and from `c_t` to the output gate.
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
 
@@ -442,10 +442,12 @@ class LSTMCell(_RecurrentCell):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        layer_norm: bool = False,
+        peepholes: bool = False,
         **kwargs: Any,
     ) -> None:
         check_bool("unit_forget_bias", unit_forget_bias)
-        peepholes = check_bool("peepholes", kwargs.pop("peepholes", False))
+        peepholes = check_bool("peepholes", peepholes)
         super().__init__(
             units,
             activation=activation,
@@ -462,6 +464,7 @@ class LSTMCell(_RecurrentCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            layer_norm=layer_norm,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)
@@ -564,11 +567,10 @@ class GRUCell(_RecurrentCell):
             recurrent matmuls (one mask per sequence, shared by the gates).
         reset_after: bool, the convention described above. Default `True`.
         seed: optional integer seed of the dropout masks.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the keyword-only option `layer_norm` (bool, default `False`):
-            layer-normalize each gate's pre-activation (for the candidate:
-            `x W_h + b_h + r * (h U_h + b'_h)` with `reset_after`,
+        layer_norm: layer-normalize each gate's pre-activation (for the
+            candidate: `x W_h + b_h + r * (h U_h + b'_h)` with `reset_after`,
             `x W_h + b_h + (r * h) U_h` without; see the module docstring).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Example:
 
@@ -600,6 +602,7 @@ class GRUCell(_RecurrentCell):
         recurrent_dropout: float = 0.0,
         reset_after: bool = True,
         seed: int | None = None,
+        layer_norm: bool = False,
         **kwargs: Any,
     ) -> None:
         check_bool("reset_after", reset_after)
@@ -619,6 +622,7 @@ class GRUCell(_RecurrentCell):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            layer_norm=layer_norm,
             **kwargs,
         )
         self.recurrent_activation = activations.get(recurrent_activation)

@@ -237,15 +237,9 @@ def _check_layer_flags(**flags: Any) -> None:
         check_bool(name, value)
 
 
-def _cell_kwargs(kwargs: dict[str, Any], options: tuple[str, ...] = ("layer_norm",)) -> dict[str, Any]:
+def _cell_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
     # The cell follows the layer's dtype policy and trainability, as in Keras.
-    # The cell-only options (`layer_norm`, LSTM `peepholes`) are removed from
-    # `kwargs` here, so they reach the cell and not `keras.layers.Layer`.
-    cell_kwargs = {"dtype": kwargs.get("dtype"), "trainable": kwargs.get("trainable", True)}
-    for name in options:
-        if name in kwargs:
-            cell_kwargs[name] = kwargs.pop(name)
-    return cell_kwargs
+    return {"dtype": kwargs.get("dtype"), "trainable": kwargs.get("trainable", True)}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -270,8 +264,8 @@ class SimpleRNN(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the cell option `layer_norm` (see the cell).
+        layer_norm: the cell's layer normalization (see the cell).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.
@@ -306,6 +300,7 @@ class SimpleRNN(_FastRecurrent):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        layer_norm: bool = False,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
@@ -334,6 +329,7 @@ class SimpleRNN(_FastRecurrent):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            layer_norm=layer_norm,
             name="simple_rnn_cell",
             **_cell_kwargs(kwargs),
         )
@@ -371,8 +367,8 @@ class LSTM(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the cell options `layer_norm` and `peepholes` (see the cell).
+        layer_norm, peepholes: the cell's options (see the cell).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.
@@ -408,6 +404,8 @@ class LSTM(_FastRecurrent):
         dropout: float = 0.0,
         recurrent_dropout: float = 0.0,
         seed: int | None = None,
+        layer_norm: bool = False,
+        peepholes: bool = False,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
@@ -438,8 +436,10 @@ class LSTM(_FastRecurrent):
             dropout=dropout,
             recurrent_dropout=recurrent_dropout,
             seed=seed,
+            layer_norm=layer_norm,
+            peepholes=peepholes,
             name="lstm_cell",
-            **_cell_kwargs(kwargs, ("layer_norm", "peepholes")),
+            **_cell_kwargs(kwargs),
         )
         super().__init__(
             cell,
@@ -475,8 +475,8 @@ class GRU(_FastRecurrent):
             (reversed) outputs in processing order.
         zero_output_for_mask: output zeros at masked steps instead of
             repeating the previous output.
-        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...),
-            plus the cell option `layer_norm` (see the cell).
+        layer_norm: the cell's layer normalization (see the cell).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
 
     Call arguments:
         sequences: `[batch, time, features]` float tensor.
@@ -512,6 +512,7 @@ class GRU(_FastRecurrent):
         recurrent_dropout: float = 0.0,
         reset_after: bool = True,
         seed: int | None = None,
+        layer_norm: bool = False,
         return_sequences: bool = False,
         return_state: bool = False,
         go_backwards: bool = False,
@@ -542,6 +543,7 @@ class GRU(_FastRecurrent):
             recurrent_dropout=recurrent_dropout,
             reset_after=reset_after,
             seed=seed,
+            layer_norm=layer_norm,
             name="gru_cell",
             **_cell_kwargs(kwargs),
         )

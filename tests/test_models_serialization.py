@@ -67,6 +67,8 @@ LAYER_CLASSES = [GRU, LSTM, SimpleRNN, GRUCell, LSTMCell, SimpleRNNCell]
 # A non-default value for every constructor argument of the recurrent layers,
 # so a config that forgot one would come back with the default.
 NON_DEFAULTS = {
+    "layer_norm": True,
+    "peepholes": True,
     "activation": "relu",
     "recurrent_activation": "hard_sigmoid",
     "use_bias": False,

@@ -16,6 +16,7 @@ from typing import Any
 
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
+from rnnpipe.runner import fingerprint_dir
 
 from .example_io import write_examples
 
@@ -224,12 +225,6 @@ class ExampleGen(Component):
             return "missing"
         if not path.exists():
             return "missing"
-        h = hashlib.sha256()
-        for f in (path, previous):
-            if f is not None:
-                h.update(str(f.name).encode())
-                with open(f, "rb") as fh:
-                    for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                        h.update(block)
-        return h.hexdigest()
+        files = [f for f in (path, previous) if f is not None]
+        return hashlib.sha256("".join(fingerprint_dir(f) for f in files).encode()).hexdigest()
 

@@ -187,13 +187,14 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                 if only and step.id not in forced | reuse_latest:
                     continue
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-                external = step.external_fingerprint({k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()})
+                in_artifacts = {k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()}
+                external = step.external_fingerprint(in_artifacts)
                 if external:  # what a step reads from outside the pipeline: for a source step, the data
                     kind = "external" if step.inputs else "data_fingerprint"
                     tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
-                outs, metrics = _run_step(step, inputs, external, pipeline.name, root, store, run_id, tracker, cfg,
-                                          force=step.id in forced, reuse_latest=step.id in reuse_latest,
-                                          result=result)
+                outs, metrics = _run_step(step, inputs, in_artifacts, external, pipeline.name, root, store, run_id,
+                                          tracker, cfg, force=step.id in forced,
+                                          reuse_latest=step.id in reuse_latest, result=result)
                 for name, art in outs.items():
                     produced[(step.id, name)] = art
                 result.outputs[step.id] = {n: Artifact(n, a.type, a.uri) for n, a in outs.items()}
@@ -212,9 +213,9 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
     return result
 
 
-def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str, pipeline: str, root: Path,
-              store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *, force: bool,
-              reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
+def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: dict[str, Artifact], external: str,
+              pipeline: str, root: Path, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
+              force: bool, reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
     key = _cache_key(step, inputs, external)
     if reuse_latest:
         previous = store.find_complete(pipeline, step.id)
@@ -242,7 +243,6 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], external: str,
     ctx = ExecutionContext(pipeline, step.id, execution_id, scratch, [f"--runner={cfg.beam.runner}", *cfg.beam.options],
                            cfg.distribution.strategy, Path(cfg.serving_dir).resolve(),
                            RecordingTracker(tracker, tmp.resolve(), final.resolve()))
-    in_artifacts = {k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()}
     log.info("%s: running (execution %d)", step.id, execution_id)
     started = time.time()
     try:

@@ -7,7 +7,11 @@ SUBPACKAGES = {
     "rnnpipe.models": "models",
     "rnnpipe.pipelines": "pipelines",
     "rnnpipe.pipelines.sentiment": "pipelines/sentiment",
+    "rnnpipe.pipelines.forecasting": "pipelines/forecasting",
+    "rnnpipe.pipelines.textgen": "pipelines/textgen",
+    "rnnpipe.pipelines.tagging": "pipelines/tagging",
 }
+APPLICATIONS = ["sentiment", "forecasting", "textgen", "tagging"]
 
 setup(
     name="rnnpipe",
@@ -16,10 +20,10 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=["rnnpipe", *SUBPACKAGES],
     package_dir={"rnnpipe": "rnnpipe", **SUBPACKAGES},
-    package_data={"rnnpipe": ["*.yaml"], "rnnpipe.pipelines.sentiment": ["*.yaml", "*.pbtxt"]},
+    package_data={"rnnpipe": ["*.yaml"], **{f"rnnpipe.pipelines.{app}": ["*.yaml", "*.pbtxt"] for app in APPLICATIONS}},
     include_package_data=True,
     entry_points={
         "console_scripts": ["rnnpipe = rnnpipe.cli:main"],
-        "rnnpipe.pipelines": ["sentiment = rnnpipe.pipelines.sentiment:APPLICATION"],
+        "rnnpipe.pipelines": [f"{app} = rnnpipe.pipelines.{app}:APPLICATION" for app in APPLICATIONS],
     },
 )

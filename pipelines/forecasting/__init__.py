@@ -1,0 +1,1 @@
+"""Time-series forecasting: sliding windows of a series -> the next H values (being built)."""

@@ -1,0 +1,1 @@
+"""Part-of-speech tagging of CoNLL-U sentences (being built)."""

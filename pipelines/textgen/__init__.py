@@ -1,0 +1,1 @@
+"""Text generation: a character-level language model (being built)."""

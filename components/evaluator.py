@@ -1,35 +1,60 @@
 """Evaluator: metrics on the test split through the exported serving signature, on RAW inputs.
 
-What is measured is exactly what TF Serving will answer. Metrics come overall and per slice, beside
-the majority-class baseline (the class most frequent in the train split). The blessing says whether
-the model clears the configured thresholds, beats the baseline, and is no worse than the champion
-(the version served now, evaluated on the same split in the same step) by more than
-``max_regression``; the Pusher reads it.
+What is measured is exactly what TF Serving will answer. The application's metrics function (a code
+reference; classification by default) computes metrics overall and per slice beside a baseline (and
+any peer model it fits). The blessing says whether the model clears the configured thresholds, beats
+the baseline on the primary metric, and is no worse than the champion (the version served now,
+scored on the same split in the same step) by more than ``max_regression``; the Pusher reads it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
-from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.dsl import Artifact, Component, Param, Ref
+from rnnpipe.errors import ConfigError
 from rnnpipe.runner import fingerprint_dir
 from rnnpipe.serving import latest_version
 
 from .example_io import example_to_dict, read_examples
 from .export import SIGNATURE
-from .metrics import classification_metrics, confusion, majority_class
-from .plots import plot_confusion_matrix
 
 
-def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256) -> dict[str, np.ndarray]:
-    """Calls the SavedModel's serving signature on raw records, batch by batch."""
-    fn = tf.saved_model.load(model_dir).signatures[SIGNATURE]
+@dataclass
+class EvalContext:
+    """What a metrics function gets. ``out_dir`` is None when only the champion is scored: then only
+    ``overall.model`` of the result is read, so baselines, peers, plots and files may be skipped."""
+
+    records: list[dict]
+    predictions: dict[str, np.ndarray]
+    config: dict
+    out_dir: Path | None
+    examples_uri: str
+    log: Callable[[str], None] = print
+    _train: list[dict] | None = field(default=None, repr=False)
+
+    def train_records(self) -> list[dict]:
+        if self._train is None:
+            self._train = [example_to_dict(e) for e in read_examples(self.examples_uri, "train")]
+        return self._train
+
+
+def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
+                signature: str = SIGNATURE) -> dict[str, np.ndarray]:
+    """Calls one of the SavedModel's signatures on raw records, batch by batch."""
+    loaded = tf.saved_model.load(model_dir)
+    if signature not in loaded.signatures:
+        raise ConfigError(f"{model_dir} has no signature '{signature}'; it has {sorted(loaded.signatures)}")
+    fn = loaded.signatures[signature]
     names = list(fn.structured_input_signature[1])
     chunks: dict[str, list[np.ndarray]] = defaultdict(list)
     for start in range(0, len(records), batch_size):
@@ -40,16 +65,6 @@ def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256) -> d
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
-def length_bucket(text: str, edges: list[int]) -> str:
-    """'1-8', '9-16', ..., '33-inf': the whitespace-token count bucket of a text, for slicing."""
-    n, low = len(str(text).split()), 1
-    for edge in edges:
-        if n <= edge:
-            return f"{low}-{edge}"
-        low = edge + 1
-    return f"{low}-inf"
-
-
 def latest_champion(champion_dir: str | None) -> Path | None:
     """The version TF Serving serves now under ``champion_dir`` (the last pushed), if any."""
     if not champion_dir:
@@ -58,22 +73,66 @@ def latest_champion(champion_dir: str | None) -> Path | None:
     return None if version is None else Path(champion_dir) / str(version)
 
 
+def _bounds(spec: Any) -> tuple[float | None, float | None]:
+    """A threshold is a lower bound, or {lower_bound: x, upper_bound: y} (TFX's GenericValueThreshold)."""
+    if isinstance(spec, dict):
+        unknown = set(spec) - {"lower_bound", "upper_bound"}
+        if unknown:
+            raise ConfigError(f"evaluator.thresholds: unknown key(s) {sorted(unknown)}; "
+                              "expected a number or {lower_bound: x, upper_bound: y}")
+        return spec.get("lower_bound"), spec.get("upper_bound")
+    return spec, None
+
+
+def gate(evaluation: dict, params: dict) -> list[str]:
+    """The reasons not to bless (empty = blessed), from thresholds, the baseline and the champion."""
+    model, baseline = evaluation["overall"]["model"], evaluation["overall"].get("baseline", {})
+    failures = []
+    for name, spec in params["thresholds"].items():
+        value = model.get(name, float("nan"))
+        low, high = _bounds(spec)
+        if low is not None and not value >= low:
+            failures.append(f"{name} {value:.4f} < threshold {low}")
+        if high is not None and not value <= high:
+            failures.append(f"{name} {value:.4f} > threshold {high}")
+    primary, higher = params["primary_metric"], params["higher_is_better"]
+    ours = model.get(primary, float("nan"))
+    if params["must_beat_baseline"]:
+        theirs = baseline.get(primary, float("nan"))
+        if not (ours > theirs if higher else ours < theirs):
+            failures.append(f"{primary} {ours:.4f} does not beat the baseline {theirs:.4f}")
+    champion = evaluation.get("champion")
+    if champion is not None:
+        theirs, margin = champion[primary], params["max_regression"]
+        if (ours < theirs - margin) if higher else (ours > theirs + margin):
+            failures.append(f"{primary} {ours:.4f} is worse than the champion's (version "
+                            f"{Path(champion['path']).name}) {theirs:.4f} by more than {margin}")
+    return failures
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def model_card(evaluation: dict, blessing: dict, inputs: dict[str, Artifact], params: dict) -> str:
     """A short Markdown model card: data, metrics overall and per slice beside the baseline, the gate."""
     splits = json.loads(inputs["examples"].path("splits.json").read_text())
+    names = evaluation.get("card_metrics") or sorted(evaluation["overall"]["model"])
+    peers = [p for p in evaluation["overall"] if p != "model"]
     lines = ["# Model card", "", "## Data",
              f"- source: `{splits['source']}`",
              f"- examples per split: {', '.join(f'{k} {v}' for k, v in splits['counts'].items())}",
-             f"- label `{params['label_key']}`: {', '.join(params['class_names'])}",
-             "", f"## Metrics on the {params['split']} split (baseline: {evaluation['baseline']})", "",
-             "| slice | n | accuracy | macro-F1 | baseline accuracy |", "|---|---|---|---|---|"]
-    rows = {"overall": evaluation["overall"], **evaluation["slices"]}
+             "", f"## Metrics on the {params['split']} split (baseline: {evaluation.get('baseline', 'none')})", "",
+             "| slice | " + " | ".join(names) + "".join(f" | {p} {params['primary_metric']}" for p in peers) + " |",
+             "|---" * (1 + len(names) + len(peers)) + "|"]
+    rows = {"overall": evaluation["overall"], **evaluation.get("slices", {})}
     for name, s in rows.items():
-        m, b = s["model"], s["baseline"]
-        lines.append(f"| {name} | {m['count']} | {m['accuracy']:.4f} | {m['macro_f1']:.4f} | {b['accuracy']:.4f} |")
+        cells = [_fmt(s["model"].get(m, "")) for m in names]
+        cells += [_fmt(s.get(p, {}).get(params["primary_metric"], "")) for p in peers]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     if "champion" in evaluation:
         c = evaluation["champion"]
-        lines += ["", f"Champion `{c['path']}`: {params['champion_metric']} {c[params['champion_metric']]:.4f}."]
+        lines += ["", f"Champion `{c['path']}`: {params['primary_metric']} {c[params['primary_metric']]:.4f}."]
     verdict = "blessed" if blessing["blessed"] else "NOT blessed: " + "; ".join(blessing["reasons"])
     lines += ["", "## Gate", f"- {verdict}", "", "## Lineage",
               f"- model: `{inputs['model'].uri}`", f"- examples: `{inputs['examples'].uri}`",
@@ -81,76 +140,55 @@ def model_card(evaluation: dict, blessing: dict, inputs: dict[str, Artifact], pa
     return "\n".join(lines)
 
 
+def _scalars(metrics: dict) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items()
+            if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
+
+
 def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     examples = inputs["examples"].uri
-    label_key, classes = params["label_key"], params["class_names"]
-    test = [example_to_dict(e) for e in read_examples(examples, params["split"])]
-    train_labels = np.array([example_to_dict(e)[label_key] for e in read_examples(examples, "train")])
-    y_true = np.array([r[label_key] for r in test])
-    preds = predict_raw(inputs["model"].uri, test)
-    y_pred = preds[params["prediction_key"]].astype(np.int64)
-    majority = majority_class(train_labels)
-    y_base = np.full_like(y_true, majority)
-
-    def both(idx: np.ndarray) -> dict:
-        return {"model": classification_metrics(y_true[idx], y_pred[idx], len(classes)),
-                "baseline": classification_metrics(y_true[idx], y_base[idx], len(classes))}
-
-    everything = np.arange(len(test))
-    evaluation = {"overall": both(everything), "slices": {}, "baseline": f"majority class '{classes[majority]}'"}
-    slicers = {key: (lambda r, key=key: str(r.get(key))) for key in params["slice_keys"]}
-    if params["length_feature"]:
-        slicers["length"] = lambda r: length_bucket(r.get(params["length_feature"], ""), params["length_edges"])
-    for name, slicer in slicers.items():
-        labels = [slicer(r) for r in test]
-        for value in sorted(set(labels)):
-            evaluation["slices"][f"{name}:{value}"] = both(np.array([i for i, v in enumerate(labels) if v == value]))
-    overall = evaluation["overall"]
-    failures = [f"{name} {overall['model'].get(name, float('nan')):.4f} < threshold {minimum}"
-                for name, minimum in params["thresholds"].items()
-                if not overall["model"].get(name, float("nan")) >= minimum]
-    if params["must_beat_baseline"] and not overall["model"]["accuracy"] > overall["baseline"]["accuracy"]:
-        failures.append(f"accuracy {overall['model']['accuracy']:.4f} does not beat the baseline "
-                        f"{overall['baseline']['accuracy']:.4f}")
+    metrics_fn = Ref(params["metrics"]).resolve()
+    records = [example_to_dict(e) for e in read_examples(examples, params["split"])]
+    out = outputs["evaluation"].path()
+    ev = EvalContext(records, predict_raw(inputs["model"].uri, records, signature=params["signature"]),
+                     params["metrics_config"], out, examples, ctx.log)
+    evaluation = metrics_fn(ev)
+    artifacts = evaluation.pop("artifacts", [])
+    primary = params["primary_metric"]
+    if primary not in evaluation["overall"]["model"]:
+        raise ConfigError(f"evaluator.primary_metric '{primary}' is not among the metrics "
+                          f"{sorted(evaluation['overall']['model'])}")
     champion = latest_champion(params["champion_dir"])
     if champion is not None and params["max_regression"] is not None:
-        metric = params["champion_metric"]
-        champion_preds = predict_raw(str(champion), test)[params["prediction_key"]].astype(np.int64)
-        theirs = classification_metrics(y_true, champion_preds, len(classes))[metric]
-        ours = overall["model"][metric]
-        evaluation["champion"] = {"path": str(champion), metric: theirs}
-        ctx.log(f"champion {champion.name}: {metric} {theirs:.4f}; candidate {ours:.4f}")
-        if ours < theirs - params["max_regression"]:
-            failures.append(f"{metric} {ours:.4f} is worse than the champion's (version {champion.name}) "
-                            f"{theirs:.4f} by more than {params['max_regression']}")
+        theirs_ev = EvalContext(records, predict_raw(str(champion), records, signature=params["signature"]),
+                                params["metrics_config"], None, examples, ctx.log, ev._train)
+        theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
+        evaluation["champion"] = {"path": str(champion), primary: theirs}
+        ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "
+                f"candidate {evaluation['overall']['model'][primary]:.4f}")
+    failures = gate(evaluation, params)
     blessing = {"blessed": not failures, "reasons": failures}
 
-    out = outputs["evaluation"].path()
     (out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
-    with open(out / "predictions.jsonl", "w") as fh:
-        prob_key = params["probability_key"]
-        for i, r in enumerate(test):
-            fh.write(json.dumps({**r, "predicted": int(y_pred[i]),
-                                 "probabilities": preds[prob_key][i].tolist()}) + "\n")
-    plot_confusion_matrix(confusion(y_true, y_pred, len(classes)).tolist(), classes, out / "confusion_matrix.png")
     (outputs["blessing"].path("blessing.json")).write_text(json.dumps(blessing, indent=1))
-    ctx.tracker.log_artifact(out / "confusion_matrix.png", "plots")
-    ctx.tracker.log_artifact(out / "evaluation.json", "evaluation")
     card = out / "model_card.md"
     card.write_text(model_card(evaluation, blessing, inputs, params))
-    ctx.tracker.log_artifact(card, "evaluation")
-    sample = out / "predictions_sample.jsonl"
-    sample.write_text("".join((out / "predictions.jsonl").read_text().splitlines(keepends=True)[:200]))
-    ctx.tracker.log_artifact(sample, "evaluation")
+    for path, artifact_dir in [*artifacts, (out / "evaluation.json", "evaluation"), (card, "evaluation")]:
+        ctx.tracker.log_artifact(Path(path), artifact_dir)
     ctx.tracker.set_tag("rnnpipe.blessed", str(blessing["blessed"]).lower())
     for reason in failures:
         ctx.log(f"NOT BLESSED: {reason}")
 
-    metrics = {f"test_{k}": v for k, v in overall["model"].items() if k in ("accuracy", "macro_f1")}
-    metrics.update({f"baseline_{k}": v for k, v in overall["baseline"].items() if k in ("accuracy", "macro_f1")})
-    for name, s in evaluation["slices"].items():
-        metrics[f"test_accuracy.{name}"] = s["model"]["accuracy"]
-        metrics[f"baseline_accuracy.{name}"] = s["baseline"]["accuracy"]
+    overall = evaluation["overall"]
+    shown = set(evaluation.get("card_metrics") or overall["model"])
+    metrics = {}
+    for peer, values in overall.items():
+        prefix = "test" if peer == "model" else peer
+        metrics.update({f"{prefix}_{k}": v for k, v in _scalars(values).items() if k in shown})
+    for name, s in evaluation.get("slices", {}).items():
+        for peer, values in s.items():
+            if primary in values and math.isfinite(values[primary]):
+                metrics[f"{'test' if peer == 'model' else peer}_{primary}.{name}"] = float(values[primary])
     metrics["blessed"] = float(blessing["blessed"])
     return metrics
 
@@ -159,18 +197,16 @@ class Evaluator(Component):
     INPUTS = {"model": "Model", "examples": "Examples"}
     OUTPUTS = {"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"}
     PARAMETERS = {
-        "label_key": Param(str),
-        "class_names": Param(list),
+        "metrics": Param(Ref, "rnnpipe.components.metrics:evaluate_classification",
+                         doc="'module:function' taking an EvalContext, returning overall/slices metrics"),
+        "metrics_config": Param(dict, {}, doc="what the metrics function reads (label key, slices, ...)"),
         "split": Param(str, "test"),
-        "prediction_key": Param(str, "label_id", doc="serving output holding the predicted class index"),
-        "probability_key": Param(str, "probabilities"),
-        "slice_keys": Param(list, [], doc="raw features whose values define slices"),
-        "length_feature": Param((str, type(None)), None, doc="a text feature to slice by token count"),
-        "length_edges": Param(list, [8, 16, 32], doc="upper edges of the token-count buckets"),
-        "thresholds": Param(dict, {}, doc="metric -> minimum value for a blessing"),
+        "signature": Param(str, SIGNATURE, doc="the serving signature whose outputs are scored"),
+        "primary_metric": Param(str, "accuracy", doc="compared with the baseline and the champion"),
+        "higher_is_better": Param(bool, True, doc="direction of the primary metric"),
+        "thresholds": Param(dict, {}, doc="metric -> lower bound, or {lower_bound: x, upper_bound: y}"),
         "must_beat_baseline": Param(bool, True),
         "champion_dir": Param((str, type(None)), None, doc="serving folder of the model the candidate must match"),
-        "champion_metric": Param(str, "accuracy"),
         "max_regression": Param((float, type(None)), None, doc="how much worse than the champion still passes"),
     }
     executor = staticmethod(run_evaluator)

@@ -1,8 +1,10 @@
-"""ExampleGen: CSV / JSONL / plain text -> tf.Example TFRecord shards, split by a stable hash.
+"""ExampleGen: CSV / JSONL / plain text (or any format an application's reader turns into records)
+-> tf.Example TFRecord shards, split by a stable hash or by a partition field.
 
 A record's split depends only on its key (``split_key`` fields joined with ':'), so it never moves
-between splits when data is added or the pipeline re-runs. Every record is checked before anything
-is written: a malformed one stops the step with its file and line.
+between splits when data is added or the pipeline re-runs; or, with ``partition_feature``, on a field
+the reader set (a chronological cut of a series, whole works held out). Every record is checked
+before anything is written: a malformed one stops the step with its file and line.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import DataError
 from rnnpipe.runner import fingerprint_dir
 
@@ -107,10 +109,14 @@ def _read_text(path: Path) -> Iterator[tuple[str, dict]]:
 READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "text": _read_text}
 
 
-def read_records(path: Path, fmt: str) -> Iterator[tuple[str, dict]]:
+def read_records(path: Path, fmt: str, reader: str | None = None, reader_config: dict | None = None
+                 ) -> Iterator[tuple[str, dict]]:
+    """(where, record) pairs: by the application's ``reader`` if given, else by the built-in format reader."""
     if not path.exists():
-        raise DataError(f"data file not found: {path}; fetch the default data with `rnnpipe data fetch APP` "
+        raise DataError(f"data not found: {path}; fetch the default data with `rnnpipe data fetch APP` "
                         "or point data.path at your own file")
+    if reader is not None:
+        return Ref(reader).resolve()(path, **(reader_config or {}))
     return READERS[fmt](path)
 
 
@@ -123,15 +129,20 @@ def split_of(key: str, splits: dict[str, int]) -> str:
     raise AssertionError("unreachable: bucket is below the total weight")
 
 
-def infer_kinds(path: Path, fmt: str, split_key: list[str]) -> tuple[dict[str, str], int]:
-    """First pass: checks every record and infers one value kind per field (ints widen to floats)."""
+def infer_kinds(records: Iterator[tuple[str, dict]], path: Path, split_key: list[str],
+                partition: tuple[str, dict] | None = None) -> tuple[dict[str, str], int]:
+    """First pass: checks every record and infers one value kind per field (ints widen to floats).
+    ``partition`` = (field, splits): the field must name one of the splits."""
     kinds: dict[str, str] = {}
     count = 0
-    for where, record in read_records(path, fmt):
+    for where, record in records:
         count += 1
         for key in split_key:
             if record.get(key) in (None, ""):
                 raise DataError(f"{where}: split key field '{key}' is missing or empty")
+        if partition is not None and record.get(partition[0]) not in partition[1]:
+            raise DataError(f"{where}: partition field '{partition[0]}' is {record.get(partition[0])!r}; "
+                            f"expected one of the splits {list(partition[1])}")
         for key, value in record.items():
             kind = _kind(value, where, key)
             if kind is None:
@@ -187,12 +198,19 @@ def _write_span(path: Path, root: Path, params: dict, ctx: Any) -> tuple[dict[st
     fmt = detect_format(path) if params["format"] == "auto" else params["format"]
     if fmt not in FORMATS:
         raise DataError(f"ExampleGen: format must be one of {FORMATS} or 'auto', got '{fmt}'")
-    splits, split_key = params["splits"], list(params["split_key"])
-    kinds, total = infer_kinds(path, fmt, split_key)
-    ctx.log(f"{total} records from {path} ({fmt}); fields: {kinds}")
+    splits, split_key, partition = params["splits"], list(params["split_key"]), params["partition_feature"]
+
+    def records() -> Iterator[tuple[str, dict]]:
+        return read_records(path, fmt, params["reader"], params["reader_config"])
+
+    kinds, total = infer_kinds(records(), path, split_key, (partition, splits) if partition else None)
+    ctx.log(f"{total} records from {path} ({params['reader'] or fmt}); fields: {kinds}")
 
     def keyed() -> Iterator[tuple[str, dict]]:
-        for _, record in read_records(path, fmt):
+        for _, record in records():
+            if partition:
+                yield record[partition], record
+                continue
             key = ":".join(str(record[k]) for k in split_key) if split_key else json.dumps(record, sort_keys=True)
             yield split_of(key, splits), record
 
@@ -210,9 +228,14 @@ class ExampleGen(Component):
     INPUTS: dict = {}
     OUTPUTS = {"examples": "Examples"}
     PARAMETERS = {
-        "source": Param(str, doc="a .jsonl, .csv or text file; with {SPAN} in the name, the latest span"),
-        "format": Param(str, "auto", doc="jsonl | csv | text | auto (by extension)"),
+        "source": Param(str, doc="a .jsonl, .csv or text file (or what the reader reads); with {SPAN} in the "
+                                 "name, the latest span"),
+        "format": Param(str, "auto", doc="jsonl | csv | text | auto (by extension); ignored with a reader"),
+        "reader": Param(Ref, None, doc="'module:function' (path, **reader_config) -> iterator of (where, record)"),
+        "reader_config": Param(dict, {}, doc="keyword arguments for the reader"),
         "split_key": Param(list, [], doc="fields whose values decide the split; [] = the whole record"),
+        "partition_feature": Param((str, type(None)), None,
+                                   doc="a field whose value is the record's split, instead of hashing"),
         "splits": Param(dict, {"train": 80, "eval": 10, "test": 10}, doc="split name -> weight"),
         "num_shards": Param(int, 2),
     }

@@ -1,7 +1,7 @@
-"""The serving export: one tf.Module whose ``serving_default`` takes RAW features.
+"""The serving export: one tf.Module whose signatures take RAW features.
 
 The tensorflow-transform graph (a tf_keras object) and the Keras 3 model are called side by side
-inside one tf.function instead of being mixed into one Keras model.
+inside one tf.function per signature instead of being mixed into one Keras model.
 """
 
 from __future__ import annotations
@@ -11,23 +11,29 @@ from typing import Any
 
 import tensorflow as tf
 
-from .task import TrainingTask
+from .task import Signature, TrainingTask
 
 SIGNATURE = "serving_default"
 
 
 class ServingModule(tf.Module):
-    def __init__(self, model: Any, tft_output: Any, task: TrainingTask) -> None:
+    def __init__(self, model: Any, tft_output: Any) -> None:
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
         self._tft_output = tft_output
-        self._task = task
 
-    def serve(self, **raw: tf.Tensor) -> dict[str, tf.Tensor]:
-        transformed = self.tft_layer(raw)
-        outputs = self.model(self._task.model_inputs(transformed), training=False)
-        return self._task.postprocess(outputs, self._tft_output)
+    def transform(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return self.tft_layer(raw)
+
+    def concrete(self, signature: Signature) -> Any:
+        def fn(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+            return signature.fn(self.model, self.transform, inputs, self._tft_output)
+
+        specs = {**raw_input_specs(self._tft_output, signature.raw_features), **signature.extra_inputs}
+        specs = {name: tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in specs.items()}
+        # Plain tensor code: no AutoGraph source reads, so what is traced is what is written.
+        return tf.function(fn, autograph=False).get_concrete_function(**specs)
 
 
 def raw_input_specs(tft_output: Any, names: tuple[str, ...]) -> dict[str, tf.TensorSpec]:
@@ -42,7 +48,6 @@ def raw_input_specs(tft_output: Any, names: tuple[str, ...]) -> dict[str, tf.Ten
 
 
 def export_serving_model(model: Any, tft_output: Any, task: TrainingTask, path: str | Path) -> None:
-    module = ServingModule(model, tft_output, task)
-    serve = tf.function(module.serve, autograph=False)  # plain tensor code; no AutoGraph source reads
-    concrete = serve.get_concrete_function(**raw_input_specs(tft_output, task.serving_features))
-    tf.saved_model.save(module, str(path), signatures={SIGNATURE: concrete})
+    module = ServingModule(model, tft_output)
+    signatures = {name: module.concrete(sig) for name, sig in task.signatures().items()}
+    tf.saved_model.save(module, str(path), signatures=signatures)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.errors import DataError
 
 from .example_io import example_to_dict, read_examples
 from .export import SIGNATURE
@@ -71,7 +72,27 @@ print(json.dumps({"ok": True, "op_count": len(ops), "load_s": load_s, "warmup_re
 """
 
 
-def warmup_requests(records: list[dict], input_names: list[str], model_name: str) -> list[Any]:
+def request_inputs(records: list[dict], inputs: dict[str, Any], defaults: dict) -> dict[str, Any]:
+    """Tensor protos for one request over ``records``: batched features from the records; inputs the
+    examples lack (a generation length, a temperature) from ``defaults``, scalar where the signature is.
+    ``inputs``: the signature's TensorInfo per input name (dtype and rank)."""
+    out = {}
+    for name, info in inputs.items():
+        dtype = tf.as_dtype(info.dtype)
+        if all(name in r for r in records):
+            out[name] = tf.make_tensor_proto([r[name] for r in records], dtype=dtype)
+        elif name in defaults:
+            value = defaults[name]
+            scalar = len(info.tensor_shape.dim) == 0
+            out[name] = tf.make_tensor_proto(value if scalar else [value] * len(records), dtype=dtype)
+        else:
+            raise DataError(f"InfraValidator: the serving signature takes '{name}', which the examples do not "
+                            f"have; set infra_validator.request_defaults.{name}")
+    return out
+
+
+def warmup_requests(records: list[dict], inputs: dict[str, Any], model_name: str, defaults: dict | None = None
+                    ) -> list[Any]:
     """One PredictRequest per record, as TF Serving's PredictionLog warmup format."""
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -79,8 +100,8 @@ def warmup_requests(records: list[dict], input_names: list[str], model_name: str
     for record in records:
         request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model_name,
                                                                             signature_name=SIGNATURE))
-        for name in input_names:
-            request.inputs[name].CopyFrom(tf.make_tensor_proto([record[name]]))
+        for name, proto in request_inputs([record], inputs, defaults or {}).items():
+            request.inputs[name].CopyFrom(proto)
         logs.append(prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request)))
     return logs
 
@@ -120,18 +141,19 @@ def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact
     model_dir = inputs["model"].uri
     # Read from the proto, not by loading: this process may lack ops the check is about to report.
     saved = saved_model_pb2.SavedModel.FromString(Path(model_dir, "saved_model.pb").read_bytes())
-    names = sorted(saved.meta_graphs[0].signature_def[SIGNATURE].inputs)
+    signature = saved.meta_graphs[0].signature_def[SIGNATURE]
+    specs = {name: signature.inputs[name] for name in sorted(signature.inputs)}
     records = [example_to_dict(e) for e in read_examples(inputs["examples"].uri, params["split"])]
     sample = records[:params["warmup_requests"]]
-    logs = warmup_requests(sample, names, params["model_name"])
+    defaults = params["request_defaults"]
+    logs = warmup_requests(sample, specs, params["model_name"], defaults)
     out = outputs["infra_blessing"].path()
     warmup = out / WARMUP_FILE
     with tf.io.TFRecordWriter(str(warmup)) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
     requests = [_encode(dict(log.predict_log.request.inputs)) for log in read_warmup(warmup)]
-    batches = {str(b): _encode({n: tf.make_tensor_proto([r[n] for r in (records * b)[:b]]) for n in names})
-               for b in (1, 32)}
+    batches = {str(b): _encode(request_inputs((records * b)[:b], specs, defaults)) for b in (1, 32)}
     report = probe(model_dir, requests, batches, params["timeout_s"])
     blessed = bool(report.get("ok"))
     (out / "infra_blessing.json").write_text(json.dumps({"blessed": blessed, **report}, indent=1))
@@ -154,5 +176,6 @@ class InfraValidator(Component):
         "split": Param(str, "test"),
         "warmup_requests": Param(int, 16, doc="real examples written as warmup requests"),
         "timeout_s": Param(int, 300, doc="fail if the model does not load and answer within this time"),
+        "request_defaults": Param(dict, {}, doc="values for signature inputs the examples lack"),
     }
     executor = staticmethod(run_infra_validator)

@@ -1,6 +1,7 @@
 """SchemaGen: infers a tensorflow-metadata Schema from the training split's statistics.
 
-A feature present in every example with exactly one value becomes a dense scalar (``shape {}``);
+A feature present in every example with exactly one value becomes a dense scalar (``shape {}``), with
+the same number N > 1 of values a dense vector (``shape [N]``, e.g. a fixed-length window of a series);
 otherwise a variable-length feature with its observed value counts. Integer features get their
 observed range as a domain, and strings with few distinct values (e.g. a source column) get the
 values as a string domain, so the ExampleValidator can flag unseen ones.
@@ -32,6 +33,8 @@ def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
         feature.presence.min_count = 1
         if f["missing"] == 0 and f["min_values"] == 1 and f["max_values"] == 1:
             feature.shape.SetInParent()  # a dense scalar
+        elif f["missing"] == 0 and f["min_values"] == f["max_values"] and f["max_values"] > 1:
+            feature.shape.dim.add(size=f["max_values"])
         else:
             feature.value_count.min = f["min_values"] or 0
             feature.value_count.max = f["max_values"]

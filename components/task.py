@@ -3,8 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+
+@dataclass(frozen=True)
+class Signature:
+    """One serving signature: ``fn(model, transform, inputs, tft_output) -> dict of output tensors``.
+
+    ``transform(raw)`` applies the tensorflow-transform graph to a dict of raw features. ``inputs`` holds
+    the ``raw_features`` (batched, specs from the raw schema) and the ``extra_inputs`` (name ->
+    tf.TensorSpec: inputs that are not features of the data, such as a generation length). ``fn`` is
+    traced without AutoGraph: loops are ``tf.while_loop``, branches ``tf.cond``.
+    """
+
+    fn: Callable[[Any, Callable[[dict], dict], dict, Any], dict]
+    raw_features: tuple[str, ...] = ()
+    extra_inputs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -14,8 +29,13 @@ class TrainingTask:
     build_model(hparams, tft_output) -> an uncompiled keras.Model
     model_inputs(transformed_features) -> the model's input tensor(s), batched or not (TF ops: they also
         run inside the serving signature)
+    targets(transformed_features) -> the training labels (default: the ``label_key`` feature)
     postprocess(model_outputs, tft_output) -> dict of named serving outputs
     sequence_length(model_input) -> scalar length of one example's input, for length bucketing
+    loss, metrics: Keras names or objects (an object such as
+        ``SparseCategoricalCrossentropy(ignore_class=0)`` handles padded sequence labels)
+    serve: replaces the default ``serving_default`` (transform -> model_inputs -> model -> postprocess)
+    extra_signatures: further named signatures, e.g. a scoring signature next to a generating one
     """
 
     label_key: str
@@ -23,6 +43,24 @@ class TrainingTask:
     build_model: Callable[[dict, Any], Any]
     model_inputs: Callable[[dict], Any]
     postprocess: Callable[[Any, Any], dict]
-    loss: str
-    metrics: tuple[str, ...]
+    loss: Any
+    metrics: tuple[Any, ...]
     sequence_length: Callable[[Any], Any] | None = None
+    targets: Callable[[dict], Any] | None = None
+    serve: Signature | None = None
+    extra_signatures: dict[str, Signature] = field(default_factory=dict)
+
+    def labels(self, transformed: dict) -> Any:
+        return self.targets(transformed) if self.targets is not None else transformed[self.label_key]
+
+    def signatures(self) -> dict[str, Signature]:
+        """Every signature the export gets, ``serving_default`` first."""
+        default = self.serve or Signature(_default_serve(self), raw_features=self.serving_features)
+        return {"serving_default": default, **self.extra_signatures}
+
+
+def _default_serve(task: TrainingTask) -> Callable:
+    def serve(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict:
+        outputs = model(task.model_inputs(transform(inputs)), training=False)
+        return task.postprocess(outputs, tft_output)
+    return serve

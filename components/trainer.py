@@ -33,7 +33,7 @@ def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_siz
 
     def parse(serialized: tf.Tensor) -> tuple[Any, tf.Tensor]:
         features = tf.io.parse_single_example(serialized, spec)
-        return task.model_inputs(features), features[task.label_key]
+        return task.model_inputs(features), task.labels(features)
 
     ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     if task.sequence_length is not None and bucket_boundaries:
@@ -43,6 +43,11 @@ def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_siz
     else:
         ds = ds.batch(batch_size)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _fresh(obj: Any) -> Any:
+    """A new instance of a Keras loss or metric object, created in the strategy's scope (names pass)."""
+    return obj if isinstance(obj, str) else type(obj).from_config(obj.get_config())
 
 
 class MetricsLogger(keras.callbacks.Callback):
@@ -75,7 +80,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         model = task.build_model(params["hparams"], tft_output)
         model.compile(
             optimizer=keras.optimizers.Adam(params["learning_rate"], global_clipnorm=params["clipnorm"] or None),
-            loss=task.loss, metrics=list(task.metrics))
+            loss=_fresh(task.loss), metrics=[_fresh(m) for m in task.metrics])
     callbacks = [
         keras.callbacks.BackupAndRestore(str(ctx.scratch_dir / "backup"), save_freq="epoch"),
         keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],

@@ -178,7 +178,7 @@ def _package_source(package: str) -> str:
 
 
 def _check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
-    if spec.type is Ref:
+    if spec.type is Ref and not (value is None and spec.default is None):
         try:
             return Ref.of(value)
         except TypeError as e:

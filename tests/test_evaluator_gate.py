@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import tensorflow as tf
 
-from rnnpipe.components.evaluator import Evaluator, length_bucket, run_evaluator
+from rnnpipe.components.evaluator import Evaluator, run_evaluator
 from rnnpipe.components.example_io import write_examples
+from rnnpipe.components.metrics import length_bucket
 from rnnpipe.dsl import Artifact, Component
 
 
@@ -59,7 +60,8 @@ def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, **param
     (out / "evaluation").mkdir(parents=True)
     (out / "blessing").mkdir()
     full = {k: v.default for k, v in Evaluator.PARAMETERS.items() if not v.required}
-    full.update(label_key="label", class_names=["negative", "positive"],
+    slicing = {k: params.pop(k) for k in ("slice_keys", "length_feature", "length_edges") if k in params}
+    full.update(metrics_config={"label_key": "label", "class_names": ["negative", "positive"], **slicing},
                 champion_dir=str(champion_dir) if champion_dir else None, **params)
     metrics = run_evaluator(
         {"model": Artifact("model", "Model", str(candidate)),
@@ -109,8 +111,8 @@ def test_the_champion_is_part_of_the_cache_key_unless_it_is_the_candidate(tmp_pa
     other = save(KeywordModel("bad"), tmp_path / "other")
     serving = tmp_path / "serving" / "demo"
     upstream = Upstream()
-    evaluator = Evaluator(model=upstream["model"], examples=upstream["examples"], label_key="label",
-                          class_names=["n", "p"], champion_dir=str(serving))
+    evaluator = Evaluator(model=upstream["model"], examples=upstream["examples"],
+                          metrics_config={"class_names": ["n", "p"]}, champion_dir=str(serving))
     model = {"model": Artifact("model", "Model", str(good))}
     assert evaluator.external_fingerprint(model) == ""  # nothing served yet
     shutil.copytree(good, serving / "1")

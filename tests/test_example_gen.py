@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -17,8 +18,8 @@ CTX = SimpleNamespace(log=lambda msg: None)
 def run(tmp_path: Path, source: Path, **params) -> Path:
     out = tmp_path / "out"
     out.mkdir(exist_ok=True)
-    defaults = {"source": str(source), "format": "auto", "split_key": [],
-                "splits": {"train": 80, "eval": 10, "test": 10}, "num_shards": 2}
+    defaults = {k: v.default for k, v in ExampleGen.PARAMETERS.items() if not v.required}
+    defaults["source"] = str(source)
     run_example_gen({}, {"examples": Artifact("examples", "Examples", str(out))}, {**defaults, **params}, CTX)
     return out
 
@@ -85,7 +86,7 @@ def test_empty_dataset_is_rejected(tmp_path: Path) -> None:
 
 
 def test_missing_file_says_how_to_get_data(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"data file not found: .*absent\.jsonl.*rnnpipe data fetch"):
+    with pytest.raises(DataError, match=r"data not found: .*absent\.jsonl.*rnnpipe data fetch"):
         run(tmp_path, tmp_path / "absent.jsonl")
 
 
@@ -113,3 +114,32 @@ def test_spans_pick_the_latest_and_the_one_before(tmp_path: Path) -> None:
     assert resolve_spans(str(tmp_path / "reviews-1.jsonl")) == (tmp_path / "reviews-1.jsonl", None, None)
     with pytest.raises(DataError, match=r"no file matches .*other-\{SPAN\}\.csv"):
         resolve_spans(str(tmp_path / "other-{SPAN}.csv"))
+
+
+def read_points(path: Path, *, history: int) -> Iterator[tuple[str, dict]]:
+    """A reader as an application writes one: a series file -> windows, split chronologically."""
+    values = [float(line) for line in path.read_text().split()]
+    for end in range(history, len(values)):
+        if values[end] < 0:
+            raise DataError(f"{path}:{end + 1}: negative value {values[end]}")
+        split = "train" if end < 0.8 * len(values) else "test"
+        yield f"{path}:{end + 1}", {"history": values[end - history:end], "target": values[end], "split": split}
+
+
+def test_a_reader_and_a_partition_feature_split_chronologically(tmp_path: Path) -> None:
+    src = tmp_path / "series.txt"
+    src.write_text("\n".join(str(i) for i in range(50)))
+    reader = f"{__name__}:read_points"
+    out = run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split",
+              splits={"train": 1, "test": 1})
+    train = [example_to_dict(e) for e in read_examples(out, "train")]
+    test = [example_to_dict(e) for e in read_examples(out, "test")]
+    assert max(r["target"] for r in train) < min(r["target"] for r in test) == 40.0
+    assert test[0]["history"] == [37.0, 38.0, 39.0] and len(train) + len(test) == 47
+    src.write_text("1\n2\n3\n-4\n")
+    with pytest.raises(DataError, match=r"series.txt:4: negative value"):
+        run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split")
+    src.write_text("\n".join(str(i) for i in range(50)))
+    with pytest.raises(DataError, match=r"series.txt:4: partition field 'split' is 'train'; expected one of"):
+        run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split",
+            splits={"fit": 1, "test": 1})

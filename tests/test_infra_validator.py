@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import tensorflow as tf
 import tensorflow_text as tf_text
 from tensorflow.core.protobuf import saved_model_pb2
@@ -10,6 +11,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from rnnpipe.components.example_io import write_examples
 from rnnpipe.components.infra_validator import WARMUP_FILE, read_warmup, run_infra_validator
 from rnnpipe.dsl import Artifact
+from rnnpipe.errors import DataError
 
 
 class Scorer(tf.Module):
@@ -21,8 +23,18 @@ class Scorer(tf.Module):
         return {"length": tokens.row_lengths()}
 
 
-def save_model(path: Path) -> Path:
-    module = Scorer()
+class Truncator(tf.Module):
+    """A stand-in with an input the examples lack: keeps the first ``limit`` tokens (a scalar)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int64, name="limit")])
+    def serve(self, text: tf.Tensor, limit: tf.Tensor) -> dict:
+        tokens = tf_text.WhitespaceTokenizer().tokenize(text)
+        return {"length": tf.minimum(tokens.row_lengths(), limit)}
+
+
+def save_model(path: Path, module: tf.Module | None = None) -> Path:
+    module = module or Scorer()
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
 
@@ -35,7 +47,7 @@ class Recorder:
         self.tags[key] = value
 
 
-def validate(tmp_path: Path, model: Path) -> tuple[dict, Path, Recorder]:
+def validate(tmp_path: Path, model: Path, **params) -> tuple[dict, Path, Recorder]:
     examples = tmp_path / "examples"
     rows = [("test", {"text": f"sentence {'word ' * i}"}) for i in range(20)]
     write_examples(rows, {"text": "bytes"}, examples, ["test"], 1)
@@ -45,7 +57,8 @@ def validate(tmp_path: Path, model: Path) -> tuple[dict, Path, Recorder]:
     metrics = run_infra_validator(
         {"model": Artifact("model", "Model", str(model)), "examples": Artifact("examples", "Examples", str(examples))},
         {"infra_blessing": Artifact("infra_blessing", "InfraBlessing", str(out))},
-        {"model_name": "demo", "split": "test", "warmup_requests": 5, "timeout_s": 300}, ctx)
+        {"model_name": "demo", "split": "test", "warmup_requests": 5, "timeout_s": 300, "request_defaults": {},
+         **params}, ctx)
     return metrics, out, ctx.tracker
 
 
@@ -73,3 +86,13 @@ def test_an_op_outside_tf_serving_is_named_and_not_blessed(tmp_path: Path) -> No
     assert metrics == {"infra_blessed": 0.0} and tracker.tags["rnnpipe.infra_blessed"] == "false"
     report = (out / "infra_blessing.json").read_text()
     assert "ops not in TF Serving's op set" in report and "RnnpipeBogusOp" in report
+
+
+def test_inputs_the_examples_lack_come_from_request_defaults(tmp_path: Path) -> None:
+    model = save_model(tmp_path / "model", Truncator())
+    with pytest.raises(DataError, match="takes 'limit'.*infra_validator.request_defaults.limit"):
+        validate(tmp_path, model)
+    metrics, out, _ = validate(tmp_path / "again", model, request_defaults={"limit": 2})
+    assert metrics["infra_blessed"] == 1.0
+    request = read_warmup(out / WARMUP_FILE)[0].predict_log.request
+    assert tf.make_ndarray(request.inputs["limit"]) == 2 and request.inputs["limit"].tensor_shape.dim == []

@@ -132,7 +132,7 @@ def test_registry_alias_follows_pushes_and_rollback(pushed: dict, capsys: pytest
 @pytest.mark.parametrize("name, content, message", [
     ("reviews.csv", 'text,label\n"good",1\n"bad, really",0,oops\n', r"reviews\.csv:3: expected 2 columns"),
     ("empty.jsonl", "", r"empty\.jsonl: no records; the dataset is empty"),
-    (None, None, r"data file not found: .*missing\.jsonl"),
+    (None, None, r"data not found: .*missing\.jsonl"),
 ])
 def test_bad_input_fails_clearly_and_leaves_nothing(workdir: Path, capsys: pytest.CaptureFixture,
                                                    name: str | None, content: str | None, message: str) -> None:

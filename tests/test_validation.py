@@ -86,3 +86,16 @@ def test_distances() -> None:
     assert linf_distance([["a", 5], ["b", 5]], [["a", 9], ["b", 1]], 10, 10) == pytest.approx(0.4)
     assert js_divergence([0.0] * 10, [1.0] * 10) == 1.0
     assert js_divergence([0.0, 1.0] * 10, [0.0, 1.0] * 10) == 0.0
+
+
+def test_fixed_length_lists_become_dense_vectors_and_ragged_ones_stay_variable() -> None:
+    fn = ExampleStatsFn()
+    acc = fn.create_accumulator()
+    kinds = {"window": "float", "tokens": "bytes"}
+    for i in range(30):
+        record = {"window": [float(i), i + 1.0, i + 2.0], "tokens": ["w"] * (1 + i % 4)}
+        fn.add_input(acc, to_example(record, kinds).SerializeToString())
+    schema = infer_schema(fn.extract_output(acc), max_string_domain=20)
+    window, tokens = (next(f for f in schema.feature if f.name == n) for n in ("window", "tokens"))
+    assert [d.size for d in window.shape.dim] == [3] and not window.HasField("value_count")
+    assert not tokens.HasField("shape") and (tokens.value_count.min, tokens.value_count.max) == (1, 4)

@@ -63,8 +63,11 @@ def build_pipeline(cfg: Config) -> Pipeline:
     trainer = Trainer(transformed_examples=transform["transformed_examples"],
                       transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
                       hparams=model_hparams(cfg), **cfg.trainer)
-    evaluator = Evaluator(model=trainer["model"], examples=examples, label_key="label", class_names=CLASS_NAMES,
-                          champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **cfg.evaluator)
+    gate = cfg.evaluator.to_dict()
+    slicing = {key: gate.pop(key) for key in ("slice_keys", "length_feature", "length_edges")}
+    evaluator = Evaluator(model=trainer["model"], examples=examples,
+                          metrics_config={"label_key": "label", "class_names": CLASS_NAMES, **slicing},
+                          champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **gate)
     infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
     pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
                     **cfg.pusher)

@@ -1,0 +1,234 @@
+"""Builder of the multi-step time-series forecaster, and its autoregressive decoder layer.
+
+The forecaster reads a window of `history_length` past values (already
+normalized, `[batch, history_length, num_features]`) and returns the next
+`horizon` values of the first feature, `[batch, horizon]`, in the same
+normalized units. Two ways to produce the horizon:
+
+- `"direct"`: the stacked RNN's last output goes through one `Dense(horizon)`:
+  every step of the horizon has its own output weights (no error feedback).
+- `"autoregressive"`: the RNN predicts one step, feeds the prediction back as
+  the next input and runs its cells again, `horizon` times
+  (`AutoregressiveRNN`); trained on the whole horizon, so training and
+  inference decode the same way.
+
+Either way an optional linear "highway" (as in LSTNet, Lai et al. 2018) maps
+the last `highway_length` input steps straight to the horizon and is added to
+the recurrent part: a linear autoregression the RNN only has to correct. With
+`highway_length` at least the season length it can copy last season's values,
+which a recurrent state finds hard to keep over hundreds of steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ._validation import check_choice, check_positive_int, check_rate
+from .recurrent import GRU, LSTM, SimpleRNN
+
+__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "build_forecaster"]
+
+CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
+FORECAST_STRATEGIES = ("direct", "autoregressive")
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class AutoregressiveRNN(keras.layers.Layer):
+    """Stacked recurrent encoder whose cells keep running on their own predictions.
+
+    The encoder runs rnnpipe's fast layers over the history; a `Dense(1)` on
+    the top layer's last output predicts the next value, which becomes the
+    input of one more step of every cell (states carried over), and so on
+    until `horizon` values are predicted. Dropout applies to the encoder
+    only. The input must have one feature: future values of extra features
+    are unknown when decoding.
+
+    Args:
+        horizon: number of future steps to predict (>= 1).
+        cell: `"gru"`, `"lstm"` or `"simple_rnn"`.
+        units: units of each recurrent layer.
+        num_layers: number of stacked recurrent layers.
+        dropout: input dropout of each recurrent layer during training, in [0, 1).
+        recurrent_dropout: recurrent dropout of each layer during training, in [0, 1).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Call arguments:
+        history: `[batch, time, 1]` float tensor.
+        training: whether dropout is active.
+
+    Returns:
+        `[batch, horizon]` predictions.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import AutoregressiveRNN
+    >>> layer = AutoregressiveRNN(horizon=3, units=4)
+    >>> tuple(layer(np.zeros((2, 10, 1), "float32")).shape)
+    (2, 3)
+    """
+
+    def __init__(
+        self,
+        horizon: int,
+        cell: str = "gru",
+        units: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        horizon = check_positive_int("horizon", horizon)
+        check_choice("cell", cell, tuple(CELL_TYPES))
+        units = check_positive_int("units", units)
+        num_layers = check_positive_int("num_layers", num_layers)
+        dropout = check_rate("dropout", dropout)
+        recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        super().__init__(**kwargs)
+        self.horizon, self.cell, self.units, self.num_layers = horizon, cell, units, num_layers
+        self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
+        self.encoders = [
+            CELL_TYPES[cell](units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                             return_sequences=True, return_state=True, name=f"{cell}_{i}")
+            for i in range(num_layers)
+        ]
+        self.head = keras.layers.Dense(1, name="next_value")
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 3 or input_shape[-1] != 1:
+            raise ValueError(
+                "AutoregressiveRNN feeds its predictions back as inputs, so the history must be "
+                f"[batch, time, 1]. Received: input_shape={tuple(input_shape)}"
+            )
+        shape = tuple(input_shape)
+        for encoder in self.encoders:
+            encoder.build(shape)
+            shape = (shape[0], shape[1], self.units)
+        self.head.build((input_shape[0], self.units))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.horizon)
+
+    def call(self, history: Any, training: bool = False) -> Any:
+        x, states = history, []
+        for encoder in self.encoders:
+            x, *layer_states = encoder(x, training=training)
+            states.append(layer_states)
+        prediction = self.head(x[:, -1])
+        predictions = [prediction]
+        # A Python loop: `horizon` is static, so the steps unroll into plain graph ops
+        # (no AutoGraph needed when the serving signature is traced).
+        for _ in range(self.horizon - 1):
+            step = prediction
+            for i, encoder in enumerate(self.encoders):
+                cell = encoder.cell
+                step, states[i] = cell.recurrent_step(cell.project_inputs(step), list(states[i]))
+            prediction = self.head(step)
+            predictions.append(prediction)
+        return tf.concat(predictions, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "horizon": self.horizon,
+            "cell": self.cell,
+            "units": self.units,
+            "num_layers": self.num_layers,
+            "dropout": self.dropout,
+            "recurrent_dropout": self.recurrent_dropout,
+        }
+
+
+def build_forecaster(
+    history_length: int,
+    horizon: int,
+    *,
+    num_features: int = 1,
+    cell: str = "gru",
+    units: int = 32,
+    num_layers: int = 1,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    strategy: str = "direct",
+    recurrent_length: int | None = None,
+    highway_length: int = 0,
+) -> keras.Model:
+    """History window -> stacked GRU/LSTM/SimpleRNN -> the next `horizon` values.
+
+    Args:
+        history_length: number of past steps the model reads (>= 1).
+        horizon: number of future steps it predicts (>= 1).
+        num_features: values per step (>= 1); the first is the one forecast.
+            `"autoregressive"` needs exactly 1.
+        cell: `"gru"`, `"lstm"` or `"simple_rnn"` (rnnpipe's fast layers).
+        units: units of each recurrent layer.
+        num_layers: number of stacked recurrent layers.
+        dropout: input dropout of each recurrent layer and, for `"direct"`,
+            dropout before the output layer, in [0, 1).
+        recurrent_dropout: recurrent dropout of each recurrent layer, in [0, 1).
+        strategy: `"direct"` (one output per horizon step) or
+            `"autoregressive"` (one-step predictions fed back).
+        recurrent_length: the RNN reads only the last this many steps
+            (None = all of them); the highway may still read further back.
+        highway_length: the linear skip from the last this many steps to the
+            horizon (0 = none), at most `history_length`.
+
+    Returns:
+        An uncompiled `keras.Model` mapping `[batch, history_length,
+        num_features]` to `[batch, horizon]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import build_forecaster
+    >>> model = build_forecaster(24, 6, units=8, highway_length=12)
+    >>> tuple(model(np.zeros((2, 24, 1), "float32")).shape)
+    (2, 6)
+    """
+    history_length = check_positive_int("history_length", history_length)
+    horizon = check_positive_int("horizon", horizon)
+    num_features = check_positive_int("num_features", num_features)
+    check_choice("cell", cell, tuple(CELL_TYPES))
+    units = check_positive_int("units", units)
+    num_layers = check_positive_int("num_layers", num_layers)
+    dropout = check_rate("dropout", dropout)
+    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    check_choice("strategy", strategy, FORECAST_STRATEGIES)
+    if recurrent_length is not None:
+        recurrent_length = check_positive_int("recurrent_length", recurrent_length)
+        if recurrent_length > history_length:
+            raise ValueError(f"Argument `recurrent_length` must be at most history_length={history_length}. "
+                             f"Received: recurrent_length={recurrent_length}")
+    if not isinstance(highway_length, int) or isinstance(highway_length, bool) \
+            or not 0 <= highway_length <= history_length:
+        raise ValueError(f"Argument `highway_length` must be an integer in [0, history_length={history_length}]. "
+                         f"Received: highway_length={highway_length!r}")
+    if strategy == "autoregressive" and num_features != 1:
+        raise ValueError("strategy='autoregressive' feeds predictions back as inputs and needs num_features=1. "
+                         f"Received: num_features={num_features}")
+
+    history = keras.Input(shape=(history_length, num_features), name="history")
+    x = history
+    if recurrent_length is not None and recurrent_length < history_length:
+        x = keras.layers.Cropping1D((history_length - recurrent_length, 0), name="recurrent_window")(x)
+    if strategy == "autoregressive":
+        forecast = AutoregressiveRNN(horizon, cell=cell, units=units, num_layers=num_layers, dropout=dropout,
+                                     recurrent_dropout=recurrent_dropout, name="autoregressive")(x)
+    else:
+        layer_class = CELL_TYPES[cell]
+        for index in range(num_layers):
+            x = layer_class(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                            return_sequences=index < num_layers - 1, name=f"{cell}_{index}")(x)
+        if dropout > 0.0:
+            x = keras.layers.Dropout(dropout, name="dropout")(x)
+        forecast = keras.layers.Dense(horizon, name="direct")(x)
+    if highway_length:
+        recent = keras.layers.Cropping1D((history_length - highway_length, 0), name="highway_window")(history)
+        # Starts at zero: the highway begins as "no correction" and learns what linear autoregression explains.
+        linear = keras.layers.Dense(horizon, kernel_initializer="zeros", name="highway")(
+            keras.layers.Flatten(name="highway_flat")(recent))
+        forecast = keras.layers.Add(name="forecast")([forecast, linear])
+    return keras.Model(history, forecast, name=f"{cell}_{strategy}_forecaster")

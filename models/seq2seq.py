@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ._validation import (
@@ -65,6 +66,8 @@ def _check_max_length(max_length: Any) -> Any:
     # A tensor (e.g. a serving-signature input) is taken as is; a Python number is checked here.
     if isinstance(max_length, (tf.Tensor, tf.Variable)):
         return tf.cast(max_length, tf.int32)
+    if isinstance(max_length, np.ndarray) and max_length.ndim == 0:
+        max_length = max_length.item()
     return tf.constant(check_positive_int("max_length", max_length), tf.int32)
 
 

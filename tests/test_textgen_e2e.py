@@ -1,0 +1,119 @@
+"""The text-generation pipeline end to end on four short excerpts of plays (two train works, one eval, one
+test): real Beam, tf.Transform, truncated-BPTT training, the score signature through the Evaluator, a
+fresh-process reload that generates text, and an empty file that stops the run with nothing pushed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.cli import main
+from rnnpipe.components.infra_validator import read_warmup
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "textgen_sample"
+SMALL = ["--set", "data.holdout_every=4", "--set", "data.chunk_chars=200", "--set", "data.eval_context=50",
+         "--set", "trainer.epochs=4", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.01",
+         "--set", "model.units=48", "--set", "model.embedding_dim=16", "--set", "model.bptt=50",
+         "--set", "evaluator.baseline=unigram", "--set", "evaluator.ngram_order=3",
+         "--set", "evaluator.sample_length=40", "--set", "infra_validator.warmup_requests=2"]
+
+RELOAD = """
+import json, sys
+import tensorflow as tf
+import tensorflow_text  # noqa: F401
+loaded = tf.saved_model.load(sys.argv[1])
+records = json.load(open(sys.argv[2]))
+out = loaded.signatures["serving_default"](text=tf.constant(["ROMEO.\\n", "", "Wherefore"]),
+                                           length=tf.constant([25, 7, 0]), temperature=tf.constant([0.8, 1.0, 0.5]))
+scored = loaded.signatures["score"](text=tf.constant([r["text"] for r in records]),
+                                    context_chars=tf.constant([r["context_chars"] for r in records]))
+assert not [m for m in sys.modules if m.split(".")[0] in ("rnnpipe", "keras", "tensorflow_transform", "mlflow")]
+print(json.dumps({"generated": [t.decode() for t in out["generated"].numpy()],
+                  "length": out["length"].numpy().tolist(),
+                  "bits": float(scored["bits"].numpy().sum()), "chars": int(scored["chars"].numpy().sum())}))
+"""
+
+
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    work = tmp_path_factory.mktemp("textgen")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(work)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["run", "textgen", "--set", f"data.path={SAMPLE}", *SMALL]) == 0
+    yield {"work": work}
+    mp.undo()
+
+
+def latest(work: Path, step: str) -> Path:
+    return sorted((work / "pipeline_root" / "textgen" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+
+
+def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: dict) -> None:
+    work = pushed["work"]
+    evaluation = json.loads((latest(work, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    overall = evaluation["overall"]
+    assert overall["model"]["chars"] == overall["unigram"]["chars"] == 3976  # d_hamlet.txt less its first char
+    assert overall["model"]["bpc"] < overall["unigram"]["bpc"] == overall["baseline"]["bpc"]
+    assert overall["kn3"]["bpc"] < overall["bigram"]["bpc"] < overall["unigram"]["bpc"]
+    assert list(evaluation["slices"]) == ["work:d_hamlet"]
+    assert json.loads((latest(work, "Evaluator") / "blessing" / "blessing.json").read_text())["blessed"]
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    run = client.search_runs([client.get_experiment_by_name("textgen").experiment_id])[0]
+    assert run.data.metrics["Evaluator/test_bpc"] == pytest.approx(overall["model"]["bpc"])
+    assert run.data.metrics["Evaluator/unigram_bpc"] == pytest.approx(overall["unigram"]["bpc"])
+    assert run.data.metrics["Evaluator/test_bpc.work:d_hamlet"] == pytest.approx(overall["model"]["bpc"])
+    assert len(client.get_metric_history(run.info.run_id, "train/val_bits_per_character")) == 4
+    assert run.data.tags["rnnpipe.pushed_version"] == "1"
+
+
+def test_pushed_model_generates_and_scores_in_a_fresh_process(pushed: dict) -> None:
+    work = pushed["work"]
+    version_dir = work / "serving" / "textgen" / "1"
+    warmup = read_warmup(version_dir / "assets.extra" / "tf_serving_warmup_requests")
+    inputs = warmup[0].predict_log.request.inputs
+    assert len(warmup) == 2 and sorted(inputs) == ["length", "temperature", "text"]
+    from rnnpipe.components.example_io import example_to_dict, read_examples
+
+    records = [example_to_dict(e) for e in read_examples(latest(work, "ExampleGen") / "examples", "test")]
+    path = work / "records.json"
+    path.write_text(json.dumps(records))
+    proc = subprocess.run([sys.executable, "-c", RELOAD, str(version_dir), str(path)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert [len(t) for t in out["generated"]] == out["length"] == [25, 7, 0]
+    assert set("".join(out["generated"])) <= set((SAMPLE / "a_tempest.txt").read_text()
+                                                 + (SAMPLE / "c_twelfth_night.txt").read_text())
+    evaluation = json.loads((latest(work, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    assert out["chars"] == evaluation["overall"]["model"]["chars"]
+    assert out["bits"] / out["chars"] == pytest.approx(evaluation["overall"]["model"]["bpc"], rel=1e-4)
+
+
+def test_samples_at_several_temperatures_come_from_the_serving_signature(pushed: dict) -> None:
+    from rnnpipe.pipelines.textgen.metrics import generate_samples, samples_markdown
+
+    samples = generate_samples(str(pushed["work"] / "serving" / "textgen" / "1"), ["KING.\n", "\n"], [0.5, 1.0], 30)
+    assert [(s["temperature"], s["prompt"]) for s in samples] == [(0.5, "KING.\n"), (0.5, "\n"), (1.0, "KING.\n"),
+                                                                   (1.0, "\n")]
+    assert all(len(s["generated"]) == 30 for s in samples)
+    assert "## temperature 1.0" in samples_markdown(samples)
+
+
+def test_empty_text_file_stops_the_run_and_nothing_is_pushed(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    texts = workdir / "texts"
+    shutil.copytree(SAMPLE, texts)
+    (texts / "b_empty.txt").write_text("\n\n")
+    assert main(["run", "textgen", "--set", f"data.path={texts}", *SMALL]) == 2
+    assert f"{texts / 'b_empty.txt'}: empty text file" in capsys.readouterr().err
+    assert not (workdir / "serving").exists()
+    step_dir = workdir / "pipeline_root" / "textgen" / "ExampleGen"
+    assert not step_dir.exists() or not list(step_dir.iterdir())

@@ -12,7 +12,10 @@ normalized units. Two ways to produce the horizon:
   (`AutoregressiveRNN`); trained on the whole horizon, so training and
   inference decode the same way.
 
-Either way an optional linear "highway" (as in LSTNet, Lai et al. 2018) maps
+Either way two optional skips are added to the recurrent part. A
+`SeasonalNaive` skip adds last season's values (a fixed copy, no weights), so
+the network learns a correction to seasonal-naive rather than the season
+itself. A linear "highway" (as in LSTNet, Lai et al. 2018) maps
 the last `highway_length` input steps straight to the horizon and is added to
 the recurrent part: a linear autoregression the RNN only has to correct. With
 `highway_length` at least the season length it can copy last season's values,
@@ -29,10 +32,55 @@ import tensorflow as tf
 from ._validation import check_choice, check_positive_int, check_rate
 from .recurrent import GRU, LSTM, SimpleRNN
 
-__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "build_forecaster"]
+__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalNaive", "build_forecaster"]
 
 CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 FORECAST_STRATEGIES = ("direct", "autoregressive")
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class SeasonalNaive(keras.layers.Layer):
+    """The seasonal-naive forecast: each horizon step's value one season (or whole seasons) earlier.
+
+    Reads the first feature of a `[batch, time, features]` history whose
+    length is static and at least `season`; has no weights. With `season=1`
+    it repeats the last value (naive).
+
+    Args:
+        season: season length in steps (>= 1).
+        horizon: number of future steps (>= 1).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import SeasonalNaive
+    >>> history = np.arange(6, dtype="float32").reshape(1, 6, 1)
+    >>> SeasonalNaive(season=4, horizon=5)(history).numpy().tolist()
+    [[2.0, 3.0, 4.0, 5.0, 2.0]]
+    """
+
+    def __init__(self, season: int, horizon: int, **kwargs: Any) -> None:
+        season = check_positive_int("season", season)
+        horizon = check_positive_int("horizon", horizon)
+        super().__init__(**kwargs)
+        self.season, self.horizon = season, horizon
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 3 or input_shape[1] is None or input_shape[1] < self.season:
+            raise ValueError(f"SeasonalNaive needs a [batch, time, features] history with a static time of at least "
+                             f"season={self.season} steps. Received: input_shape={tuple(input_shape)}")
+        self.history_length = int(input_shape[1])
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], self.horizon)
+
+    def call(self, history: Any) -> Any:
+        steps = [self.history_length - self.season * (h // self.season + 1) + h for h in range(self.horizon)]
+        return tf.gather(history[:, :, 0], steps, axis=1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "season": self.season, "horizon": self.horizon}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -155,6 +203,7 @@ def build_forecaster(
     strategy: str = "direct",
     recurrent_length: int | None = None,
     highway_length: int = 0,
+    seasonal_skip: int = 0,
 ) -> keras.Model:
     """History window -> stacked GRU/LSTM/SimpleRNN -> the next `horizon` values.
 
@@ -175,6 +224,9 @@ def build_forecaster(
             (None = all of them); the highway may still read further back.
         highway_length: the linear skip from the last this many steps to the
             horizon (0 = none), at most `history_length`.
+        seasonal_skip: add the seasonal-naive forecast of this season length
+            (`SeasonalNaive`; 0 = none), at most `history_length`: the
+            network then predicts the correction to it.
 
     Returns:
         An uncompiled `keras.Model` mapping `[batch, history_length,
@@ -206,6 +258,10 @@ def build_forecaster(
             or not 0 <= highway_length <= history_length:
         raise ValueError(f"Argument `highway_length` must be an integer in [0, history_length={history_length}]. "
                          f"Received: highway_length={highway_length!r}")
+    if not isinstance(seasonal_skip, int) or isinstance(seasonal_skip, bool) \
+            or not 0 <= seasonal_skip <= history_length:
+        raise ValueError(f"Argument `seasonal_skip` must be an integer in [0, history_length={history_length}]. "
+                         f"Received: seasonal_skip={seasonal_skip!r}")
     if strategy == "autoregressive" and num_features != 1:
         raise ValueError("strategy='autoregressive' feeds predictions back as inputs and needs num_features=1. "
                          f"Received: num_features={num_features}")
@@ -225,10 +281,14 @@ def build_forecaster(
         if dropout > 0.0:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
         forecast = keras.layers.Dense(horizon, name="direct")(x)
+    parts = [forecast]
     if highway_length:
         recent = keras.layers.Cropping1D((history_length - highway_length, 0), name="highway_window")(history)
         # Starts at zero: the highway begins as "no correction" and learns what linear autoregression explains.
-        linear = keras.layers.Dense(horizon, kernel_initializer="zeros", name="highway")(
-            keras.layers.Flatten(name="highway_flat")(recent))
-        forecast = keras.layers.Add(name="forecast")([forecast, linear])
+        parts.append(keras.layers.Dense(horizon, kernel_initializer="zeros", name="highway")(
+            keras.layers.Flatten(name="highway_flat")(recent)))
+    if seasonal_skip:
+        parts.append(SeasonalNaive(seasonal_skip, horizon, name="seasonal_naive")(history))
+    if len(parts) > 1:
+        forecast = keras.layers.Add(name="forecast")(parts)
     return keras.Model(history, forecast, name=f"{cell}_{strategy}_forecaster")

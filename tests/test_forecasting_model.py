@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import GRU, LSTM, AutoregressiveRNN, SimpleRNN, build_forecaster
+from rnnpipe.models import GRU, LSTM, AutoregressiveRNN, SeasonalNaive, SimpleRNN, build_forecaster
 
 
 def _sine_windows(n: int, history: int, horizon: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -67,7 +67,7 @@ def test_learns_to_continue_sines(strategy: str) -> None:
 @pytest.mark.parametrize("strategy", ["direct", "autoregressive"])
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path, strategy: str) -> None:
     model = build_forecaster(12, 4, cell="lstm", units=5, num_layers=2, strategy=strategy, dropout=0.1,
-                             highway_length=6)
+                             highway_length=6, seasonal_skip=3)
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(scale=0.3, size=w.shape) for w in model.get_weights()])
     x = rng.normal(size=(3, 12, 1)).astype("float32")
@@ -86,6 +86,22 @@ def test_autoregressive_layer_config_and_registration() -> None:
                                             "dropout": 0.2, "recurrent_dropout": 0.1}
     assert AutoregressiveRNN.from_config(config).get_config() == config
     assert keras.saving.get_registered_name(AutoregressiveRNN) == "rnnpipe>AutoregressiveRNN"
+
+
+def test_seasonal_skip_adds_last_seasons_values() -> None:
+    history = np.arange(2 * 7, dtype="float32").reshape(2, 7, 1)
+    # Horizon longer than the season: whole seasons back.
+    np.testing.assert_array_equal(SeasonalNaive(3, 7)(history).numpy()[0], [4, 5, 6, 4, 5, 6, 4])
+    np.testing.assert_array_equal(SeasonalNaive(1, 2)(history).numpy()[1], [13, 13])
+    config = SeasonalNaive(3, 7, name="s").get_config()
+    assert (config["season"], config["horizon"]) == (3, 7)
+    assert keras.saving.get_registered_name(SeasonalNaive) == "rnnpipe>SeasonalNaive"
+    # With every weight at zero, the forecaster is exactly seasonal-naive: training learns the correction.
+    model = build_forecaster(7, 4, units=3, highway_length=7, seasonal_skip=3)
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    np.testing.assert_array_equal(np.asarray(model(history)), SeasonalNaive(3, 4)(history).numpy())
+    with pytest.raises(ValueError, match=r"static time of at least season=9 steps.*input_shape=\(2, 7, 1\)"):
+        SeasonalNaive(9, 2)(history)
 
 
 def test_autoregressive_decoding_feeds_predictions_back() -> None:
@@ -120,6 +136,8 @@ def test_traces_without_autograph_for_serving() -> None:
     ({"recurrent_length": 30}, r"`recurrent_length` must be at most history_length=24.*Received: recurrent_length=30"),
     ({"highway_length": -1}, r"`highway_length` must be an integer in \[0, history_length=24\].*Received: "
                              r"highway_length=-1"),
+    ({"seasonal_skip": 25}, r"`seasonal_skip` must be an integer in \[0, history_length=24\].*Received: "
+                            r"seasonal_skip=25"),
     ({"strategy": "autoregressive", "num_features": 2}, r"needs num_features=1.*Received: num_features=2"),
 ])
 def test_bad_arguments_raise_value_errors(kwargs: dict, message: str) -> None:

@@ -43,7 +43,8 @@ from rnnpipe.models import (
     build_seq2seq,
     ctc_decode_dense,
 )
-from rnnpipe.models.forecaster import AutoregressiveRNN
+from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalNaive
+from rnnpipe.models.language_model import build_language_model
 
 
 def flatten(prefix: str, value: Any, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -173,9 +174,13 @@ def pooling_attention_model() -> keras.Model:
     return keras.Model([value_input, query_input], named(outputs))
 
 
-def autoregressive_model() -> keras.Model:
+def forecasting_model() -> keras.Model:
     inputs = keras.Input((T, 1), name="history")
-    return keras.Model(inputs, {"AutoregressiveRNN": AutoregressiveRNN(3, cell="lstm", units=4, num_layers=2)(inputs)})
+    outputs = {
+        "AutoregressiveRNN": AutoregressiveRNN(3, cell="lstm", units=4, num_layers=2)(inputs),
+        "SeasonalNaive": SeasonalNaive(season=4, horizon=5)(inputs),
+    }
+    return keras.Model(inputs, outputs)
 
 
 @dataclass
@@ -204,7 +209,15 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
     "cells": (cells_model, serve(padded_floats(1))),
     "fast_layers": (fast_layers_model, serve(padded_floats(2))),
     "pooling_attention": (pooling_attention_model, serve([padded_floats(3), padded_floats(4, steps=4)])),
-    "autoregressive": (autoregressive_model, serve(np.random.default_rng(5).normal(size=(B, T, 1)).astype("float32"))),
+    "forecasting": (forecasting_model, serve(np.random.default_rng(5).normal(size=(B, T, 1)).astype("float32"))),
+    "language_model": (
+        lambda: build_language_model(11, embedding_dim=4, units=4, num_layers=2, cell="gru"),
+        {
+            "serve": Endpoint(
+                lambda model, ids: {"logits": model(ids, mask=tf.not_equal(ids, 0))}, (SOURCE,), [IDS]
+            ),
+        },
+    ),
     "ctc": (
         lambda: build_ctc_recognizer(4, input_shape=(None, 4), units=4, num_layers=1, bidirectional=False),
         {
@@ -244,7 +257,9 @@ PIECES: dict[str, tuple[str, str]] = {
         name: ("pooling_attention", f"/{name}")
         for name in ("MaskedMeanPooling1D", "MaskedMaxPooling1D", "AdditiveAttention", "MultiplicativeAttention")
     },
-    "AutoregressiveRNN": ("autoregressive", "/AutoregressiveRNN"),
+    "AutoregressiveRNN": ("forecasting", "/AutoregressiveRNN"),
+    "SeasonalNaive": ("forecasting", "/SeasonalNaive"),
+    "LanguageModel": ("language_model", "serve/"),
     "ctc_recognizer": ("ctc", "serve/"),
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),
     "ctc_decode_dense-beam": ("ctc", "beam/"),

@@ -113,7 +113,7 @@ def evaluate_tagging(ev: Any) -> dict:
     slicers["length"] = lambda r: length_bucket(r.get("text", ""), cfg["length_edges"])
     for name, slicer in slicers.items():
         values = [slicer(r) for r in records]
-        for value in sorted(set(values)):
+        for value in sorted(set(values), key=_slice_order):
             evaluation["slices"][f"{name}:{value}"] = both([i for i, v in enumerate(values) if v == value])
 
     out = ev.out_dir
@@ -131,6 +131,12 @@ def evaluate_tagging(ev: Any) -> dict:
                                 ensure_ascii=False) + "\n")
     evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (sample, "evaluation")]
     return evaluation
+
+
+def _slice_order(value: str) -> tuple:
+    """Length buckets by their lower edge ('9-16' before '17-32'), other values alphabetically."""
+    head = value.split("-", 1)[0]
+    return (0, int(head), value) if head.isdigit() else (1, 0, value)
 
 
 def _flat(rows: list[list]) -> list:

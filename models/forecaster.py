@@ -29,10 +29,10 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ._validation import check_choice, check_positive_int, check_rate
+from ._validation import check_bool, check_choice, check_positive_int, check_rate
 from .recurrent import GRU, LSTM, SimpleRNN
 
-__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalNaive", "build_forecaster"]
+__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive", "build_forecaster"]
 
 CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 FORECAST_STRATEGIES = ("direct", "autoregressive")
@@ -81,6 +81,45 @@ class SeasonalNaive(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "season": self.season, "horizon": self.horizon}
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class SeasonalDifference(keras.layers.Layer):
+    """`x[t] - x[t - season]` of every feature: how each step differs from the same step a season earlier.
+
+    Maps `[batch, time, features]` (static time > `season`) to `[batch, time - season, features]`; no weights.
+
+    Args:
+        season: season length in steps (>= 1).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import SeasonalDifference
+    >>> history = np.array([[1, 2, 3, 5, 8]], "float32")[..., None]
+    >>> SeasonalDifference(season=2)(history).numpy()[..., 0].tolist()
+    [[2.0, 3.0, 5.0]]
+    """
+
+    def __init__(self, season: int, **kwargs: Any) -> None:
+        season = check_positive_int("season", season)
+        super().__init__(**kwargs)
+        self.season = season
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if len(input_shape) != 3 or input_shape[1] is None or input_shape[1] <= self.season:
+            raise ValueError(f"SeasonalDifference needs a [batch, time, features] input with a static time longer "
+                             f"than season={self.season}. Received: input_shape={tuple(input_shape)}")
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return (input_shape[0], input_shape[1] - self.season, input_shape[2])
+
+    def call(self, x: Any) -> Any:
+        return x[:, self.season:] - x[:, :-self.season]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "season": self.season}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -204,6 +243,8 @@ def build_forecaster(
     recurrent_length: int | None = None,
     highway_length: int = 0,
     seasonal_skip: int = 0,
+    seasonal_difference: bool = False,
+    highway_l2: float = 0.0,
 ) -> keras.Model:
     """History window -> stacked GRU/LSTM/SimpleRNN -> the next `horizon` values.
 
@@ -227,6 +268,13 @@ def build_forecaster(
         seasonal_skip: add the seasonal-naive forecast of this season length
             (`SeasonalNaive`; 0 = none), at most `history_length`: the
             network then predicts the correction to it.
+        seasonal_difference: also feed the RNN, as a second channel, each
+            step's difference from the same step a season (`seasonal_skip`)
+            earlier (`SeasonalDifference`): how this week runs against last
+            week, which is what corrects seasonal-naive. The RNN then reads
+            at most `history_length - seasonal_skip` steps. `"direct"` only.
+        highway_l2: L2 penalty on the highway's weights (>= 0): keeps a
+            long highway from fitting noise.
 
     Returns:
         An uncompiled `keras.Model` mapping `[batch, history_length,
@@ -262,13 +310,31 @@ def build_forecaster(
             or not 0 <= seasonal_skip <= history_length:
         raise ValueError(f"Argument `seasonal_skip` must be an integer in [0, history_length={history_length}]. "
                          f"Received: seasonal_skip={seasonal_skip!r}")
+    check_bool("seasonal_difference", seasonal_difference)
+    if seasonal_difference:
+        if not seasonal_skip or seasonal_skip >= history_length or strategy != "direct":
+            raise ValueError("seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip < "
+                             f"history_length={history_length}. Received: seasonal_skip={seasonal_skip}, "
+                             f"strategy={strategy!r}")
+        if (recurrent_length or 0) > history_length - seasonal_skip:
+            raise ValueError(f"With seasonal_difference, `recurrent_length` must be at most history_length - "
+                             f"seasonal_skip = {history_length - seasonal_skip}. Received: "
+                             f"recurrent_length={recurrent_length}")
+    if isinstance(highway_l2, bool) or not isinstance(highway_l2, int | float) or not highway_l2 >= 0:
+        raise ValueError(f"Argument `highway_l2` must be a number >= 0. Received: highway_l2={highway_l2!r}")
     if strategy == "autoregressive" and num_features != 1:
         raise ValueError("strategy='autoregressive' feeds predictions back as inputs and needs num_features=1. "
                          f"Received: num_features={num_features}")
 
     history = keras.Input(shape=(history_length, num_features), name="history")
     x = history
-    if recurrent_length is not None and recurrent_length < history_length:
+    if seasonal_difference:
+        length = recurrent_length or history_length - seasonal_skip
+        diff = SeasonalDifference(seasonal_skip, name="seasonal_difference")(history)
+        x = keras.layers.Concatenate(name="values_and_differences")([
+            keras.layers.Cropping1D((history_length - length, 0), name="recurrent_window")(history),
+            keras.layers.Cropping1D((history_length - seasonal_skip - length, 0), name="difference_window")(diff)])
+    elif recurrent_length is not None and recurrent_length < history_length:
         x = keras.layers.Cropping1D((history_length - recurrent_length, 0), name="recurrent_window")(x)
     if strategy == "autoregressive":
         forecast = AutoregressiveRNN(horizon, cell=cell, units=units, num_layers=num_layers, dropout=dropout,
@@ -285,7 +351,8 @@ def build_forecaster(
     if highway_length:
         recent = keras.layers.Cropping1D((history_length - highway_length, 0), name="highway_window")(history)
         # Starts at zero: the highway begins as "no correction" and learns what linear autoregression explains.
-        parts.append(keras.layers.Dense(horizon, kernel_initializer="zeros", name="highway")(
+        parts.append(keras.layers.Dense(horizon, kernel_initializer="zeros", name="highway",
+                                        kernel_regularizer=keras.regularizers.L2(highway_l2) if highway_l2 else None)(
             keras.layers.Flatten(name="highway_flat")(recent)))
     if seasonal_skip:
         parts.append(SeasonalNaive(seasonal_skip, horizon, name="seasonal_naive")(history))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import GRU, LSTM, AutoregressiveRNN, SeasonalNaive, SimpleRNN, build_forecaster
+from rnnpipe.models import GRU, LSTM, AutoregressiveRNN, SeasonalDifference, SeasonalNaive, SimpleRNN, build_forecaster
 
 
 def _sine_windows(n: int, history: int, horizon: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -66,8 +66,9 @@ def test_learns_to_continue_sines(strategy: str) -> None:
 
 @pytest.mark.parametrize("strategy", ["direct", "autoregressive"])
 def test_keras_file_round_trip_gives_identical_outputs(tmp_path, strategy: str) -> None:
+    extra = {"seasonal_difference": True, "highway_l2": 0.01} if strategy == "direct" else {}
     model = build_forecaster(12, 4, cell="lstm", units=5, num_layers=2, strategy=strategy, dropout=0.1,
-                             highway_length=6, seasonal_skip=3)
+                             highway_length=6, seasonal_skip=3, **extra)
     rng = np.random.default_rng(0)
     model.set_weights([rng.normal(scale=0.3, size=w.shape) for w in model.get_weights()])
     x = rng.normal(size=(3, 12, 1)).astype("float32")
@@ -104,6 +105,22 @@ def test_seasonal_skip_adds_last_seasons_values() -> None:
         SeasonalNaive(9, 2)(history)
 
 
+def test_seasonal_difference_channel_feeds_the_rnn() -> None:
+    history = np.random.default_rng(0).normal(size=(2, 12, 1)).astype("float32")
+    diff = SeasonalDifference(4)(history).numpy()
+    np.testing.assert_allclose(diff, history[:, 4:] - history[:, :-4])
+    assert SeasonalDifference(4).get_config()["season"] == 4
+    assert keras.saving.get_registered_name(SeasonalDifference) == "rnnpipe>SeasonalDifference"
+    model = build_forecaster(12, 3, units=4, seasonal_skip=4, seasonal_difference=True, recurrent_length=5)
+    assert model.get_layer("gru_0").input.shape == (None, 5, 2)  # the last 5 values and their differences
+    # Only the last 5 steps and the 5 steps a season before them reach the RNN (no highway here).
+    changed = history.copy()
+    changed[:, :3] += 3.0
+    np.testing.assert_allclose(np.asarray(model(changed)), np.asarray(model(history)), atol=1e-6)
+    changed[:, 3] += 3.0
+    assert not np.allclose(np.asarray(model(changed)), np.asarray(model(history)))
+
+
 def test_autoregressive_decoding_feeds_predictions_back() -> None:
     """Step h+1 equals one more cell step on prediction h: rebuild it by hand from the layer's parts."""
     keras.utils.set_random_seed(3)
@@ -138,6 +155,12 @@ def test_traces_without_autograph_for_serving() -> None:
                              r"highway_length=-1"),
     ({"seasonal_skip": 25}, r"`seasonal_skip` must be an integer in \[0, history_length=24\].*Received: "
                             r"seasonal_skip=25"),
+    ({"seasonal_difference": True}, r"seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip < "
+                                    r"history_length=24.*Received: seasonal_skip=0"),
+    ({"seasonal_difference": True, "seasonal_skip": 12, "recurrent_length": 13},
+     r"recurrent_length` must be at most history_length - seasonal_skip = 12.*Received: recurrent_length=13"),
+    ({"seasonal_difference": 1}, r"`seasonal_difference` must be a bool.*Received: seasonal_difference=1"),
+    ({"highway_l2": -0.1}, r"`highway_l2` must be a number >= 0.*Received: highway_l2=-0.1"),
     ({"strategy": "autoregressive", "num_features": 2}, r"needs num_features=1.*Received: num_features=2"),
 ])
 def test_bad_arguments_raise_value_errors(kwargs: dict, message: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_forecaster
-from rnnpipe.pipelines.forecasting import APPLICATION, data_path, window
+from rnnpipe.pipelines.forecasting import APPLICATION, data_path, model_hparams, window
 from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, point_metrics, seasonal_naive
 from rnnpipe.pipelines.forecasting.data import Ranges, fetch, read_series, read_windows
 
@@ -154,7 +154,7 @@ def test_presets_follow_the_series_and_explicit_values_win(tmp_path: Path) -> No
 
     assert window(cfg()) == {"history": 120, "horizon": 12, "season": 1}
     assert window(cfg("data.series=co2")) == {"history": 156, "horizon": 52, "season": 52}
-    assert window(cfg("data.series=taylor", "data.horizon=96")) == {"history": 336, "horizon": 96, "season": 336}
+    assert window(cfg("data.series=taylor", "data.horizon=96")) == {"history": 432, "horizon": 96, "season": 336}
     assert data_path(cfg("data.series=co2", f"data.cache_dir={tmp_path}")) == tmp_path / "forecasting" / "co2.csv"
     with pytest.raises(ConfigError, match=r"set data\.history, data\.horizon, data\.season for your own series"):
         window(cfg("data.path=mine.csv"))
@@ -162,6 +162,25 @@ def test_presets_follow_the_series_and_explicit_values_win(tmp_path: Path) -> No
         window(cfg("data.series=co2", "data.history=24"))
     with pytest.raises(ConfigError, match=r"data\.series must be one of sunspots, taylor, co2, got 'nile'"):
         data_path(cfg("data.series=nile"))
+
+
+def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_running() -> None:
+    def hparams(*sets: str) -> dict:
+        return model_hparams(load_config(APPLICATION.config_file, sets=list(sets)))
+
+    taylor = hparams("data.series=taylor")
+    assert (taylor["seasonal_skip"], taylor["seasonal_difference"], taylor["recurrent_length"],
+            taylor["highway_length"]) == (336, True, 96, 0)
+    assert hparams("data.series=co2")["highway_length"] == 156
+    assert hparams("data.series=co2", "model.highway_length=10")["highway_length"] == 10
+    own = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7")
+    assert (own["seasonal_skip"], own["recurrent_length"], own["highway_length"]) == (7, None, 0)
+    # An autoregressive decoder feeds back values, not corrections to seasonal-naive: no seasonal parts.
+    ar = hparams("data.series=co2", "model.strategy=autoregressive")
+    assert (ar["seasonal_skip"], ar["seasonal_difference"]) == (0, False)
+    with pytest.raises(ConfigError, match=r"model: With seasonal_difference, `recurrent_length` must be at most "
+                                          r"history_length - seasonal_skip = 96\. Received: recurrent_length=200"):
+        hparams("data.series=taylor", "model.recurrent_length=200")
 
 
 def _normalize(windows: list[dict], scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -58,6 +58,30 @@ def window(cfg: Config) -> dict[str, int]:
     return resolved
 
 
+def model_hparams(cfg: Config) -> dict:
+    """The forecaster's arguments: the model section, the preset's model keys where it says null, and the
+    season for the seasonal skip and differences; checked by building the model once, so a bad combination
+    stops the run before any data is read."""
+    hparams = cfg.model.to_dict()
+    preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
+    for key, fallback in (("recurrent_length", None), ("highway_length", 0)):
+        if hparams[key] is None:
+            hparams[key] = preset.get(key, fallback)
+    season, direct = window(cfg)["season"], hparams["strategy"] == "direct"
+    # The seasonal parts correct seasonal-naive in a direct forecast; an autoregressive decoder feeds its
+    # own outputs back as values, so it does without them.
+    hparams["seasonal_skip"] = season if hparams["seasonal_skip"] and direct else 0
+    hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)
+    from rnnpipe.models import build_forecaster
+
+    w = window(cfg)
+    try:
+        build_forecaster(w["history"], w["horizon"], **hparams)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"model: {e}") from None
+    return hparams
+
+
 def reader_config(cfg: Config) -> dict:
     w = window(cfg)
     d = cfg.data
@@ -77,7 +101,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
                           config=cfg.transform.to_dict())
     trainer = Trainer(transformed_examples=transform["transformed_examples"],
                       transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=cfg.model.to_dict(), **cfg.trainer)
+                      hparams=model_hparams(cfg), **cfg.trainer)
     gate = cfg.evaluator.to_dict()
     metrics_config = {**reading, "season": window(cfg)["season"], "ets": gate.pop("ets"),
                       "horizon_slices": gate.pop("horizon_slices")}

@@ -161,7 +161,8 @@ def read_series(path: Path, *, timestamp_column: str = "timestamp", value_column
                 try:
                     value = _number(row[index])
                 except ValueError:
-                    raise DataError(f"{where}: column '{column}' is {row[index]!r}, not a number") from None
+                    hint = "" if value_columns else "; set data.value_columns to the numeric columns"
+                    raise DataError(f"{where}: column '{column}' is {row[index]!r}, not a number{hint}") from None
                 if math.isnan(value) and missing == "reject":
                     shown = repr(row[index].strip()) if row[index].strip() else "empty"
                     raise DataError(f"{where}: column '{column}' is {shown}, a missing value; data.missing is "

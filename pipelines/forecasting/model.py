@@ -28,9 +28,6 @@ def targets(features: dict) -> tf.Tensor:
 def build_model(hparams: dict, tft_output: Any) -> Any:
     spec = tft_output.transformed_feature_spec()
     history, horizon = spec[HISTORY_NORM].shape[-1], spec[TARGET_NORM].shape[-1]
-    hparams = dict(hparams)
-    if hparams.get("highway_length") is None:
-        hparams["highway_length"] = history
     return build_forecaster(history, horizon, **hparams)
 
 

@@ -17,7 +17,7 @@ from .ctc import (
     ctc_greedy_decode,
 )
 from .diagnostics import GradientDiagnostics
-from .forecaster import AutoregressiveRNN, SeasonalNaive, build_forecaster  # noqa: F401  (public API)
+from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D

@@ -43,7 +43,7 @@ from rnnpipe.models import (
     build_seq2seq,
     ctc_decode_dense,
 )
-from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalNaive
+from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive
 from rnnpipe.models.language_model import build_language_model
 
 
@@ -179,6 +179,7 @@ def forecasting_model() -> keras.Model:
     outputs = {
         "AutoregressiveRNN": AutoregressiveRNN(3, cell="lstm", units=4, num_layers=2)(inputs),
         "SeasonalNaive": SeasonalNaive(season=4, horizon=5)(inputs),
+        "SeasonalDifference": SeasonalDifference(season=4)(inputs),
     }
     return keras.Model(inputs, outputs)
 
@@ -259,6 +260,7 @@ PIECES: dict[str, tuple[str, str]] = {
     },
     "AutoregressiveRNN": ("forecasting", "/AutoregressiveRNN"),
     "SeasonalNaive": ("forecasting", "/SeasonalNaive"),
+    "SeasonalDifference": ("forecasting", "/SeasonalDifference"),
     "LanguageModel": ("language_model", "serve/"),
     "ctc_recognizer": ("ctc", "serve/"),
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),

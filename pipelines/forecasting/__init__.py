@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from rnnpipe.app import Application
@@ -20,10 +21,12 @@ from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
+from rnnpipe.serving import latest_version
 
 from . import data
 
 NAME = "forecasting"
+log = logging.getLogger("rnnpipe")
 WINDOW_KEYS = ("history", "horizon", "season")
 
 
@@ -90,6 +93,26 @@ def reader_config(cfg: Config) -> dict:
             "test_fraction": d.test_fraction, "stride": d.stride}
 
 
+def champion_dir(cfg: Config) -> str | None:
+    """Where the Evaluator finds the served model to match, or None when the served model reads another
+    window length: it was trained for another series (``--set data.series=co2`` after a sunspots run), so
+    it is no champion for this one, and calling it with these windows would fail."""
+    base = Path(cfg.serving_dir).resolve() / NAME
+    version = latest_version(base)
+    if version is None:
+        return str(base)
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString((base / str(version) / "saved_model.pb").read_bytes())
+    inputs = proto.meta_graphs[0].signature_def["serving_default"].inputs
+    served = [d.size for d in inputs["history"].tensor_shape.dim] if "history" in inputs else None
+    if served == [-1, window(cfg)["history"]]:
+        return str(base)
+    log.info("the served %s version %s reads histories of shape %s, this run %d values: not its champion",
+             NAME, version, served, window(cfg)["history"])
+    return None
+
+
 def build_pipeline(cfg: Config) -> Pipeline:
     reading = reader_config(cfg)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
@@ -107,7 +130,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
                       "horizon_slices": gate.pop("horizon_slices")}
     evaluator = Evaluator(model=trainer["model"], examples=examples, metrics=f"{__name__}.metrics:evaluate_forecasts",
                           metrics_config=metrics_config, primary_metric="mase", higher_is_better=False,
-                          champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **gate)
+                          champion_dir=champion_dir(cfg), **gate)
     infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
     pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
                     **cfg.pusher)

@@ -20,6 +20,7 @@ SMALL = ["--set", "data.holdout_every=4", "--set", "data.chunk_chars=200", "--se
          "--set", "trainer.epochs=4", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.01",
          "--set", "model.units=48", "--set", "model.embedding_dim=16", "--set", "model.bptt=50",
          "--set", "evaluator.baseline=unigram", "--set", "evaluator.ngram_order=3",
+         "--set", "evaluator.thresholds={bpc: {upper_bound: 4.5}}",
          "--set", "evaluator.sample_length=40", "--set", "infra_validator.warmup_requests=2"]
 
 RELOAD = """

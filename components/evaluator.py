@@ -41,6 +41,7 @@ class EvalContext:
     examples_uri: str
     log: Callable[[str], None] = print
     _train: list[dict] | None = field(default=None, repr=False)
+    model_dir: str | None = None  # the SavedModel scored, for metrics that call it again (e.g. to sample)
 
     def train_records(self) -> list[dict]:
         if self._train is None:
@@ -59,7 +60,8 @@ def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
     chunks: dict[str, list[np.ndarray]] = defaultdict(list)
     for start in range(0, len(records), batch_size):
         batch = records[start:start + batch_size]
-        out = fn(**{n: tf.constant([r[n] for r in batch]) for n in names})
+        specs = fn.structured_input_signature[1]
+        out = fn(**{n: tf.constant([r[n] for r in batch], dtype=specs[n].dtype) for n in names})
         for k, v in out.items():
             chunks[k].append(v.numpy())
     return {k: np.concatenate(v) for k, v in chunks.items()}
@@ -151,7 +153,7 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     records = [example_to_dict(e) for e in read_examples(examples, params["split"])]
     out = outputs["evaluation"].path()
     ev = EvalContext(records, predict_raw(inputs["model"].uri, records, signature=params["signature"]),
-                     params["metrics_config"], out, examples, ctx.log)
+                     params["metrics_config"], out, examples, ctx.log, model_dir=inputs["model"].uri)
     evaluation = metrics_fn(ev)
     artifacts = evaluation.pop("artifacts", [])
     primary = params["primary_metric"]
@@ -161,7 +163,7 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     champion = latest_champion(params["champion_dir"])
     if champion is not None and params["max_regression"] is not None:
         theirs_ev = EvalContext(records, predict_raw(str(champion), records, signature=params["signature"]),
-                                params["metrics_config"], None, examples, ctx.log, ev._train)
+                                params["metrics_config"], None, examples, ctx.log, ev._train, str(champion))
         theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
         evaluation["champion"] = {"path": str(champion), primary: theirs}
         ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "

@@ -87,10 +87,25 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if version is None:
         raise RnnpipeError(f"no pushed model under {base}; run `rnnpipe run {args.app}` first")
     fn = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
-    name = next(iter(fn.structured_input_signature[1]))
-    out = fn(**{name: tf.constant(args.inputs)})
+    specs = fn.structured_input_signature[1]
+    text_inputs = [n for n, s in specs.items() if s.dtype == tf.string]
+    if len(text_inputs) != 1:
+        raise RnnpipeError(f"`rnnpipe predict` sends text; the model's inputs are {sorted(specs)}: "
+                           "query it through TF Serving or tf.saved_model.load instead")
+    defaults = cfg.infra_validator.to_dict().get("request_defaults", {})
+    inputs = {text_inputs[0]: tf.constant(args.inputs)}
+    for name, spec in specs.items():
+        if name in inputs:
+            continue
+        if name not in defaults:
+            raise RnnpipeError(f"the model also takes '{name}'; set it with --set infra_validator.request_defaults."
+                               f"{name}=VALUE")
+        value = defaults[name] if spec.shape.rank == 0 else [defaults[name]] * len(args.inputs)
+        inputs[name] = tf.constant(value, dtype=spec.dtype)
+    out = fn(**inputs)
     for i, text in enumerate(args.inputs):
-        fields = {k: v[i].numpy() for k, v in out.items()}
+        n = int(out["length"][i]) if "length" in out and out["length"].shape.rank == 1 else None
+        fields = {k: v[i].numpy()[:n] if n is not None and v.shape.rank > 1 else v[i].numpy() for k, v in out.items()}
         shown = ", ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in sorted(fields.items()))
         print(f"{text!r}: {shown}")
     return 0

@@ -109,6 +109,18 @@ def test_samples_at_several_temperatures_come_from_the_serving_signature(pushed:
     assert "## temperature 1.0" in samples_markdown(samples)
 
 
+def test_samples_reach_mlflow_and_the_cli_generates(pushed: dict, capsys: pytest.CaptureFixture) -> None:
+    samples = (latest(pushed["work"], "Evaluator") / "evaluation" / "samples.md").read_text()
+    assert all(f"## temperature {t}" in samples for t in (0.5, 0.8, 1.0))  # the default temperatures
+    mlflow_copy = list((pushed["work"] / "mlartifacts").rglob("samples/samples.md"))
+    assert mlflow_copy and mlflow_copy[0].read_text() == samples
+    capsys.readouterr()
+    assert main(["predict", "textgen", "KING.\n", "--set", "infra_validator.request_defaults={length: 12, "
+                 "temperature: 0.7}"]) == 0
+    shown = capsys.readouterr().out
+    assert "'KING.\\n': " in shown and "generated=" in shown and "length=12" in shown
+
+
 def test_empty_text_file_stops_the_run_and_nothing_is_pushed(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     texts = workdir / "texts"
     shutil.copytree(SAMPLE, texts)

@@ -173,11 +173,10 @@ def evaluate_bpc(ev: Any) -> dict:
     ev.log("bits per character on held-out works: model {:.4f}, ".format(overall["model"]["bpc"])
            + ", ".join(f"{name} {overall[name]['bpc']:.4f}" for name in peers))
 
-    model_dir = getattr(ev, "model_dir", None)
-    if model_dir and cfg.get("sample_temperatures"):
+    if ev.model_dir and cfg.get("sample_temperatures"):
         prompts = list(cfg.get("sample_prompts") or [])
         prompts += [r["text"][:cfg.get("sample_prompt_chars", 200)] for r in ev.records[:1]]
-        samples = generate_samples(model_dir, prompts, list(cfg["sample_temperatures"]),
+        samples = generate_samples(ev.model_dir, prompts, list(cfg["sample_temperatures"]),
                                    int(cfg.get("sample_length", 300)))
         path = Path(ev.out_dir) / "samples.md"
         path.write_text(samples_markdown(samples), encoding="utf-8")

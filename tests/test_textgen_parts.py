@@ -109,6 +109,7 @@ class _Ev:
                  train: list[dict]) -> None:
         self.records, self.predictions, self.config, self.out_dir = records, predictions, config, out_dir
         self._train = train
+        self.model_dir = None  # no SavedModel here: no samples
         self.logged: list[str] = []
 
     def train_records(self) -> list[dict]:

@@ -157,6 +157,37 @@ def matmul_case() -> Case:
     return Case(f"matmul {MATMUL_N}x{MATMUL_N} f32", "ms", 2.0 * MATMUL_N**3, 1, {"reference": fn})
 
 
+def limit_probe(steps: int = 100, repeats: int = 25) -> None:
+    """Print what bounds the recurrent loop: the same matmul FLOPs as `steps` chained step-sized matmuls
+    (what any RNN's forward loop must do, one after the other) and as one big matmul (what a hoisted input
+    projection or a weight gradient does)."""
+    rng = np.random.default_rng(3)
+    kernel = tf.constant(rng.normal(size=(UNITS, 4 * UNITS)).astype("float32") * 0.05)
+    state = tf.constant(rng.normal(size=(BATCH, UNITS)).astype("float32"))
+    stacked = tf.constant(rng.normal(size=(steps * BATCH, UNITS)).astype("float32"))
+
+    @tf.function
+    def chained():
+        body = lambda t, h: (t + 1, tf.tanh(tf.matmul(h, kernel)[:, :UNITS]))  # noqa: E731
+        return tf.while_loop(lambda t, h: t < steps, body, (0, state))[1]
+
+    @tf.function
+    def one_matmul():
+        return tf.matmul(stacked, kernel)
+
+    flops = 2.0 * steps * BATCH * UNITS * 4 * UNITS
+    print(f"\nlimit probe ({steps} x [{BATCH}x{UNITS}] @ [{UNITS}x{4 * UNITS}], the LSTM recurrent matmul):")
+    for label, fn in (("chained in a tf.while_loop", chained), ("as one matmul", one_matmul)):
+        _sync(fn())
+        seconds = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            _sync(fn())
+            seconds.append(time.perf_counter() - started)
+        median = statistics.median(seconds)
+        print(f"  {label:<28}{median * 1e3:8.2f} ms median = {flops / median / 1e9:6.1f} GFLOP/s")
+
+
 def calibrate(case: Case, block_seconds: float) -> None:
     """Trace and warm every variant, then size its blocks to about `block_seconds`."""
     for name, fn in case.variants.items():
@@ -263,6 +294,7 @@ def main() -> None:
                 run_block(case, name)
         print(f"  round {round_index + 1}/{rounds} done at {time.perf_counter() - started:.0f} s", flush=True)
     report(cases, reference, rounds, time.perf_counter() - started, best=args.best)
+    limit_probe()
 
 
 if __name__ == "__main__":

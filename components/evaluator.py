@@ -75,6 +75,40 @@ def latest_champion(champion_dir: str | None) -> Path | None:
     return None if version is None else Path(champion_dir) / str(version)
 
 
+def signature_inputs(model_dir: str | Path, signature: str) -> dict[str, str] | None:
+    """A SavedModel's inputs to ``signature`` as name -> 'dtype[shape]' (-1: any size), read from
+    saved_model.pb without loading the model; None when it has no such signature."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel.FromString((Path(model_dir) / "saved_model.pb").read_bytes())
+    signatures = proto.meta_graphs[0].signature_def
+    if signature not in signatures:
+        return None
+    described = {}
+    for name, info in sorted(signatures[signature].inputs.items()):
+        shape = info.tensor_shape
+        dims = "?" if shape.unknown_rank else ", ".join(str(d.size) for d in shape.dim)
+        described[name] = f"{tf.dtypes.as_dtype(info.dtype).name}[{dims}]"
+    return described
+
+
+def comparable_champion(champion: Path | None, candidate: str, signature: str,
+                        log: Callable[[str], None]) -> Path | None:
+    """The champion, or None when its ``signature`` takes other inputs (names, dtypes, shapes) than the
+    candidate's: a model for other data (another series' window length) is no champion for this one."""
+    if champion is None:
+        return None
+    theirs, ours = signature_inputs(champion, signature), signature_inputs(candidate, signature)
+    if theirs == ours:
+        return champion
+    def shown(inputs: dict[str, str] | None) -> str:
+        return ", ".join(f"{k} {v}" for k, v in inputs.items()) if inputs is not None else "none (no such signature)"
+
+    log(f"served model {champion} is no champion: its '{signature}' inputs are {shown(theirs)}, the candidate's "
+        f"{shown(ours)}; the candidate is judged by thresholds and baseline only")
+    return None
+
+
 def _bounds(spec: Any) -> tuple[float | None, float | None]:
     """A threshold is a lower bound, or {lower_bound: x, upper_bound: y} (TFX's GenericValueThreshold)."""
     if isinstance(spec, dict):
@@ -160,8 +194,11 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     if primary not in evaluation["overall"]["model"]:
         raise ConfigError(f"evaluator.primary_metric '{primary}' is not among the metrics "
                           f"{sorted(evaluation['overall']['model'])}")
-    champion = latest_champion(params["champion_dir"])
-    if champion is not None and params["max_regression"] is not None:
+    champion = None
+    if params["max_regression"] is not None:
+        champion = comparable_champion(latest_champion(params["champion_dir"]), inputs["model"].uri,
+                                       params["signature"], ctx.log)
+    if champion is not None:
         theirs_ev = EvalContext(records, predict_raw(str(champion), records, signature=params["signature"]),
                                 params["metrics_config"], None, examples, ctx.log, ev._train, str(champion))
         theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]

@@ -49,7 +49,8 @@ class Recorder:
         pass
 
 
-def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, **params) -> tuple[dict, dict]:
+def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, log: list[str] | None = None,
+             **params) -> tuple[dict, dict]:
     examples = tmp_path / "examples"
     if not examples.exists():
         rows = [(split, {"text": f"{'good' if i % 3 else 'bad'} film {i}", "label": int(i % 3 > 0)})
@@ -68,7 +69,7 @@ def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, **param
          "examples": Artifact("examples", "Examples", str(examples))},
         {"evaluation": Artifact("evaluation", "ModelEvaluation", str(out / "evaluation")),
          "blessing": Artifact("blessing", "ModelBlessing", str(out / "blessing"))},
-        full, SimpleNamespace(tracker=Recorder(), log=lambda m: None))
+        full, SimpleNamespace(tracker=Recorder(), log=(log if log is not None else []).append))
     return metrics, json.loads((out / "blessing" / "blessing.json").read_text())
 
 
@@ -87,6 +88,33 @@ def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> N
     assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
     card = next(tmp_path.glob("eval-1/evaluation/model_card.md")).read_text()
     assert "| overall | 60 | 1.0000 | 1.0000 | 0.6667 |" in card and "- blessed" in card
+
+
+class PairModel(tf.Module):
+    """Reads pairs of sentences: another input shape, as a model for other data would."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict:
+        hit = tf.cast(tf.strings.regex_full_match(text[:, 0], ".*good.*"), tf.int64)
+        return {"label_id": hit, "probabilities": tf.one_hot(hit, 2)}
+
+
+def test_a_champion_reading_other_inputs_is_skipped_and_a_same_shape_one_still_gates(tmp_path: Path) -> None:
+    worse = save(KeywordModel("film 1"), tmp_path / "worse")
+    serving = tmp_path / "serving" / "demo"
+    save(PairModel(), serving / "1")  # would fail if called with single sentences
+    log: list[str] = []
+    _, blessing = evaluate(tmp_path, worse, serving, log, max_regression=0.02, must_beat_baseline=False)
+    assert blessing == {"blessed": True, "reasons": []}
+    assert "champion" not in json.loads((tmp_path / "eval-0" / "evaluation" / "evaluation.json").read_text())
+    assert f"served model {serving / '1'} is no champion: its 'serving_default' inputs are text string[-1, 2], " \
+           "the candidate's text string[-1]; the candidate is judged by thresholds and baseline only" in log
+
+    shutil.copytree(save(KeywordModel("good"), tmp_path / "good"), serving / "2")  # same inputs: compared
+    log.clear()
+    _, blessing = evaluate(tmp_path, worse, serving, log, max_regression=0.02, must_beat_baseline=False)
+    assert not blessing["blessed"] and not any("no champion" in line for line in log)
+    assert any("worse than the champion's (version 2) 1.0000" in r for r in blessing["reasons"])
 
 
 def test_slices_by_value_and_by_length(tmp_path: Path) -> None:

@@ -3,8 +3,10 @@
 
 A record's split depends only on its key (``split_key`` fields joined with ':'), so it never moves
 between splits when data is added or the pipeline re-runs; or, with ``partition_feature``, on a field
-the reader set (a chronological cut of a series, whole works held out). Every record is checked
-before anything is written: a malformed one stops the step with its file and line.
+the reader set (a chronological cut of a series, whole works held out). That field is not written as a
+feature: the split it names is the split the record lands in, and as a feature it would be constant per
+split (SchemaGen would learn a one-value domain from train, and eval and test would look out of domain).
+Every record is checked before anything is written: a malformed one stops the step with its file and line.
 """
 
 from __future__ import annotations
@@ -132,7 +134,8 @@ def split_of(key: str, splits: dict[str, int]) -> str:
 def infer_kinds(records: Iterator[tuple[str, dict]], path: Path, split_key: list[str],
                 partition: tuple[str, dict] | None = None) -> tuple[dict[str, str], int]:
     """First pass: checks every record and infers one value kind per field (ints widen to floats).
-    ``partition`` = (field, splits): the field must name one of the splits."""
+    ``partition`` = (field, splits): the field must name one of the splits; it gets no kind (it is not
+    written as a feature)."""
     kinds: dict[str, str] = {}
     count = 0
     for where, record in records:
@@ -144,6 +147,8 @@ def infer_kinds(records: Iterator[tuple[str, dict]], path: Path, split_key: list
             raise DataError(f"{where}: partition field '{partition[0]}' is {record.get(partition[0])!r}; "
                             f"expected one of the splits {list(partition[1])}")
         for key, value in record.items():
+            if partition is not None and key == partition[0]:
+                continue
             kind = _kind(value, where, key)
             if kind is None:
                 continue
@@ -208,8 +213,8 @@ def _write_span(path: Path, root: Path, params: dict, ctx: Any) -> tuple[dict[st
 
     def keyed() -> Iterator[tuple[str, dict]]:
         for _, record in records():
-            if partition:
-                yield record[partition], record
+            if partition:  # the field names the split; it is not a feature of the example
+                yield record[partition], {k: v for k, v in record.items() if k != partition}
                 continue
             key = ":".join(str(record[k]) for k in split_key) if split_key else json.dumps(record, sort_keys=True)
             yield split_of(key, splits), record
@@ -235,7 +240,8 @@ class ExampleGen(Component):
         "reader_config": Param(dict, {}, doc="keyword arguments for the reader"),
         "split_key": Param(list, [], doc="fields whose values decide the split; [] = the whole record"),
         "partition_feature": Param((str, type(None)), None,
-                                   doc="a field whose value is the record's split, instead of hashing"),
+                                   doc="a field whose value is the record's split, instead of hashing; "
+                                       "dropped from the written examples (the split directory says it)"),
         "splits": Param(dict, {"train": 80, "eval": 10, "test": 10}, doc="split name -> weight"),
         "num_shards": Param(int, 2),
     }

@@ -136,6 +136,12 @@ def test_a_reader_and_a_partition_feature_split_chronologically(tmp_path: Path) 
     test = [example_to_dict(e) for e in read_examples(out, "test")]
     assert max(r["target"] for r in train) < min(r["target"] for r in test) == 40.0
     assert test[0]["history"] == [37.0, 38.0, 39.0] and len(train) + len(test) == 47
+    # The partition field is the split directory itself, not a feature: every other field is written as read.
+    written = {r["target"]: r for r in train + test}
+    for _, record in read_points(src, history=3):
+        expected = {k: v for k, v in record.items() if k != "split"}
+        assert written[record["target"]] == expected
+    assert "split" not in json.loads((out / "splits.json").read_text())["kinds"]
     src.write_text("1\n2\n3\n-4\n")
     with pytest.raises(DataError, match=r"series.txt:4: negative value"):
         run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split")
@@ -143,3 +149,19 @@ def test_a_reader_and_a_partition_feature_split_chronologically(tmp_path: Path) 
     with pytest.raises(DataError, match=r"series.txt:4: partition field 'split' is 'train'; expected one of"):
         run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split",
             splits={"fit": 1, "test": 1})
+
+
+def test_an_unknown_partition_value_names_the_record_and_writes_nothing(tmp_path: Path) -> None:
+    src = tmp_path / "data.jsonl"
+    src.write_text('{"text": "a", "part": "train"}\n{"text": "b", "part": "test"}\n{"text": "c", "part": "dev"}\n')
+    with pytest.raises(DataError, match=r"data\.jsonl:3: partition field 'part' is 'dev'; expected one of the "
+                                         r"splits \['train', 'test'\]"):
+        run(tmp_path, src, partition_feature="part", splits={"train": 1, "test": 1})
+    assert not list((tmp_path / "out").rglob("*.tfrecord.gz"))
+    src.write_text('{"text": "a", "part": "train"}\n{"text": "b", "part": "test"}\n{"text": "c"}\n')
+    with pytest.raises(DataError, match=r"data\.jsonl:3: partition field 'part' is None"):
+        run(tmp_path, src, partition_feature="part", splits={"train": 1, "test": 1})
+    src.write_text('{"text": "a", "part": "train"}\n{"text": "b", "part": "test"}\n')
+    out = run(tmp_path, src, partition_feature="part", splits={"train": 1, "test": 1})
+    assert [example_to_dict(e) for e in read_examples(out, "train")] == [{"text": "a"}]
+    assert [example_to_dict(e) for e in read_examples(out, "test")] == [{"text": "b"}]

@@ -5,17 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import (
-    Evaluator,
-    ExampleGen,
-    ExampleValidator,
-    InfraValidator,
-    Pusher,
-    SchemaGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-)
+from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -52,26 +42,12 @@ def model_hparams(cfg: Config) -> dict:
 
 def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
-    stats = StatisticsGen(examples=examples)
-    schema_cfg = cfg.schema_gen.to_dict()
-    if schema_cfg["curated_schema"] == "builtin":
-        schema_cfg["curated_schema"] = str(Path(__file__).with_name("schema.pbtxt"))
-    schema = SchemaGen(statistics=stats, **schema_cfg)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
-    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
-                          config=cfg.transform.to_dict())
-    trainer = Trainer(transformed_examples=transform["transformed_examples"],
-                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=model_hparams(cfg), **cfg.trainer)
     gate = cfg.evaluator.to_dict()
     slicing = {key: gate.pop(key) for key in ("slice_keys", "length_feature", "length_edges")}
-    evaluator = Evaluator(model=trainer["model"], examples=examples,
-                          metrics_config={"label_key": "label", "class_names": CLASS_NAMES, **slicing},
-                          champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **gate)
-    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
-    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
-                    **cfg.pusher)
-    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
+    return standard_pipeline(
+        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
+        hparams=model_hparams(cfg), builtin_schema=Path(__file__).with_name("schema.pbtxt"),
+        evaluator={**gate, "metrics_config": {"label_key": "label", "class_names": CLASS_NAMES, **slicing}})
 
 
 APPLICATION = Application(

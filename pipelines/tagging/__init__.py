@@ -5,17 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import (
-    Evaluator,
-    ExampleGen,
-    ExampleValidator,
-    InfraValidator,
-    Pusher,
-    SchemaGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-)
+from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -43,23 +33,11 @@ def fetch_data(cfg: Config) -> Path:
 def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_conllu",
                           reader_config={"tag_column": cfg.data.tag_column}, **cfg.example_gen)
-    stats = StatisticsGen(examples=examples)
-    schema = SchemaGen(statistics=stats, **cfg.schema_gen)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
-    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
-                          config=cfg.transform.to_dict())
-    trainer = Trainer(transformed_examples=transform["transformed_examples"],
-                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=cfg.model.to_dict(), **cfg.trainer)
     gate = cfg.evaluator.to_dict()
     metrics_config = {key: gate.pop(key) for key in ("slice_keys", "length_edges")}
-    evaluator = Evaluator(model=trainer["model"], examples=examples, metrics=f"{__name__}.metrics:evaluate_tagging",
-                          metrics_config=metrics_config, champion_dir=str(Path(cfg.serving_dir).resolve() / NAME),
-                          **gate)
-    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
-    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
-                    **cfg.pusher)
-    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
+    return standard_pipeline(
+        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
+        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_tagging", "metrics_config": metrics_config})
 
 
 APPLICATION = Application(

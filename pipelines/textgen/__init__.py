@@ -10,17 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import (
-    Evaluator,
-    ExampleGen,
-    ExampleValidator,
-    InfraValidator,
-    Pusher,
-    SchemaGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-)
+from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -52,27 +42,16 @@ def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_texts",
                           reader_config=reader_config, partition_feature="split",
                           splits={"train": 8, "eval": 1, "test": 1}, **cfg.example_gen)
-    stats = StatisticsGen(examples=examples)
-    schema_cfg = cfg.schema_gen.to_dict()
-    if schema_cfg["curated_schema"] == "builtin":
-        schema_cfg["curated_schema"] = str(Path(__file__).with_name("schema.pbtxt"))
-    schema = SchemaGen(statistics=stats, **schema_cfg)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
-    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
-                          config={"chunk_chars": d.chunk_chars, **cfg.transform})
-    trainer = Trainer(transformed_examples=transform["transformed_examples"],
-                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=cfg.model.to_dict(), bucket_boundaries=[], **cfg.trainer)
-    ev = cfg.evaluator.to_dict()
-    metrics_config = {key: ev.pop(key) for key in ("baseline", "ngram_order", "sample_prompts", "sample_temperatures",
-                                                   "sample_length")}
-    evaluator = Evaluator(model=trainer["model"], examples=examples, metrics=f"{__name__}.metrics:evaluate_bpc",
-                          metrics_config=metrics_config, signature="score", primary_metric="bpc",
-                          higher_is_better=False, champion_dir=str(Path(cfg.serving_dir).resolve() / NAME), **ev)
-    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
-    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
-                    **cfg.pusher)
-    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
+    gate = cfg.evaluator.to_dict()
+    metrics_config = {key: gate.pop(key) for key in ("baseline", "ngram_order", "sample_prompts",
+                                                     "sample_temperatures", "sample_length")}
+    return standard_pipeline(
+        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
+        transform_config={"chunk_chars": d.chunk_chars, **cfg.transform},
+        builtin_schema=Path(__file__).with_name("schema.pbtxt"),
+        trainer={"bucket_boundaries": []},  # chunks of chunk_chars: no length buckets
+        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_bpc", "metrics_config": metrics_config,
+                   "signature": "score", "primary_metric": "bpc", "higher_is_better": False})
 
 
 APPLICATION = Application(

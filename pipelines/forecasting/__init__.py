@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import (
-    Evaluator,
-    ExampleGen,
-    ExampleValidator,
-    InfraValidator,
-    Pusher,
-    SchemaGen,
-    StatisticsGen,
-    Trainer,
-    Transform,
-)
+from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
-from rnnpipe.serving import latest_version
 
 from . import data
 
 NAME = "forecasting"
-log = logging.getLogger("rnnpipe")
 WINDOW_KEYS = ("history", "horizon", "season")
 
 
@@ -93,48 +80,19 @@ def reader_config(cfg: Config) -> dict:
             "test_fraction": d.test_fraction, "stride": d.stride}
 
 
-def champion_dir(cfg: Config) -> str | None:
-    """Where the Evaluator finds the served model to match, or None when the served model reads another
-    window length: it was trained for another series (``--set data.series=co2`` after a sunspots run), so
-    it is no champion for this one, and calling it with these windows would fail."""
-    base = Path(cfg.serving_dir).resolve() / NAME
-    version = latest_version(base)
-    if version is None:
-        return str(base)
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel.FromString((base / str(version) / "saved_model.pb").read_bytes())
-    inputs = proto.meta_graphs[0].signature_def["serving_default"].inputs
-    served = [d.size for d in inputs["history"].tensor_shape.dim] if "history" in inputs else None
-    if served == [-1, window(cfg)["history"]]:
-        return str(base)
-    log.info("the served %s version %s reads histories of shape %s, this run %d values: not its champion",
-             NAME, version, served, window(cfg)["history"])
-    return None
-
-
 def build_pipeline(cfg: Config) -> Pipeline:
     reading = reader_config(cfg)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)
-    stats = StatisticsGen(examples=examples)
-    schema = SchemaGen(statistics=stats, **cfg.schema_gen)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
-    transform = Transform(examples=examples, schema=schema, preprocessing_fn=f"{__name__}.features:preprocessing_fn",
-                          config=cfg.transform.to_dict())
-    trainer = Trainer(transformed_examples=transform["transformed_examples"],
-                      transform_graph=transform["transform_graph"], task=f"{__name__}.model:TASK",
-                      hparams=model_hparams(cfg), **cfg.trainer)
     gate = cfg.evaluator.to_dict()
     metrics_config = {**reading, "season": window(cfg)["season"], "ets": gate.pop("ets"),
                       "horizon_slices": gate.pop("horizon_slices")}
-    evaluator = Evaluator(model=trainer["model"], examples=examples, metrics=f"{__name__}.metrics:evaluate_forecasts",
-                          metrics_config=metrics_config, primary_metric="mase", higher_is_better=False,
-                          champion_dir=champion_dir(cfg), **gate)
-    infra = InfraValidator(model=trainer["model"], examples=examples, model_name=NAME, **cfg.infra_validator)
-    pusher = Pusher(model=trainer["model"], blessing=evaluator["blessing"], infra_blessing=infra, model_name=NAME,
-                    **cfg.pusher)
-    return Pipeline(NAME, [examples, stats, schema, anomalies, transform, trainer, evaluator, infra, pusher])
+    # A served model for another series (another window length) is no champion: the Evaluator skips it.
+    return standard_pipeline(
+        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
+        hparams=model_hparams(cfg),
+        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_forecasts", "metrics_config": metrics_config,
+                   "primary_metric": "mase", "higher_is_better": False})
 
 
 APPLICATION = Application(

@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The fused C++ RNN kernels, compiled for this TensorFlow and CPU (models/fused.py); rebuilt when the source changes.
+KERNELS := $(VENV)/.kernels-built
 UV_VERSION := 0.13.9
 
 .PHONY: run test test-slow bench lint system-deps lock clean
@@ -15,17 +17,21 @@ $(STAMP): requirements.lock setup.py
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(KERNELS): $(STAMP) models/kernels/rnn_kernels.cc models/fused.py
+	$(BIN)/python -m rnnpipe.models.build_kernels
+	touch $(KERNELS)
+
 # `rnnpipe run` fetches the default data first (once; cached), so one process does both.
-run: $(STAMP)
+run: $(KERNELS)
 	$(BIN)/rnnpipe run sentiment
 
-test: $(STAMP)
+test: $(KERNELS)
 	$(BIN)/pytest -m "not slow" -q
 
-test-slow: $(STAMP)
+test-slow: $(KERNELS)
 	$(BIN)/pytest -m slow -q
 
-bench: $(STAMP)
+bench: $(KERNELS)
 	$(BIN)/python benchmarks/stage_times.py
 	$(BIN)/python benchmarks/rnn_layers.py --quick
 

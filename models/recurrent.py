@@ -12,7 +12,9 @@ name) but does not run the cell once per timestep the way
 
 The loop is plain TensorFlow, so the layers trace in a `tf.function`, export
 to a SavedModel, and compile with XLA (`jit_compile=True`). They are
-therefore TensorFlow-backend only.
+therefore TensorFlow-backend only. In training on a CPU, `LSTM` runs the
+recurrence in the fused C++ kernels of `rnnpipe.models.fused` where they are
+built (same results; see that module for when).
 
 Masking reproduces `keras.layers.RNN` on the TensorFlow backend exactly: at a
 masked step the states keep their previous value and the output is the
@@ -30,6 +32,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from . import fused
 from ._validation import check_bool
 from .cells import GRUCell, LSTMCell, SimpleRNNCell, _RecurrentCell
 
@@ -159,7 +162,12 @@ class _FastRecurrent(keras.layers.Layer):
             if mask is not None:
                 mask = tf.reverse(mask, [0])
 
-        last_output, outputs, states = self._loop(projected, states, mask, recurrent_mask)
+        if training and fused.supports(cell, projected.dtype):
+            last_output, outputs, states = fused.lstm_sequence(
+                projected, states, cell.recurrent_kernel, mask, recurrent_mask, self.zero_output_for_mask
+            )
+        else:
+            last_output, outputs, states = self._loop(projected, states, mask, recurrent_mask)
 
         if self.return_sequences:
             output = tf.transpose(outputs, [1, 0, 2])

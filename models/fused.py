@@ -1,0 +1,164 @@
+"""Fused CPU training kernels for rnnpipe's `LSTM` layer, compiled on the machine that runs them.
+
+On a CPU the per-step loop of a TensorFlow RNN is bound by the executor's dispatch of some forty small
+ops per step (forward and backward) and by a `[batch, units] x [units, 4 units]` matmul that the
+intra-op thread pool splits poorly. The kernels in `kernels/rnn_kernels.cc` cut the batch into one block
+of rows per CPU worker thread and run the whole sequence for those rows in C++: one Eigen matmul and one
+fused pass over the gates per step, no synchronisation between steps. The input projection and the
+recurrent weight gradient stay single large TensorFlow matmuls.
+
+They are used only where they give the same numbers as the TensorFlow loop and cannot leak into a
+served model: in training (`training=True`; exported signatures trace `training=False`, so SavedModels
+keep only stock TensorFlow ops that TF Serving runs), float32, tanh/sigmoid activations, no layer
+normalization or peepholes, outside XLA, on CPU-only hosts. Everywhere else, and wherever the library
+has not been built, the layers run their `tf.while_loop`.
+
+Build once per TensorFlow version and CPU (`make` does it):
+
+    python -m rnnpipe.models.build_kernels
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+from keras import activations
+
+__all__ = ["available", "build", "library_path", "lstm_sequence", "supports"]
+
+log = logging.getLogger(__name__)
+SOURCE = Path(__file__).with_name("kernels") / "rnn_kernels.cc"
+# -march=native: the library is built where it runs; the CPU's flags are part of its name.
+CXXFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-w"]
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def library_path() -> Path:
+    """Where the library for this source, TensorFlow build, compiler flags and CPU lives."""
+    key = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), tf.__version__.encode(), tf.sysconfig.get_compile_flags(), CXXFLAGS,
+                 platform.machine(), _cpu_flags()):
+        key.update(repr(part).encode() if not isinstance(part, bytes) else part)
+    return SOURCE.with_name(f"rnn_kernels-{key.hexdigest()[:16]}.so")
+
+
+def build(force: bool = False) -> Path:
+    """Compile the kernels (about 40 s) unless this exact build exists; returns the library's path."""
+    target = library_path()
+    if target.exists() and not force:
+        return target
+    compiler = os.environ.get("CXX", "g++")
+    with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
+        partial = Path(tmp) / target.name
+        command = [compiler, *CXXFLAGS, str(SOURCE), "-o", str(partial),
+                   *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
+        try:
+            done = subprocess.run(command, capture_output=True, text=True)
+        except FileNotFoundError as error:
+            raise RuntimeError(f"no C++ compiler {compiler!r} (set CXX) to build {SOURCE}") from error
+        if done.returncode != 0:
+            raise RuntimeError(f"building {SOURCE} failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
+        os.replace(partial, target)  # atomic: a half-written library is never loaded
+    for stale in target.parent.glob("rnn_kernels-*.so"):
+        if stale != target:
+            stale.unlink(missing_ok=True)
+    return target
+
+
+@functools.cache
+def _library() -> Any:
+    path = library_path()
+    if not path.exists():
+        log.info("fused RNN kernels not built (%s missing): LSTM layers train with their TensorFlow loop; "
+                 "`python -m rnnpipe.models.build_kernels` builds them", path.name)
+        return None
+    return tf.load_op_library(str(path))
+
+
+def available() -> bool:
+    """Whether the compiled kernels are loaded in this process."""
+    return _library() is not None
+
+
+def _in_xla() -> bool:
+    from tensorflow.python.ops import control_flow_util
+
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def supports(cell: Any, dtype: tf.DType) -> bool:
+    """Whether `lstm_sequence` computes exactly what `cell.recurrent_step` in a loop computes."""
+    from .cells import LSTMCell
+
+    return (
+        isinstance(cell, LSTMCell)
+        and not cell.layer_norm
+        and not cell.peepholes
+        and activations.serialize(cell.activation) == "tanh"
+        and activations.serialize(cell.recurrent_activation) == "sigmoid"
+        and dtype == tf.float32
+        and available()
+        and not _in_xla()
+        and not tf.config.list_logical_devices("GPU")
+    )
+
+
+def lstm_sequence(
+    projected: tf.Tensor,
+    states: list[tf.Tensor],
+    recurrent_kernel: tf.Tensor,
+    mask: tf.Tensor | None,
+    recurrent_mask: tf.Tensor | None,
+    zero_output_for_mask: bool,
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+    """The LSTM recurrence over time-major projected inputs `[T, B, 4U]`, differentiable.
+
+    Returns `(last_output, outputs [T, B, U], [h, c])` with `keras.layers.RNN`'s masking semantics.
+    `mask` is a time-major boolean `[T, B]`; `recurrent_mask` multiplies `h` before the matmul.
+    """
+    ops = _library()
+    h0, c0 = states
+    steps_by_batch = tf.shape(projected)[:2]
+    mask = tf.ones(steps_by_batch) if mask is None else tf.cast(mask, tf.float32)
+    keep = tf.ones_like(h0) if recurrent_mask is None else recurrent_mask
+
+    @tf.custom_gradient
+    def recurrence(projected: tf.Tensor, h0: tf.Tensor, c0: tf.Tensor, kernel: tf.Tensor) -> Any:
+        outputs, h_states, c_states, gates, last_output, last_h, last_c = ops.rnnpipe_lstm_forward(
+            projected, h0, c0, kernel, mask, keep, zero_output_for_mask=zero_output_for_mask)
+
+        def grad(d_outputs: Any, d_last_output: Any, d_last_h: Any, d_last_c: Any) -> tuple:
+            d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
+            d_last = [tf.zeros_like(h0) if d is None else d for d in (d_last_output, d_last_h, d_last_c)]
+            d_z, d_h0, d_c0 = ops.rnnpipe_lstm_backward(
+                kernel, c0, mask, keep, c_states, gates, d_outputs, *d_last,
+                zero_output_for_mask=zero_output_for_mask)
+            # dU = sum_t (h_{t-1} * keep)^T dz_t as one large matmul.
+            units = h0.shape[-1] or tf.shape(h0)[-1]
+            h_inputs = tf.concat([h0[None], h_states[:-1]], 0) * keep
+            d_kernel = tf.matmul(tf.reshape(h_inputs, [-1, units]), tf.reshape(d_z, [-1, 4 * units]),
+                                 transpose_a=True)
+            return d_z, d_h0, d_c0, d_kernel
+
+        return (outputs, last_output, last_h, last_c), grad
+
+    outputs, last_output, h, c = recurrence(projected, h0, c0, tf.convert_to_tensor(recurrent_kernel))
+    return last_output, outputs, [h, c]

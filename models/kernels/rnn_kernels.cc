@@ -1,0 +1,281 @@
+// Fused CPU training kernels for rnnpipe's LSTM layer (models/recurrent.py).
+//
+// Why: on a CPU the step loop of a TensorFlow LSTM is bound by ~40 small ops per step (forward and
+// backward), each dispatched by the executor, and by a [batch, units] x [units, 4 units] matmul that the
+// intra-op pool splits poorly. Rows of a batch never interact, so here the batch is cut into one block
+// of rows per worker thread and each thread runs the whole sequence for its rows: no per-step
+// synchronisation, every step one Eigen matmul plus one fused pass over the gates.
+//
+// The input projection (x W + b) and the recurrent weight gradient (dU = H^T dZ) stay outside, as
+// single large TensorFlow matmuls. Masking follows keras.layers.RNN: at a masked step the states keep
+// their value and the output repeats the previous output (zeros when zero_output_for_mask).
+#include <algorithm>
+#include <cstring>
+
+#include "Eigen/Core"
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/shape_inference.h"
+#include "tensorflow/core/util/work_sharder.h"
+
+namespace rnnpipe {
+
+using tensorflow::OpKernel;
+using tensorflow::OpKernelConstruction;
+using tensorflow::OpKernelContext;
+using tensorflow::Tensor;
+using tensorflow::TensorShape;
+using tensorflow::shape_inference::InferenceContext;
+using tensorflow::shape_inference::ShapeHandle;
+
+using Matrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using MatrixMap = Eigen::Map<Matrix>;
+using ConstMatrixMap = Eigen::Map<const Matrix>;
+
+REGISTER_OP("RnnpipeLstmForward")
+    .Input("projected: float")       // [T, B, 4U]: x W + b, gates ordered i, f, g, o
+    .Input("h0: float")              // [B, U]
+    .Input("c0: float")              // [B, U]
+    .Input("recurrent_kernel: float")  // [U, 4U]
+    .Input("mask: float")            // [T, B]: 1 keeps a step, 0 skips it
+    .Input("recurrent_mask: float")  // [B, U]: multiplies h before the recurrent matmul
+    .Attr("zero_output_for_mask: bool")
+    .Output("outputs: float")        // [T, B, U]
+    .Output("h_states: float")       // [T, B, U]: h after each step
+    .Output("c_states: float")       // [T, B, U]: c after each step
+    .Output("gates: float")          // [T, B, 4U]: activated i, f, g, o
+    .Output("last_output: float")    // [B, U]
+    .Output("last_h: float")         // [B, U]
+    .Output("last_c: float")         // [B, U]
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle projected, h0;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &projected));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
+      ShapeHandle sequence = c->MakeShape({c->Dim(projected, 0), c->Dim(projected, 1), c->Dim(h0, 1)});
+      for (int i = 0; i < 3; ++i) c->set_output(i, sequence);
+      c->set_output(3, projected);
+      for (int i = 4; i < 7; ++i) c->set_output(i, c->MakeShape({c->Dim(projected, 1), c->Dim(h0, 1)}));
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("RnnpipeLstmBackward")
+    .Input("recurrent_kernel: float")  // [U, 4U]
+    .Input("c0: float")              // [B, U]
+    .Input("mask: float")            // [T, B]
+    .Input("recurrent_mask: float")  // [B, U]
+    .Input("c_states: float")        // [T, B, U]
+    .Input("gates: float")           // [T, B, 4U]
+    .Input("d_outputs: float")       // [T, B, U]
+    .Input("d_last_output: float")   // [B, U]
+    .Input("d_last_h: float")        // [B, U]
+    .Input("d_last_c: float")        // [B, U]
+    .Attr("zero_output_for_mask: bool")
+    .Output("d_projected: float")    // [T, B, 4U]: also dL/dz, the pre-activation gradient
+    .Output("d_h0: float")           // [B, U]
+    .Output("d_c0: float")           // [B, U]
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(5));
+      c->set_output(1, c->input(1));
+      c->set_output(2, c->input(1));
+      return absl::OkStatus();
+    });
+
+namespace {
+
+// Runs `work(first_row, end_row)` over the batch in as many blocks as there are worker threads.
+template <typename Work>
+void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t cost_per_row, Work work) {
+  const auto& workers = *context->device()->tensorflow_cpu_worker_threads();
+  tensorflow::Shard(workers.num_threads, workers.workers, batch, cost_per_row, work);
+}
+
+void CopyRow(const float* from, float* to, int64_t units) { std::memcpy(to, from, units * sizeof(float)); }
+
+}  // namespace
+
+class LstmForwardOp : public OpKernel {
+ public:
+  explicit LstmForwardOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& projected = context->input(0);
+    const Tensor& h0 = context->input(1);
+    const Tensor& c0 = context->input(2);
+    const Tensor& kernel = context->input(3);
+    const Tensor& mask = context->input(4);
+    const Tensor& recurrent_mask = context->input(5);
+    OP_REQUIRES(context, projected.dims() == 3 && h0.dims() == 2,
+                absl::InvalidArgumentError("projected must be [T, B, 4U] and h0 [B, U]"));
+    const int64_t steps = projected.dim_size(0), batch = projected.dim_size(1), units = h0.dim_size(1);
+    const int64_t width = 4 * units;
+    OP_REQUIRES(context,
+                projected.dim_size(2) == width && h0.dim_size(0) == batch && c0.shape() == h0.shape() &&
+                    kernel.dim_size(0) == units && kernel.dim_size(1) == width && mask.dim_size(0) == steps &&
+                    mask.dim_size(1) == batch && recurrent_mask.shape() == h0.shape(),
+                absl::InvalidArgumentError("inconsistent LSTM kernel input shapes"));
+
+    Tensor *outputs, *h_states, *c_states, *gates, *last_output, *last_h, *last_c;
+    const TensorShape sequence({steps, batch, units}), state({batch, units});
+    OP_REQUIRES_OK(context, context->allocate_output(0, sequence, &outputs));
+    OP_REQUIRES_OK(context, context->allocate_output(1, sequence, &h_states));
+    OP_REQUIRES_OK(context, context->allocate_output(2, sequence, &c_states));
+    OP_REQUIRES_OK(context, context->allocate_output(3, projected.shape(), &gates));
+    OP_REQUIRES_OK(context, context->allocate_output(4, state, &last_output));
+    OP_REQUIRES_OK(context, context->allocate_output(5, state, &last_h));
+    OP_REQUIRES_OK(context, context->allocate_output(6, state, &last_c));
+
+    const float* x = projected.flat<float>().data();
+    const float* m = mask.flat<float>().data();
+    const float* rm = recurrent_mask.flat<float>().data();
+    ConstMatrixMap recurrent(kernel.flat<float>().data(), units, width);
+    float* out = outputs->flat<float>().data();
+    float* hs = h_states->flat<float>().data();
+    float* cs = c_states->flat<float>().data();
+    float* gs = gates->flat<float>().data();
+    const bool zero_output = zero_output_for_mask_;
+
+    auto work = [&](int64_t first, int64_t end) {
+      const int64_t rows = end - first;
+      Matrix h = ConstMatrixMap(h0.flat<float>().data() + first * units, rows, units);
+      Matrix c = ConstMatrixMap(c0.flat<float>().data() + first * units, rows, units);
+      Matrix carried = Matrix::Zero(rows, units);
+      Matrix h_in(rows, units), z(rows, width), c_new(rows, units), h_new(rows, units);
+      ConstMatrixMap dropout(rm + first * units, rows, units);
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t offset = t * batch + first;
+        h_in.array() = h.array() * dropout.array();
+        z = ConstMatrixMap(x + offset * width, rows, width);
+        z.noalias() += h_in * recurrent;
+        MatrixMap g(gs + offset * width, rows, width);
+        g.leftCols(2 * units).array() = z.leftCols(2 * units).array().logistic();
+        g.middleCols(2 * units, units).array() = z.middleCols(2 * units, units).array().tanh();
+        g.rightCols(units).array() = z.rightCols(units).array().logistic();
+        c_new.array() = g.middleCols(units, units).array() * c.array() +
+                        g.leftCols(units).array() * g.middleCols(2 * units, units).array();
+        h_new.array() = g.rightCols(units).array() * c_new.array().tanh();
+        for (int64_t r = 0; r < rows; ++r) {
+          if (m[t * batch + first + r] > 0.5f) {
+            h.row(r) = h_new.row(r);
+            c.row(r) = c_new.row(r);
+            carried.row(r) = h_new.row(r);
+          } else if (zero_output) {
+            carried.row(r).setZero();
+          }
+        }
+        const int64_t at = offset * units;
+        std::memcpy(out + at, carried.data(), rows * units * sizeof(float));
+        std::memcpy(hs + at, h.data(), rows * units * sizeof(float));
+        std::memcpy(cs + at, c.data(), rows * units * sizeof(float));
+        if (zero_output) {
+          // The carried output is only ever this step's; reset it for the next one.
+          carried.setZero();
+        }
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t at = (first + r) * units;
+        // Without zero_output_for_mask the last output is the last valid step's h; with it, that of step T-1.
+        CopyRow(steps > 0 ? out + ((steps - 1) * batch + first + r) * units : carried.row(r).data(),
+                last_output->flat<float>().data() + at, units);
+        CopyRow(h.row(r).data(), last_h->flat<float>().data() + at, units);
+        CopyRow(c.row(r).data(), last_c->flat<float>().data() + at, units);
+      }
+    };
+    ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 2), work);
+  }
+
+ private:
+  bool zero_output_for_mask_;
+};
+
+class LstmBackwardOp : public OpKernel {
+ public:
+  explicit LstmBackwardOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& kernel = context->input(0);
+    const Tensor& c0 = context->input(1);
+    const Tensor& mask = context->input(2);
+    const Tensor& recurrent_mask = context->input(3);
+    const Tensor& c_states = context->input(4);
+    const Tensor& gates = context->input(5);
+    const Tensor& d_outputs = context->input(6);
+    const int64_t steps = gates.dim_size(0), batch = gates.dim_size(1), units = c0.dim_size(1);
+    const int64_t width = 4 * units;
+    OP_REQUIRES(context, gates.dim_size(2) == width && c_states.dim_size(0) == steps && d_outputs.shape() == c_states.shape(),
+                absl::InvalidArgumentError("inconsistent LSTM gradient kernel input shapes"));
+
+    Tensor *d_projected, *d_h0, *d_c0;
+    OP_REQUIRES_OK(context, context->allocate_output(0, gates.shape(), &d_projected));
+    OP_REQUIRES_OK(context, context->allocate_output(1, c0.shape(), &d_h0));
+    OP_REQUIRES_OK(context, context->allocate_output(2, c0.shape(), &d_c0));
+
+    ConstMatrixMap recurrent(kernel.flat<float>().data(), units, width);
+    const float* m = mask.flat<float>().data();
+    const float* cs = c_states.flat<float>().data();
+    const float* gs = gates.flat<float>().data();
+    const float* dout_all = d_outputs.flat<float>().data();
+    float* dz_all = d_projected->flat<float>().data();
+    const bool zero_output = zero_output_for_mask_;
+
+    auto work = [&](int64_t first, int64_t end) {
+      const int64_t rows = end - first;
+      auto state = [&](const Tensor& t) { return ConstMatrixMap(t.flat<float>().data() + first * units, rows, units); };
+      Matrix dh = state(context->input(8));
+      Matrix dc = state(context->input(9));
+      Matrix carry = state(context->input(7));
+      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      Matrix dout(rows, units), dh_new(rows, units), dc_new(rows, units), tc(rows, units), dh_prev(rows, units);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t offset = t * batch + first;
+        ConstMatrixMap g(gs + offset * width, rows, width);
+        ConstMatrixMap c(cs + offset * units, rows, units);
+        ConstMatrixMap c_prev(t > 0 ? cs + (offset - batch) * units : c0.flat<float>().data() + first * units,
+                              rows, units);
+        MatrixMap dz(dz_all + offset * width, rows, width);
+        auto i = g.leftCols(units).array();
+        auto f = g.middleCols(units, units).array();
+        auto gg = g.middleCols(2 * units, units).array();
+        auto o = g.rightCols(units).array();
+        dout = ConstMatrixMap(dout_all + offset * units, rows, units) + carry;
+        dh_new = dout + dh;
+        tc.array() = c.array().tanh();
+        dc_new.array() = dc.array() + dh_new.array() * o * (1.0f - tc.array().square());
+        dz.leftCols(units).array() = dc_new.array() * gg * i * (1.0f - i);
+        dz.middleCols(units, units).array() = dc_new.array() * c_prev.array() * f * (1.0f - f);
+        dz.middleCols(2 * units, units).array() = dc_new.array() * i * (1.0f - gg.square());
+        dz.rightCols(units).array() = dh_new.array() * tc.array() * o * (1.0f - o);
+        dh_prev.noalias() = dz * recurrent.transpose();
+        for (int64_t r = 0; r < rows; ++r) {
+          if (m[t * batch + first + r] > 0.5f) {
+            dh.row(r) = dh_prev.row(r).cwiseProduct(dropout.row(r));
+            dc.row(r) = dc_new.row(r).cwiseProduct(g.row(r).segment(units, units));
+            carry.row(r).setZero();
+          } else {
+            // Skipped step: states passed through unchanged, the output repeated (or zeroed).
+            dz.row(r).setZero();
+            if (zero_output) {
+              carry.row(r).setZero();
+            } else {
+              carry.row(r) = dout.row(r);
+            }
+          }
+        }
+      }
+      std::memcpy(d_h0->flat<float>().data() + first * units, dh.data(), rows * units * sizeof(float));
+      std::memcpy(d_c0->flat<float>().data() + first * units, dc.data(), rows * units * sizeof(float));
+    };
+    ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 4), work);
+  }
+
+ private:
+  bool zero_output_for_mask_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("RnnpipeLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
+REGISTER_KERNEL_BUILDER(Name("RnnpipeLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);
+
+}  // namespace rnnpipe

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+from ._stack import CELL_TYPES, recurrent_stack
 from ._validation import (
     check_bool,
     check_choice,
@@ -13,11 +14,9 @@ from ._validation import (
     check_rate,
 )
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
-from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["CELL_TYPES", "POOLING_TYPES", "build_sequence_classifier"]
 
-CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 POOLING_TYPES = ("last", "mean", "max")
 
 
@@ -96,7 +95,6 @@ def build_sequence_classifier(
                 f"received shape {token_features.shape}."
             )
 
-    layer_class = CELL_TYPES[cell]
     tokens = keras.Input(shape=(max_length,), dtype="int64", name="tokens")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(
         tokens
@@ -111,17 +109,15 @@ def build_sequence_classifier(
             name="token_features",
         )(tokens)
         x = keras.layers.Concatenate(name="embedding_and_features")([x, prior])
-    for index in range(num_layers):
-        is_last = index == num_layers - 1
-        rnn = layer_class(
-            units,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            return_sequences=not (is_last and pooling == "last"),
-            name=f"{cell}_{index}",
-        )
-        if bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}_{index}")
+    for rnn in recurrent_stack(
+        cell,
+        units,
+        num_layers,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        recurrent_dropout=recurrent_dropout,
+        return_sequences=pooling != "last",
+    ):
         x = rnn(x)
     if pooling == "mean":
         x = MaskedMeanPooling1D(name="mean_pool")(x)

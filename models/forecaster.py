@@ -29,12 +29,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ._stack import CELL_TYPES, recurrent_stack
 from ._validation import check_bool, check_choice, check_positive_int, check_rate
-from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive", "build_forecaster"]
 
-CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 FORECAST_STRATEGIES = ("direct", "autoregressive")
 
 
@@ -177,11 +176,8 @@ class AutoregressiveRNN(keras.layers.Layer):
         super().__init__(**kwargs)
         self.horizon, self.cell, self.units, self.num_layers = horizon, cell, units, num_layers
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
-        self.encoders = [
-            CELL_TYPES[cell](units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                             return_sequences=True, return_state=True, name=f"{cell}_{i}")
-            for i in range(num_layers)
-        ]
+        self.encoders = recurrent_stack(cell, units, num_layers, dropout=dropout,
+                                        recurrent_dropout=recurrent_dropout, return_state=True)
         self.head = keras.layers.Dense(1, name="next_value")
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -340,10 +336,9 @@ def build_forecaster(
         forecast = AutoregressiveRNN(horizon, cell=cell, units=units, num_layers=num_layers, dropout=dropout,
                                      recurrent_dropout=recurrent_dropout, name="autoregressive")(x)
     else:
-        layer_class = CELL_TYPES[cell]
-        for index in range(num_layers):
-            x = layer_class(units, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                            return_sequences=index < num_layers - 1, name=f"{cell}_{index}")(x)
+        for rnn in recurrent_stack(cell, units, num_layers, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                                   return_sequences=False):
+            x = rnn(x)
         if dropout > 0.0:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
         forecast = keras.layers.Dense(horizon, name="direct")(x)

@@ -26,6 +26,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ._stack import CELL_TYPES, recurrent_stack
 from ._validation import (
     check_bool,
     check_choice,
@@ -34,7 +35,6 @@ from ._validation import (
     check_positive_int,
     check_rate,
 )
-from .recurrent import GRU, LSTM
 
 __all__ = [
     "BitsPerCharacter",
@@ -45,7 +45,7 @@ __all__ = [
     "token_log_probs",
 ]
 
-LM_CELL_TYPES = {"lstm": LSTM, "gru": GRU}
+LM_CELL_TYPES = {name: CELL_TYPES[name] for name in ("lstm", "gru")}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -108,11 +108,7 @@ class LanguageModel(keras.Model):
         self.bptt = check_positive_int("bptt", bptt)
         self.layer_norm = check_bool("layer_norm", layer_norm)
         self.embedding = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
-        self.rnns = [
-            LM_CELL_TYPES[cell](units, return_sequences=True, return_state=True, layer_norm=layer_norm,
-                                name=f"{cell}_{i}")
-            for i in range(num_layers)
-        ]
+        self.rnns = recurrent_stack(cell, units, num_layers, return_state=True, layer_norm=layer_norm)
         self.drop = keras.layers.Dropout(dropout, name="dropout")
         self.head = keras.layers.Dense(vocab_size, name="logits")
         # States per layer: LSTM carries (h, c), GRU h.

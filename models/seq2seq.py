@@ -32,6 +32,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from ._stack import CELL_TYPES, recurrent_layer, recurrent_stack
 from ._validation import (
     check_bool,
     check_choice,
@@ -41,7 +42,6 @@ from ._validation import (
     check_rate,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
-from .classifier import CELL_TYPES
 
 __all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq"]
 
@@ -164,7 +164,6 @@ class Seq2Seq(keras.Model):
             if value is not None:
                 check_positive_int(arg, value)
 
-        layer_class = CELL_TYPES[cell]
         source_embedding = keras.layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
         )
@@ -174,20 +173,26 @@ class Seq2Seq(keras.Model):
         rnn_args = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
         encoders, bridges = [], []
         for index in range(num_layers):
-            encoder = layer_class(
-                units, return_sequences=True, return_state=True, name=f"encoder_{cell}_{index}", **rnn_args
+            # Each layer's bridges are made right after it: the order in which layers draw their initial
+            # weights from the global seed.
+            encoders.append(
+                recurrent_layer(
+                    cell,
+                    units,
+                    bidirectional=bidirectional,
+                    return_sequences=True,
+                    return_state=True,
+                    name=f"encoder_{cell}_{index}",
+                    bidirectional_name=f"encoder_{index}",
+                    **rnn_args,
+                )
             )
             if bidirectional:
-                encoder = keras.layers.Bidirectional(encoder, merge_mode="concat", name=f"encoder_{index}")
                 states = 2 if cell == "lstm" else 1
                 bridges.append(
                     [keras.layers.Dense(units, activation="tanh", name=f"bridge_{index}_{s}") for s in range(states)]
                 )
-            encoders.append(encoder)
-        decoders = [
-            layer_class(units, return_sequences=True, name=f"decoder_{cell}_{index}", **rnn_args)
-            for index in range(num_layers)
-        ]
+        decoders = recurrent_stack(cell, units, num_layers, name="decoder_{cell}_{index}", **rnn_args)
         if attention == "additive":
             attention_layer = AdditiveAttention(attention_units or units, name="attention")
         else:

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from ._stack import CELL_TYPES, recurrent_layer, recurrent_stack
 from ._validation import (
     check_bool,
     check_choice,
@@ -21,11 +22,8 @@ from ._validation import (
     check_positive_int,
     check_rate,
 )
-from .recurrent import GRU, LSTM, SimpleRNN
 
 __all__ = ["CharacterEncoder", "WordDropout", "build_sequence_tagger"]
-
-CELL_TYPES = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -81,10 +79,14 @@ class CharacterEncoder(keras.layers.Layer):
         self.embedding = keras.layers.Embedding(
             self.char_vocab_size, self.embedding_dim, mask_zero=True, name="char_embedding"
         )
-        rnn = CELL_TYPES[cell](self.units, dropout=self.dropout, name=f"char_{cell}")
-        if self.bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"char_bi_{cell}")
-        self.rnn = rnn
+        self.rnn = recurrent_layer(
+            cell,
+            self.units,
+            bidirectional=self.bidirectional,
+            dropout=self.dropout,
+            name=f"char_{cell}",
+            bidirectional_name=f"char_bi_{cell}",
+        )
 
     @property
     def output_dim(self) -> int:
@@ -278,17 +280,9 @@ def build_sequence_tagger(
         inputs = {"words": words, "chars": chars}
     if dropout > 0.0:
         x = keras.layers.Dropout(dropout, name="token_dropout")(x)
-    layer_class = CELL_TYPES[cell]
-    for index in range(num_layers):
-        rnn = layer_class(
-            units,
-            dropout=dropout,
-            recurrent_dropout=recurrent_dropout,
-            return_sequences=True,
-            name=f"{cell}_{index}",
-        )
-        if bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}_{index}")
+    for rnn in recurrent_stack(
+        cell, units, num_layers, bidirectional=bidirectional, dropout=dropout, recurrent_dropout=recurrent_dropout
+    ):
         x = rnn(x)
     if dropout > 0.0:
         x = keras.layers.Dropout(dropout, name="dropout")(x)

@@ -1,4 +1,4 @@
-"""Fused CPU training kernels for rnnpipe's `LSTM` layer, compiled on the machine that runs them.
+"""Fused CPU training kernels for rnnpipe's `LSTM` and `GRU` layers, compiled on the machine that runs them.
 
 On a CPU the per-step loop of a TensorFlow RNN is bound by the executor's dispatch of some forty small
 ops per step (forward and backward) and by a `[batch, units] x [units, 4 units]` matmul that the
@@ -10,8 +10,8 @@ recurrent weight gradient stay single large TensorFlow matmuls.
 They are used only where they give the same numbers as the TensorFlow loop and cannot leak into a
 served model: in training (`training=True`; exported signatures trace `training=False`, so SavedModels
 keep only stock TensorFlow ops that TF Serving runs), float32, tanh/sigmoid activations, no layer
-normalization or peepholes, outside XLA, on CPU-only hosts. Everywhere else, and wherever the library
-has not been built, the layers run their `tf.while_loop`.
+normalization, no LSTM peepholes, GRU with `reset_after=True`, outside XLA, on CPU-only hosts.
+Everywhere else, and wherever the library has not been built, the layers run their `tf.while_loop`.
 
 Build once per TensorFlow version and CPU (`make` does it):
 
@@ -33,7 +33,7 @@ from typing import Any
 import tensorflow as tf
 from keras import activations
 
-__all__ = ["available", "build", "library_path", "lstm_sequence", "supports"]
+__all__ = ["available", "build", "gru_sequence", "library_path", "lstm_sequence", "sequence", "supports"]
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "rnn_kernels.cc"
@@ -87,7 +87,7 @@ def build(force: bool = False) -> Path:
 def _library() -> Any:
     path = library_path()
     if not path.exists():
-        log.info("fused RNN kernels not built (%s missing): LSTM layers train with their TensorFlow loop; "
+        log.info("fused RNN kernels not built (%s missing): LSTM and GRU layers train with their TensorFlow loop; "
                  "`python -m rnnpipe.models.build_kernels` builds them", path.name)
         return None
     return tf.load_op_library(str(path))
@@ -105,13 +105,18 @@ def _in_xla() -> bool:
 
 
 def supports(cell: Any, dtype: tf.DType) -> bool:
-    """Whether `lstm_sequence` computes exactly what `cell.recurrent_step` in a loop computes."""
-    from .cells import LSTMCell
+    """Whether `sequence(cell, ...)` computes exactly what `cell.recurrent_step` in a loop computes."""
+    from .cells import GRUCell, LSTMCell
 
+    if isinstance(cell, LSTMCell):
+        kind_ok = not cell.peepholes
+    elif isinstance(cell, GRUCell):
+        kind_ok = cell.reset_after
+    else:
+        return False
     return (
-        isinstance(cell, LSTMCell)
+        kind_ok
         and not cell.layer_norm
-        and not cell.peepholes
         and activations.serialize(cell.activation) == "tanh"
         and activations.serialize(cell.recurrent_activation) == "sigmoid"
         and dtype == tf.float32
@@ -121,44 +126,98 @@ def supports(cell: Any, dtype: tf.DType) -> bool:
     )
 
 
-def lstm_sequence(
+def sequence(
+    cell: Any,
     projected: tf.Tensor,
     states: list[tf.Tensor],
-    recurrent_kernel: tf.Tensor,
     mask: tf.Tensor | None,
     recurrent_mask: tf.Tensor | None,
     zero_output_for_mask: bool,
 ) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
-    """The LSTM recurrence over time-major projected inputs `[T, B, 4U]`, differentiable.
+    """The cell's recurrence over time-major projected inputs, for a cell that `supports` accepts.
 
-    Returns `(last_output, outputs [T, B, U], [h, c])` with `keras.layers.RNN`'s masking semantics.
+    Returns `(last_output, outputs [T, B, U], states)` with `keras.layers.RNN`'s masking semantics.
     `mask` is a time-major boolean `[T, B]`; `recurrent_mask` multiplies `h` before the matmul.
     """
-    ops = _library()
-    h0, c0 = states
     steps_by_batch = tf.shape(projected)[:2]
     mask = tf.ones(steps_by_batch) if mask is None else tf.cast(mask, tf.float32)
-    keep = tf.ones_like(h0) if recurrent_mask is None else recurrent_mask
+    keep = tf.ones_like(states[0]) if recurrent_mask is None else recurrent_mask
+    kernel = tf.convert_to_tensor(cell.recurrent_kernel)
+    if len(states) == 2:
+        return lstm_sequence(projected, states, kernel, mask, keep, zero_output_for_mask)
+    bias = cell.bias[1] if cell.use_bias else tf.zeros([kernel.shape[-1]], kernel.dtype)
+    return gru_sequence(projected, states[0], kernel, tf.convert_to_tensor(bias), mask, keep, zero_output_for_mask)
+
+
+def _or_zeros(grads: tuple, like: tf.Tensor) -> list[tf.Tensor]:
+    # Outputs the loss does not use arrive as None.
+    return [tf.zeros_like(like) if g is None else g for g in grads]
+
+
+def _recurrent_kernel_gradient(h0: tf.Tensor, h_states: tf.Tensor, keep: tf.Tensor, d_z: tf.Tensor) -> tf.Tensor:
+    """dU = sum_t (h_{t-1} * keep)^T dz_t, as one large matmul over all steps."""
+    units = h0.shape[-1]
+    h_inputs = tf.concat([h0[None], h_states[:-1]], 0) * keep
+    return tf.matmul(tf.reshape(h_inputs, [-1, units]), tf.reshape(d_z, [-1, d_z.shape[-1]]), transpose_a=True)
+
+
+def lstm_sequence(
+    projected: tf.Tensor,
+    states: list[tf.Tensor],
+    kernel: tf.Tensor,
+    mask: tf.Tensor,
+    keep: tf.Tensor,
+    zero_output_for_mask: bool,
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+    """LSTM recurrence (gates i, f, g, o); `mask` float `[T, B]`, `keep` the recurrent dropout mask."""
+    ops = _library()
 
     @tf.custom_gradient
     def recurrence(projected: tf.Tensor, h0: tf.Tensor, c0: tf.Tensor, kernel: tf.Tensor) -> Any:
         outputs, h_states, c_states, gates, last_output, last_h, last_c = ops.rnnpipe_lstm_forward(
             projected, h0, c0, kernel, mask, keep, zero_output_for_mask=zero_output_for_mask)
 
-        def grad(d_outputs: Any, d_last_output: Any, d_last_h: Any, d_last_c: Any) -> tuple:
-            d_outputs = tf.zeros_like(outputs) if d_outputs is None else d_outputs
-            d_last = [tf.zeros_like(h0) if d is None else d for d in (d_last_output, d_last_h, d_last_c)]
+        def grad(*upstream: Any) -> tuple:
+            d_outputs = tf.zeros_like(outputs) if upstream[0] is None else upstream[0]
+            d_last = _or_zeros(upstream[1:], h0)
             d_z, d_h0, d_c0 = ops.rnnpipe_lstm_backward(
                 kernel, c0, mask, keep, c_states, gates, d_outputs, *d_last,
                 zero_output_for_mask=zero_output_for_mask)
-            # dU = sum_t (h_{t-1} * keep)^T dz_t as one large matmul.
-            units = h0.shape[-1] or tf.shape(h0)[-1]
-            h_inputs = tf.concat([h0[None], h_states[:-1]], 0) * keep
-            d_kernel = tf.matmul(tf.reshape(h_inputs, [-1, units]), tf.reshape(d_z, [-1, 4 * units]),
-                                 transpose_a=True)
-            return d_z, d_h0, d_c0, d_kernel
+            return d_z, d_h0, d_c0, _recurrent_kernel_gradient(h0, h_states, keep, d_z)
 
         return (outputs, last_output, last_h, last_c), grad
 
-    outputs, last_output, h, c = recurrence(projected, h0, c0, tf.convert_to_tensor(recurrent_kernel))
+    outputs, last_output, h, c = recurrence(projected, *states, kernel)
     return last_output, outputs, [h, c]
+
+
+def gru_sequence(
+    projected: tf.Tensor,
+    h0: tf.Tensor,
+    kernel: tf.Tensor,
+    bias: tf.Tensor,
+    mask: tf.Tensor,
+    keep: tf.Tensor,
+    zero_output_for_mask: bool,
+) -> tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+    """GRU recurrence, `reset_after=True` (gates z, r, n); `bias` is the recurrent bias `[3U]`."""
+    ops = _library()
+
+    @tf.custom_gradient
+    def recurrence(projected: tf.Tensor, h0: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> Any:
+        outputs, h_states, gates, recurrent_n, last_output, last_h = ops.rnnpipe_gru_forward(
+            projected, h0, kernel, bias, mask, keep, zero_output_for_mask=zero_output_for_mask)
+
+        def grad(*upstream: Any) -> tuple:
+            d_outputs = tf.zeros_like(outputs) if upstream[0] is None else upstream[0]
+            d_last = _or_zeros(upstream[1:], h0)
+            d_x, d_recurrent, d_h0 = ops.rnnpipe_gru_backward(
+                kernel, h0, mask, keep, h_states, gates, recurrent_n, d_outputs, *d_last,
+                zero_output_for_mask=zero_output_for_mask)
+            d_kernel = _recurrent_kernel_gradient(h0, h_states, keep, d_recurrent)
+            return d_x, d_h0, d_kernel, tf.reduce_sum(d_recurrent, [0, 1])
+
+        return (outputs, last_output, last_h), grad
+
+    outputs, last_output, h = recurrence(projected, h0, kernel, bias)
+    return last_output, outputs, [h]

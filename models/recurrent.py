@@ -12,7 +12,7 @@ name) but does not run the cell once per timestep the way
 
 The loop is plain TensorFlow, so the layers trace in a `tf.function`, export
 to a SavedModel, and compile with XLA (`jit_compile=True`). They are
-therefore TensorFlow-backend only. In training on a CPU, `LSTM` runs the
+therefore TensorFlow-backend only. In training on a CPU, `LSTM` and `GRU` run the
 recurrence in the fused C++ kernels of `rnnpipe.models.fused` where they are
 built (same results; see that module for when).
 
@@ -163,8 +163,8 @@ class _FastRecurrent(keras.layers.Layer):
                 mask = tf.reverse(mask, [0])
 
         if training and fused.supports(cell, projected.dtype):
-            last_output, outputs, states = fused.lstm_sequence(
-                projected, states, cell.recurrent_kernel, mask, recurrent_mask, self.zero_output_for_mask
+            last_output, outputs, states = fused.sequence(
+                cell, projected, states, mask, recurrent_mask, self.zero_output_for_mask
             )
         else:
             last_output, outputs, states = self._loop(projected, states, mask, recurrent_mask)

@@ -1,4 +1,4 @@
-"""The fused C++ LSTM training kernels (models/fused.py): built, used, and equal to Keras' LSTM.
+"""The fused C++ LSTM and GRU training kernels (models/fused.py): built, used, and equal to Keras' layers.
 
 `make test` builds the kernels first, so a kernel that fails to compile fails here rather than
 silently falling back to the TensorFlow loop.
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import LSTM, fused
+from rnnpipe.models import GRU, LSTM, fused
 
 ATOL = 1e-5
 BATCH, STEPS, FEATURES, UNITS = 5, 7, 3, 4
@@ -26,18 +26,21 @@ MASK = np.array(
 def fused_calls(monkeypatch):
     """Counts calls of the fused recurrence, to prove a test ran the kernel rather than the loop."""
     calls = []
-    original = fused.lstm_sequence
+    original = fused.sequence
 
     def spy(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(fused, "lstm_sequence", spy)
+    monkeypatch.setattr(fused, "sequence", spy)
     return calls
 
 
-def _pair(**flags) -> tuple[keras.layers.Layer, keras.layers.Layer]:
-    reference, candidate = keras.layers.LSTM(UNITS, **flags), LSTM(UNITS, **flags)
+KINDS = {"lstm": (keras.layers.LSTM, LSTM), "gru": (keras.layers.GRU, GRU)}
+
+
+def _pair(kind: str = "lstm", **flags) -> tuple[keras.layers.Layer, keras.layers.Layer]:
+    reference, candidate = (cls(UNITS, **flags) for cls in KINDS[kind])
     for layer in (reference, candidate):
         layer.build((BATCH, STEPS, FEATURES))
     rng = np.random.default_rng(1)
@@ -76,49 +79,53 @@ def test_the_kernels_are_built_and_loaded():
 
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
-def test_training_outputs_and_gradients_match_keras(fused_calls, go_backwards, return_sequences):
-    reference, candidate = _pair(go_backwards=go_backwards, return_sequences=return_sequences, return_state=True)
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_training_outputs_and_gradients_match_keras(fused_calls, kind, go_backwards, return_sequences):
+    reference, candidate = _pair(kind, go_backwards=go_backwards, return_sequences=return_sequences,
+                                 return_state=True)
     x = np.random.default_rng(0).normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
     for mask in (None, MASK):
         _assert_same(_run(reference, x, mask), _run(candidate, x, mask), f"mask={mask is not None}")
     assert len(fused_calls) == 2
 
 
-def test_initial_state_and_zero_output_for_mask_match_keras(fused_calls):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_initial_state_and_zero_output_for_mask_match_keras(fused_calls, kind):
     # Bidirectional switches zero_output_for_mask on for return_sequences, as for the built-in layer.
     flags = {"return_sequences": True, "return_state": True}
-    reference = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, **flags))
-    candidate = keras.layers.Bidirectional(LSTM(UNITS, **flags))
+    reference, candidate = (keras.layers.Bidirectional(cls(UNITS, **flags)) for cls in KINDS[kind])
     for layer in (reference, candidate):
         layer.build((BATCH, STEPS, FEATURES))
     candidate.set_weights(reference.get_weights())
     assert candidate.forward_layer.zero_output_for_mask
     rng = np.random.default_rng(3)
     x = rng.normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
-    initial = [rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(4)]
+    initial = [rng.normal(size=(BATCH, UNITS)).astype("float32") for _ in range(4 if kind == "lstm" else 2)]
     _assert_same(_run(reference, x, MASK, initial), _run(candidate, x, MASK, initial), "Bidirectional")
     assert len(fused_calls) == 2
 
 
-def test_recurrent_dropout_matches_the_tensorflow_loop(monkeypatch):
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_recurrent_dropout_matches_the_tensorflow_loop(monkeypatch, kind):
     # Same seed, same weights: the kernel and the loop draw the same masks and must agree.
     x = np.random.default_rng(4).normal(size=(BATCH, STEPS, FEATURES)).astype("float32")
     results = []
     for use_kernel in (True, False):
-        layer = LSTM(UNITS, dropout=0.3, recurrent_dropout=0.4, seed=11, return_sequences=True)
+        layer = KINDS[kind][1](UNITS, dropout=0.3, recurrent_dropout=0.4, seed=11, return_sequences=True)
         layer.build((BATCH, STEPS, FEATURES))
-        layer.set_weights(_pair()[0].get_weights())
+        layer.set_weights(_pair(kind)[0].get_weights())
         with monkeypatch.context() as patch:
             if not use_kernel:
                 patch.setattr(fused, "supports", lambda *args: False)
             results.append(_run(layer, x, MASK))
     _assert_same(results[1], results[0], "recurrent dropout")
-    assert not np.allclose(results[0][0][0], _run(_pair(return_sequences=True)[1], x, MASK)[0][0])
+    assert not np.allclose(results[0][0][0], _run(_pair(kind, return_sequences=True)[1], x, MASK)[0][0])
 
 
 def test_inference_xla_and_exported_models_use_stock_tensorflow_ops(fused_calls, tmp_path):
     inputs = keras.Input((STEPS, FEATURES))
-    model = keras.Model(inputs, keras.layers.Dense(1)(LSTM(UNITS)(inputs)))
+    hidden = GRU(UNITS, return_sequences=True)(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1)(LSTM(UNITS)(hidden)))
     model.compile(optimizer="adam", loss="mse")
     x = np.random.default_rng(5).normal(size=(16, STEPS, FEATURES)).astype("float32")
     model.fit(x, x[:, -1, :1], epochs=1, verbose=0)
@@ -131,4 +138,14 @@ def test_inference_xla_and_exported_models_use_stock_tensorflow_ops(fused_calls,
     assert len(fused_calls) == calls
     model.export(str(tmp_path / "model"), verbose=False)
     graph = (tmp_path / "model" / "saved_model.pb").read_bytes()
-    assert b"RnnpipeLstm" not in graph
+    assert b"Rnnpipe" not in graph
+
+
+def test_cells_the_kernels_do_not_cover_keep_the_tensorflow_loop():
+    from rnnpipe.models import GRUCell, LSTMCell, SimpleRNNCell
+
+    assert fused.supports(LSTMCell(UNITS), tf.float32) and fused.supports(GRUCell(UNITS), tf.float32)
+    for cell in (GRUCell(UNITS, reset_after=False), LSTMCell(UNITS, layer_norm=True), LSTMCell(UNITS, peepholes=True),
+                 LSTMCell(UNITS, activation="relu"), SimpleRNNCell(UNITS)):
+        assert not fused.supports(cell, tf.float32), cell.get_config()
+    assert not fused.supports(LSTMCell(UNITS), tf.float16)

@@ -1,4 +1,4 @@
-// Fused CPU training kernels for rnnpipe's LSTM layer (models/recurrent.py).
+// Fused CPU training kernels for rnnpipe's LSTM and GRU layers (models/recurrent.py, models/fused.py).
 //
 // Why: on a CPU the step loop of a TensorFlow LSTM is bound by ~40 small ops per step (forward and
 // backward), each dispatched by the executor, and by a [batch, units] x [units, 4 units] matmul that the
@@ -277,5 +277,236 @@ class LstmBackwardOp : public OpKernel {
 
 REGISTER_KERNEL_BUILDER(Name("RnnpipeLstmForward").Device(tensorflow::DEVICE_CPU), LstmForwardOp);
 REGISTER_KERNEL_BUILDER(Name("RnnpipeLstmBackward").Device(tensorflow::DEVICE_CPU), LstmBackwardOp);
+
+// GRU, reset_after=True (Keras' default): z = s(x_z + hU_z + b_z), r = s(x_r + hU_r + b_r),
+// n = tanh(x_n + r * (hU_n + b_n)), h' = z h + (1 - z) n. The input bias is already in `projected`.
+REGISTER_OP("RnnpipeGruForward")
+    .Input("projected: float")        // [T, B, 3U]: x W + b_input, gates ordered z, r, n
+    .Input("h0: float")               // [B, U]
+    .Input("recurrent_kernel: float") // [U, 3U]
+    .Input("recurrent_bias: float")   // [3U]
+    .Input("mask: float")             // [T, B]
+    .Input("recurrent_mask: float")   // [B, U]
+    .Attr("zero_output_for_mask: bool")
+    .Output("outputs: float")         // [T, B, U]
+    .Output("h_states: float")        // [T, B, U]
+    .Output("gates: float")           // [T, B, 3U]: z, r, n
+    .Output("recurrent_n: float")     // [T, B, U]: hU_n + b_n
+    .Output("last_output: float")     // [B, U]
+    .Output("last_h: float")          // [B, U]
+    .SetShapeFn([](InferenceContext* c) {
+      ShapeHandle projected, h0;
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(0), 3, &projected));
+      TF_RETURN_IF_ERROR(c->WithRank(c->input(1), 2, &h0));
+      ShapeHandle sequence = c->MakeShape({c->Dim(projected, 0), c->Dim(projected, 1), c->Dim(h0, 1)});
+      c->set_output(0, sequence);
+      c->set_output(1, sequence);
+      c->set_output(2, projected);
+      c->set_output(3, sequence);
+      for (int i = 4; i < 6; ++i) c->set_output(i, c->MakeShape({c->Dim(projected, 1), c->Dim(h0, 1)}));
+      return absl::OkStatus();
+    });
+
+REGISTER_OP("RnnpipeGruBackward")
+    .Input("recurrent_kernel: float") // [U, 3U]
+    .Input("h0: float")               // [B, U]
+    .Input("mask: float")             // [T, B]
+    .Input("recurrent_mask: float")   // [B, U]
+    .Input("h_states: float")         // [T, B, U]
+    .Input("gates: float")            // [T, B, 3U]
+    .Input("recurrent_n: float")      // [T, B, U]
+    .Input("d_outputs: float")        // [T, B, U]
+    .Input("d_last_output: float")    // [B, U]
+    .Input("d_last_h: float")         // [B, U]
+    .Attr("zero_output_for_mask: bool")
+    .Output("d_projected: float")     // [T, B, 3U]
+    .Output("d_recurrent: float")     // [T, B, 3U]: gradient of hU + b_recurrent
+    .Output("d_h0: float")            // [B, U]
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->input(5));
+      c->set_output(1, c->input(5));
+      c->set_output(2, c->input(1));
+      return absl::OkStatus();
+    });
+
+class GruForwardOp : public OpKernel {
+ public:
+  explicit GruForwardOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& projected = context->input(0);
+    const Tensor& h0 = context->input(1);
+    const Tensor& kernel = context->input(2);
+    const Tensor& bias = context->input(3);
+    const Tensor& mask = context->input(4);
+    const Tensor& recurrent_mask = context->input(5);
+    OP_REQUIRES(context, projected.dims() == 3 && h0.dims() == 2,
+                absl::InvalidArgumentError("projected must be [T, B, 3U] and h0 [B, U]"));
+    const int64_t steps = projected.dim_size(0), batch = projected.dim_size(1), units = h0.dim_size(1);
+    const int64_t width = 3 * units;
+    OP_REQUIRES(context,
+                projected.dim_size(2) == width && h0.dim_size(0) == batch && kernel.dim_size(0) == units &&
+                    kernel.dim_size(1) == width && bias.NumElements() == width && mask.dim_size(0) == steps &&
+                    mask.dim_size(1) == batch && recurrent_mask.shape() == h0.shape(),
+                absl::InvalidArgumentError("inconsistent GRU kernel input shapes"));
+
+    Tensor *outputs, *h_states, *gates, *recurrent_n, *last_output, *last_h;
+    const TensorShape sequence({steps, batch, units}), state({batch, units});
+    OP_REQUIRES_OK(context, context->allocate_output(0, sequence, &outputs));
+    OP_REQUIRES_OK(context, context->allocate_output(1, sequence, &h_states));
+    OP_REQUIRES_OK(context, context->allocate_output(2, projected.shape(), &gates));
+    OP_REQUIRES_OK(context, context->allocate_output(3, sequence, &recurrent_n));
+    OP_REQUIRES_OK(context, context->allocate_output(4, state, &last_output));
+    OP_REQUIRES_OK(context, context->allocate_output(5, state, &last_h));
+
+    const float* x = projected.flat<float>().data();
+    const float* m = mask.flat<float>().data();
+    ConstMatrixMap recurrent(kernel.flat<float>().data(), units, width);
+    Eigen::Map<const Eigen::RowVectorXf> b(bias.flat<float>().data(), width);
+    float* out = outputs->flat<float>().data();
+    float* hs = h_states->flat<float>().data();
+    float* gs = gates->flat<float>().data();
+    float* ns = recurrent_n->flat<float>().data();
+    const bool zero_output = zero_output_for_mask_;
+
+    auto work = [&](int64_t first, int64_t end) {
+      const int64_t rows = end - first;
+      Matrix h = ConstMatrixMap(h0.flat<float>().data() + first * units, rows, units);
+      Matrix carried = Matrix::Zero(rows, units);
+      Matrix h_in(rows, units), inner(rows, width), h_new(rows, units);
+      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      for (int64_t t = 0; t < steps; ++t) {
+        const int64_t offset = t * batch + first;
+        ConstMatrixMap xt(x + offset * width, rows, width);
+        h_in.array() = h.array() * dropout.array();
+        inner.noalias() = h_in * recurrent;
+        inner.rowwise() += b;
+        MatrixMap g(gs + offset * width, rows, width);
+        MatrixMap n_part(ns + offset * units, rows, units);
+        g.leftCols(2 * units).array() = (xt.leftCols(2 * units) + inner.leftCols(2 * units)).array().logistic();
+        n_part = inner.rightCols(units);
+        g.rightCols(units).array() =
+            (xt.rightCols(units).array() + g.middleCols(units, units).array() * n_part.array()).tanh();
+        auto z = g.leftCols(units).array();
+        h_new.array() = z * h.array() + (1.0f - z) * g.rightCols(units).array();
+        for (int64_t r = 0; r < rows; ++r) {
+          if (m[t * batch + first + r] > 0.5f) {
+            h.row(r) = h_new.row(r);
+            carried.row(r) = h_new.row(r);
+          } else if (zero_output) {
+            carried.row(r).setZero();
+          }
+        }
+        const int64_t at = offset * units;
+        std::memcpy(out + at, carried.data(), rows * units * sizeof(float));
+        std::memcpy(hs + at, h.data(), rows * units * sizeof(float));
+        if (zero_output) carried.setZero();
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t at = (first + r) * units;
+        CopyRow(steps > 0 ? out + ((steps - 1) * batch + first + r) * units : carried.row(r).data(),
+                last_output->flat<float>().data() + at, units);
+        CopyRow(h.row(r).data(), last_h->flat<float>().data() + at, units);
+      }
+    };
+    ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 2), work);
+  }
+
+ private:
+  bool zero_output_for_mask_;
+};
+
+class GruBackwardOp : public OpKernel {
+ public:
+  explicit GruBackwardOp(OpKernelConstruction* context) : OpKernel(context) {
+    OP_REQUIRES_OK(context, context->GetAttr("zero_output_for_mask", &zero_output_for_mask_));
+  }
+
+  void Compute(OpKernelContext* context) override {
+    const Tensor& kernel = context->input(0);
+    const Tensor& h0 = context->input(1);
+    const Tensor& mask = context->input(2);
+    const Tensor& recurrent_mask = context->input(3);
+    const Tensor& h_states = context->input(4);
+    const Tensor& gates = context->input(5);
+    const Tensor& recurrent_n = context->input(6);
+    const Tensor& d_outputs = context->input(7);
+    const int64_t steps = gates.dim_size(0), batch = gates.dim_size(1), units = h0.dim_size(1);
+    const int64_t width = 3 * units;
+    OP_REQUIRES(context, gates.dim_size(2) == width && h_states.shape() == d_outputs.shape() &&
+                             recurrent_n.shape() == h_states.shape() && h_states.dim_size(0) == steps,
+                absl::InvalidArgumentError("inconsistent GRU gradient kernel input shapes"));
+
+    Tensor *d_projected, *d_recurrent, *d_h0;
+    OP_REQUIRES_OK(context, context->allocate_output(0, gates.shape(), &d_projected));
+    OP_REQUIRES_OK(context, context->allocate_output(1, gates.shape(), &d_recurrent));
+    OP_REQUIRES_OK(context, context->allocate_output(2, h0.shape(), &d_h0));
+
+    ConstMatrixMap recurrent(kernel.flat<float>().data(), units, width);
+    const float* m = mask.flat<float>().data();
+    const float* hs = h_states.flat<float>().data();
+    const float* gs = gates.flat<float>().data();
+    const float* ns = recurrent_n.flat<float>().data();
+    const float* dout_all = d_outputs.flat<float>().data();
+    float* dx_all = d_projected->flat<float>().data();
+    float* dr_all = d_recurrent->flat<float>().data();
+    const bool zero_output = zero_output_for_mask_;
+
+    auto work = [&](int64_t first, int64_t end) {
+      const int64_t rows = end - first;
+      auto state = [&](const Tensor& t) { return ConstMatrixMap(t.flat<float>().data() + first * units, rows, units); };
+      Matrix dh = state(context->input(9));
+      Matrix carry = state(context->input(8));
+      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      Matrix dout(rows, units), dh_new(rows, units), dn(rows, units), dh_prev(rows, units);
+      for (int64_t t = steps - 1; t >= 0; --t) {
+        const int64_t offset = t * batch + first;
+        ConstMatrixMap g(gs + offset * width, rows, width);
+        ConstMatrixMap n_part(ns + offset * units, rows, units);
+        ConstMatrixMap h_prev(t > 0 ? hs + (offset - batch) * units : h0.flat<float>().data() + first * units,
+                              rows, units);
+        MatrixMap dx(dx_all + offset * width, rows, width);
+        MatrixMap dr(dr_all + offset * width, rows, width);
+        auto z = g.leftCols(units).array();
+        auto r = g.middleCols(units, units).array();
+        auto n = g.rightCols(units).array();
+        dout = ConstMatrixMap(dout_all + offset * units, rows, units) + carry;
+        dh_new = dout + dh;
+        dn.array() = dh_new.array() * (1.0f - z) * (1.0f - n.square());
+        dx.leftCols(units).array() = dh_new.array() * (h_prev.array() - n) * z * (1.0f - z);
+        dx.middleCols(units, units).array() = dn.array() * n_part.array() * r * (1.0f - r);
+        dx.rightCols(units) = dn;
+        dr.leftCols(2 * units) = dx.leftCols(2 * units);
+        dr.rightCols(units).array() = dn.array() * r;
+        dh_prev.noalias() = dr * recurrent.transpose();
+        for (int64_t row = 0; row < rows; ++row) {
+          if (m[t * batch + first + row] > 0.5f) {
+            dh.row(row) = dh_new.row(row).cwiseProduct(g.row(row).head(units)) +
+                          dh_prev.row(row).cwiseProduct(dropout.row(row));
+            carry.row(row).setZero();
+          } else {
+            dx.row(row).setZero();
+            dr.row(row).setZero();
+            if (zero_output) {
+              carry.row(row).setZero();
+            } else {
+              carry.row(row) = dout.row(row);
+            }
+          }
+        }
+      }
+      std::memcpy(d_h0->flat<float>().data() + first * units, dh.data(), rows * units * sizeof(float));
+    };
+    ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 4), work);
+  }
+
+ private:
+  bool zero_output_for_mask_;
+};
+
+REGISTER_KERNEL_BUILDER(Name("RnnpipeGruForward").Device(tensorflow::DEVICE_CPU), GruForwardOp);
+REGISTER_KERNEL_BUILDER(Name("RnnpipeGruBackward").Device(tensorflow::DEVICE_CPU), GruBackwardOp);
 
 }  // namespace rnnpipe

@@ -16,7 +16,7 @@ import keras
 from ._validation import check_bool, check_choice, check_positive_int, check_rate
 from .recurrent import GRU, LSTM, SimpleRNN
 
-__all__ = ["CELL_TYPES", "recurrent_layer", "recurrent_stack"]
+__all__ = ["CELL_TYPES", "check_stack_arguments", "recurrent_layer", "recurrent_stack"]
 
 # Cell name -> rnnpipe's fast layer class.
 CELL_TYPES: dict[str, type[keras.layers.Layer]] = {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
@@ -34,6 +34,51 @@ def _check_name_template(arg: str, value: Any) -> str:
             f"Received: {arg}={value!r}"
         )
     return value
+
+
+def check_stack_arguments(
+    cell: Any,
+    units: Any,
+    num_layers: Any,
+    bidirectional: Any = False,
+    dropout: Any = 0.0,
+    recurrent_dropout: Any = 0.0,
+) -> tuple[str, int, int, bool, float, float]:
+    """Checks the arguments every recurrent stack takes, in this order, and returns them normalised.
+
+    A builder calls it before making any layer, so a bad configuration fails
+    at once, with the same message whichever builder it was given to.
+
+    Args:
+        cell: one of `"gru"`, `"lstm"`, `"simple_rnn"`.
+        units: positive int.
+        num_layers: positive int.
+        bidirectional: bool.
+        dropout: float in [0, 1).
+        recurrent_dropout: float in [0, 1).
+
+    Returns:
+        `(cell, units, num_layers, bidirectional, dropout, recurrent_dropout)`,
+        the numbers as Python `int` / `float`.
+
+    Raises:
+        ValueError: naming the first argument out of its range, what was
+            expected and what was received.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models._stack import check_stack_arguments
+    >>> check_stack_arguments("gru", np.int64(8), 2, True, np.float32(0.25))
+    ('gru', 8, 2, True, 0.25, 0.0)
+    """
+    check_choice("cell", cell, tuple(CELL_TYPES))
+    units = check_positive_int("units", units)
+    num_layers = check_positive_int("num_layers", num_layers)
+    check_bool("bidirectional", bidirectional)
+    dropout = check_rate("dropout", dropout)
+    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    return cell, units, num_layers, bidirectional, dropout, recurrent_dropout
 
 
 def recurrent_layer(
@@ -144,12 +189,9 @@ def recurrent_stack(
     >>> tuple(x.shape)
     (3, 8)
     """
-    check_choice("cell", cell, tuple(CELL_TYPES))
-    units = check_positive_int("units", units)
-    num_layers = check_positive_int("num_layers", num_layers)
-    check_bool("bidirectional", bidirectional)
-    dropout = check_rate("dropout", dropout)
-    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    cell, units, num_layers, bidirectional, dropout, recurrent_dropout = check_stack_arguments(
+        cell, units, num_layers, bidirectional, dropout, recurrent_dropout
+    )
     check_bool("return_sequences", return_sequences)
     check_bool("return_state", return_state)
     name = _check_name_template("name", name)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from ._stack import CELL_TYPES, recurrent_stack
+from ._stack import CELL_TYPES, check_stack_arguments, recurrent_stack
 from ._validation import (
-    check_bool,
     check_choice,
     check_int_at_least,
     check_positive_int,
-    check_rate,
 )
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 
@@ -78,12 +76,9 @@ def build_sequence_classifier(
     vocab_size = check_int_at_least("vocab_size", vocab_size, 2)
     num_classes = check_int_at_least("num_classes", num_classes, 2)
     embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-    check_choice("cell", cell, tuple(CELL_TYPES))
-    units = check_positive_int("units", units)
-    num_layers = check_positive_int("num_layers", num_layers)
-    check_bool("bidirectional", bidirectional)
-    dropout = check_rate("dropout", dropout)
-    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    cell, units, num_layers, bidirectional, dropout, recurrent_dropout = check_stack_arguments(
+        cell, units, num_layers, bidirectional, dropout, recurrent_dropout
+    )
     check_choice("pooling", pooling, POOLING_TYPES)
     if max_length is not None:
         max_length = check_positive_int("max_length", max_length)

@@ -29,8 +29,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ._stack import CELL_TYPES, recurrent_stack
-from ._validation import check_bool, check_choice, check_positive_int, check_rate
+from ._stack import check_stack_arguments, recurrent_stack
+from ._validation import check_bool, check_choice, check_positive_int
 
 __all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive", "build_forecaster"]
 
@@ -168,11 +168,8 @@ class AutoregressiveRNN(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         horizon = check_positive_int("horizon", horizon)
-        check_choice("cell", cell, tuple(CELL_TYPES))
-        units = check_positive_int("units", units)
-        num_layers = check_positive_int("num_layers", num_layers)
-        dropout = check_rate("dropout", dropout)
-        recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        cell, units, num_layers, _, dropout, recurrent_dropout = check_stack_arguments(
+            cell, units, num_layers, dropout=dropout, recurrent_dropout=recurrent_dropout)
         super().__init__(**kwargs)
         self.horizon, self.cell, self.units, self.num_layers = horizon, cell, units, num_layers
         self.dropout, self.recurrent_dropout = dropout, recurrent_dropout
@@ -287,11 +284,8 @@ def build_forecaster(
     history_length = check_positive_int("history_length", history_length)
     horizon = check_positive_int("horizon", horizon)
     num_features = check_positive_int("num_features", num_features)
-    check_choice("cell", cell, tuple(CELL_TYPES))
-    units = check_positive_int("units", units)
-    num_layers = check_positive_int("num_layers", num_layers)
-    dropout = check_rate("dropout", dropout)
-    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    cell, units, num_layers, _, dropout, recurrent_dropout = check_stack_arguments(
+        cell, units, num_layers, dropout=dropout, recurrent_dropout=recurrent_dropout)
     check_choice("strategy", strategy, FORECAST_STRATEGIES)
     if recurrent_length is not None:
         recurrent_length = check_positive_int("recurrent_length", recurrent_length)

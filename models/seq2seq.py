@@ -32,14 +32,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._stack import CELL_TYPES, recurrent_layer, recurrent_stack
+from ._stack import check_stack_arguments, recurrent_layer, recurrent_stack
 from ._validation import (
-    check_bool,
     check_choice,
     check_int_at_least,
     check_positive_float,
     check_positive_int,
-    check_rate,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
 
@@ -135,12 +133,9 @@ class Seq2Seq(keras.Model):
         source_vocab_size = check_int_at_least("source_vocab_size", source_vocab_size, 2)
         target_vocab_size = check_int_at_least("target_vocab_size", target_vocab_size, 3)
         embedding_dim = check_positive_int("embedding_dim", embedding_dim)
-        check_choice("cell", cell, tuple(CELL_TYPES))
-        units = check_positive_int("units", units)
-        num_layers = check_positive_int("num_layers", num_layers)
-        check_bool("bidirectional", bidirectional)
-        dropout = check_rate("dropout", dropout)
-        recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        cell, units, num_layers, bidirectional, dropout, recurrent_dropout = check_stack_arguments(
+            cell, units, num_layers, bidirectional, dropout, recurrent_dropout
+        )
         check_choice("attention", attention, ATTENTION_TYPES)
         if attention_units is not None:
             attention_units = check_positive_int("attention_units", attention_units)

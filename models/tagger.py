@@ -14,7 +14,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ._stack import CELL_TYPES, recurrent_layer, recurrent_stack
+from ._stack import CELL_TYPES, check_stack_arguments, recurrent_layer, recurrent_stack
 from ._validation import (
     check_bool,
     check_choice,
@@ -259,12 +259,9 @@ def build_sequence_tagger(
     embedding_dim = check_positive_int("embedding_dim", embedding_dim)
     char_embedding_dim = check_positive_int("char_embedding_dim", char_embedding_dim)
     char_units = check_positive_int("char_units", char_units)
-    check_choice("cell", cell, tuple(CELL_TYPES))
-    units = check_positive_int("units", units)
-    num_layers = check_positive_int("num_layers", num_layers)
-    check_bool("bidirectional", bidirectional)
-    dropout = check_rate("dropout", dropout)
-    recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+    cell, units, num_layers, bidirectional, dropout, recurrent_dropout = check_stack_arguments(
+        cell, units, num_layers, bidirectional, dropout, recurrent_dropout
+    )
     word_dropout = check_rate("word_dropout", word_dropout)
 
     words = keras.Input(shape=(None,), dtype="int64", name="words")

@@ -13,9 +13,9 @@ from rnnpipe.models import GRU, LSTM, SimpleRNN
 from rnnpipe.models._stack import CELL_TYPES, recurrent_layer, recurrent_stack
 
 
-def test_cell_names_map_to_the_fast_layers_and_stay_importable_from_the_builders():
+def test_cell_names_map_to_the_fast_layers_and_the_builders_share_the_mapping():
     assert CELL_TYPES == {"gru": GRU, "lstm": LSTM, "simple_rnn": SimpleRNN}
-    for module in ("classifier", "tagger", "forecaster", "seq2seq"):
+    for module in ("classifier", "tagger"):
         assert importlib.import_module(f"rnnpipe.models.{module}").CELL_TYPES is CELL_TYPES
 
 

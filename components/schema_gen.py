@@ -40,7 +40,11 @@ def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
             feature.value_count.max = f["max_values"]
         if f["type"] == "INT" and f.get("min") is not None:
             feature.int_domain.min, feature.int_domain.max = int(f["min"]), int(f["max"])
-        if f["type"] == "BYTES" and not f.get("unique_is_lower_bound") and f["unique"] <= max_string_domain:
+        # All-distinct strings (timestamps, ids) are identifiers, not categories: a domain of the train values
+        # would make every eval/test value an anomaly.
+        identifier = f["type"] == "BYTES" and f["unique"] > 1 and f["unique"] == f.get("top_values_of")
+        if (f["type"] == "BYTES" and not f.get("unique_is_lower_bound") and f["unique"] <= max_string_domain
+                and not identifier):
             feature.string_domain.name = name
             feature.string_domain.value.extend(sorted(v for v, _ in f["top_values"]))
     return schema

@@ -65,6 +65,15 @@ def test_schema_inference_and_anomalies() -> None:
     assert kinds == {("text", "FEATURE_MISSING_TOO_OFTEN"), ("label", "OUT_OF_DOMAIN"), ("source", "OUT_OF_DOMAIN")}
 
 
+def test_all_distinct_strings_are_identifiers_without_a_domain() -> None:
+    rows = records(12, 5)
+    for i, r in enumerate(rows):
+        r["origin"] = f"2026-01-{i + 1:02d}"
+    schema = infer_schema(stats_of(rows), max_string_domain=20)
+    domains = {f.name: list(f.string_domain.value) for f in schema.feature if f.HasField("string_domain")}
+    assert "origin" not in domains and domains["source"] == ["movie"]
+
+
 def test_skew_is_flagged_for_shifted_distributions_only() -> None:
     train = stats_of(records(2000, 3))
     same = stats_of(records(500, 4))

@@ -20,7 +20,11 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=["rnnpipe", *SUBPACKAGES],
     package_dir={"rnnpipe": "rnnpipe", **SUBPACKAGES},
-    package_data={"rnnpipe": ["*.yaml"], "rnnpipe.models": ["kernels/*.cc"], **{f"rnnpipe.pipelines.{app}": ["*.yaml", "*.pbtxt"] for app in APPLICATIONS}},
+    package_data={
+        "rnnpipe": ["*.yaml"],
+        "rnnpipe.models": ["kernels/*.cc"],
+        **{f"rnnpipe.pipelines.{app}": ["*.yaml", "*.pbtxt"] for app in APPLICATIONS},
+    },
     include_package_data=True,
     entry_points={
         "console_scripts": ["rnnpipe = rnnpipe.cli:main"],

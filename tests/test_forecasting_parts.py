@@ -14,7 +14,7 @@ import pytest
 from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_forecaster
-from rnnpipe.pipelines.forecasting import APPLICATION, champion_dir, data_path, model_hparams, window
+from rnnpipe.pipelines.forecasting import APPLICATION, data_path, model_hparams, window
 from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, point_metrics, seasonal_naive
 from rnnpipe.pipelines.forecasting.data import Ranges, fetch, read_series, read_windows
 
@@ -222,17 +222,3 @@ def test_a_learned_forecaster_beats_seasonal_naive_on_a_synthetic_seasonal_serie
     naive = point_metrics(truth, seasonal_naive(series, origins, 12, season), mase)["mase"]
     assert ours < 0.9 * naive, (ours, naive)  # measured: 0.80 of naive
 
-
-def test_a_served_model_for_another_window_is_no_champion(tmp_path: Path) -> None:
-    import tensorflow as tf
-
-    def cfg(*sets: str):
-        return load_config(APPLICATION.config_file, sets=[f"serving_dir={tmp_path}", *sets])
-
-    assert champion_dir(cfg()) == str(tmp_path / "forecasting")  # nothing served yet
-    module = tf.Module()
-    fn = tf.function(lambda history: {"forecast": history[:, -12:]}, autograph=False)
-    tf.saved_model.save(module, str(tmp_path / "forecasting" / "1"), signatures=fn.get_concrete_function(
-        tf.TensorSpec([None, 120], tf.float32, name="history")))
-    assert champion_dir(cfg()) == str(tmp_path / "forecasting")  # the sunspots window: compared
-    assert champion_dir(cfg("data.series=co2")) is None  # 156 values: another series' model

@@ -19,19 +19,27 @@ pass), so the "% mm" column says how far each case is from the machine's dense m
     .venv/bin/python benchmarks/rnn_layers.py --quick    # ~1.5 minutes, T=100 only, fewer rounds
     .venv/bin/python benchmarks/rnn_layers.py --best     # fastest block instead of the median (busy machine)
 
-Notes (issue 3, training throughput target 1.3x the built-in layers):
-  * The training step is matmul-bound and both layers do the same matmuls (forward x W and h U; backward dh,
-    dU, dW; no dx for a first layer): 3.8 GFLOP per batch at T=100. Timed alone on ONE thread (process CPU
-    time, best of 30), built-in LSTM forward+backward took 103 ms and rnnpipe's 110 ms, ~37 GFLOP/s, i.e. about
-    one core's peak: the per-op overhead of the loop is not where the time goes.
-  * A hand-written gradient for the loop (tf.custom_gradient; forward saves the pre-activations and states,
-    the backward loop does one dz @ U^T per step and dU = H^T dZ as one [U, T*B] x [T*B, 4U] matmul after
-    it) passed every parity test (outputs and gradients to 1e-5, masks, initial states, go_backwards, XLA)
-    but did not pay: single-thread 114 ms (LSTM) against 110 ms for autodiff, and GRU slower too. What the
-    one big dU matmul saves (22 ms against ~31 ms for 100 step-sized ones, one thread) is spent on saving,
-    stacking and precomputing [T, B, 4U] tensors (memory-bound ops of 13 MB each). It is not in
-    models/recurrent.py. A win on 2 cores would have to come from the big matmuls' better parallel
-    efficiency, which a shared 2-core machine cannot measure (load 5-10 during these runs).
+Cases (continued): `train BiLSTM/BiGRU T=100` wrap each layer in `keras.layers.Bidirectional`. A limit probe at
+the end times the LSTM's recurrent matmul chained 100 times in a `tf.while_loop` against the same FLOPs as one
+matmul.
+
+Notes (issue 3, training throughput target 1.3x the built-in layers at batch 64, T=100):
+  * rnnpipe's LSTM and GRU train with the fused C++ kernels of `rnnpipe.models.fused` (built by `make`). Quiet
+    2-core AMD EPYC, TF 2.21, 2026-11-27: LSTM 1.75x / 1.96x, GRU 2.35x / 2.31x (full run / --quick), T=500
+    LSTM 1.26x, GRU 1.43x. Inference (stock TensorFlow ops, what SavedModels contain) stays 0.75x-1.0x.
+  * What limits a TensorFlow-op loop: each step's [64, 128] x [128, 512] matmul runs at ~35-40 GFLOP/s chained
+    in a while_loop against ~88 for one big matmul (limit probe), intra-op threading of such a small matmul
+    costs more than it saves (1 intra-op thread trains the built-in LSTM faster than 2), and some forty ops per
+    step cost ~10 us each to dispatch. Tried and dropped, all at 0.85x-1.1x: hoisting the input projection
+    alone, a tf.custom_gradient loop with one dU matmul after it, XLA (jit_compile) on the whole step, splitting
+    the batch into two while_loops, fusing both directions of a bidirectional layer into one batched matmul
+    (0.73x of two concurrent loops).
+  * What the kernels do instead: rows of a batch never interact, so each CPU worker thread runs the whole
+    sequence for its block of rows, with no synchronisation between steps; the recurrent weights are packed
+    once per call into 16-column panels and each step is a 6x16 register-blocked AVX2 FMA kernel (~60 GFLOP/s
+    per core against ~37 for Eigen's GEMM at [32, 128] x [128, 512]) plus one fused pass over the gates. The
+    input projection and dU = H^T dZ stay single large TensorFlow matmuls. At T=500 the saved gates (65 MB per
+    LSTM batch) make the backward pass memory-bound, hence the smaller gain.
 """
 
 from __future__ import annotations
@@ -89,7 +97,9 @@ def _regression_model(layer: keras.layers.Layer, steps: int) -> keras.Model:
     return keras.Model(inputs, keras.layers.Dense(CLASSES)(layer(inputs)))
 
 
-def train_and_infer_cases(cell: str, steps: int, with_train: bool, with_infer: bool) -> list[Case]:
+def train_and_infer_cases(
+    cell: str, steps: int, with_train: bool, with_infer: bool, bidirectional: bool = False
+) -> list[Case]:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(BATCH, steps, INPUT_DIM)).astype("float32"))
     y = tf.constant(rng.integers(0, CLASSES, size=(BATCH,)).astype("int32"))
@@ -97,7 +107,8 @@ def train_and_infer_cases(cell: str, steps: int, with_train: bool, with_infer: b
     trains, infers = {}, {}
     for name, layer_class in (("built-in", BUILTIN[cell]), ("rnnpipe", RNNPIPE[cell])):
         keras.utils.set_random_seed(0)
-        model = _regression_model(layer_class(UNITS), steps)
+        layer = layer_class(UNITS)
+        model = _regression_model(keras.layers.Bidirectional(layer) if bidirectional else layer, steps)
         optimizer = keras.optimizers.Adam(1e-3)
         optimizer.build(model.trainable_variables)
 
@@ -115,12 +126,14 @@ def train_and_infer_cases(cell: str, steps: int, with_train: bool, with_infer: b
             return model(x, training=False)
 
         trains[name], infers[name] = train_step, infer_step
-    forward = BATCH * (rnn_flops(cell, steps, INPUT_DIM, UNITS) + 2.0 * UNITS * CLASSES)
+    directions = 2 if bidirectional else 1
+    forward = BATCH * directions * (rnn_flops(cell, steps, INPUT_DIM, UNITS) + 2.0 * UNITS * CLASSES)
+    name = f"Bi{cell}" if bidirectional else cell
     cases = []
     if with_train:
-        cases.append(Case(f"train {cell} T={steps}", "seq/s", 3 * forward, BATCH, trains))
+        cases.append(Case(f"train {name} T={steps}", "seq/s", 3 * forward, BATCH, trains))
     if with_infer:
-        cases.append(Case(f"infer {cell} T={steps}", "seq/s", forward, BATCH, infers))
+        cases.append(Case(f"infer {name} T={steps}", "seq/s", forward, BATCH, infers))
     return cases
 
 
@@ -278,6 +291,8 @@ def main() -> None:
     for steps in (100,) if args.quick else (100, 500):
         for cell in ("LSTM", "GRU"):
             cases += train_and_infer_cases(cell, steps, with_train=True, with_infer=True)
+    for cell in ("LSTM", "GRU"):
+        cases += train_and_infer_cases(cell, 100, with_train=True, with_infer=False, bidirectional=True)
     cases += latency_cases()
     # Rows in reading order: training first, then inference, then latency.
     cases.sort(key=lambda c: ("train", "infer", "latency").index(c.label.split()[0]))

@@ -149,9 +149,10 @@ def sequence(
     return gru_sequence(projected, states[0], kernel, tf.convert_to_tensor(bias), mask, keep, zero_output_for_mask)
 
 
-def _or_zeros(grads: tuple, like: tf.Tensor) -> list[tf.Tensor]:
-    # Outputs the loss does not use arrive as None.
-    return [tf.zeros_like(like) if g is None else g for g in grads]
+def _upstream(upstream: tuple, outputs: tf.Tensor, state: tf.Tensor) -> list[tf.Tensor]:
+    """Gradients of (outputs, last output, *last states); those of outputs the loss does not use arrive as None."""
+    d_outputs = tf.zeros_like(outputs) if upstream[0] is None else upstream[0]
+    return [d_outputs, *(tf.zeros_like(state) if g is None else g for g in upstream[1:])]
 
 
 def _recurrent_kernel_gradient(h0: tf.Tensor, h_states: tf.Tensor, keep: tf.Tensor, d_z: tf.Tensor) -> tf.Tensor:
@@ -178,10 +179,8 @@ def lstm_sequence(
             projected, h0, c0, kernel, mask, keep, zero_output_for_mask=zero_output_for_mask)
 
         def grad(*upstream: Any) -> tuple:
-            d_outputs = tf.zeros_like(outputs) if upstream[0] is None else upstream[0]
-            d_last = _or_zeros(upstream[1:], h0)
             d_z, d_h0, d_c0 = ops.rnnpipe_lstm_backward(
-                kernel, c0, mask, keep, c_states, gates, d_outputs, *d_last,
+                kernel, c0, mask, keep, c_states, gates, *_upstream(upstream, outputs, h0),
                 zero_output_for_mask=zero_output_for_mask)
             return d_z, d_h0, d_c0, _recurrent_kernel_gradient(h0, h_states, keep, d_z)
 
@@ -209,10 +208,8 @@ def gru_sequence(
             projected, h0, kernel, bias, mask, keep, zero_output_for_mask=zero_output_for_mask)
 
         def grad(*upstream: Any) -> tuple:
-            d_outputs = tf.zeros_like(outputs) if upstream[0] is None else upstream[0]
-            d_last = _or_zeros(upstream[1:], h0)
             d_x, d_recurrent, d_h0 = ops.rnnpipe_gru_backward(
-                kernel, h0, mask, keep, h_states, gates, recurrent_n, d_outputs, *d_last,
+                kernel, h0, mask, keep, h_states, gates, recurrent_n, *_upstream(upstream, outputs, h0),
                 zero_output_for_mask=zero_output_for_mask)
             d_kernel = _recurrent_kernel_gradient(h0, h_states, keep, d_recurrent)
             return d_x, d_h0, d_kernel, tf.reduce_sum(d_recurrent, [0, 1])

@@ -94,7 +94,48 @@ void ForEachRowBlock(OpKernelContext* context, int64_t batch, int64_t cost_per_r
   tensorflow::Shard(workers.num_threads, workers.workers, batch, cost_per_row, work);
 }
 
-void CopyRow(const float* from, float* to, int64_t units) { std::memcpy(to, from, units * sizeof(float)); }
+// Row block [first, first + rows) of step t of a time-major [T, batch, width] tensor.
+ConstMatrixMap StepRows(const float* base, int64_t t, int64_t batch, int64_t first, int64_t rows, int64_t width) {
+  return ConstMatrixMap(base + (t * batch + first) * width, rows, width);
+}
+MatrixMap StepRows(float* base, int64_t t, int64_t batch, int64_t first, int64_t rows, int64_t width) {
+  return MatrixMap(base + (t * batch + first) * width, rows, width);
+}
+
+// Row block [first, first + rows) of a [batch, units] state tensor.
+ConstMatrixMap StateRows(const Tensor& state, int64_t first, int64_t rows) {
+  const int64_t units = state.dim_size(1);
+  return ConstMatrixMap(state.flat<float>().data() + first * units, rows, units);
+}
+void StoreStateRows(const Matrix& rows, int64_t first, Tensor* state) {
+  std::memcpy(state->flat<float>().data() + first * rows.cols(), rows.data(), rows.size() * sizeof(float));
+}
+
+// keras.layers.RNN's masking after a forward step: a kept row takes the new state(s) and outputs the new h;
+// a skipped row keeps its state(s) and repeats its previous output, or outputs zeros (zero_output_for_mask).
+void MaskForwardStep(const float* keep, bool zero_output, const Matrix& h_new, const Matrix* c_new, Matrix& h,
+                     Matrix* c, Matrix& output) {
+  for (int64_t r = 0; r < h.rows(); ++r) {
+    if (keep[r] > 0.5f) {
+      h.row(r) = h_new.row(r);
+      if (c != nullptr) c->row(r) = c_new->row(r);
+      output.row(r) = h_new.row(r);
+    } else if (zero_output) {
+      output.row(r).setZero();
+    }
+  }
+}
+
+// The backward of a skipped row: its state gradients pass through unchanged (the caller leaves them), it
+// has no gate gradient, and its output gradient goes to the previous output unless that output was zeros.
+void SkipRowBackward(int64_t r, bool zero_output, const Matrix& d_output, Matrix& carry, MatrixMap& d_gates) {
+  d_gates.row(r).setZero();
+  if (zero_output) {
+    carry.row(r).setZero();
+  } else {
+    carry.row(r) = d_output.row(r);
+  }
+}
 
 // The recurrent weight matrix B [depth, columns], packed once per op call into panels of 16 columns
 // (depth x 16 floats each, zero-padded). Every step then multiplies a few rows by it with a 6 x 16
@@ -223,7 +264,6 @@ class LstmForwardOp : public OpKernel {
 
     const float* x = projected.flat<float>().data();
     const float* m = mask.flat<float>().data();
-    const float* rm = recurrent_mask.flat<float>().data();
     const PackedWeights recurrent(kernel.flat<float>().data(), units, width, /*transpose=*/false);
     float* out = outputs->flat<float>().data();
     float* hs = h_states->flat<float>().data();
@@ -233,49 +273,29 @@ class LstmForwardOp : public OpKernel {
 
     auto work = [&](int64_t first, int64_t end) {
       const int64_t rows = end - first;
-      Matrix h = ConstMatrixMap(h0.flat<float>().data() + first * units, rows, units);
-      Matrix c = ConstMatrixMap(c0.flat<float>().data() + first * units, rows, units);
-      Matrix carried = Matrix::Zero(rows, units);
+      Matrix h = StateRows(h0, first, rows), c = StateRows(c0, first, rows);
+      Matrix output = Matrix::Zero(rows, units);
       Matrix h_in(rows, units), z(rows, width), c_new(rows, units), h_new(rows, units);
-      ConstMatrixMap dropout(rm + first * units, rows, units);
+      const ConstMatrixMap dropout = StateRows(recurrent_mask, first, rows);
       for (int64_t t = 0; t < steps; ++t) {
-        const int64_t offset = t * batch + first;
         h_in.array() = h.array() * dropout.array();
-        z = ConstMatrixMap(x + offset * width, rows, width);
+        z = StepRows(x, t, batch, first, rows, width);
         recurrent.MultiplyAdd(h_in.data(), units, rows, z.data(), width);
-        MatrixMap g(gs + offset * width, rows, width);
+        MatrixMap g = StepRows(gs, t, batch, first, rows, width);
         g.leftCols(2 * units).array() = z.leftCols(2 * units).array().logistic();
         g.middleCols(2 * units, units).array() = z.middleCols(2 * units, units).array().tanh();
         g.rightCols(units).array() = z.rightCols(units).array().logistic();
         c_new.array() = g.middleCols(units, units).array() * c.array() +
                         g.leftCols(units).array() * g.middleCols(2 * units, units).array();
         h_new.array() = g.rightCols(units).array() * c_new.array().tanh();
-        for (int64_t r = 0; r < rows; ++r) {
-          if (m[t * batch + first + r] > 0.5f) {
-            h.row(r) = h_new.row(r);
-            c.row(r) = c_new.row(r);
-            carried.row(r) = h_new.row(r);
-          } else if (zero_output) {
-            carried.row(r).setZero();
-          }
-        }
-        const int64_t at = offset * units;
-        std::memcpy(out + at, carried.data(), rows * units * sizeof(float));
-        std::memcpy(hs + at, h.data(), rows * units * sizeof(float));
-        std::memcpy(cs + at, c.data(), rows * units * sizeof(float));
-        if (zero_output) {
-          // The carried output is only ever this step's; reset it for the next one.
-          carried.setZero();
-        }
+        MaskForwardStep(m + t * batch + first, zero_output, h_new, &c_new, h, &c, output);
+        StepRows(out, t, batch, first, rows, units) = output;
+        StepRows(hs, t, batch, first, rows, units) = h;
+        StepRows(cs, t, batch, first, rows, units) = c;
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t at = (first + r) * units;
-        // Without zero_output_for_mask the last output is the last valid step's h; with it, that of step T-1.
-        CopyRow(steps > 0 ? out + ((steps - 1) * batch + first + r) * units : carried.row(r).data(),
-                last_output->flat<float>().data() + at, units);
-        CopyRow(h.row(r).data(), last_h->flat<float>().data() + at, units);
-        CopyRow(c.row(r).data(), last_c->flat<float>().data() + at, units);
-      }
+      StoreStateRows(output, first, last_output);
+      StoreStateRows(h, first, last_h);
+      StoreStateRows(c, first, last_c);
     };
     ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 2), work);
   }
@@ -318,24 +338,20 @@ class LstmBackwardOp : public OpKernel {
 
     auto work = [&](int64_t first, int64_t end) {
       const int64_t rows = end - first;
-      auto state = [&](const Tensor& t) { return ConstMatrixMap(t.flat<float>().data() + first * units, rows, units); };
-      Matrix dh = state(context->input(8));
-      Matrix dc = state(context->input(9));
-      Matrix carry = state(context->input(7));
-      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      Matrix dh = StateRows(context->input(8), first, rows), dc = StateRows(context->input(9), first, rows);
+      Matrix carry = StateRows(context->input(7), first, rows);
+      const ConstMatrixMap dropout = StateRows(recurrent_mask, first, rows);
       Matrix dout(rows, units), dh_new(rows, units), dc_new(rows, units), tc(rows, units), dh_prev(rows, units);
       for (int64_t t = steps - 1; t >= 0; --t) {
-        const int64_t offset = t * batch + first;
-        ConstMatrixMap g(gs + offset * width, rows, width);
-        ConstMatrixMap c(cs + offset * units, rows, units);
-        ConstMatrixMap c_prev(t > 0 ? cs + (offset - batch) * units : c0.flat<float>().data() + first * units,
-                              rows, units);
-        MatrixMap dz(dz_all + offset * width, rows, width);
+        const ConstMatrixMap g = StepRows(gs, t, batch, first, rows, width);
+        const ConstMatrixMap c = StepRows(cs, t, batch, first, rows, units);
+        const ConstMatrixMap c_prev = t > 0 ? StepRows(cs, t - 1, batch, first, rows, units) : StateRows(c0, first, rows);
+        MatrixMap dz = StepRows(dz_all, t, batch, first, rows, width);
         auto i = g.leftCols(units).array();
         auto f = g.middleCols(units, units).array();
         auto gg = g.middleCols(2 * units, units).array();
         auto o = g.rightCols(units).array();
-        dout = ConstMatrixMap(dout_all + offset * units, rows, units) + carry;
+        dout = StepRows(dout_all, t, batch, first, rows, units) + carry;
         dh_new = dout + dh;
         tc.array() = c.array().tanh();
         dc_new.array() = dc.array() + dh_new.array() * o * (1.0f - tc.array().square());
@@ -345,24 +361,19 @@ class LstmBackwardOp : public OpKernel {
         dz.rightCols(units).array() = dh_new.array() * tc.array() * o * (1.0f - o);
         dh_prev.setZero();
         recurrent_t.MultiplyAdd(dz.data(), width, rows, dh_prev.data(), units);
+        const float* keep = m + t * batch + first;
         for (int64_t r = 0; r < rows; ++r) {
-          if (m[t * batch + first + r] > 0.5f) {
+          if (keep[r] > 0.5f) {
             dh.row(r) = dh_prev.row(r).cwiseProduct(dropout.row(r));
             dc.row(r) = dc_new.row(r).cwiseProduct(g.row(r).segment(units, units));
             carry.row(r).setZero();
           } else {
-            // Skipped step: states passed through unchanged, the output repeated (or zeroed).
-            dz.row(r).setZero();
-            if (zero_output) {
-              carry.row(r).setZero();
-            } else {
-              carry.row(r) = dout.row(r);
-            }
+            SkipRowBackward(r, zero_output, dout, carry, dz);
           }
         }
       }
-      std::memcpy(d_h0->flat<float>().data() + first * units, dh.data(), rows * units * sizeof(float));
-      std::memcpy(d_c0->flat<float>().data() + first * units, dc.data(), rows * units * sizeof(float));
+      StoreStateRows(dh, first, d_h0);
+      StoreStateRows(dc, first, d_c0);
     };
     ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 4), work);
   }
@@ -469,43 +480,29 @@ class GruForwardOp : public OpKernel {
 
     auto work = [&](int64_t first, int64_t end) {
       const int64_t rows = end - first;
-      Matrix h = ConstMatrixMap(h0.flat<float>().data() + first * units, rows, units);
-      Matrix carried = Matrix::Zero(rows, units);
+      Matrix h = StateRows(h0, first, rows);
+      Matrix output = Matrix::Zero(rows, units);
       Matrix h_in(rows, units), inner(rows, width), h_new(rows, units);
-      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      const ConstMatrixMap dropout = StateRows(recurrent_mask, first, rows);
       for (int64_t t = 0; t < steps; ++t) {
-        const int64_t offset = t * batch + first;
-        ConstMatrixMap xt(x + offset * width, rows, width);
+        const ConstMatrixMap xt = StepRows(x, t, batch, first, rows, width);
         h_in.array() = h.array() * dropout.array();
         inner = b.replicate(rows, 1);
         recurrent.MultiplyAdd(h_in.data(), units, rows, inner.data(), width);
-        MatrixMap g(gs + offset * width, rows, width);
-        MatrixMap n_part(ns + offset * units, rows, units);
+        MatrixMap g = StepRows(gs, t, batch, first, rows, width);
+        MatrixMap n_part = StepRows(ns, t, batch, first, rows, units);
         g.leftCols(2 * units).array() = (xt.leftCols(2 * units) + inner.leftCols(2 * units)).array().logistic();
         n_part = inner.rightCols(units);
         g.rightCols(units).array() =
             (xt.rightCols(units).array() + g.middleCols(units, units).array() * n_part.array()).tanh();
         auto z = g.leftCols(units).array();
         h_new.array() = z * h.array() + (1.0f - z) * g.rightCols(units).array();
-        for (int64_t r = 0; r < rows; ++r) {
-          if (m[t * batch + first + r] > 0.5f) {
-            h.row(r) = h_new.row(r);
-            carried.row(r) = h_new.row(r);
-          } else if (zero_output) {
-            carried.row(r).setZero();
-          }
-        }
-        const int64_t at = offset * units;
-        std::memcpy(out + at, carried.data(), rows * units * sizeof(float));
-        std::memcpy(hs + at, h.data(), rows * units * sizeof(float));
-        if (zero_output) carried.setZero();
+        MaskForwardStep(m + t * batch + first, zero_output, h_new, nullptr, h, nullptr, output);
+        StepRows(out, t, batch, first, rows, units) = output;
+        StepRows(hs, t, batch, first, rows, units) = h;
       }
-      for (int64_t r = 0; r < rows; ++r) {
-        const int64_t at = (first + r) * units;
-        CopyRow(steps > 0 ? out + ((steps - 1) * batch + first + r) * units : carried.row(r).data(),
-                last_output->flat<float>().data() + at, units);
-        CopyRow(h.row(r).data(), last_h->flat<float>().data() + at, units);
-      }
+      StoreStateRows(output, first, last_output);
+      StoreStateRows(h, first, last_h);
     };
     ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 2), work);
   }
@@ -552,23 +549,20 @@ class GruBackwardOp : public OpKernel {
 
     auto work = [&](int64_t first, int64_t end) {
       const int64_t rows = end - first;
-      auto state = [&](const Tensor& t) { return ConstMatrixMap(t.flat<float>().data() + first * units, rows, units); };
-      Matrix dh = state(context->input(9));
-      Matrix carry = state(context->input(8));
-      ConstMatrixMap dropout(recurrent_mask.flat<float>().data() + first * units, rows, units);
+      Matrix dh = StateRows(context->input(9), first, rows);
+      Matrix carry = StateRows(context->input(8), first, rows);
+      const ConstMatrixMap dropout = StateRows(recurrent_mask, first, rows);
       Matrix dout(rows, units), dh_new(rows, units), dn(rows, units), dh_prev(rows, units);
       for (int64_t t = steps - 1; t >= 0; --t) {
-        const int64_t offset = t * batch + first;
-        ConstMatrixMap g(gs + offset * width, rows, width);
-        ConstMatrixMap n_part(ns + offset * units, rows, units);
-        ConstMatrixMap h_prev(t > 0 ? hs + (offset - batch) * units : h0.flat<float>().data() + first * units,
-                              rows, units);
-        MatrixMap dx(dx_all + offset * width, rows, width);
-        MatrixMap dr(dr_all + offset * width, rows, width);
+        const ConstMatrixMap g = StepRows(gs, t, batch, first, rows, width);
+        const ConstMatrixMap n_part = StepRows(ns, t, batch, first, rows, units);
+        const ConstMatrixMap h_prev = t > 0 ? StepRows(hs, t - 1, batch, first, rows, units) : StateRows(h0, first, rows);
+        MatrixMap dx = StepRows(dx_all, t, batch, first, rows, width);
+        MatrixMap dr = StepRows(dr_all, t, batch, first, rows, width);
         auto z = g.leftCols(units).array();
         auto r = g.middleCols(units, units).array();
         auto n = g.rightCols(units).array();
-        dout = ConstMatrixMap(dout_all + offset * units, rows, units) + carry;
+        dout = StepRows(dout_all, t, batch, first, rows, units) + carry;
         dh_new = dout + dh;
         dn.array() = dh_new.array() * (1.0f - z) * (1.0f - n.square());
         dx.leftCols(units).array() = dh_new.array() * (h_prev.array() - n) * z * (1.0f - z);
@@ -578,23 +572,19 @@ class GruBackwardOp : public OpKernel {
         dr.rightCols(units).array() = dn.array() * r;
         dh_prev.setZero();
         recurrent_t.MultiplyAdd(dr.data(), width, rows, dh_prev.data(), units);
+        const float* keep = m + t * batch + first;
         for (int64_t row = 0; row < rows; ++row) {
-          if (m[t * batch + first + row] > 0.5f) {
+          if (keep[row] > 0.5f) {
             dh.row(row) = dh_new.row(row).cwiseProduct(g.row(row).head(units)) +
                           dh_prev.row(row).cwiseProduct(dropout.row(row));
             carry.row(row).setZero();
           } else {
-            dx.row(row).setZero();
+            SkipRowBackward(row, zero_output, dout, carry, dx);
             dr.row(row).setZero();
-            if (zero_output) {
-              carry.row(row).setZero();
-            } else {
-              carry.row(row) = dout.row(row);
-            }
           }
         }
       }
-      std::memcpy(d_h0->flat<float>().data() + first * units, dh.data(), rows * units * sizeof(float));
+      StoreStateRows(dh, first, d_h0);
     };
     ForEachRowBlock(context, batch, std::max<int64_t>(1, steps * units * width * 4), work);
   }

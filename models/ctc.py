@@ -21,14 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._validation import (
-    check_bool,
-    check_choice,
-    check_int_at_least,
-    check_positive_int,
-    check_rate,
-)
-from .classifier import CELL_TYPES
+from ._stack import check_stack_arguments, recurrent_stack
+from ._validation import check_bool, check_int_at_least, check_positive_int
 
 __all__ = [
     "CTCLoss",
@@ -420,11 +414,9 @@ def build_ctc_recognizer(
             f"Argument `conv_filters` must be a tuple of positive integers. Received: conv_filters={conv_filters!r}"
         )
     conv_filters = tuple(check_positive_int("conv_filters", f) for f in conv_filters)
-    check_choice("cell", cell, tuple(CELL_TYPES))
-    units = check_positive_int("units", units)
-    num_layers = check_positive_int("num_layers", num_layers)
-    check_bool("bidirectional", bidirectional)
-    dropout = check_rate("dropout", dropout)
+    cell, units, num_layers, bidirectional, dropout, _ = check_stack_arguments(
+        cell, units, num_layers, bidirectional, dropout
+    )
 
     inputs = keras.Input(shape=input_shape, name="inputs")
     x = inputs
@@ -445,11 +437,7 @@ def build_ctc_recognizer(
         x = keras.layers.Permute((2, 1, 3), name="width_first")(x)
         x = keras.layers.Reshape((-1, pooled_height * channels), name="columns_to_frames")(x)
 
-    layer_class = CELL_TYPES[cell]
-    for index in range(num_layers):
-        rnn = layer_class(units, dropout=dropout, return_sequences=True, name=f"{cell}_{index}")
-        if bidirectional:
-            rnn = keras.layers.Bidirectional(rnn, merge_mode="concat", name=f"bi_{cell}_{index}")
+    for rnn in recurrent_stack(cell, units, num_layers, bidirectional=bidirectional, dropout=dropout):
         x = rnn(x)
     probabilities = keras.layers.Dense(num_classes + 1, activation="softmax", name="frame_probabilities")(x)
     return keras.Model(inputs, probabilities, name=f"{cell}_ctc_recognizer")

@@ -42,7 +42,7 @@ def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
             feature.int_domain.min, feature.int_domain.max = int(f["min"]), int(f["max"])
         # All-distinct strings (timestamps, ids) are identifiers, not categories: a domain of the train values
         # would make every eval/test value an anomaly.
-        identifier = f["type"] == "BYTES" and f["unique"] > 1 and f["unique"] == f.get("top_values_of")
+        identifier = 1 < f.get("unique", 0) == f.get("top_values_of")
         if (f["type"] == "BYTES" and not f.get("unique_is_lower_bound") and f["unique"] <= max_string_domain
                 and not identifier):
             feature.string_domain.name = name

@@ -33,6 +33,8 @@ from typing import Any
 import tensorflow as tf
 from keras import activations
 
+from .cells import GRUCell, LSTMCell
+
 __all__ = ["available", "build", "gru_sequence", "library_path", "lstm_sequence", "sequence", "supports"]
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,6 @@ def _in_xla() -> bool:
 
 def supports(cell: Any, dtype: tf.DType) -> bool:
     """Whether `sequence(cell, ...)` computes exactly what `cell.recurrent_step` in a loop computes."""
-    from .cells import GRUCell, LSTMCell
-
     if isinstance(cell, LSTMCell):
         kind_ok = not cell.peepholes
     elif isinstance(cell, GRUCell):

@@ -39,8 +39,6 @@ __all__ = ["available", "build", "gru_sequence", "library_path", "lstm_sequence"
 
 log = logging.getLogger(__name__)
 SOURCE = Path(__file__).with_name("kernels") / "rnn_kernels.cc"
-# -march=native: the library is built where it runs; the CPU's flags are part of its name.
-CXXFLAGS = ["-O3", "-march=native", "-fPIC", "-shared", "-w"]
 
 
 def _cpu_flags() -> str:
@@ -51,6 +49,12 @@ def _cpu_flags() -> str:
     except OSError:
         pass
     return platform.processor()
+
+
+# -march=native: the library is built where it runs; the CPU's flags are part of its name. The kernels use
+# AVX2/FMA; TensorFlow's bundled Eigen does not compile with GCC 12 where AVX512-FP16 is on, so it stays off.
+CXXFLAGS = ["-O3", "-march=native", *(["-mno-avx512fp16"] if "avx512_fp16" in _cpu_flags().split() else []),
+            "-fPIC", "-shared", "-w"]
 
 
 def library_path() -> Path:

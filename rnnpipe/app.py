@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .config import Config
 from .dsl import Pipeline
-from .errors import RnnpipeError
+from .errors import ConfigError, RnnpipeError
 
 ENTRY_POINT_GROUP = "rnnpipe.pipelines"
 
@@ -31,7 +31,7 @@ def applications() -> dict[str, Application]:
 def load_application(name: str) -> Application:
     found = applications()
     if name not in found:
-        raise RnnpipeError(f"unknown application '{name}'; installed: {', '.join(sorted(found)) or 'none'}")
+        raise ConfigError(f"unknown application '{name}'; installed: {', '.join(sorted(found)) or 'none'}")
     app = found[name].load()
     if not isinstance(app, Application):
         raise RnnpipeError(f"entry point '{name}' in group {ENTRY_POINT_GROUP} is not an rnnpipe Application")

@@ -6,12 +6,15 @@ import argparse
 import datetime as dt
 import logging
 import os
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
 from .app import Application, applications, load_application
 from .config import Config, load_config
-from .errors import RnnpipeError
+from .dsl import ParamError, Pipeline
+from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
 from .serving import latest_version
 
 log = logging.getLogger("rnnpipe")
@@ -40,8 +43,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
+    pipeline = _build(app, cfg)
     app.fetch_data(cfg)  # once: a no-op when the cache is filled
-    result = run_pipeline(app.build_pipeline(cfg), cfg, from_step=args.from_step, only=args.only)
+    result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
     print(f"  executed:   {', '.join(result.executed) or 'nothing'}")
     print(f"  cache hits: {', '.join(result.cache_hits) or 'none'}")
@@ -54,7 +58,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif metrics.get("pushed") == 0:
             print("  pushed: nothing (the model was not blessed)")
     print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
-    return 0
+    not_blessed = any(m.get("pushed") == 0 for m in result.metrics.values())
+    return EXIT_NOT_BLESSED if not_blessed else EXIT_OK
+
+
+def _build(app: Application, cfg: Config) -> Pipeline:
+    """The application's pipeline; a step parameter out of range is reported as the config key that set it."""
+    try:
+        return app.build_pipeline(cfg)
+    except ParamError as e:
+        # Config sections are the stages' names in snake case (Trainer -> trainer, InfraValidator -> infra_validator).
+        section = re.sub(r"(?<!^)(?=[A-Z])", "_", e.step).lower()
+        if isinstance(cfg.get(section), dict) and e.param in cfg[section]:
+            raise ConfigError(f"config key '{section}.{e.param}' {e.detail}; "
+                              f"change it in your --config file or with --set {section}.{e.param}=VALUE") from None
+        raise
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
@@ -126,59 +144,78 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    from .tracking import tracking_uri
+    from .tracking import experiment_id, tracking_uri
 
     uri = tracking_uri(None)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--port", str(args.port)]
-    print(" ".join(cmd))
+    # One worker: a local UI has one user, and every worker process would import MLflow's server again.
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", "127.0.0.1",
+           "--port", str(args.port), "--workers", "1"]
+    url = f"http://127.0.0.1:{args.port}"
+    found = experiment_id(uri, args.app) if args.app else None
+    print(f"MLflow UI on {uri}: {url}/#/experiments/{found}/runs" if found else
+          f"MLflow UI on {uri}: {url}/#/experiments (runs are under each application's experiment)")
     os.execv(sys.executable, cmd)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rnnpipe", description="Production pipelines for recurrent neural networks.")
-    p.add_argument("-v", "--verbose", action="store_true")
+    p = argparse.ArgumentParser(prog="rnnpipe", description="Production pipelines for recurrent neural networks.",
+                                epilog="exit codes: 0 pushed or nothing new, 1 data or runtime error, "
+                                       "2 usage or configuration error, 3 ran but not blessed (nothing pushed)")
+    p.add_argument("-v", "--verbose", action="store_true", help="show INFO logs of TensorFlow, Beam and MLflow")
+    # -v also after the subcommand; SUPPRESS keeps a -v given before it.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def with_config(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        sp.add_argument("app")
-        sp.add_argument("--config", help="a YAML file overriding the application's defaults")
-        sp.add_argument("--set", action="append", metavar="KEY=VALUE", help="override one key, e.g. trainer.epochs=3")
+    def command(parent: Any, name: str, help: str, *, config: bool = True) -> argparse.ArgumentParser:
+        sp = parent.add_parser(name, help=help, parents=[verbose])
+        if config:
+            sp.add_argument("app")
+            sp.add_argument("--config", help="a YAML file overriding the application's defaults")
+            sp.add_argument("--set", action="append", metavar="KEY=VALUE",
+                            help="override one key, e.g. trainer.epochs=3")
         return sp
 
-    sub.add_parser("list", help="applications and their default data").set_defaults(fn=cmd_list)
-    data = sub.add_parser("data", help="datasets").add_subparsers(dest="data_command", required=True)
-    with_config(data.add_parser("fetch", help="download an application's default data")).set_defaults(fn=cmd_fetch)
-    run = with_config(sub.add_parser("run", help="run an application's pipeline"))
+    command(sub, "list", "applications and their default data", config=False).set_defaults(fn=cmd_list)
+    data = command(sub, "data", "datasets", config=False).add_subparsers(dest="data_command", required=True)
+    command(data, "fetch", "download an application's default data").set_defaults(fn=cmd_fetch)
+    run = command(sub, "run", "run an application's pipeline")
     run.add_argument("--from", dest="from_step", metavar="STAGE", help="re-run STAGE and everything after it")
     run.add_argument("--only", metavar="STAGE", help="re-run STAGE alone on the latest upstream outputs")
     run.set_defaults(fn=cmd_run)
-    runs = with_config(sub.add_parser("runs", help="history of an application's runs"))
+    runs = command(sub, "runs", "history of an application's runs")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(fn=cmd_runs)
-    predict = with_config(sub.add_parser("predict", help="query the latest pushed model"))
+    predict = command(sub, "predict", "query the latest pushed model")
     predict.add_argument("inputs", nargs="+")
     predict.set_defaults(fn=cmd_predict)
-    rollback = with_config(sub.add_parser("rollback", help="serve an earlier pushed version again"))
+    rollback = command(sub, "rollback", "serve an earlier pushed version again")
     rollback.add_argument("version", nargs="?", type=int, help="default: the version before the latest")
     rollback.set_defaults(fn=cmd_rollback)
-    ui = sub.add_parser("ui", help="open the MLflow UI on the project's tracking store")
+    ui = command(sub, "ui", "open the MLflow UI on the project's tracking store", config=False)
+    ui.add_argument("app", nargs="?", help="print the URL of this application's runs")
     ui.add_argument("--port", type=int, default=5000)
     ui.set_defaults(fn=cmd_ui)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse: --help (0) or a usage error (2)
+        return int(e.code or 0)
+    # TensorFlow's C++ start-up lines are printed before any Python logging is set up: mute them by default.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow", "h5py", "matplotlib", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return args.fn(args)
     except RnnpipeError as e:
         print(f"rnnpipe: error: {e}", file=sys.stderr)
-        return 2
+        return e.exit_code
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .errors import ConfigError
+
 _REQUIRED = object()
 
 
@@ -29,6 +31,7 @@ class Artifact:
     name: str
     type: str
     uri: str
+    fingerprint: str = ""  # the content hash the runner recorded; "" while an output is being written
 
     def path(self, *parts: str) -> Path:
         return Path(self.uri, *parts)
@@ -41,10 +44,34 @@ class Param:
     type: Any
     default: Any = _REQUIRED
     doc: str = ""
+    min: float | None = None  # numeric bounds, checked when the step is built (so before anything runs)
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
 
     @property
     def required(self) -> bool:
         return self.default is _REQUIRED
+
+    def range_text(self) -> str:
+        low = "" if self.min is None else f"{'>' if self.min_exclusive else '>='} {self.min:g}"
+        high = "" if self.max is None else f"{'<' if self.max_exclusive else '<='} {self.max:g}"
+        return " and ".join(filter(None, (low, high)))
+
+    def in_range(self, value: Any) -> bool:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            return True
+        if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
+            return False
+        return self.max is None or not (value >= self.max if self.max_exclusive else value > self.max)
+
+
+class ParamError(ConfigError, TypeError):
+    """A step parameter of the wrong type or out of its range; ``step`` and ``param`` say which."""
+
+    def __init__(self, step: str, param: str, message: str) -> None:
+        super().__init__(f"{step}: parameter '{param}' {message}")
+        self.step, self.param, self.detail = step, param, message
 
 
 class Ref(str):
@@ -154,6 +181,11 @@ class Component:
         """Fingerprint of what the step reads from outside the pipeline (e.g. a source file); "" if nothing."""
         return ""
 
+    def verify_cached(self, outputs: dict[str, Artifact], ctx: Any) -> str | None:
+        """On a cache hit: why the reused execution's effects outside the pipeline root are gone (a pushed
+        model deleted, a registry entry missing), so the runner executes the step again; None: reuse it."""
+        return None
+
     def code_version(self) -> str:
         """Hash of the component's own module, the packages it names in CODE, and referenced code."""
         parts = [type(self).VERSION, inspect.getsource(inspect.getmodule(type(self)))]
@@ -187,7 +219,9 @@ def _check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
         return None
     if not isinstance(value, spec.type) or (isinstance(value, bool) and spec.type in (int, float)):
         expected = spec.type.__name__ if isinstance(spec.type, type) else " or ".join(t.__name__ for t in spec.type)
-        raise TypeError(f"{owner}: parameter '{key}' must be {expected}, got {type(value).__name__} {value!r}")
+        raise ParamError(owner, key, f"must be {expected}, got {type(value).__name__} {value!r}")
+    if not spec.in_range(value):
+        raise ParamError(owner, key, f"must be {spec.range_text()}, got {value!r}")
     json.dumps(value, default=str)  # parameters are part of the cache key
     return value
 

@@ -1,12 +1,22 @@
-"""User-facing errors: the CLI prints their message without a traceback and exits non-zero."""
+"""User-facing errors: the CLI prints their message without a traceback and exits with their ``exit_code``.
+
+Exit codes a scheduler can rely on: 0 pushed or nothing new, 1 data or runtime error, 2 usage or
+configuration error, 3 the run finished but the model was not blessed (nothing pushed).
+"""
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3
 
 
 class RnnpipeError(Exception):
     """A problem the user can fix (bad input, bad config, missing data); the message says what and how."""
 
+    exit_code = EXIT_FAILED
+
 
 class ConfigError(RnnpipeError):
-    """An unknown key, a wrong type or an unparsable value in a configuration."""
+    """An unknown key, a wrong type, an out-of-range or unparsable value in a configuration."""
+
+    exit_code = EXIT_USAGE
 
 
 class DataError(RnnpipeError):
@@ -15,3 +25,7 @@ class DataError(RnnpipeError):
 
 class PipelineLockedError(RnnpipeError):
     """Another run of the same pipeline holds its lock."""
+
+
+class StageIOError(RnnpipeError):
+    """A stage could not read or write a path (read-only mount, no space left, permission denied)."""

@@ -102,15 +102,20 @@ class MetadataStore:
         return [dict(r, cache_hits=json.loads(r["cache_hits"] or "[]"), metrics=json.loads(r["metrics"] or "{}"))
                 for r in rows]
 
-    def abandon_stale(self, pipeline: str) -> int:
-        """Marks runs and executions left RUNNING by a killed process (the caller holds the pipeline lock)."""
+    def abandon_stale(self, pipeline: str) -> tuple[list[tuple[str, int]], list[str]]:
+        """Marks runs and executions left RUNNING by a killed process (the caller holds the pipeline lock).
+
+        Returns the abandoned executions as (component, id) and the MLflow run ids of the abandoned runs.
+        """
+        stale_exec = (executions.c.pipeline == pipeline) & (executions.c.status == "RUNNING")
+        stale_runs = (runs.c.pipeline == pipeline) & (runs.c.status == "RUNNING")
         with self.engine.begin() as c:
-            n = c.execute(executions.update().where(
-                (executions.c.pipeline == pipeline) & (executions.c.status == "RUNNING")
-            ).values(status="ABANDONED", finished_at=time.time())).rowcount
-            c.execute(runs.update().where((runs.c.pipeline == pipeline) & (runs.c.status == "RUNNING"))
-                      .values(status="ABANDONED", finished_at=time.time()))
-        return n
+            abandoned = [(r.component, r.id) for r in c.execute(
+                sa.select(executions.c.component, executions.c.id).where(stale_exec))]
+            mlflow_ids = [r[0] for r in c.execute(sa.select(runs.c.mlflow_run_id).where(stale_runs)) if r[0]]
+            c.execute(executions.update().where(stale_exec).values(status="ABANDONED", finished_at=time.time()))
+            c.execute(runs.update().where(stale_runs).values(status="ABANDONED", finished_at=time.time()))
+        return abandoned, mlflow_ids
 
     # executions -------------------------------------------------------------------------------
     def start_execution(self, run_id: str, pipeline: str, component: str, cache_key: str,

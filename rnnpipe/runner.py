@@ -23,24 +23,13 @@ from typing import Any
 
 from .config import Config
 from .dsl import Artifact, Component, Pipeline
-from .errors import PipelineLockedError, RnnpipeError
+from .errors import ConfigError, PipelineLockedError, RnnpipeError, StageIOError
+from .faults import fault_point
+from .fingerprint import fingerprint_dir
 from .metadata import MetadataStore, StoredArtifact
-from .tracking import Tracker, git_commit, tracking_uri
+from .tracking import Tracker, close_run, git_commit, tracking_uri
 
 log = logging.getLogger("rnnpipe")
-
-
-def fingerprint_dir(path: Path) -> str:
-    """A content hash of a file or directory tree (names and bytes)."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for f in files:
-        h.update(str(f.relative_to(path) if f != path else f.name).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        h.update(b"\0")
-    return h.hexdigest()
 
 
 class RecordingTracker:
@@ -151,7 +140,7 @@ def _selected(pipeline: Pipeline, from_step: str | None, only: str | None) -> tu
     """Steps forced to run, and upstream steps whose latest outputs are reused whatever their key."""
     for name in (from_step, only):
         if name is not None and name not in {s.id for s in pipeline.steps}:
-            raise RnnpipeError(f"no step '{name}' in pipeline {pipeline.name}; steps: "
+            raise ConfigError(f"no step '{name}' in pipeline {pipeline.name}; steps: "
                                f"{', '.join(s.id for s in pipeline.steps)}")
     if only:
         return {only}, pipeline.upstream_of(only)
@@ -167,16 +156,16 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
     forced, reuse_latest = _selected(pipeline, from_step, only)
     with pipeline_lock(root):
         store = MetadataStore(metadata_url(cfg))
-        if store.abandon_stale(pipeline.name):
-            log.warning("found executions left unfinished by a killed run; they are discarded and re-run")
-        for tmp in root.glob("*/.tmp-*"):
-            shutil.rmtree(tmp, ignore_errors=True)
+        uri = tracking_uri(cfg.mlflow.tracking_uri)
+        _recover(store, pipeline.name, root, uri)
 
         run_id = store.start_run(pipeline.name)
         experiment = cfg.mlflow.experiment or pipeline.name
-        tracker = Tracker.start(tracking_uri(cfg.mlflow.tracking_uri), experiment, f"{pipeline.name}-{run_id[:8]}",
-                                {"rnnpipe.pipeline_run_id": run_id, "rnnpipe.pipeline": pipeline.name,
-                                 "mlflow.source.git.commit": git_commit()})
+        tags = {"rnnpipe.pipeline_run_id": run_id, "rnnpipe.pipeline": pipeline.name}
+        commit = git_commit()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+        tracker = Tracker.start(uri, experiment, f"{pipeline.name}-{run_id[:8]}", tags)
         tracker.log_params(cfg.to_dict())
         store.set_run_mlflow_id(run_id, tracker.run_id)
         result = RunResult(run_id, tracker.run_id)
@@ -187,7 +176,7 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                 if only and step.id not in forced | reuse_latest:
                     continue
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-                in_artifacts = {k: Artifact(a.name, a.type, a.uri) for k, a in inputs.items()}
+                in_artifacts = {k: _artifact(a) for k, a in inputs.items()}
                 external = step.external_fingerprint(in_artifacts)
                 if external:  # what a step reads from outside the pipeline: for a source step, the data
                     kind = "external" if step.inputs else "data_fingerprint"
@@ -197,7 +186,7 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                                           reuse_latest=step.id in reuse_latest, result=result)
                 for name, art in outs.items():
                     produced[(step.id, name)] = art
-                result.outputs[step.id] = {n: Artifact(n, a.type, a.uri) for n, a in outs.items()}
+                result.outputs[step.id] = {n: _artifact(a) for n, a in outs.items()}
                 result.metrics[step.id] = metrics
             tracker.set_tag("rnnpipe.cache_hits", ",".join(result.cache_hits) or "none")
             tracker.set_tag("rnnpipe.executed", ",".join(result.executed) or "none")
@@ -213,6 +202,25 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
     return result
 
 
+def _artifact(stored: StoredArtifact) -> Artifact:
+    return Artifact(stored.name, stored.type, stored.uri, stored.fingerprint)
+
+
+def _recover(store: MetadataStore, pipeline: str, root: Path, uri: str) -> None:
+    """Cleans up after a killed run: its executions are ABANDONED (their outputs, renamed in or not, are
+    deleted: nothing reads them), its MLflow runs are closed as KILLED, and temporary folders go."""
+    abandoned, mlflow_runs = store.abandon_stale(pipeline)
+    if abandoned:
+        log.warning("found %d execution(s) left unfinished by a killed run (%s); they are discarded and re-run",
+                    len(abandoned), ", ".join(f"{c} {i}" for c, i in abandoned))
+    for component, execution_id in abandoned:
+        shutil.rmtree(root / component / str(execution_id), ignore_errors=True)
+    for tmp in root.glob("*/.tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+    for run_id in mlflow_runs:
+        close_run(uri, run_id, "KILLED")
+
+
 def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: dict[str, Artifact], external: str,
               pipeline: str, root: Path, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
               force: bool, reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
@@ -223,6 +231,12 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
             raise RnnpipeError(f"{step.id} has never completed in pipeline {pipeline}: run the whole pipeline first")
     else:
         previous = None if force else store.find_complete(pipeline, step.id, key)
+    if previous is not None and not reuse_latest:
+        reason = step.verify_cached({n: _artifact(a) for n, a in store.outputs_of(previous).items()},
+                                    _context(step, pipeline, previous, root, key, cfg, tracker, root / step.id))
+        if reason:
+            log.warning("%s: cached execution %d cannot be reused: %s; running it again", step.id, previous, reason)
+            previous = None
     if previous is not None:
         record = store.execution_metrics(previous)
         store.start_execution(run_id, pipeline, step.id, key, status="CACHED", reused=previous)
@@ -236,30 +250,48 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
     step_dir = root / step.id
     tmp, final = step_dir / f".tmp-{execution_id}", step_dir / str(execution_id)
     out_artifacts = {name: Artifact(name, type_, str(tmp / name)) for name, type_ in step.OUTPUTS.items()}
-    for art in out_artifacts.values():
-        Path(art.uri).mkdir(parents=True)
-    scratch = root / ".scratch" / step.id / key[:16]
-    scratch.mkdir(parents=True, exist_ok=True)
-    ctx = ExecutionContext(pipeline, step.id, execution_id, scratch, [f"--runner={cfg.beam.runner}", *cfg.beam.options],
-                           cfg.distribution.strategy, Path(cfg.serving_dir).resolve(),
-                           RecordingTracker(tracker, tmp.resolve(), final.resolve()))
+    ctx = _context(step, pipeline, execution_id, root, key, cfg, tracker, tmp, final)
     log.info("%s: running (execution %d)", step.id, execution_id)
     started = time.time()
     try:
+        for art in out_artifacts.values():
+            Path(art.uri).mkdir(parents=True)
+        ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
+        fault_point(f"before:{step.id}")
         metrics = step.executor(in_artifacts, out_artifacts, dict(step.params), ctx) or {}
-    except BaseException:
+        elapsed = time.time() - started
+        ctx.tracker.log_metric(f"time/{step.id}_seconds", elapsed)
+        ctx.tracker.log_metrics({f"{step.id}/{k}": v for k, v in metrics.items()})
+        os.replace(tmp, final)
+        fault_point(f"renamed:{step.id}")
+        outs = {a.name: a for a in store.record_outputs(execution_id, [
+            (name, type_, str(final / name), fingerprint_dir(final / name)) for name, type_ in step.OUTPUTS.items()])}
+    except BaseException as e:
         store.finish_execution(execution_id, "FAILED")
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(final, ignore_errors=True)
+        if isinstance(e, OSError):  # a read-only mount, a full disk: one line naming the stage and the path
+            raise StageIOError(_io_message(step.id, e)) from e
         raise
-    elapsed = time.time() - started
-    ctx.tracker.log_metric(f"time/{step.id}_seconds", elapsed)
-    ctx.tracker.log_metrics({f"{step.id}/{k}": v for k, v in metrics.items()})
-    os.replace(tmp, final)
-    outs = {a.name: a for a in store.record_outputs(execution_id, [
-        (name, type_, str(final / name), fingerprint_dir(final / name)) for name, type_ in step.OUTPUTS.items()])}
     ctx.tracker.record["final"] = metrics
     store.finish_execution(execution_id, "COMPLETE", ctx.tracker.record)
-    shutil.rmtree(scratch, ignore_errors=True)
+    fault_point(f"after:{step.id}")
+    shutil.rmtree(ctx.scratch_dir, ignore_errors=True)
     result.executed.append(step.id)
     log.info("%s: done in %.1fs", step.id, elapsed)
     return outs, metrics
+
+
+def _context(step: Component, pipeline: str, execution_id: int, root: Path, key: str, cfg: Config,
+             tracker: Tracker, tmp: Path, final: Path | None = None) -> ExecutionContext:
+    return ExecutionContext(pipeline, step.id, execution_id, root / ".scratch" / step.id / key[:16],
+                            [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
+                            Path(cfg.serving_dir).resolve(),
+                            RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()))
+
+
+def _io_message(step: str, e: OSError) -> str:
+    where = f" {e.filename}" if e.filename else ""
+    hint = {28: "free some space", 30: "the location is read-only: point the config at a writable one",
+            13: "check the permissions"}.get(e.errno or 0, "check the path")
+    return f"{step}: cannot read or write{where}: {e.strerror or e}; {hint}"

@@ -1,13 +1,25 @@
-"""The TF Serving layout: ``<serving_dir>/<model>/<version>/`` and a ``models.config`` beside them."""
+"""The TF Serving layout: ``<serving_dir>/<model>/<version>/`` and a ``models.config`` beside them.
+
+Each version folder carries a push record (``PUSH_RECORD``, a file TF Serving ignores) with the fingerprint
+of the model it holds, so a re-run can tell that a model is already served instead of pushing a duplicate.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-from .errors import RnnpipeError
+from .errors import ConfigError
+from .faults import fault_point
+
+PUSH_RECORD = "assets.extra/rnnpipe_push.json"  # TF Serving reads only the warmup file in assets.extra
+TMP_PREFIX = ".tmp-"  # a version being assembled: .tmp-<version>-<pid>
+MODELS_CONFIG_MODE = 0o644  # TF Serving often runs as another user: it must be able to read the config
 
 
 def versions(base: Path) -> list[int]:
@@ -41,10 +53,10 @@ def rollback(base: Path, target: int | None = None) -> tuple[int, list[int]]:
     found = versions(base)
     if target is None:
         if len(found) < 2:
-            raise RnnpipeError(f"{base}: nothing to roll back to (versions: {found or 'none'})")
+            raise ConfigError(f"{base}: nothing to roll back to (versions: {found or 'none'})")
         target = found[-2]
     if target not in found:
-        raise RnnpipeError(f"{base}: no version {target} to roll back to; versions: {found or 'none'}")
+        raise ConfigError(f"{base}: no version {target} to roll back to; versions: {found or 'none'}")
     parked = [v for v in found if v > target]
     (base / ROLLED_BACK).mkdir(exist_ok=True)
     stamp = int(time.time())
@@ -54,13 +66,71 @@ def rollback(base: Path, target: int | None = None) -> tuple[int, list[int]]:
 
 
 def write_models_config(serving_dir: Path, container_root: str = "/models") -> Path:
-    """TF Serving's --model_config_file for every model under ``serving_dir`` (as mounted at container_root)."""
+    """TF Serving's --model_config_file for every model under ``serving_dir`` (as mounted at container_root).
+
+    Written to a temporary file and renamed, so TF Serving (which polls it) never reads half a file; a failed
+    write removes its temporary file and leaves the previous config as it was.
+    """
     entries = []
     for model in sorted(p for p in serving_dir.iterdir() if p.is_dir() and versions(p)):
         entries.append(f'  config {{\n    name: "{model.name}"\n    base_path: "{container_root}/{model.name}"\n'
                        f'    model_platform: "tensorflow"\n  }}\n')
     path = serving_dir / "models.config"
-    with tempfile.NamedTemporaryFile("w", dir=serving_dir, delete=False, suffix=".tmp") as fh:
-        fh.write("model_config_list {\n" + "".join(entries) + "}\n")
-    os.replace(fh.name, path)
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=serving_dir, prefix=".models.config.", suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            fault_point("Pusher.models_config", path)
+            fh.write("model_config_list {\n" + "".join(entries) + "}\n")
+        os.chmod(tmp, MODELS_CONFIG_MODE)  # mkstemp creates 0600
+        os.replace(tmp, path)
+    except OSError as e:  # name the config, not the temporary file, which is gone
+        raise OSError(e.errno, e.strerror, str(path)) from e
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
+
+
+def read_push_record(version_dir: Path) -> dict:
+    """The push record of a version folder; {} for one pushed before records existed, or unreadable."""
+    try:
+        return json.loads((version_dir / PUSH_RECORD).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def find_pushed(base: Path, fingerprint: str) -> tuple[int, bool] | None:
+    """(version, rolled back?) of the newest version folder under ``base`` that holds the model with
+    ``fingerprint``, served or parked under ``.rolled_back/``; None if it was never pushed there."""
+    served = [(v, base / str(v), False) for v in versions(base)]
+    parked = [(int(p.name.split("-")[0]), p, True) for p in (base / ROLLED_BACK).glob("*")
+              if p.name.split("-")[0].isdigit() and (p / "saved_model.pb").exists()]
+    for version, folder, rolled_back in sorted(served + parked, reverse=True):
+        if read_push_record(folder).get("model_fingerprint") == fingerprint:
+            return version, rolled_back
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_tmp(base: Path) -> list[str]:
+    """Removes ``.tmp-<version>-<pid>`` folders left under ``base`` by a killed or failed push (their process
+    is gone, or is this one); returns their names. A folder of a live push elsewhere is left alone."""
+    removed = []
+    for tmp in sorted(base.glob(f"{TMP_PREFIX}*")) if base.is_dir() else []:
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+            continue
+        shutil.rmtree(tmp, ignore_errors=True)
+        removed.append(tmp.name)
+    return removed

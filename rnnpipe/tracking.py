@@ -42,16 +42,33 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def git_commit() -> str:
+def git_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the repository the user runs in (their code and config), or None outside one."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or "unknown"
+                             cwd=cwd or os.getcwd())
+        return out.stdout.strip() or None if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
+
+
+def close_run(uri: str, run_id: str, status: str) -> None:
+    """Ends a run a killed process left RUNNING (it would show as running forever in the MLflow UI)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        if client.get_run(run_id).info.status == "RUNNING":
+            client.set_tag(run_id, "rnnpipe.error", "the process running this pipeline was killed")
+            client.set_terminated(run_id, status=status)
+    except MlflowException:  # the run lives in another tracking store: nothing to close here
+        pass
 
 
 SERVING_VERSION_TAG = "rnnpipe.serving_version"
+SERVING_PATH_TAG = "rnnpipe.serving_path"  # <serving_dir>/<model>: version numbers restart in a new serving_dir
+FINGERPRINT_TAG = "rnnpipe.model_fingerprint"  # ... and in an emptied one
 
 
 def ensure_registered_model(client: Any, name: str) -> None:
@@ -63,17 +80,27 @@ def ensure_registered_model(client: Any, name: str) -> None:
         client.create_registered_model(name, description=f"rnnpipe application '{name}', TF Serving layout")
 
 
-def move_alias_to_serving_version(uri: str, name: str, serving_version: int, alias: str = "champion") -> str | None:
+def find_registry_version(client: Any, name: str, serving_version: int, serving_path: str | None = None,
+                          fingerprint: str | None = None) -> str | None:
+    """The newest registry version of ``name`` tagged as pushed to TF Serving as ``serving_version`` (to
+    ``serving_path``, holding the model ``fingerprint``, where given; an entry without those tags, registered
+    before they existed, matches any); None if there is none."""
+    found = client.search_model_versions(f"name = '{name}' and tags.`{SERVING_VERSION_TAG}` = '{serving_version}'")
+    wanted = {SERVING_PATH_TAG: serving_path, FINGERPRINT_TAG: fingerprint}
+    found = [v for v in found if all(value is None or v.tags.get(tag, value) == value for tag, value in wanted.items())]
+    return str(max(int(v.version) for v in found)) if found else None
+
+
+def move_alias_to_serving_version(uri: str, name: str, serving_version: int, alias: str = "champion",
+                                  serving_path: str | None = None) -> str | None:
     """Points ``alias`` at the registry version that was pushed as ``serving_version``; None if none was."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
-    found = client.search_model_versions(f"name = '{name}' and tags.`{SERVING_VERSION_TAG}` = '{serving_version}'")
-    if not found:
-        return None
-    version = max(found, key=lambda v: int(v.version)).version
-    client.set_registered_model_alias(name, alias, version)
-    return str(version)
+    version = find_registry_version(client, name, serving_version, serving_path)
+    if version is not None:
+        client.set_registered_model_alias(name, alias, version)
+    return version
 
 
 class Tracker:
@@ -121,14 +148,34 @@ class Tracker:
     def set_tag(self, key: str, value: Any) -> None:
         self.client.set_tag(self.run_id, key, value if isinstance(value, str) else json.dumps(value))
 
-    def register_model(self, name: str, artifact_path: str, serving_version: int, alias: str = "champion") -> str:
-        """Registers this run's ``artifact_path`` as a new version of ``name`` and points ``alias`` at it."""
+    def registry_version(self, name: str, serving_version: int, serving_path: str | None = None,
+                         fingerprint: str | None = None) -> str | None:
+        return find_registry_version(self.client, name, serving_version, serving_path, fingerprint)
+
+    def register_model(self, name: str, artifact_path: str, serving_version: int, alias: str = "champion",
+                       serving_path: str | None = None, fingerprint: str | None = None) -> str:
+        """Points ``alias`` at the registry version of ``name`` pushed as ``serving_version`` (to ``serving_path``,
+        holding ``fingerprint``), registering this run's ``artifact_path`` as that version first if there is none.
+        Idempotent: a re-run after a kill between the push and the registration adds the missing entry, never
+        a second one."""
         ensure_registered_model(self.client, name)
-        source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
-        version = self.client.create_model_version(name, source, run_id=self.run_id,
-                                                   tags={SERVING_VERSION_TAG: str(serving_version)}).version
+        version = find_registry_version(self.client, name, serving_version, serving_path, fingerprint)
+        if version is None:
+            tags = {SERVING_VERSION_TAG: str(serving_version), SERVING_PATH_TAG: serving_path,
+                    FINGERPRINT_TAG: fingerprint}
+            source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
+            version = self.client.create_model_version(name, source, run_id=self.run_id,
+                                                       tags={k: v for k, v in tags.items() if v is not None}).version
         self.client.set_registered_model_alias(name, alias, version)
         return str(version)
 
     def finish(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
+
+
+def experiment_id(uri: str, name: str) -> str | None:
+    """The id of experiment ``name`` in the store at ``uri`` (None if it does not exist yet)."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).get_experiment_by_name(name)
+    return found.experiment_id if found else None

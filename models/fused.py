@@ -63,7 +63,13 @@ def library_path() -> Path:
     for part in (SOURCE.read_bytes(), tf.__version__.encode(), tf.sysconfig.get_compile_flags(), CXXFLAGS,
                  platform.machine(), _cpu_flags()):
         key.update(repr(part).encode() if not isinstance(part, bytes) else part)
-    return SOURCE.with_name(f"rnn_kernels-{key.hexdigest()[:16]}.so")
+    return kernels_dir() / f"rnn_kernels-{key.hexdigest()[:16]}.so"
+
+
+def kernels_dir() -> Path:
+    """A user cache folder, not the source tree, so a wheel or read-only install can build them too."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "rnnpipe" / "kernels"
 
 
 def build(force: bool = False) -> Path:
@@ -72,6 +78,7 @@ def build(force: bool = False) -> Path:
     if target.exists() and not force:
         return target
     compiler = os.environ.get("CXX", "g++")
+    target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         partial = Path(tmp) / target.name
         command = [compiler, *CXXFLAGS, str(SOURCE), "-o", str(partial),

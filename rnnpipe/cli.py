@@ -154,6 +154,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     found = experiment_id(uri, args.app) if args.app else None
     print(f"MLflow UI on {uri}: {url}/#/experiments/{found}/runs" if found else
           f"MLflow UI on {uri}: {url}/#/experiments (runs are under each application's experiment)")
+    # MLflow's GenAI job runners (huey consumers, one process each) serve nothing a pipeline logs.
+    os.environ.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
     os.execv(sys.executable, cmd)
     return 0
 

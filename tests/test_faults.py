@@ -1,0 +1,61 @@
+"""Fault injection: a run killed with SIGKILL at any point resumes, and nothing half-done is mistaken for done.
+
+``RNNPIPE_FAULT`` (rnnpipe/faults.py) makes the process kill itself at a named point in the real code path:
+before a stage's executor, after its output folder is renamed in but before the metadata says COMPLETE, after
+it is recorded, inside the Trainer's backup write and the Pusher's version rename. No sleeps tuned to timing.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+from toy_components import toy_config, toy_pipeline
+
+from rnnpipe.metadata import executions
+from rnnpipe.runner import metadata_url, run_pipeline
+
+TESTS = Path(__file__).resolve().parent
+TOY_RUN = ("import sys; from pathlib import Path; from toy_components import toy_config, toy_pipeline; "
+           "from rnnpipe.runner import run_pipeline; run_pipeline(toy_pipeline(), toy_config(Path(sys.argv[1])))")
+
+
+def run_killed_at(point: str, work: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "RNNPIPE_FAULT": point}
+    proc = subprocess.run([sys.executable, "-c", TOY_RUN, str(work)], cwd=work, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"{point}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+
+
+def test_kills_at_every_stage_boundary_resume_to_the_same_result(workdir: Path) -> None:
+    # Each killed run resumes the previous one and dies one boundary further on.
+    points = ["after:Source", "renamed:Scale", "before:ScaleAgain"]
+    root = workdir / "pipeline_root" / "toy"
+    for point in points:
+        run_killed_at(point, workdir)
+        if point == "renamed:Scale":
+            assert list(root.glob("Scale/[0-9]*")), "Scale's output was renamed in before the kill"
+
+    resumed = run_pipeline(toy_pipeline(), toy_config(workdir))
+    assert resumed.executed == ["ScaleAgain"] and resumed.cache_hits == ["Source", "Scale"]
+    assert int(Path(resumed.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text()) == 60
+    engine = sa.create_engine(metadata_url(toy_config(workdir)))
+    with engine.connect() as c:
+        rows = c.execute(sa.select(executions.c.id, executions.c.component, executions.c.status)).all()
+    complete = {(r.component, r.id) for r in rows if r.status == "COMPLETE"}
+    assert sorted(c for c, _ in complete) == ["Scale", "ScaleAgain", "Source"]
+    # Only complete executions' folders remain: a renamed-in but unrecorded output is gone, as are temp folders.
+    on_disk = {(p.parent.name, int(p.name)) for p in root.glob("*/[0-9]*")}
+    assert on_disk == complete
+    assert not list(root.rglob(".tmp-*"))
+    # Every killed pipeline run's MLflow run is closed, none stays RUNNING.
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
+    statuses = sorted(r.info.status for r in runs)
+    assert statuses == ["FINISHED"] + ["KILLED"] * len(points), statuses

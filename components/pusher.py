@@ -1,8 +1,11 @@
 """Pusher: copies a model blessed by the Evaluator (and the InfraValidator, when wired) into the
 TF Serving layout ``<serving_dir>/<model>/<version>/``.
 
-The version folder is assembled under a temporary name (TF Serving ignores non-integer names) with
-``saved_model.pb`` written last, then renamed; ``models.config`` lists every pushed model.
+The version folder is assembled under a temporary name (TF Serving ignores non-integer names) with its push
+record (the model's fingerprint) and ``saved_model.pb`` written last, then renamed; ``models.config`` lists
+every pushed model. Pushes are idempotent: a model already served as the latest version is not copied again,
+only what is missing (the registry entry, the @champion alias, ``models.config``) is completed, and a cache
+hit is reused only while its version is still served and registered (``Pusher.verify_cached``).
 """
 
 from __future__ import annotations
@@ -10,25 +13,68 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
 from rnnpipe.dsl import Artifact, Component, Param
-from rnnpipe.serving import next_version, versions, write_models_config
+from rnnpipe.errors import StageIOError
+from rnnpipe.faults import fault_point
+from rnnpipe.fingerprint import fingerprint_dir
+from rnnpipe.serving import (
+    PUSH_RECORD,
+    ROLLED_BACK,
+    TMP_PREFIX,
+    find_pushed,
+    next_version,
+    read_push_record,
+    remove_stale_tmp,
+    versions,
+    write_models_config,
+)
 
 from .infra_validator import WARMUP_FILE
 
+RECORD = "pushed.json"  # the Pusher's own output: what it pushed, where, and which model
 
-def push(model_dir: Path, base: Path, warmup: Path | None = None) -> tuple[int, Path]:
-    base.mkdir(parents=True, exist_ok=True)
+
+def _copy_tree(src: Path, dst: Path, skip: str) -> None:
+    """Copies ``src`` into ``dst`` file by file (not shutil.copytree: its shutil.Error lists every failure
+    and names none clearly), so an OSError names the file it could not write."""
+    for path in sorted(src.rglob("*")):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        elif path.relative_to(src).as_posix() != skip:
+            fault_point("Pusher.copy", target)
+            shutil.copy2(path, target)
+
+
+def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = None) -> tuple[int, Path]:
+    """Copies ``model_dir`` in as the next version under ``base``; on failure no version and no temporary
+    folder is left behind (raises StageIOError naming the folder)."""
     version = next_version(base)
-    tmp, final = base / f".tmp-{version}-{os.getpid()}", base / str(version)
-    shutil.copytree(model_dir, tmp, ignore=shutil.ignore_patterns("saved_model.pb"))
-    if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
-        (tmp / "assets.extra").mkdir(exist_ok=True)
-        shutil.copy2(warmup, tmp / "assets.extra" / WARMUP_FILE)
-    shutil.copy2(model_dir / "saved_model.pb", tmp / "saved_model.pb")
-    os.replace(tmp, final)
+    tmp, final = base / f"{TMP_PREFIX}{version}-{os.getpid()}", base / str(version)
+    try:
+        tmp.mkdir()
+        _copy_tree(model_dir, tmp, skip="saved_model.pb")
+        (tmp / PUSH_RECORD).parent.mkdir(exist_ok=True)
+        if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
+            fault_point("Pusher.copy", tmp / "assets.extra" / WARMUP_FILE)
+            shutil.copy2(warmup, tmp / "assets.extra" / WARMUP_FILE)
+        (tmp / PUSH_RECORD).write_text(json.dumps({
+            "model_fingerprint": fingerprint, "source": str(model_dir),
+            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+        fault_point("Pusher.copy", tmp / "saved_model.pb")
+        shutil.copy2(model_dir / "saved_model.pb", tmp / "saved_model.pb")  # last: TF Serving's "complete" mark
+        os.replace(tmp, final)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        hint = {28: "free some space", 30: "the location is read-only: point serving_dir at a writable one",
+                13: "check the permissions"}.get(e.errno or 0, "check the path")
+        raise StageIOError(f"Pusher: cannot write version {version} to {base}: {e.strerror or e} "
+                           f"({e.filename or tmp}); {hint}. Nothing was pushed.") from e
+    fault_point("Pusher.renamed", final)  # a kill here: the re-run finds the version and completes the rest
     return version, final
 
 
@@ -40,22 +86,71 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         infra_blessing = json.loads(infra.path("infra_blessing.json").read_text())
         if not infra_blessing["blessed"]:
             reasons.append(f"InfraValidator: {infra_blessing['reason']}")
-    record = outputs["pushed_model"].path("pushed.json")
+    record = outputs["pushed_model"].path(RECORD)
     if reasons:
         ctx.log("model not blessed, nothing pushed: " + "; ".join(reasons))
         record.write_text(json.dumps({"pushed": False, "reasons": reasons}))
         return {"pushed": 0}
-    base = ctx.serving_dir / params["model_name"]
-    version, path = push(inputs["model"].path(), base, infra.path(WARMUP_FILE) if infra else None)
+
+    name, base = params["model_name"], _base(params, ctx)
+    model = inputs["model"]
+    fingerprint = model.fingerprint or fingerprint_dir(model.path())
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StageIOError(f"Pusher: cannot create {base}: {e.strerror or e}; point serving_dir at a writable "
+                           "location. Nothing was pushed.") from e
+    if stale := remove_stale_tmp(base):
+        ctx.log(f"removed {len(stale)} unfinished push(es) left in {base}: {', '.join(stale)}")
+
+    found = find_pushed(base, fingerprint)
+    if found is not None and (found[1] or found[0] != versions(base)[-1]):
+        version, rolled_back = found
+        where = (f"was rolled back (it is kept under {base / ROLLED_BACK})" if rolled_back else
+                 f"is older than the served version {versions(base)[-1]} (`rnnpipe rollback {name} {version}` "
+                 "serves it again)")
+        reason = f"this model is already version {version} under {base}, which {where}: not pushed again"
+        ctx.log(reason)
+        record.write_text(json.dumps({"pushed": False, "reasons": [reason], "same_as_version": version}))
+        return {"pushed": 0, "same_as_version": version}
+    if found is not None:
+        version, path = found[0], base / str(found[0])
+        ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
+    else:
+        version, path = push(model.path(), base, fingerprint, infra.path(WARMUP_FILE) if infra else None)
     for old in versions(base)[:-params["keep_versions"]]:
         shutil.rmtree(base / str(old), ignore_errors=True)
-    write_models_config(ctx.serving_dir)
-    record.write_text(json.dumps({"pushed": True, "version": version, "path": str(path)}))
+    write_models_config(base.parent)
     ctx.tracker.set_tag("rnnpipe.pushed_version", str(version))
-    registered = ctx.tracker.register_model(params["model_name"], params["registry_artifact"], version)
-    ctx.log(f"pushed version {version} to {path}; MLflow model '{params['model_name']}' version {registered} "
-            "is now @champion")
-    return {"pushed": 1, "version": version, "registry_version": int(registered)}
+    registered = ctx.tracker.register_model(name, params["registry_artifact"], version, serving_path=str(base),
+                                               fingerprint=fingerprint)
+    record.write_text(json.dumps({"pushed": True, "version": version, "path": str(path), "model_name": name,
+                                  "model_fingerprint": fingerprint, "registry_version": int(registered)}))
+    ctx.log(f"{'pushed' if found is None else 'serving'} version {version} at {path}; MLflow model '{name}' "
+            f"version {registered} is now @champion")
+    return {"pushed": 1, "version": version, "registry_version": int(registered),
+            "already_served": int(found is not None)}
+
+
+def _base(params: dict, ctx: Any) -> Path:
+    return Path(params.get("serving_dir") or ctx.serving_dir).resolve() / params["model_name"]
+
+
+def verify_push(record: dict, name: str, base: Path, tracker: Any) -> str | None:
+    """Why a recorded push is no longer in effect (version folder gone or replaced, registry entry missing),
+    or None while it is. Reads two small files and asks the registry once: no TensorFlow."""
+    if not record.get("pushed"):
+        return None  # nothing was pushed: nothing outside the pipeline root to check
+    version, path = record["version"], Path(record["path"])
+    if path.parent != base:
+        return f"version {version} was pushed to {path.parent}, not to {base}"
+    if not (path / "saved_model.pb").exists():
+        return f"version {version} is no longer in {base}"
+    if read_push_record(path).get("model_fingerprint") != record.get("model_fingerprint"):
+        return f"{path} holds a different model than the one pushed"
+    if tracker.registry_version(name, version, str(base), record.get("model_fingerprint")) is None:
+        return f"the MLflow registry has no version of '{name}' pushed as serving version {version}"
+    return None
 
 
 class Pusher(Component):
@@ -64,7 +159,16 @@ class Pusher(Component):
     OUTPUTS = {"pushed_model": "PushedModel"}
     PARAMETERS = {
         "model_name": Param(str),
-        "keep_versions": Param(int, 5),
+        "serving_dir": Param(str, None, doc="where TF Serving's model folders live (absolute: part of the cache "
+                                            "key); None: the config's serving_dir"),
+        "keep_versions": Param(int, 5, doc="versions kept in the serving folder", min=1),
         "registry_artifact": Param(str, "serving_model", doc="the run's artifact path registered in MLflow"),
     }
     executor = staticmethod(run_pusher)
+
+    def verify_cached(self, outputs: dict[str, Artifact], ctx: Any) -> str | None:
+        try:
+            record = json.loads(outputs["pushed_model"].path(RECORD).read_text())
+        except (OSError, ValueError) as e:
+            return f"its record {outputs['pushed_model'].path(RECORD)} is unreadable ({e})"
+        return verify_push(record, self.params["model_name"], _base(self.params, ctx), ctx.tracker)

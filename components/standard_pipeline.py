@@ -49,5 +49,5 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                         **(cfg.evaluator.to_dict() if evaluator is None else evaluator)})
     infra = InfraValidator(model=model["model"], examples=examples, model_name=name, **cfg.infra_validator)
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, model_name=name,
-                    **cfg.pusher)
+                    serving_dir=str(Path(cfg.serving_dir).resolve()), **cfg.pusher)
     return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher])

@@ -55,10 +55,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {step}.{key}: {value:.4f}")
         if "version" in metrics:
             print(f"  pushed: version {metrics['version']} -> {Path(cfg.serving_dir).resolve() / args.app}")
+        elif "same_as_version" in metrics:
+            print(f"  pushed: nothing new (this model is version {metrics['same_as_version']}, rolled back "
+                  "or superseded since; `rnnpipe rollback` serves it again)")
         elif metrics.get("pushed") == 0:
             print("  pushed: nothing (the model was not blessed)")
     print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
-    not_blessed = any(m.get("pushed") == 0 for m in result.metrics.values())
+    not_blessed = any(m.get("pushed") == 0 and "same_as_version" not in m for m in result.metrics.values())
     return EXIT_NOT_BLESSED if not_blessed else EXIT_OK
 
 
@@ -135,8 +138,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    target, parked = rollback(Path(cfg.serving_dir) / args.app, args.version)
-    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), args.app, target)
+    base = (Path(cfg.serving_dir) / args.app).resolve()
+    target, parked = rollback(base, args.version)
+    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), args.app, target,
+                                             serving_path=str(base))
     print(f"{args.app}: serving version {target} again (parked {parked or 'nothing'} under .rolled_back/)")
     print("  MLflow: " + (f"'{args.app}' version {registry} is @champion" if registry
                            else f"no registry version was pushed as {target}; alias unchanged"))

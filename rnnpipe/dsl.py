@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .code_closure import closure_hash
 from .errors import ConfigError
 
 _REQUIRED = object()
@@ -96,8 +96,8 @@ class Ref(str):
         return obj
 
     def source_hash(self) -> str:
-        module = importlib.import_module(self.partition(":")[0])
-        return _hash_text(inspect.getsource(module))
+        """A hash of the referenced module and the project modules it imports (rnnpipe/code_closure.py)."""
+        return closure_hash(self.partition(":")[0])
 
 
 def _hash_text(text: str) -> str:
@@ -187,8 +187,9 @@ class Component:
         return None
 
     def code_version(self) -> str:
-        """Hash of the component's own module, the packages it names in CODE, and referenced code."""
-        parts = [type(self).VERSION, inspect.getsource(inspect.getmodule(type(self)))]
+        """Hash of the component's module and what it imports, the packages it names in CODE, and referenced
+        code (each with its import closure within the project)."""
+        parts = [type(self).VERSION, closure_hash(type(self).__module__)]
         for package in type(self).CODE:
             parts.append(_package_source(package))
         for value in self.params.values():

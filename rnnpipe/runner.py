@@ -59,9 +59,12 @@ class RecordingTracker:
         self._tracker.set_tag(key, value)
         self.record["tags"].append([key, value])
 
-    def register_model(self, name: str, artifact_path: str, serving_version: int) -> str:
-        # Not recorded: a cache hit of the Pusher pushed nothing new, so it registers nothing.
-        return self._tracker.register_model(name, artifact_path, serving_version)
+    def register_model(self, *args: Any, **kwargs: Any) -> str:
+        # Not recorded: a registry entry is an effect, not a log; a cache hit of the Pusher registers nothing.
+        return self._tracker.register_model(*args, **kwargs)
+
+    def registry_version(self, *args: Any, **kwargs: Any) -> str | None:
+        return self._tracker.registry_version(*args, **kwargs)
 
 
 def replay(tracker: Tracker, record: dict) -> None:

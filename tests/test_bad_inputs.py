@@ -40,7 +40,7 @@ ENGINE = [
          message=r"ExampleGen has never completed in pipeline sentiment: run the whole pipeline first"),
 ]
 
-AREAS = ["cases_bad_readers", "cases_bad_validation", "cases_bad_config"]
+AREAS = ["cases_bad_readers", "cases_bad_validation", "cases_bad_config", "cases_bad_pusher"]
 CASES = ENGINE + [case for area in AREAS for case in importlib.import_module(area).CASES]
 
 

@@ -105,7 +105,7 @@ def test_a_nan_with_missing_reject_stops_at_its_file_and_line_and_nothing_is_pus
     path = workdir / "load.csv"
     lines = SAMPLE.read_text().splitlines()
     path.write_text("\n".join(line for line in lines if not line.endswith(",")).replace("317.6", "NaN") + "\n")
-    assert main(["run", "forecasting", *SMALL, "--set", f"data.path={path}", "--set", "data.missing=reject"]) == 2
+    assert main(["run", "forecasting", *SMALL, "--set", f"data.path={path}", "--set", "data.missing=reject"]) == 1
     err = capsys.readouterr().err
     assert re.search(r"load\.csv:4: column 'value' is 'NaN', a missing value; data\.missing is 'reject': fix the file, "
                      r"or set data\.missing=interpolate", err), err

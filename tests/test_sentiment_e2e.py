@@ -116,17 +116,15 @@ def test_registry_alias_follows_pushes_and_rollback(pushed: dict, capsys: pytest
     client = MlflowClient(f"sqlite:///{pushed['work'] / 'mlflow.db'}")
     champion = client.get_model_version_by_alias("sentiment", "champion")
     assert champion.tags["rnnpipe.serving_version"] == "1"
-    # Re-running the gate and the Pusher pushes the same model again, as version 2.
+    # Re-running the gate and the Pusher on the same model pushes no duplicate: version 1 stays the champion.
     assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--from", "Evaluator"]) == 0
     serving = pushed["work"] / "serving" / "sentiment"
-    assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1", "2"]
-    assert client.get_model_version_by_alias("sentiment", "champion").tags["rnnpipe.serving_version"] == "2"
-    capsys.readouterr()
-    assert main(["rollback", "sentiment"]) == 0
-    assert "serving version 1 again (parked [2]" in capsys.readouterr().out
     assert sorted(p.name for p in serving.iterdir() if p.name.isdigit()) == ["1"]
-    back = client.get_model_version_by_alias("sentiment", "champion")
-    assert back.version == champion.version and back.tags["rnnpipe.serving_version"] == "1"
+    assert len(client.search_model_versions("name = 'sentiment'")) == 1
+    assert client.get_model_version_by_alias("sentiment", "champion").version == champion.version
+    capsys.readouterr()
+    assert main(["rollback", "sentiment"]) == 2  # with one version there is nothing to roll back to
+    assert "nothing to roll back to (versions: [1])" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("name, content, message", [
@@ -139,7 +137,7 @@ def test_bad_input_fails_clearly_and_leaves_nothing(workdir: Path, capsys: pytes
     path = workdir / (name or "missing.jsonl")
     if content is not None:
         path.write_text(content)
-    assert main(["run", "sentiment", "--set", f"data.path={path}", "--set", "example_gen.split_key=[]"]) == 2
+    assert main(["run", "sentiment", "--set", f"data.path={path}", "--set", "example_gen.split_key=[]"]) == 1
     assert re.search(message, capsys.readouterr().err)
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "sentiment" / "ExampleGen"
@@ -168,7 +166,7 @@ def poisoned_sample(workdir: Path, poison, name: str = "poisoned.jsonl") -> Path
 def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pytest.CaptureFixture,
                                                       poison, report: str) -> None:
     path = poisoned_sample(workdir, poison)
-    assert main(["run", "sentiment", "--set", f"data.path={path}"]) == 2
+    assert main(["run", "sentiment", "--set", f"data.path={path}"]) == 1
     err = capsys.readouterr().err
     assert "ExampleValidator found" in err and "the run stops before Transform" in err
     assert re.search(report, err), err
@@ -180,7 +178,7 @@ def test_poisoned_data_stops_at_the_example_validator(workdir: Path, capsys: pyt
 def test_drift_between_consecutive_spans_stops_the_run(workdir: Path, capsys: pytest.CaptureFixture) -> None:
     poisoned_sample(workdir, lambda i, r: r, "reviews-1.jsonl")
     poisoned_sample(workdir, lambda i, r: {**r, "label": int(i % 20 != 0)}, "reviews-2.jsonl")  # 95% positive
-    assert main(["run", "sentiment", "--set", f"data.path={workdir / 'reviews-{SPAN}.jsonl'}"]) == 2
+    assert main(["run", "sentiment", "--set", f"data.path={workdir / 'reviews-{SPAN}.jsonl'}"]) == 1
     err = capsys.readouterr().err
     assert re.search(r"split 'train', feature 'label': DRIFT: L-infinity distance 0\.4\d+ from 'previous span'", err)
     assert "SKEW" not in err  # within the latest span, train/eval/test agree

@@ -95,7 +95,7 @@ def test_malformed_conllu_line_stops_the_run_with_file_and_line(workdir: Path, c
     lines[target] = "\t".join(lines[target].split("\t")[:8])  # 8 columns instead of 10
     bad = workdir / "bad.conllu"
     bad.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    assert main(["run", "tagging", "--set", f"data.path={bad}"]) == 2
+    assert main(["run", "tagging", "--set", f"data.path={bad}"]) == 1
     err = capsys.readouterr().err
     assert re.search(rf"{re.escape(str(bad))}:{target + 1}: expected 10 tab-separated columns .* got 8", err), err
     assert not (workdir / "serving").exists()

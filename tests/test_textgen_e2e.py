@@ -125,7 +125,7 @@ def test_empty_text_file_stops_the_run_and_nothing_is_pushed(workdir: Path, caps
     texts = workdir / "texts"
     shutil.copytree(SAMPLE, texts)
     (texts / "b_empty.txt").write_text("\n\n")
-    assert main(["run", "textgen", "--set", f"data.path={texts}", *SMALL]) == 2
+    assert main(["run", "textgen", "--set", f"data.path={texts}", *SMALL]) == 1
     assert f"{texts / 'b_empty.txt'}: empty text file" in capsys.readouterr().err
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "textgen" / "ExampleGen"

@@ -78,6 +78,14 @@ def _build(app: Application, cfg: Config) -> Pipeline:
         raise
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    app = load_application(args.app)
+    print(yaml.safe_dump(_config(app, args).to_dict(), sort_keys=False, default_flow_style=None).rstrip())
+    return EXIT_OK
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from .metadata import MetadataStore
     from .runner import metadata_url
@@ -191,6 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--from", dest="from_step", metavar="STAGE", help="re-run STAGE and everything after it")
     run.add_argument("--only", metavar="STAGE", help="re-run STAGE alone on the latest upstream outputs")
     run.set_defaults(fn=cmd_run)
+    command(sub, "config", "print an application's resolved configuration").set_defaults(fn=cmd_config)
     runs = command(sub, "runs", "history of an application's runs")
     runs.add_argument("--limit", type=int, default=20)
     runs.set_defaults(fn=cmd_runs)

@@ -59,3 +59,24 @@ def test_kills_at_every_stage_boundary_resume_to_the_same_result(workdir: Path) 
     runs = client.search_runs([client.get_experiment_by_name("toy").experiment_id])
     statuses = sorted(r.info.status for r in runs)
     assert statuses == ["FINISHED"] + ["KILLED"] * len(points), statuses
+
+
+def test_kill_right_after_the_pushed_version_is_renamed_in_is_completed_not_duplicated(workdir: Path) -> None:
+    from test_pusher import registry, run
+
+    from rnnpipe.serving import versions
+
+    script = "import sys; from pathlib import Path; from test_pusher import run; run(Path(sys.argv[1]))"
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "RNNPIPE_FAULT": "Pusher.renamed"}
+    proc = subprocess.run([sys.executable, "-c", script, str(workdir)], cwd=workdir, env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    base = workdir / "serving" / "demo"
+    assert versions(base) == [1] and not registry(workdir)[1]  # served, but the registry never heard of it
+
+    resumed = run(workdir)
+    assert resumed.executed == ["Pusher"] and resumed.metrics["Pusher"]["version"] == 1
+    assert versions(base) == [1] and not list(base.glob(".tmp-*"))  # completed in place: no version 2
+    client, found = registry(workdir)
+    assert [v.tags["rnnpipe.serving_version"] for v in found] == ["1"]
+    assert client.get_model_version_by_alias("demo", "champion").version == found[0].version

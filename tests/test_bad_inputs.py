@@ -49,10 +49,17 @@ def test_the_table_is_big_and_ids_are_unique() -> None:
     assert len({c.id for c in CASES}) == len(CASES)
 
 
+@pytest.fixture(scope="module")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    # One tracking store for the table: creating MLflow's SQLite schema costs seconds per fresh database.
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+def test_bad_input(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture,
+                   mlflow_store: str) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
     monkeypatch.delenv(faults.ENV, raising=False)
     faults._reached.clear()
     work = str(tmp_path)

@@ -81,6 +81,17 @@ def test_malformed_line_names_file_and_line(tmp_path: Path, line: str, message: 
         read(text, tmp_path, "bad.conllu")
 
 
+def test_a_bom_is_dropped_and_bad_bytes_are_named_by_line_and_offset(tmp_path: Path) -> None:
+    text = "# sent_id = s\n1\tal\ta\tADP\t_\t_\t0\troot\t_\t_\n"
+    (tmp_path / "bom.conllu").write_bytes(b"\xef\xbb\xbf" + text.encode())
+    [(_, record)] = list(data.read_conllu(tmp_path / "bom.conllu"))
+    assert record["sent_id"] == "s" and record["tokens"] == ["al"]
+    (tmp_path / "bad.conllu").write_bytes(text.encode() + b"\n# sent_id = t\n1\tal\xfd\ta\tADP\t_\t_\t0\troot\t_\t_\n")
+    offset = len(text.encode()) + len(b"\n# sent_id = t\n1\tal")
+    with pytest.raises(DataError, match=rf"bad\.conllu:5: not valid UTF-8 at byte offset {offset} \(0xfd\)"):
+        list(data.read_conllu(tmp_path / "bad.conllu"))
+
+
 def test_missing_data_says_how_to_fetch(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"rnnpipe data fetch tagging"):
         list(data.read_conllu(tmp_path / "absent.conllu"))

@@ -63,7 +63,8 @@ def test_default_holdout_is_every_tenth_work_for_test_and_one_between_for_eval()
 
 @pytest.mark.parametrize("name, content, message", [
     ("b_empty.txt", b"  \n\n", r"b_empty\.txt: empty text file"),
-    ("b_latin1.txt", "ok\nCaf\xe9\n".encode("latin-1"), r"b_latin1\.txt:2: not UTF-8 \(byte 0xe9\)"),
+    ("b_latin1.txt", "ok\nCaf\xe9\n".encode("latin-1"),
+     r"b_latin1\.txt:2: not valid UTF-8 at byte offset 6 \(0xe9\); re-save the file as UTF-8"),
     ("b_binary.txt", b"abc\x00def", r"b_binary\.txt:1: contains NUL bytes"),
 ])
 def test_bad_text_files_name_the_file(tmp_path: Path, name: str, content: bytes, message: str) -> None:
@@ -72,6 +73,11 @@ def test_bad_text_files_name_the_file(tmp_path: Path, name: str, content: bytes,
     (tmp_path / name).write_bytes(content)
     with pytest.raises(DataError, match=message):
         list(data.read_texts(tmp_path, holdout_every=4))
+
+
+def test_a_bom_is_not_part_of_the_text(tmp_path: Path) -> None:
+    (tmp_path / "w.txt").write_bytes("\ufeffTo be\n".encode())
+    assert data.read_text(tmp_path / "w.txt") == "To be\n"
 
 
 def test_missing_folder_too_few_works_and_bad_reader_config(tmp_path: Path) -> None:

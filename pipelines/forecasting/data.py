@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnpipe.components.example_gen import DECIMAL, require_file, text_lines
 from rnnpipe.data_cache import atomic_write_text
 from rnnpipe.errors import ConfigError, DataError
 
@@ -92,13 +93,29 @@ class Series:
         return f"{self.path}:{self.lines[i]}"
 
 
+MISSING_CELLS = ("", "na", "n/a", "null", "none", "nan", "+nan", "-nan")
+
+
 def _number(text: str) -> float:
-    """The cell as a float; NaN for an empty or NA cell (and for nan/inf spelled out). Raises ValueError."""
+    """The cell as a float; NaN for a missing cell (empty, NA, NaN). Raises ValueError for anything else that is
+    not a finite decimal number: inf is a measurement gone wrong, not a gap to interpolate over; an
+    underscore (float() reads 1_000 as 1000) is a typo, not a digit separator."""
     text = text.strip()
-    if text.lower() in ("", "na", "n/a", "null", "none"):
+    if text.lower() in MISSING_CELLS:
         return math.nan
+    if not DECIMAL.fullmatch(text):
+        raise ValueError(text)
     value = float(text)
-    return value if math.isfinite(value) else math.nan
+    if not math.isfinite(value):  # 1e999
+        raise ValueError(text)
+    return value
+
+
+def _float_or_nan(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
 
 
 def _check_timestamps(path: Path, stamps: list[str], lines: list[int]) -> None:
@@ -126,51 +143,55 @@ def read_series(path: Path, *, timestamp_column: str = "timestamp", value_column
                 missing: str = "interpolate") -> Series:
     """Reads a CSV of one timestamp column and value columns; checks it and handles missing values.
 
-    ``missing='reject'`` stops at the first empty, NaN or infinite value, naming its file and line;
-    ``'interpolate'`` fills gaps linearly between their neighbours (at either end of a series: the nearest
-    value). A cell that is not a number stops the read either way.
+    ``missing='reject'`` stops at the first empty or NaN value, naming its file and line; ``'interpolate'``
+    fills gaps linearly between their neighbours (at either end of a series: the nearest value). A cell that
+    is not a finite number (text, inf, 1e999) stops the read either way.
     """
     if missing not in MISSING:
         raise ConfigError(f"data.missing must be one of {', '.join(MISSING)}, got '{missing}'")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"data file not found: {path}; fetch the default data with `rnnpipe data fetch "
                         "forecasting` or point data.path at your own CSV")
-    with open(path, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh)
-        header = [h.strip() for h in next(reader, [])]
-        if not header:
-            raise DataError(f"{path}: empty file; expected a header line such as 'timestamp,value'")
-        if timestamp_column not in header:
-            raise DataError(f"{path}:1: no timestamp column '{timestamp_column}' in the header {header}; "
-                            "set data.timestamp_column")
-        columns = list(value_columns) if value_columns else [h for h in header if h != timestamp_column]
-        unknown = [c for c in columns if c not in header]
-        if unknown or not columns:
-            raise DataError(f"{path}:1: value column(s) {unknown or '(none)'} not in the header {header}; "
-                            "set data.value_columns")
-        t_index, indices = header.index(timestamp_column), [header.index(c) for c in columns]
-        stamps, lines, rows = [], [], []
-        for row in reader:
-            if not row or not any(cell.strip() for cell in row):
-                continue
-            where = f"{path}:{reader.line_num}"
-            if len(row) != len(header):
-                raise DataError(f"{where}: expected {len(header)} columns ({', '.join(header)}), got {len(row)}")
-            values = []
-            for column, index in zip(columns, indices, strict=True):
-                try:
-                    value = _number(row[index])
-                except ValueError:
-                    hint = "" if value_columns else "; set data.value_columns to the numeric columns"
-                    raise DataError(f"{where}: column '{column}' is {row[index]!r}, not a number{hint}") from None
-                if math.isnan(value) and missing == "reject":
-                    shown = repr(row[index].strip()) if row[index].strip() else "empty"
-                    raise DataError(f"{where}: column '{column}' is {shown}, a missing value; data.missing is "
-                                    "'reject': fix the file, or set data.missing=interpolate to fill gaps linearly")
-                values.append(value)
-            stamps.append(row[t_index].strip())
-            lines.append(reader.line_num)
-            rows.append(values)
+    require_file(path, "a CSV file of a timestamp column and value columns")
+    reader = csv.reader(line for _, line in text_lines(path, newline=""))  # a BOM dropped, bad bytes named
+    header = [h.strip() for h in next(reader, [])]
+    if not header:
+        raise DataError(f"{path}: empty file; expected a header line such as 'timestamp,value'")
+    if timestamp_column not in header:
+        raise DataError(f"{path}:1: no timestamp column '{timestamp_column}' in the header {header}; "
+                        "set data.timestamp_column")
+    columns = list(value_columns) if value_columns else [h for h in header if h != timestamp_column]
+    unknown = [c for c in columns if c not in header]
+    if unknown or not columns:
+        raise DataError(f"{path}:1: value column(s) {unknown or '(none)'} not in the header {header}; "
+                        "set data.value_columns")
+    t_index, indices = header.index(timestamp_column), [header.index(c) for c in columns]
+    stamps, lines, rows = [], [], []
+    for row in reader:
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        where = f"{path}:{reader.line_num}"
+        if len(row) != len(header):
+            raise DataError(f"{where}: expected {len(header)} columns ({', '.join(header)}), got {len(row)}")
+        values = []
+        for column, index in zip(columns, indices, strict=True):
+            try:
+                value = _number(row[index])
+            except ValueError:
+                if math.isinf(_float_or_nan(row[index])):
+                    raise DataError(f"{where}: column '{column}' is {row[index].strip()!r}, not a finite number; "
+                                    "only empty or NaN cells count as missing (data.missing): fix the value "
+                                    "or leave the cell empty") from None
+                hint = "" if value_columns else "; set data.value_columns to the numeric columns"
+                raise DataError(f"{where}: column '{column}' is {row[index]!r}, not a number{hint}") from None
+            if math.isnan(value) and missing == "reject":
+                shown = repr(row[index].strip()) if row[index].strip() else "empty"
+                raise DataError(f"{where}: column '{column}' is {shown}, a missing value; data.missing is "
+                                "'reject': fix the file, or set data.missing=interpolate to fill gaps linearly")
+            values.append(value)
+        stamps.append(row[t_index].strip())
+        lines.append(reader.line_num)
+        rows.append(values)
     if not rows:
         raise DataError(f"{path}: no rows below the header; the series is empty")
     _check_timestamps(path, stamps, lines)

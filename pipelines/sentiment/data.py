@@ -14,6 +14,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from rnnpipe.components.example_gen import decode_utf8, text_lines
 from rnnpipe.data_cache import atomic_write_text, pip_download_sdist
 from rnnpipe.errors import DataError
 
@@ -58,7 +59,7 @@ def records_from_sdist(sdist: Path, neutral_band: float = 0.0) -> list[dict]:
         for filename, source in SOURCES.items():
             if filename not in names:
                 raise DataError(f"{sdist}: {filename} missing from hutto_ICWSM_2014.tar.gz")
-            text = inner.extractfile(names[filename]).read().decode("utf-8")
+            text = decode_utf8(inner.extractfile(names[filename]).read(), f"{sdist}!{filename}")
             records += parse_ground_truth(filename, text, source, neutral_band)
     return records
 
@@ -69,7 +70,7 @@ def lexicon_from_sdist(sdist: Path) -> str:
         member = next((m for m in outer.getmembers() if m.name.endswith("vaderSentiment/vader_lexicon.txt")), None)
         if member is None:
             raise DataError(f"{sdist}: no vaderSentiment/vader_lexicon.txt inside")
-        return outer.extractfile(member).read().decode("utf-8")
+        return decode_utf8(outer.extractfile(member).read(), f"{sdist}!{member.name}")
 
 
 def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0) -> Path:
@@ -86,9 +87,10 @@ def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0) -> Path:
 
 def read_lexicon(path: Path) -> dict[str, float]:
     scores = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        parts = line.split("\t")
-        if len(parts) < 2:
-            raise DataError(f"{path}:{lineno}: expected 'token<TAB>score...', got {line[:80]!r}")
-        scores[parts[0]] = float(parts[1])
+    for lineno, line in text_lines(path):
+        parts = line.rstrip("\r\n").split("\t")
+        try:
+            scores[parts[0]] = float(parts[1])
+        except (IndexError, ValueError):
+            raise DataError(f"{path}:{lineno}: expected 'token<TAB>score...', got {line[:80]!r}") from None
     return scores

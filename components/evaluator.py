@@ -246,7 +246,8 @@ class Evaluator(Component):
         "thresholds": Param(dict, {}, doc="metric -> lower bound, or {lower_bound: x, upper_bound: y}"),
         "must_beat_baseline": Param(bool, True),
         "champion_dir": Param((str, type(None)), None, doc="serving folder of the model the candidate must match"),
-        "max_regression": Param((float, type(None)), None, doc="how much worse than the champion still passes"),
+        "max_regression": Param((float, type(None)), None, doc="how much worse than the champion still passes",
+                                min=0),
     }
     executor = staticmethod(run_evaluator)
 

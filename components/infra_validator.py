@@ -174,8 +174,9 @@ class InfraValidator(Component):
     PARAMETERS = {
         "model_name": Param(str),
         "split": Param(str, "test"),
-        "warmup_requests": Param(int, 16, doc="real examples written as warmup requests"),
-        "timeout_s": Param(int, 300, doc="fail if the model does not load and answer within this time"),
+        "warmup_requests": Param(int, 16, doc="real examples written as warmup requests", min=0),
+        "timeout_s": Param(int, 300, doc="fail if the model does not load and answer within this time",
+                           min=0, min_exclusive=True),
         "request_defaults": Param(dict, {}, doc="values for signature inputs the examples lack"),
     }
     executor = staticmethod(run_infra_validator)

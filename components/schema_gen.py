@@ -79,7 +79,8 @@ class SchemaGen(Component):
     INPUTS = {"statistics": "ExampleStatistics"}
     OUTPUTS = {"schema": "Schema"}
     PARAMETERS = {
-        "max_string_domain": Param(int, 20, doc="strings with at most this many distinct values get a domain"),
+        "max_string_domain": Param(int, 20, doc="strings with at most this many distinct values get a domain",
+                                   min=0),
         "curated_schema": Param((str, type(None)), None, doc="a schema.pbtxt to use instead of inferring"),
     }
     executor = staticmethod(run_schema_gen)

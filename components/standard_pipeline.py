@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnpipe.config import Config
-from rnnpipe.dsl import Pipeline
+from rnnpipe.dsl import Pipeline, Ref
 
 from .evaluator import Evaluator
 from .example_gen import ExampleGen
@@ -38,7 +38,9 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     if builtin_schema is not None and schema_cfg.get("curated_schema") == "builtin":
         schema_cfg["curated_schema"] = str(builtin_schema)
     schema = SchemaGen(statistics=stats, **schema_cfg)
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **cfg.example_validator)
+    reads = Ref.of(task).resolve()  # what the model reads: skew there blocks, elsewhere it warns
+    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples,
+                                 model_features=[*reads.serving_features, reads.label_key], **cfg.example_validator)
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=preprocessing_fn,
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
     model = Trainer(transformed_examples=transform["transformed_examples"],

@@ -3,18 +3,28 @@
 For every feature: how many examples have it, how many values per example, and by kind numeric
 min/max/mean/std/quantiles and NaN/inf counts, or string top-k, unique count and token-length
 distribution (whitespace tokens, what the sequence length of a text feature will roughly be).
+
+Per split it also counts exact duplicates: each example's features are hashed one by one (8 bytes each),
+and the hashes are kept beside the statistics (``<split>.hashes.npz``). ``duplicates`` in a split's
+statistics counts its records that repeat an earlier record of the split (``within``) and its records
+whose whole content also occurs in another split (``shared``); the ExampleValidator recounts over the
+features the model reads, so an id column does not hide a sentence that is in both train and test.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 import math
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
+import numpy as np
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from rnnpipe.dsl import Artifact, Component, Param
@@ -27,6 +37,8 @@ PREVIOUS_PREFIX = "previous_span-"  # statistics of the span before the latest: 
 _SAMPLE = 10_000   # numeric values kept for quantiles (reservoir)
 _MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
 _KEPT = 1_000  # numeric values kept in the statistics artifact for drift checks
+HASHES_SUFFIX = ".hashes.npz"  # <split>.hashes.npz: per-record, per-feature content hashes
+_HASHES_KEY = "content_hashes"  # how the hashes travel out of Beam inside the JSON, popped before it is kept
 
 
 def _new_feature() -> dict:
@@ -40,12 +52,14 @@ class ExampleStatsFn(beam.CombineFn):
     """Accumulates statistics of serialized tf.Examples; accumulators merge, so it scales out."""
 
     def create_accumulator(self) -> dict:
-        return {"examples": 0, "features": {}}
+        # hashes: feature -> one 8-byte content hash per example so far (0 where the example lacks it)
+        return {"examples": 0, "features": {}, "hashes": {}}
 
     def add_input(self, acc: dict, serialized: bytes) -> dict:
         import tensorflow as tf
 
         example = tf.train.Example.FromString(serialized)
+        _add_hashes(acc["hashes"], acc["examples"], example.features.feature)
         acc["examples"] += 1
         for name, feat in example.features.feature.items():
             f = acc["features"].setdefault(name, _new_feature())
@@ -97,6 +111,7 @@ class ExampleStatsFn(beam.CombineFn):
     def merge_accumulators(self, accs: Any) -> dict:
         out = self.create_accumulator()
         for acc in accs:
+            _merge_hashes(out["hashes"], out["examples"], acc["hashes"], acc["examples"])
             out["examples"] += acc["examples"]
             for name, f in acc["features"].items():
                 g = out["features"].setdefault(name, _new_feature())
@@ -118,7 +133,85 @@ class ExampleStatsFn(beam.CombineFn):
         return out
 
     def extract_output(self, acc: dict) -> dict:
-        return summarize(acc)
+        return {**summarize(acc), _HASHES_KEY: encode_hashes(acc["hashes"], acc["examples"])}
+
+
+def feature_hash(feat: Any) -> int:
+    """8 bytes of the feature's serialized values (a Feature has one list: its encoding is deterministic)."""
+    return int.from_bytes(hashlib.blake2b(feat.SerializeToString(), digest_size=8).digest(), "little") or 1
+
+
+def _add_hashes(columns: dict[str, list[int]], row: int, features: Any) -> None:
+    for name, feat in features.items():
+        if name not in columns:
+            columns[name] = [0] * row
+        columns[name].append(feature_hash(feat))
+    for column in columns.values():
+        if len(column) == row:  # this example lacks the feature
+            column.append(0)
+
+
+def _merge_hashes(into: dict[str, list[int]], rows: int, other: dict[str, list[int]], other_rows: int) -> None:
+    for name in into.keys() | other.keys():
+        into[name] = into.get(name, [0] * rows) + other.get(name, [0] * other_rows)
+
+
+def encode_hashes(columns: dict[str, list[int]], rows: int) -> dict:
+    names = sorted(columns)
+    matrix = np.array([columns[n] for n in names], dtype=np.uint64).reshape(len(names), rows).T
+    return {"names": names, "rows": rows, "data": base64.b64encode(np.ascontiguousarray(matrix).tobytes()).decode()}
+
+
+def decode_hashes(encoded: dict) -> tuple[list[str], np.ndarray]:
+    matrix = np.frombuffer(base64.b64decode(encoded["data"]), dtype=np.uint64)
+    return encoded["names"], matrix.reshape(encoded["rows"], len(encoded["names"]))
+
+
+def record_hashes(names: list[str], matrix: np.ndarray, features: list[str] | None = None) -> np.ndarray:
+    """One hash per record over ``features`` (None = every feature; a feature the split lacks counts as absent)."""
+    wanted = sorted(names if features is None else features)
+    columns = [matrix[:, names.index(n)] if n in names else np.zeros(len(matrix), np.uint64) for n in wanted]
+    rows = np.ascontiguousarray(np.stack(columns, axis=1) if columns else np.zeros((len(matrix), 0), np.uint64))
+    return np.array([int.from_bytes(hashlib.blake2b(r.tobytes(), digest_size=8).digest(), "little")
+                     for r in rows], dtype=np.uint64)
+
+
+def count_duplicates(hashes: dict[str, tuple[list[str], np.ndarray]], features: list[str] | None = None
+                     ) -> dict[str, dict]:
+    """Per split: ``within``, records that repeat an earlier record of the same split, and ``shared``
+    (other split -> how many of this split's records also occur there), comparing ``features`` only."""
+    per_record = {s: record_hashes(names, m, features) for s, (names, m) in hashes.items()}
+    out = {}
+    for split, h in per_record.items():
+        shared = {other: int(np.isin(h, g).sum()) for other, g in per_record.items() if other != split}
+        out[split] = {"within": int(len(h) - len(np.unique(h))), "shared": shared}
+    return out
+
+
+def load_hashes(artifact: Artifact | Path) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The per-feature content hashes of every current split (not the previous span's)."""
+    root = artifact.path() if isinstance(artifact, Artifact) else Path(artifact)
+    out = {}
+    for p in sorted(root.glob(f"*{HASHES_SUFFIX}")):
+        split = p.name[:-len(HASHES_SUFFIX)]
+        if not split.startswith(PREVIOUS_PREFIX):
+            with np.load(p) as data:
+                out[split] = (list(data["names"]), data["hashes"])
+    return out
+
+
+def _keep_hashes(out: Path, stats: dict[str, dict], splits: list[str]) -> None:
+    """Moves the hashes out of each statistics JSON into ``<split>.hashes.npz`` and adds the duplicate counts."""
+    hashes = {}
+    for name, s in stats.items():
+        names, matrix = decode_hashes(s.pop(_HASHES_KEY))
+        if name in splits:
+            hashes[name] = (names, matrix)
+            np.savez(out / f"{name}{HASHES_SUFFIX}", names=np.array(names, dtype=str), hashes=matrix)
+    for split, counts in count_duplicates(hashes).items():
+        stats[split]["duplicates"] = counts
+    for name, s in stats.items():
+        (out / f"{name}.json").write_text(json.dumps(s))
 
 
 def _quantiles(values: list[float], qs: tuple[float, ...] = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)) -> dict:
@@ -195,6 +288,7 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
                  | f"Write[{name}]" >> beam.io.WriteToText(str(out / f"{name}.json"), shard_name_template=""))
     stats = {s: json.loads((out / f"{s}.json").read_text()) for s in sources}
     splits = list(info["counts"])
+    _keep_hashes(out, stats, splits)
     summary = out / "summary.txt"
     summary.write_text(render_text(stats))
     ctx.tracker.log_artifact(summary, "statistics")
@@ -211,7 +305,7 @@ def load_statistics(artifact: Artifact) -> dict[str, dict]:
 def render_text(stats: dict[str, dict]) -> str:
     lines = []
     for split, s in stats.items():
-        lines.append(f"== {split}: {s['num_examples']} examples")
+        lines.append(f"== {split}: {s['num_examples']} examples{_duplicates_text(s)}")
         for name, f in s["features"].items():
             desc = f"  {name:<16} {f['type']:<5} missing {f['missing_fraction']:.1%}"
             if f["type"] == "BYTES":
@@ -223,12 +317,21 @@ def render_text(stats: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _duplicates_text(s: dict) -> str:
+    d = s.get("duplicates")
+    if not d:
+        return ""
+    shared = ", ".join(f"{n} also in {other}" for other, n in d["shared"].items())
+    return f"; {d['within']} exact duplicates within the split" + (f", {shared}" if shared else "")
+
+
 def render_html(stats: dict[str, dict]) -> str:
     """One table per split, readable in MLflow's artifact viewer."""
     parts = ["<html><head><meta charset='utf-8'><style>table{border-collapse:collapse;font:13px sans-serif}"
              "td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}</style></head><body>"]
     for split, s in stats.items():
-        parts.append(f"<h3>{html.escape(split)}: {s['num_examples']} examples</h3><table><tr><th>feature</th>"
+        parts.append(f"<h3>{html.escape(split)}: {s['num_examples']} examples</h3>"
+                     f"<p>{html.escape(_duplicates_text(s).strip('; '))}</p><table><tr><th>feature</th>"
                      "<th>type</th><th>missing</th><th>values / example</th><th>distribution</th></tr>")
         for name, f in s["features"].items():
             if f["type"] == "BYTES":

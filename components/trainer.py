@@ -7,7 +7,13 @@ The exported SavedModel's serving signature takes raw features (see export.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import math
+import os
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -15,12 +21,16 @@ import tensorflow as tf
 import tensorflow_transform as tft
 
 from rnnpipe.dsl import Artifact, Component, Param, Ref
+from rnnpipe.errors import ConfigError, RnnpipeError
+from rnnpipe.faults import fault_point
 
 from .distribute import make_strategy
 from .example_io import file_pattern
 from .export import export_serving_model
 from .plots import plot_learning_curves
 from .task import TrainingTask
+
+log = logging.getLogger("rnnpipe")
 
 
 def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_size: int, training: bool,
@@ -62,6 +72,108 @@ class MetricsLogger(keras.callbacks.Callback):
             self.tracker.log_metric(f"{self.prefix}/{key}", float(value), step=epoch)
 
 
+BACKUP_STATE = "training_metadata.json"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _commit(tmp: Path, final: Path, fault: str) -> None:
+    """Flushes ``tmp`` to disk and renames it to ``final``: a reader sees the old file or all of the new one."""
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fault_point(fault, final)
+    os.replace(tmp, final)
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras' BackupAndRestore made safe against a kill at any moment and against a damaged backup.
+
+    Keras overwrites ``latest.weights.h5`` in place, so a kill while it writes leaves a file that every
+    restart fails to open. Here an epoch's weights are written to a temporary file renamed to
+    ``epoch-NNNN.weights.h5``; then ``training_metadata.json`` (the epoch, that file's name and sha256),
+    written the same way, commits the epoch. A kill anywhere leaves the last committed pair intact, and
+    files the metadata does not name are removed on the next start. A backup whose metadata is unreadable
+    or whose weights are missing, altered or unloadable is named in a warning and discarded: training
+    then starts from the first epoch. Fault points: ``Trainer.backup`` (weights written, not yet renamed),
+    ``Trainer.backup.commit`` (weights renamed, metadata not yet).
+    """
+
+    def __init__(self, backup_dir: str | Path, warn: Callable[[str], None] = log.warning) -> None:
+        super().__init__(str(backup_dir), save_freq="epoch")
+        self.dir, self.warn = Path(backup_dir), warn
+        self.restored_epoch = 0  # epochs finished before this fit, as restored from the backup
+        self._committed: str | None = None  # the weights file the metadata names
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        state_path = self.dir / BACKUP_STATE
+        if state_path.exists():
+            problem = self._restore(state_path)
+            if problem:
+                self.warn(f"Trainer: discarding the epoch backup: {problem}; training starts from the first epoch")
+                state_path.unlink()
+        self._remove_uncommitted()
+
+    def _restore(self, state_path: Path) -> str | None:
+        try:
+            state = json.loads(state_path.read_text())
+            epoch, name, digest = int(state["epoch"]), str(state["weights"]), str(state["sha256"])
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            return f"{state_path} is unreadable ({type(e).__name__}: {e})"
+        weights = self.dir / name
+        if not weights.is_file():
+            return f"{weights}, named by {state_path}, is missing"
+        if _sha256(weights) != digest:
+            return f"{weights} is damaged (truncated or overwritten: not the sha256 {state_path.name} recorded)"
+        variables = self._variables()
+        saved = [v.numpy() for v in variables]  # a load that fails halfway must not leave a mix of weights
+        try:
+            self.model.load_weights(str(weights))
+        except Exception as e:  # h5py and Keras raise OSError, ValueError, KeyError... for an unloadable file
+            for variable, value in zip(variables, saved, strict=True):
+                variable.assign(value)
+            return f"{weights} does not load ({type(e).__name__}: {e})"
+        self.model._initial_epoch = self.restored_epoch = epoch
+        self._committed = name
+        return None
+
+    def _variables(self) -> list:
+        optimizer = self.model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(self.model.trainable_variables)  # so that its state is restored too
+        return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
+
+    def _save_model(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"epoch-{self._current_epoch:04d}.weights.h5"
+        tmp_weights, tmp_state = self.dir / f".tmp-{name}", self.dir / f".tmp-{BACKUP_STATE}"
+        try:
+            self.model.save_weights(str(tmp_weights), overwrite=True)
+            state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
+                     "sha256": _sha256(tmp_weights)}
+            _commit(tmp_weights, self.dir / name, "Trainer.backup")
+            tmp_state.write_text(json.dumps(state))
+            _commit(tmp_state, self.dir / BACKUP_STATE, "Trainer.backup.commit")
+            self._committed = name
+        finally:
+            self._remove_uncommitted()
+
+    def _remove_uncommitted(self) -> None:
+        """Removes temporary files and weights the metadata does not name (an interrupted or superseded write)."""
+        if self.dir.is_dir():
+            for path in self.dir.iterdir():
+                if path.name not in (BACKUP_STATE, self._committed):
+                    path.unlink(missing_ok=True)
+
+
 def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
     task: TrainingTask = Ref(params["task"]).resolve()
     tft_output = tft.TFTransformOutput(inputs["transform_graph"].uri)
@@ -81,8 +193,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         model.compile(
             optimizer=keras.optimizers.Adam(params["learning_rate"], global_clipnorm=params["clipnorm"] or None),
             loss=_fresh(task.loss), metrics=[_fresh(m) for m in task.metrics])
+    backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(ctx.scratch_dir / "backup"), save_freq="epoch"),
+        backup,
         keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
                                       restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
@@ -90,10 +203,11 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     ]
     history = model.fit(train_ds, validation_data=eval_ds, epochs=params["epochs"], callbacks=callbacks,
                         verbose=2)
+    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
 
     run_dir = outputs["model_run"].path()
     model.save(run_dir / "model.keras")
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     (run_dir / "history.json").write_text(json.dumps(hist, indent=1))
     if hist:
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
@@ -102,8 +216,22 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     ctx.tracker.log_artifact(outputs["model"].path(), "serving_model")
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
-    return {"epochs": len(next(iter(hist.values()), [])), f"best_{params['monitor']}": best,
+    return {"epochs": epochs, f"best_{params['monitor']}": best,
             "parameters": int(model.count_params())}
+
+
+def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: int) -> int:
+    """The number of finished epochs, restored ones included; raises unless the weights are worth exporting."""
+    finished = restored_epoch + len(next(iter(hist.values()), []))
+    if finished < 1:
+        raise ConfigError(f"Trainer: no epoch was trained (trainer.epochs={epochs}); nothing is exported. "
+                          "Set trainer.epochs to 1 or more")
+    losses = hist.get("loss", [])
+    if losses and not math.isfinite(losses[-1]):
+        raise RnnpipeError(f"Trainer: the training loss became {losses[-1]} in epoch {finished}; nothing is "
+                           "exported. Lower trainer.learning_rate or trainer.clipnorm, or look for extreme values "
+                           "in the data")
+    return finished
 
 
 class Trainer(Component):
@@ -113,15 +241,15 @@ class Trainer(Component):
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),
         "hparams": Param(dict, {}, doc="passed to task.build_model"),
-        "epochs": Param(int, 5),
-        "batch_size": Param(int, 64),
-        "learning_rate": Param(float, 1e-3),
-        "clipnorm": Param(float, 1.0, doc="clip gradients to this global norm; 0 disables"),
+        "epochs": Param(int, 5, min=1),
+        "batch_size": Param(int, 64, min=1),
+        "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
+        "clipnorm": Param(float, 1.0, doc="clip gradients to this global norm; 0 disables", min=0),
         "monitor": Param(str, "val_loss"),
-        "patience": Param(int, 2, doc="early stopping patience in epochs"),
+        "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),
         "bucket_boundaries": Param(list, [10, 20, 40, 80]),
-        "shuffle_buffer": Param(int, 10000),
-        "steps_per_epoch": Param((int, type(None)), None, doc="cap per epoch (smoke tests); None = one pass"),
-        "seed": Param(int, 42),
+        "shuffle_buffer": Param(int, 10000, min=1),
+        "steps_per_epoch": Param((int, type(None)), None, doc="cap per epoch (smoke tests); None = one pass", min=1),
+        "seed": Param(int, 42, doc="NumPy's range: 0 to 2**32 - 1", min=0, max=2**32 - 1),
     }
     executor = staticmethod(run_trainer)

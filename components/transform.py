@@ -16,7 +16,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
-from rnnpipe.dsl import Artifact, Component, Param, Ref
+from rnnpipe.dsl import Artifact, Component, Param, Ref, _check_param
 
 from .example_io import RECORD_SUFFIX, file_pattern, split_dir
 from .schema_gen import read_schema
@@ -72,3 +72,21 @@ class Transform(Component):
         "config": Param(dict, {}, doc="keyword arguments for preprocessing_fn"),
     }
     executor = staticmethod(run_transform)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        check_config(self.id, self.params["preprocessing_fn"], self.params["config"])
+
+
+def check_config(step: str, preprocessing_fn: str, config: dict) -> None:
+    """Checks ``config`` against what the preprocessing function declares as ``fn.config_params`` (name ->
+    ``Param`` with its type and range), when the pipeline is built: ``transform.vocab_size=0`` then stops with
+    the key named instead of a tf.Transform traceback after Beam has started. Undeclared keys pass as they are.
+    """
+    try:
+        declared = getattr(Ref(preprocessing_fn).resolve(), "config_params", {})
+    except (ImportError, AttributeError):  # not importable here (yet): the executor reports it when it runs
+        return
+    for key, spec in declared.items():
+        if key in config:
+            _check_param(step, key, spec, config[key])

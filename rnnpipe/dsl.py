@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,8 @@ class Param:
         return self.default is _REQUIRED
 
     def range_text(self) -> str:
-        low = "" if self.min is None else f"{'>' if self.min_exclusive else '>='} {self.min:g}"
-        high = "" if self.max is None else f"{'<' if self.max_exclusive else '<='} {self.max:g}"
+        low = "" if self.min is None else f"{'>' if self.min_exclusive else '>='} {_number(self.min)}"
+        high = "" if self.max is None else f"{'<' if self.max_exclusive else '<='} {_number(self.max)}"
         return " and ".join(filter(None, (low, high)))
 
     def in_range(self, value: Any) -> bool:
@@ -64,6 +65,10 @@ class Param:
         if self.min is not None and (value <= self.min if self.min_exclusive else value < self.min):
             return False
         return self.max is None or not (value >= self.max if self.max_exclusive else value > self.max)
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(value)
 
 
 class ParamError(ConfigError, TypeError):
@@ -189,7 +194,7 @@ class Component:
     def code_version(self) -> str:
         """Hash of the component's module and what it imports, the packages it names in CODE, and referenced
         code (each with its import closure within the project)."""
-        parts = [type(self).VERSION, closure_hash(type(self).__module__)]
+        parts = [type(self).VERSION, closure_hash(_module_name(type(self)))]
         for package in type(self).CODE:
             parts.append(_package_source(package))
         for value in self.params.values():
@@ -202,6 +207,16 @@ class Component:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
+
+
+def _module_name(cls: type) -> str:
+    """The importable name of the module defining ``cls``: a script run as ``__main__`` keys its cache like the
+    same file imported by name (as a test or another process would)."""
+    if cls.__module__ != "__main__":
+        return cls.__module__
+    main = sys.modules["__main__"]
+    spec = getattr(main, "__spec__", None)
+    return spec.name if spec is not None else Path(main.__file__).stem
 
 
 def _package_source(package: str) -> str:

@@ -45,7 +45,7 @@ def test_killed_trainer_resumes_from_its_last_finished_epoch(workdir: Path) -> N
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scratch = workdir / "pipeline_root" / "sentiment" / ".scratch" / "Trainer"
     deadline = time.time() + 600
-    while not list(scratch.glob("*/backup/*")):  # the first epoch's backup
+    while not list(scratch.glob("*/backup/training_metadata.json")):  # the first epoch's committed backup
         assert proc.poll() is None and time.time() < deadline
         time.sleep(0.2)
     time.sleep(1)

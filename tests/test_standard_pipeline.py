@@ -19,7 +19,7 @@ def build(tmp_path: Path, *sets: str, **parts):
     slicing = {key: gate.pop(key) for key in ("slice_keys", "length_feature", "length_edges")}
     parts.setdefault("evaluator", {**gate, "metrics_config": slicing})
     return cfg, standard_pipeline("demo", cfg, examples, preprocessing_fn="demo.features:preprocessing_fn",
-                                  task="demo.model:TASK", **parts)
+                                  task="rnnpipe.pipelines.sentiment.model:TASK", **parts)
 
 
 def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path: Path) -> None:
@@ -35,6 +35,9 @@ def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path:
     assert step("Evaluator").params["metrics_config"]["slice_keys"] == cfg.evaluator.slice_keys
     assert step("InfraValidator").params["model_name"] == step("Pusher").params["model_name"] == "demo"
     assert step("Pusher").inputs["blessing"].node is step("Evaluator")
+    assert step("Pusher").params["serving_dir"] == str((tmp_path / "serving").resolve())
+    # Skew blocks on what the model reads (the task's raw serving features and its label), warns elsewhere.
+    assert step("ExampleValidator").params["model_features"] == ["text", "label"]
 
 
 def test_the_application_parts_replace_or_extend_the_sections(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
+from rnnpipe.dsl import Param
+
 TEXT_KEY = "text"
 LABEL_KEY = "label"
 TOKENS_KEY = "token_ids"
@@ -35,3 +37,6 @@ def preprocessing_fn(inputs: dict, *, vocab_size: int = 20000, min_frequency: in
     if LABEL_KEY in inputs:
         out[LABEL_KEY] = inputs[LABEL_KEY]
     return out
+
+# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+preprocessing_fn.config_params = {key: Param(int, min=1) for key in ("vocab_size", "min_frequency", "max_tokens")}

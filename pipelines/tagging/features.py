@@ -13,6 +13,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 import tensorflow_transform as tft
 
+from rnnpipe.dsl import Param
+
 TEXT_KEY = "text"
 TAGS_KEY = "tags"
 WORDS_KEY = "words"
@@ -77,3 +79,7 @@ def preprocessing_fn(inputs: dict, *, vocab_size: int = 30000, min_frequency: in
         out[TAG_IDS_KEY] = tft.compute_and_apply_vocabulary(tags, default_value=-1,
                                                             vocab_filename=TAG_VOCABULARY, name="tag_vocabulary") + 1
     return out
+
+# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+preprocessing_fn.config_params = {key: Param(int, min=1) for key in (
+    "vocab_size", "min_frequency", "char_vocab_size", "min_char_frequency")}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from rnnpipe.dsl import Param
+
 TEXT_KEY = "text"
 IDS_KEY = "ids"
 WINDOW_KEY = "window"
@@ -29,3 +31,6 @@ def preprocessing_fn(inputs: dict, *, chunk_chars: int = 1000, min_frequency: in
     ids = tft.compute_and_apply_vocabulary(code_points(inputs[TEXT_KEY]), frequency_threshold=min_frequency,
                                            num_oov_buckets=1, vocab_filename=VOCABULARY) + 1
     return {IDS_KEY: ids, WINDOW_KEY: ids[:, :chunk_chars].to_tensor(default_value=PAD_ID, shape=[None, chunk_chars])}
+
+# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+preprocessing_fn.config_params = {key: Param(int, min=1) for key in ("chunk_chars", "min_frequency")}

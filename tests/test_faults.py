@@ -80,3 +80,21 @@ def test_kill_right_after_the_pushed_version_is_renamed_in_is_completed_not_dupl
     client, found = registry(workdir)
     assert [v.tags["rnnpipe.serving_version"] for v in found] == ["1"]
     assert client.get_model_version_by_alias("demo", "champion").version == found[0].version
+
+
+def test_kill_inside_the_trainers_backup_write_resumes_from_the_last_committed_epoch(workdir: Path) -> None:
+    from test_trainer_backup import fit
+
+    backup = workdir / "backup"
+    script = "import sys; from pathlib import Path; from test_trainer_backup import fit; fit(Path(sys.argv[1]), 3)"
+    # First: killed with epoch 2's weights written but not renamed in (epoch 1 committed). Then the resumed run
+    # trains epoch 2, commits it, and is killed with epoch 3's weights renamed in but the record not yet updated.
+    for point in ("Trainer.backup#2", "Trainer.backup.commit#2"):
+        env = {**os.environ, "PYTHONPATH": str(TESTS), "RNNPIPE_FAULT": point}
+        proc = subprocess.run([sys.executable, "-c", script, str(backup)], cwd=workdir, env=env, capture_output=True,
+                              text=True, timeout=300)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    warnings: list[str] = []
+    _, restored, history = fit(backup, 3, warnings=warnings)
+    assert not warnings, warnings  # leftovers of a kill are expected, not damage
+    assert restored.restored_epoch == 2 and history.epoch == [2]  # only the uncommitted epoch is trained again

@@ -260,7 +260,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
         for art in out_artifacts.values():
             Path(art.uri).mkdir(parents=True)
         ctx.scratch_dir.mkdir(parents=True, exist_ok=True)
-        fault_point(f"before:{step.id}")
+        fault_point(f"before:{step.id}", tmp)
         metrics = step.executor(in_artifacts, out_artifacts, dict(step.params), ctx) or {}
         elapsed = time.time() - started
         ctx.tracker.log_metric(f"time/{step.id}_seconds", elapsed)

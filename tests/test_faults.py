@@ -8,11 +8,14 @@ it is recorded, inside the Trainer's backup write and the Pusher's version renam
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from toy_components import toy_config, toy_pipeline
 
@@ -98,3 +101,23 @@ def test_kill_inside_the_trainers_backup_write_resumes_from_the_last_committed_e
     _, restored, history = fit(backup, 3, warnings=warnings)
     assert not warnings, warnings  # leftovers of a kill are expected, not damage
     assert restored.restored_epoch == 2 and history.epoch == [2]  # only the uncommitted epoch is trained again
+
+
+@pytest.mark.parametrize("error, hint", [("ENOSPC", "free some space"), ("EROFS", "the location is read-only"),
+                                         ("EACCES", "check the permissions")])
+def test_an_io_error_in_a_stage_is_one_line_naming_stage_and_path_and_leaves_nothing(
+        workdir: Path, monkeypatch: pytest.MonkeyPatch, error: str, hint: str) -> None:
+    from rnnpipe import faults
+    from rnnpipe.errors import StageIOError
+
+    monkeypatch.setattr(faults, "_reached", Counter())
+    monkeypatch.setenv(faults.ENV, f"before:Scale={error}")
+    with pytest.raises(StageIOError) as raised:
+        run_pipeline(toy_pipeline(), toy_config(workdir))
+    root = workdir / "pipeline_root" / "toy"
+    assert re.fullmatch(rf"Scale: cannot read or write {re.escape(str(root))}/Scale/\.tmp-\d+: .+; {hint}.*",
+                        str(raised.value))
+    assert raised.value.exit_code == 1
+    assert not list(root.glob("Scale/*"))  # neither the temporary folder nor a final one
+    monkeypatch.delenv(faults.ENV)
+    assert run_pipeline(toy_pipeline(), toy_config(workdir)).executed == ["Scale", "ScaleAgain"]

@@ -69,7 +69,9 @@ class MetricsLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         for key, value in (logs or {}).items():
-            self.tracker.log_metric(f"{self.prefix}/{key}", float(value), step=epoch)
+            # Keras names validation metrics val_*: they get their own group in MLflow, val/<metric>.
+            name = f"val/{key[4:]}" if key.startswith("val_") else f"{self.prefix}/{key}"
+            self.tracker.log_metric(name, float(value), step=epoch)
 
 
 BACKUP_STATE = "training_metadata.json"
@@ -237,7 +239,6 @@ def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: in
 class Trainer(Component):
     INPUTS = {"transformed_examples": "Examples", "transform_graph": "TransformGraph"}
     OUTPUTS = {"model": "Model", "model_run": "ModelRun"}
-    CODE = ("rnnpipe.models",)
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),
         "hparams": Param(dict, {}, doc="passed to task.build_model"),

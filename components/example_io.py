@@ -1,4 +1,4 @@
-"""Reading and writing the Examples artifact: ``Split-<name>/data-<i>-of-<n>.tfrecord.gz`` per split."""
+"""Reading and writing the tf.Example shards of an Examples artifact (layout: ``Examples`` in rnnpipe/artifacts.py)."""
 
 from __future__ import annotations
 
@@ -7,19 +7,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-RECORD_SUFFIX = ".tfrecord.gz"
-
-
-def split_dir(root: str | Path, split: str) -> Path:
-    return Path(root) / f"Split-{split}"
-
-
-def shard_paths(root: str | Path, split: str) -> list[str]:
-    return sorted(str(p) for p in split_dir(root, split).glob(f"*{RECORD_SUFFIX}"))
-
-
-def file_pattern(root: str | Path, split: str) -> str:
-    return str(split_dir(root, split) / f"*{RECORD_SUFFIX}")
+from rnnpipe.artifacts import Examples
 
 
 def to_example(record: dict, kinds: dict[str, str]) -> tf.train.Example:
@@ -46,9 +34,10 @@ def write_examples(records: Iterable[tuple[str, dict]], kinds: dict[str, str], r
     counts = {s: 0 for s in splits}
     try:
         for split in splits:
-            split_dir(root, split).mkdir(parents=True, exist_ok=True)
+            folder = Examples.split_dir(root, split)
+            folder.mkdir(parents=True, exist_ok=True)
             writers[split] = [tf.io.TFRecordWriter(
-                str(split_dir(root, split) / f"data-{i:05d}-of-{num_shards:05d}{RECORD_SUFFIX}"), options)
+                str(folder / f"data-{i:05d}-of-{num_shards:05d}{Examples.RECORD_SUFFIX}"), options)
                 for i in range(num_shards)]
         for split, record in records:
             writers[split][counts[split] % num_shards].write(to_example(record, kinds).SerializeToString())
@@ -61,7 +50,7 @@ def write_examples(records: Iterable[tuple[str, dict]], kinds: dict[str, str], r
 
 
 def read_examples(root: str | Path, split: str) -> Iterator[tf.train.Example]:
-    for path in shard_paths(root, split):
+    for path in Examples.shard_paths(root, split):
         for raw in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
             yield tf.train.Example.FromString(raw)
 

@@ -25,12 +25,15 @@ import numpy as np
 from scipy.stats import chi2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from rnnpipe.artifacts import ExampleAnomalies, Examples, ExampleStatistics, Schema
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
 
 from .example_io import example_to_dict, read_examples
-from .schema_gen import read_schema
-from .statistics_gen import PREVIOUS_PREFIX, count_duplicates, feature_hash, load_hashes, load_statistics, record_hashes
+from .statistics_gen import count_duplicates, feature_hash, record_hashes
+
+PREVIOUS_PREFIX = ExampleStatistics.PREVIOUS_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +298,7 @@ def _duplicate_anomalies(statistics: Artifact, stats: dict[str, dict], features:
                          ) -> tuple[list[dict], dict, list[str] | None]:
     """Recounts duplicates over ``features`` (those the hashes know; all if none) from the kept hashes, or
     takes StatisticsGen's whole-record counts from statistics written before the hashes were kept."""
-    hashes = load_hashes(statistics)
+    hashes = ExampleStatistics.read_hashes(statistics)
     known = {n for names, _ in hashes.values() for n in names}
     compared = sorted(features & known) or None
     if hashes:
@@ -378,10 +381,11 @@ def _report(blocking: list[dict]) -> str:
             "schema_gen.curated_schema: a schema file of your own, or null to infer one from the data).")
 
 
-def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
-    everything = load_statistics(inputs["statistics"])
+def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                          ctx: ExecutionContext) -> dict:
+    everything = ExampleStatistics.read(inputs["statistics"])
     stats = {k: v for k, v in everything.items() if not k.startswith(PREVIOUS_PREFIX)}
-    schema = read_schema(inputs["schema"].uri)
+    schema = Schema.read(inputs["schema"])
     schema_features = {f.name for f in schema.feature}
     model_features = schema_features if params["model_features"] is None else set(params["model_features"])
     anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
@@ -404,8 +408,7 @@ def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifa
         attach_examples([a for a in anomalies if a["kind"] in RECORD_LEVEL], schema, inputs["examples"])
         attach_duplicates([a for a in anomalies if a["kind"] == "CROSS_SPLIT_DUPLICATES"], hashes, compared,
                           inputs["examples"])
-    report = outputs["anomalies"].path("anomalies.json")
-    report.write_text(json.dumps(anomalies, indent=1))
+    report = ExampleAnomalies.write(outputs["anomalies"], anomalies)
     ctx.tracker.log_artifact(report, "anomalies")
     for a in anomalies:
         if a["blocking"]:
@@ -421,9 +424,9 @@ def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifa
 
 
 class ExampleValidator(Component):
-    INPUTS = {"statistics": "ExampleStatistics", "schema": "Schema", "examples": "Examples"}
+    INPUTS = {"statistics": ExampleStatistics.TYPE, "schema": Schema.TYPE, "examples": Examples.TYPE}
     OPTIONAL_INPUTS = frozenset({"examples"})  # when given, reports quote offending records
-    OUTPUTS = {"anomalies": "ExampleAnomalies"}
+    OUTPUTS = {"anomalies": ExampleAnomalies.TYPE}
     PARAMETERS = {
         "max_missing_increase": Param(float, 0.02, doc="tolerated drop in a feature's presence fraction",
                                       min=0.0, max=1.0),

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
-from tensorflow.core.protobuf import saved_model_pb2
 
+from rnnpipe.artifacts import Examples, InfraBlessing, Model
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
 
 from .example_io import example_to_dict, read_examples
 from .export import SIGNATURE
 
-WARMUP_FILE = "tf_serving_warmup_requests"
+WARMUP_FILE = InfraBlessing.WARMUP_FILE
 
 # Runs in the fresh process: tensorflow + tensorflow_text only, like TF Serving.
 _PROBE = r"""
@@ -137,10 +138,11 @@ def probe(model_dir: str, requests: list[dict[str, str]], batches: dict[str, dic
     return report
 
 
-def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                        ctx: ExecutionContext) -> dict:
     model_dir = inputs["model"].uri
     # Read from the proto, not by loading: this process may lack ops the check is about to report.
-    saved = saved_model_pb2.SavedModel.FromString(Path(model_dir, "saved_model.pb").read_bytes())
+    saved = Model.read_proto(model_dir)
     signature = saved.meta_graphs[0].signature_def[SIGNATURE]
     specs = {name: signature.inputs[name] for name in sorted(signature.inputs)}
     records = [example_to_dict(e) for e in read_examples(inputs["examples"].uri, params["split"])]
@@ -148,7 +150,7 @@ def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact
     defaults = params["request_defaults"]
     logs = warmup_requests(sample, specs, params["model_name"], defaults)
     out = outputs["infra_blessing"].path()
-    warmup = out / WARMUP_FILE
+    warmup = InfraBlessing.warmup_path(out)
     with tf.io.TFRecordWriter(str(warmup)) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
@@ -156,7 +158,7 @@ def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact
     batches = {str(b): _encode(request_inputs((records * b)[:b], specs, defaults)) for b in (1, 32)}
     report = probe(model_dir, requests, batches, params["timeout_s"])
     blessed = bool(report.get("ok"))
-    (out / "infra_blessing.json").write_text(json.dumps({"blessed": blessed, **report}, indent=1))
+    InfraBlessing.write(out, blessed, [] if blessed else [report["reason"]], report)
     ctx.tracker.set_tag("rnnpipe.infra_blessed", str(blessed).lower())
     if not blessed:
         ctx.log(f"NOT BLESSED: {report['reason']}")
@@ -169,8 +171,8 @@ def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact
 
 
 class InfraValidator(Component):
-    INPUTS = {"model": "Model", "examples": "Examples"}
-    OUTPUTS = {"infra_blessing": "InfraBlessing"}
+    INPUTS = {"model": Model.TYPE, "examples": Examples.TYPE}
+    OUTPUTS = {"infra_blessing": InfraBlessing.TYPE}
     PARAMETERS = {
         "model_name": Param(str),
         "split": Param(str, "test"),

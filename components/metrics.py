@@ -61,7 +61,7 @@ def evaluate_classification(ev: Any) -> dict:
     cfg = {**CLASSIFICATION_DEFAULTS, **ev.config}
     classes, label_key = cfg["class_names"], cfg["label_key"]
     if not classes:
-        raise ValueError("evaluator.metrics_config.class_names is required for classification metrics")
+        raise ValueError("evaluator.metrics.class_names is required for classification metrics")
     test = ev.records
     y_true = np.array([r[label_key] for r in test], dtype=np.int64)
     y_pred = ev.predictions[cfg["prediction_key"]].astype(np.int64)

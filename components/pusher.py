@@ -5,7 +5,9 @@ The version folder is assembled under a temporary name (TF Serving ignores non-i
 record (the model's fingerprint) and ``saved_model.pb`` written last, then renamed; ``models.config`` lists
 every pushed model. Pushes are idempotent: a model already served as the latest version is not copied again,
 only what is missing (the registry entry, the @champion alias, ``models.config``) is completed, and a cache
-hit is reused only while its version is still served and registered (``Pusher.verify_cached``).
+hit is reused only while its version is still served and registered (``Pusher.verify_cached``). The registry
+entry is an MLflow pyfunc model wrapping the served version (``rnnpipe/mlflow_model.py``), so
+``mlflow.pyfunc.load_model("models:/<name>@champion")`` and ``mlflow models serve`` work on it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rnnpipe.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
-from rnnpipe.errors import StageIOError
+from rnnpipe.errors import RnnpipeError, StageIOError
 from rnnpipe.faults import fault_point
 from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.serving import (
@@ -33,9 +37,7 @@ from rnnpipe.serving import (
     write_models_config,
 )
 
-from .infra_validator import WARMUP_FILE
-
-RECORD = "pushed.json"  # the Pusher's own output: what it pushed, where, and which model
+from .infra_validator import WARMUP_FILE, read_warmup
 
 
 def _copy_tree(src: Path, dst: Path, skip: str) -> None:
@@ -57,7 +59,7 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
     tmp, final = base / f"{TMP_PREFIX}{version}-{os.getpid()}", base / str(version)
     try:
         tmp.mkdir()
-        _copy_tree(model_dir, tmp, skip="saved_model.pb")
+        _copy_tree(model_dir, tmp, skip=Model.SAVED_MODEL)
         (tmp / PUSH_RECORD).parent.mkdir(exist_ok=True)
         if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
             fault_point("Pusher.copy", tmp / "assets.extra" / WARMUP_FILE)
@@ -65,8 +67,8 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
         (tmp / PUSH_RECORD).write_text(json.dumps({
             "model_fingerprint": fingerprint, "source": str(model_dir),
             "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
-        fault_point("Pusher.copy", tmp / "saved_model.pb")
-        shutil.copy2(model_dir / "saved_model.pb", tmp / "saved_model.pb")  # last: TF Serving's "complete" mark
+        fault_point("Pusher.copy", tmp / Model.SAVED_MODEL)
+        shutil.copy2(model_dir / Model.SAVED_MODEL, tmp / Model.SAVED_MODEL)  # last: TF Serving's "complete" mark
         os.replace(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -78,18 +80,19 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
     return version, final
 
 
-def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
-    blessing = json.loads(inputs["blessing"].path("blessing.json").read_text())
-    reasons = list(blessing["reasons"])
+def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+               ctx: ExecutionContext) -> dict:
+    blessing = ModelBlessing.read(inputs["blessing"])
+    reasons = list(blessing.reasons) or ([] if blessing.blessed else ["the Evaluator did not bless the model"])
     infra = inputs.get("infra_blessing")
     if infra is not None:
-        infra_blessing = json.loads(infra.path("infra_blessing.json").read_text())
-        if not infra_blessing["blessed"]:
-            reasons.append(f"InfraValidator: {infra_blessing['reason']}")
-    record = outputs["pushed_model"].path(RECORD)
+        infra_blessing = InfraBlessing.read(infra)
+        if not infra_blessing.blessed:
+            reasons += [f"InfraValidator: {r}" for r in infra_blessing.reasons or ["not blessed"]]
+    record = outputs["pushed_model"]
     if reasons:
         ctx.log("model not blessed, nothing pushed: " + "; ".join(reasons))
-        record.write_text(json.dumps({"pushed": False, "reasons": reasons}))
+        PushedModel.write_not_pushed(record, reasons)
         return {"pushed": 0}
 
     name, base = params["model_name"], _base(params, ctx)
@@ -111,28 +114,60 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
                  "serves it again)")
         reason = f"this model is already version {version} under {base}, which {where}: not pushed again"
         ctx.log(reason)
-        record.write_text(json.dumps({"pushed": False, "reasons": [reason], "same_as_version": version}))
+        PushedModel.write_not_pushed(record, [reason], same_as_version=version)
         return {"pushed": 0, "same_as_version": version}
     if found is not None:
         version, path = found[0], base / str(found[0])
         ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
     else:
-        version, path = push(model.path(), base, fingerprint, infra.path(WARMUP_FILE) if infra else None)
+        version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None)
     for old in versions(base)[:-params["keep_versions"]]:
         shutil.rmtree(base / str(old), ignore_errors=True)
     write_models_config(base.parent)
     ctx.tracker.set_tag("rnnpipe.pushed_version", str(version))
-    registered = ctx.tracker.register_model(name, params["registry_artifact"], version, serving_path=str(base),
-                                               fingerprint=fingerprint)
-    record.write_text(json.dumps({"pushed": True, "version": version, "path": str(path), "model_name": name,
-                                  "model_fingerprint": fingerprint, "registry_version": int(registered)}))
+    registered = ctx.tracker.register_model(name, _registry_model(path, params, ctx), version,
+                                            serving_path=str(base), fingerprint=fingerprint)
+    PushedModel.write_pushed(record, version=version, path=path, model_name=name, model_fingerprint=fingerprint,
+                             registry_version=int(registered))
     ctx.log(f"{'pushed' if found is None else 'serving'} version {version} at {path}; MLflow model '{name}' "
             f"version {registered} is now @champion")
     return {"pushed": 1, "version": version, "registry_version": int(registered),
             "already_served": int(found is not None)}
 
 
-def _base(params: dict, ctx: Any) -> Path:
+def _registry_model(version_dir: Path, params: dict, ctx: Any) -> Any:
+    """What the registry entry of this push holds: an MLflow pyfunc model wrapping the served version's
+    ``serving_default`` signature (``models:/<name>@champion`` loads and serves with MLflow), logged only if
+    the registry lacks the entry; the run's raw ``registry_artifact`` files if the folder has no such signature."""
+    from rnnpipe import mlflow_model
+
+    spec = mlflow_model.describe(version_dir)
+    if spec is None:
+        ctx.log(f"{version_dir} has no '{mlflow_model.SIGNATURE}' signature: the registry entry holds the run's "
+                f"'{params['registry_artifact']}' files, which mlflow.pyfunc cannot load")
+        return params["registry_artifact"]
+    defaults = params["request_defaults"]
+
+    def log(tracker: Any) -> str:
+        example = mlflow_model.input_example(_warmup_inputs(version_dir / "assets.extra" / WARMUP_FILE), spec)
+        return tracker.log_mlflow_model(
+            lambda path, model: mlflow_model.save(path, version_dir, spec, defaults, example, model),
+            name=params["model_name"])
+
+    return log
+
+
+def _warmup_inputs(path: Path) -> list[dict[str, Any]]:
+    """The inputs of the InfraValidator's warmup requests (real test examples), as arrays; [] without them."""
+    if not path.exists():
+        return []
+    import tensorflow as tf
+
+    return [{name: tf.make_ndarray(proto) for name, proto in log.predict_log.request.inputs.items()}
+            for log in read_warmup(path)]
+
+
+def _base(params: dict, ctx: ExecutionContext) -> Path:
     return Path(params.get("serving_dir") or ctx.serving_dir).resolve() / params["model_name"]
 
 
@@ -144,7 +179,7 @@ def verify_push(record: dict, name: str, base: Path, tracker: Any) -> str | None
     version, path = record["version"], Path(record["path"])
     if path.parent != base:
         return f"version {version} was pushed to {path.parent}, not to {base}"
-    if not (path / "saved_model.pb").exists():
+    if not (path / Model.SAVED_MODEL).exists():
         return f"version {version} is no longer in {base}"
     if read_push_record(path).get("model_fingerprint") != record.get("model_fingerprint"):
         return f"{path} holds a different model than the one pushed"
@@ -154,21 +189,24 @@ def verify_push(record: dict, name: str, base: Path, tracker: Any) -> str | None
 
 
 class Pusher(Component):
-    INPUTS = {"model": "Model", "blessing": "ModelBlessing", "infra_blessing": "InfraBlessing"}
+    INPUTS = {"model": Model.TYPE, "blessing": ModelBlessing.TYPE, "infra_blessing": InfraBlessing.TYPE}
     OPTIONAL_INPUTS = frozenset({"infra_blessing"})
-    OUTPUTS = {"pushed_model": "PushedModel"}
+    OUTPUTS = {"pushed_model": PushedModel.TYPE}
     PARAMETERS = {
         "model_name": Param(str),
         "serving_dir": Param(str, None, doc="where TF Serving's model folders live (absolute: part of the cache "
                                             "key); None: the config's serving_dir"),
         "keep_versions": Param(int, 5, doc="versions kept in the serving folder", min=1),
-        "registry_artifact": Param(str, "serving_model", doc="the run's artifact path registered in MLflow"),
+        "registry_artifact": Param(str, Model.MLFLOW_PATH, doc="the run's artifact path registered in MLflow when "
+                                                            "the model has no serving_default signature"),
+        "request_defaults": Param(dict, {}, doc="the MLflow model's values for signature inputs a request leaves "
+                                              "out (as the config's infra_validator.request_defaults)"),
     }
     executor = staticmethod(run_pusher)
 
     def verify_cached(self, outputs: dict[str, Artifact], ctx: Any) -> str | None:
         try:
-            record = json.loads(outputs["pushed_model"].path(RECORD).read_text())
-        except (OSError, ValueError) as e:
-            return f"its record {outputs['pushed_model'].path(RECORD)} is unreadable ({e})"
+            record = PushedModel.read(outputs["pushed_model"])
+        except (OSError, RnnpipeError) as e:
+            return f"its record is unreadable ({e})"
         return verify_push(record, self.params["model_name"], _base(self.params, ctx), ctx.tracker)

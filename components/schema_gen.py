@@ -10,18 +10,14 @@ values as a string domain, so the ExampleValidator can flag unseen ones.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from rnnpipe.artifacts import ExampleStatistics, Schema
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
-from rnnpipe.errors import DataError
-from rnnpipe.runner import fingerprint_dir
+from rnnpipe.fingerprint import fingerprint_dir
 
-from .statistics_gen import load_statistics
-
-SCHEMA_FILE = "schema.pbtxt"
 _TYPES = {"BYTES": schema_pb2.BYTES, "INT": schema_pb2.INT, "FLOAT": schema_pb2.FLOAT}
 
 
@@ -50,34 +46,22 @@ def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
     return schema
 
 
-def read_schema(path: str | Path) -> schema_pb2.Schema:
-    path = Path(path)
-    if path.is_dir():
-        path = path / SCHEMA_FILE
-    if not path.is_file():
-        raise DataError(f"schema file not found: {path}")
-    try:
-        return text_format.Parse(path.read_text(), schema_pb2.Schema())
-    except text_format.ParseError as e:
-        raise DataError(f"{path}: not a valid tensorflow-metadata Schema text proto: {e}") from None
-
-
-def run_schema_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
-    out = outputs["schema"].path(SCHEMA_FILE)
+def run_schema_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                   ctx: ExecutionContext) -> dict:
     if params["curated_schema"]:
-        schema = read_schema(params["curated_schema"])
+        schema = Schema.read(params["curated_schema"])
         ctx.log(f"using the curated schema {params['curated_schema']} instead of inferring one")
     else:
-        stats = load_statistics(inputs["statistics"])
+        stats = ExampleStatistics.read(inputs["statistics"])
         schema = infer_schema(stats["train"], params["max_string_domain"])
-    out.write_text(text_format.MessageToString(schema))
+    out = Schema.write(outputs["schema"], schema)
     ctx.tracker.log_artifact(out, "schema")
     return {"features": len(schema.feature)}
 
 
 class SchemaGen(Component):
-    INPUTS = {"statistics": "ExampleStatistics"}
-    OUTPUTS = {"schema": "Schema"}
+    INPUTS = {"statistics": ExampleStatistics.TYPE}
+    OUTPUTS = {"schema": Schema.TYPE}
     PARAMETERS = {
         "max_string_domain": Param(int, 20, doc="strings with at most this many distinct values get a domain",
                                    min=0),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rnnpipe.config import Config
 from rnnpipe.dsl import Pipeline, Ref
+from rnnpipe.errors import ConfigError
 
 from .evaluator import Evaluator
 from .example_gen import ExampleGen
@@ -18,6 +20,36 @@ from .statistics_gen import StatisticsGen
 from .trainer import Trainer
 from .transform import Transform
 
+METRICS_KEY = "metrics"  # evaluator.metrics: the metrics function's settings, the Evaluator's metrics_config
+
+
+def stage_params(section: str, configured: Mapping[str, Any], fixed: Mapping[str, Any] | None = None,
+                 defaults: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A stage's parameters: ``defaults``, then the config ``section``'s keys, then what the application or the
+    wiring ``fixed``. A key both configured and fixed must agree (mappings are compared key by key): the
+    user's value is never replaced silently."""
+    params = {**(defaults or {}), **configured}
+    for key, value in (fixed or {}).items():
+        if key not in configured:
+            params[key] = value
+        elif isinstance(value, Mapping) and isinstance(configured[key], Mapping):
+            params[key] = stage_params(f"{section}.{key}", configured[key], value)
+        elif configured[key] != value:
+            raise ConfigError(f"config key '{section}.{key}' is {configured[key]!r}, but the application sets it to "
+                              f"{value!r}; remove it from your --config file or --set")
+    return params
+
+
+def evaluator_params(configured: Mapping[str, Any], fixed: Mapping[str, Any] | None,
+                     champion_dir: str) -> dict[str, Any]:
+    """The Evaluator's parameters: the evaluator section, whose ``metrics`` mapping is the metrics function's
+    ``metrics_config``, and the application's fixed arguments (its ``metrics`` function, ``signature``, the
+    ``metrics_config`` keys it derives from other sections)."""
+    section, fixed = dict(configured), dict(fixed or {})
+    settings = stage_params(f"evaluator.{METRICS_KEY}", section.pop(METRICS_KEY, {}), fixed.pop("metrics_config", {}))
+    return {**stage_params("evaluator", section, fixed, defaults={"champion_dir": champion_dir}),
+            "metrics_config": settings}
+
 
 def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preprocessing_fn: str, task: str,
                       hparams: dict[str, Any] | None = None, evaluator: dict[str, Any] | None = None,
@@ -27,11 +59,12 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     -> InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
 
     The application brings what differs: ``preprocessing_fn`` and ``task`` ('module:name' references);
-    ``hparams`` (default: the model section); the ``evaluator``'s parameters (default: the evaluator
-    section; typically it with its metrics keys moved into ``metrics_config``, plus ``metrics``,
-    ``signature``, ``primary_metric``, ``higher_is_better``; ``champion_dir`` defaults to the served
-    model); ``transform_config`` (default: the transform section); ``builtin_schema``, the curated schema
-    that ``schema_gen.curated_schema: builtin`` names; and ``trainer`` parameters beside its section.
+    ``hparams`` (default: the model section) and ``transform_config`` (default: the transform section), which
+    replace those sections; ``builtin_schema``, the curated schema that ``schema_gen.curated_schema: builtin``
+    names; and, beside the trainer and evaluator sections, the parameters it fixes: ``trainer``, and
+    ``evaluator`` (its ``metrics`` function, ``signature``, ``metrics_config`` keys derived from other sections;
+    ``champion_dir`` defaults to the served model). The evaluator section's ``metrics`` mapping is the
+    ``metrics_config``; a configured key the application also fixes must agree with it (else ConfigError).
     """
     stats = StatisticsGen(examples=examples)
     schema_cfg = cfg.schema_gen.to_dict()
@@ -39,17 +72,23 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
         schema_cfg["curated_schema"] = str(builtin_schema)
     schema = SchemaGen(statistics=stats, **schema_cfg)
     reads = Ref.of(task).resolve()  # what the model reads: skew there blocks, elsewhere it warns
-    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples,
-                                 model_features=[*reads.serving_features, reads.label_key], **cfg.example_validator)
+    anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **stage_params(
+        "example_validator", cfg.example_validator.to_dict(), {"model_features": [*reads.serving_features,
+                                                                                   reads.label_key]}))
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=preprocessing_fn,
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
     model = Trainer(transformed_examples=transform["transformed_examples"],
                     transform_graph=transform["transform_graph"], task=task,
-                    hparams=cfg.model.to_dict() if hparams is None else hparams, **{**cfg.trainer, **(trainer or {})})
+                    hparams=cfg.model.to_dict() if hparams is None else hparams,
+                    **stage_params("trainer", cfg.trainer.to_dict(), trainer))
+    serving_dir = Path(cfg.serving_dir).resolve()
     gate = Evaluator(model=model["model"], examples=examples,
-                     **{"champion_dir": str(Path(cfg.serving_dir).resolve() / name),
-                        **(cfg.evaluator.to_dict() if evaluator is None else evaluator)})
-    infra = InfraValidator(model=model["model"], examples=examples, model_name=name, **cfg.infra_validator)
-    pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, model_name=name,
-                    serving_dir=str(Path(cfg.serving_dir).resolve()), **cfg.pusher)
+                     **evaluator_params(cfg.evaluator.to_dict(), evaluator, str(serving_dir / name)))
+    infra_cfg = cfg.infra_validator.to_dict()
+    infra = InfraValidator(model=model["model"], examples=examples,
+                           **stage_params("infra_validator", infra_cfg, {"model_name": name}))
+    # The registered MLflow model answers requests like the validated one: the same request defaults.
+    pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
+        "pusher", cfg.pusher.to_dict(), {"model_name": name, "serving_dir": str(serving_dir)},
+        defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
     return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher])

@@ -3,6 +3,10 @@
 For every feature: how many examples have it, how many values per example, and by kind numeric
 min/max/mean/std/quantiles and NaN/inf counts, or string top-k, unique count and token-length
 distribution (whitespace tokens, what the sequence length of a text feature will roughly be).
+Quantiles, histograms and integer value counts come from tfx_bsl's mergeable sketches (QuantilesSketch,
+MisraGriesSketch, KmvSketch), so statistics do not depend on how Beam splits the input. Beside the JSON the
+stage writes tensorflow-metadata's ``DatasetFeatureStatisticsList`` (``FeatureStats.pb``), which TFDV and
+Facets read.
 
 Per split it also counts exact duplicates: each example's features are hashed one by one (8 bytes each),
 and the hashes are kept beside the statistics (``<split>.hashes.npz``). ``duplicates`` in a split's
@@ -18,33 +22,32 @@ import hashlib
 import html
 import json
 import math
-import random
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
+from tensorflow_metadata.proto.v0 import statistics_pb2
+from tfx_bsl.sketches import KmvSketch, MisraGriesSketch, QuantilesSketch
 
+from rnnpipe.artifacts import Examples, ExampleStatistics
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 
-from .example_gen import PREVIOUS_SPAN
-from .example_io import file_pattern
-
-PREVIOUS_PREFIX = "previous_span-"  # statistics of the span before the latest: previous_span-<split>.json
-
-_SAMPLE = 10_000   # numeric values kept for quantiles (reservoir)
+_EPS = 0.001  # the quantiles sketch's rank error: a quantile is off by at most 0.1% of the values
+_INT_BUCKETS = 1_000  # integer values counted by Misra-Gries: exact up to this many distinct values
 _MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
-_KEPT = 1_000  # numeric values kept in the statistics artifact for drift checks
-HASHES_SUFFIX = ".hashes.npz"  # <split>.hashes.npz: per-record, per-feature content hashes
+_KEPT = 1_000  # evenly spaced quantiles kept in the statistics artifact for drift checks
 _HASHES_KEY = "content_hashes"  # how the hashes travel out of Beam inside the JSON, popped before it is kept
 
 
 def _new_feature() -> dict:
     return {"present": 0, "values": 0, "min_values": None, "max_values": 0, "kind": None,
             "num": {"n": 0, "sum": 0.0, "sumsq": 0.0, "min": math.inf, "max": -math.inf, "nan": 0, "inf": 0,
-                    "sample": [], "seen": 0},
+                    "quantiles": None, "ints": None, "distinct": None},  # sketches, made on the first number
             "strings": Counter(), "token_lengths": Counter()}
 
 
@@ -77,30 +80,33 @@ class ExampleStatsFn(beam.CombineFn):
                     f["token_lengths"][len(text.split())] += 1
                 self._trim(f)
             else:
-                self._add_numbers(f["num"], values)
+                self._add_numbers(f["num"], values, kind == "int64_list")
         return acc
 
     @staticmethod
-    def _add_numbers(num: dict, values: list) -> None:
-        for v in values:
-            v = float(v)
-            if math.isnan(v):
-                num["nan"] += 1
-                continue
-            if math.isinf(v):
-                num["inf"] += 1
-                continue
-            num["n"] += 1
-            num["sum"] += v
-            num["sumsq"] += v * v
-            num["min"], num["max"] = min(num["min"], v), max(num["max"], v)
-            num["seen"] += 1
-            if len(num["sample"]) < _SAMPLE:
-                num["sample"].append(v)
-            else:  # reservoir sampling keeps quantiles unbiased in bounded memory
-                j = random.Random(num["seen"]).randrange(num["seen"])
-                if j < _SAMPLE:
-                    num["sample"][j] = v
+    def _add_numbers(num: dict, values: list, integers: bool) -> None:
+        if not values:
+            return
+        array = np.asarray(values, dtype=np.float64)
+        nan, inf = np.isnan(array), np.isinf(array)
+        num["nan"] += int(nan.sum())
+        num["inf"] += int(inf.sum())
+        finite = array[~(nan | inf)]
+        if not len(finite):
+            return
+        num["n"] += len(finite)
+        num["sum"] += float(finite.sum())
+        num["sumsq"] += float(np.square(finite).sum())
+        num["min"], num["max"] = min(num["min"], float(finite.min())), max(num["max"], float(finite.max()))
+        if num["quantiles"] is None:
+            num["quantiles"] = QuantilesSketch(_EPS, 1 << 32, 1)
+        num["quantiles"].AddValues(pa.array(finite))
+        if integers:
+            if num["ints"] is None:
+                num["ints"], num["distinct"] = MisraGriesSketch(_INT_BUCKETS), KmvSketch(1024)
+            keys = pa.array([str(v) for v in values], type=pa.large_binary())
+            num["ints"].AddValues(keys)
+            num["distinct"].AddValues(keys)
 
     @staticmethod
     def _trim(f: dict) -> None:
@@ -121,11 +127,15 @@ class ExampleStatsFn(beam.CombineFn):
                 if f["min_values"] is not None:
                     g["min_values"] = min(v for v in (g["min_values"], f["min_values"]) if v is not None)
                 g["max_values"] = max(g["max_values"], f["max_values"])
-                for k in ("n", "sum", "sumsq", "nan", "inf", "seen"):
+                for k in ("n", "sum", "sumsq", "nan", "inf"):
                     g["num"][k] += f["num"][k]
                 g["num"]["min"] = min(g["num"]["min"], f["num"]["min"])
                 g["num"]["max"] = max(g["num"]["max"], f["num"]["max"])
-                g["num"]["sample"] = (g["num"]["sample"] + f["num"]["sample"])[:_SAMPLE]
+                for k in ("quantiles", "ints", "distinct"):  # sketches merge without bias, whatever the split
+                    if g["num"][k] is None:
+                        g["num"][k] = f["num"][k]
+                    elif f["num"][k] is not None:
+                        g["num"][k].Merge(f["num"][k])
                 g["strings"].update(f["strings"])
                 g["token_lengths"].update(f["token_lengths"])
                 g["strings_trimmed"] = g.get("strings_trimmed", False) or f.get("strings_trimmed", False)
@@ -188,15 +198,43 @@ def count_duplicates(hashes: dict[str, tuple[list[str], np.ndarray]], features: 
     return out
 
 
-def load_hashes(artifact: Artifact | Path) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The per-feature content hashes of every current split (not the previous span's)."""
-    root = artifact.path() if isinstance(artifact, Artifact) else Path(artifact)
-    out = {}
-    for p in sorted(root.glob(f"*{HASHES_SUFFIX}")):
-        split = p.name[:-len(HASHES_SUFFIX)]
-        if not split.startswith(PREVIOUS_PREFIX):
-            with np.load(p) as data:
-                out[split] = (list(data["names"]), data["hashes"])
+# The artifact's files are read and written by its type (rnnpipe/artifacts.py); these names stay for callers.
+load_hashes = ExampleStatistics.read_hashes
+load_statistics = ExampleStatistics.read
+
+
+def feature_stats_proto(stats: dict[str, dict]) -> statistics_pb2.DatasetFeatureStatisticsList:
+    """The statistics as tensorflow-metadata's DatasetFeatureStatisticsList, one dataset per split."""
+    out = statistics_pb2.DatasetFeatureStatisticsList()
+    types = {"INT": statistics_pb2.FeatureNameStatistics.INT, "FLOAT": statistics_pb2.FeatureNameStatistics.FLOAT,
+             "BYTES": statistics_pb2.FeatureNameStatistics.STRING}
+    for split, s in stats.items():
+        dataset = out.datasets.add(name=split, num_examples=s["num_examples"])
+        for name, f in s["features"].items():
+            feature = dataset.features.add(type=types.get(f["type"], statistics_pb2.FeatureNameStatistics.BYTES))
+            feature.path.step.append(name)
+            common = statistics_pb2.CommonStatistics(
+                num_non_missing=f["present"], num_missing=f["missing"], min_num_values=f["min_values"] or 0,
+                max_num_values=f["max_values"], avg_num_values=f["avg_values"],
+                tot_num_values=round(f["avg_values"] * f["present"]))
+            if f["type"] == "BYTES":
+                strings = feature.string_stats
+                strings.common_stats.CopyFrom(common)
+                strings.unique = f["unique"]
+                for value, count in f["top_values"]:
+                    strings.top_values.add(value=value, frequency=count)
+                continue
+            numbers = feature.num_stats
+            numbers.common_stats.CopyFrom(common)
+            numbers.mean, numbers.std_dev = f["mean"], f["std"]
+            if f["min"] is not None:
+                numbers.min, numbers.max, numbers.median = f["min"], f["max"], f["quantiles"].get("0.5", 0.0)
+            grid = f["sample"]
+            if len(grid) > 1:  # a quantiles histogram: each bucket holds an equal share of the values
+                histogram = numbers.histograms.add(type=statistics_pb2.Histogram.QUANTILES, num_nan=f["nan"])
+                share = f["present"] * f["avg_values"] / (len(grid) - 1)
+                for low, high in zip(grid[:-1], grid[1:], strict=True):
+                    histogram.buckets.add(low_value=low, high_value=high, sample_count=share)
     return out
 
 
@@ -207,30 +245,54 @@ def _keep_hashes(out: Path, stats: dict[str, dict], splits: list[str]) -> None:
         names, matrix = decode_hashes(s.pop(_HASHES_KEY))
         if name in splits:
             hashes[name] = (names, matrix)
-            np.savez(out / f"{name}{HASHES_SUFFIX}", names=np.array(names, dtype=str), hashes=matrix)
+            ExampleStatistics.write_hashes(out, name, names, matrix)
     for split, counts in count_duplicates(hashes).items():
         stats[split]["duplicates"] = counts
     for name, s in stats.items():
-        (out / f"{name}.json").write_text(json.dumps(s))
+        ExampleStatistics.write(out, name, s)
 
 
-def _quantiles(values: list[float], qs: tuple[float, ...] = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)) -> dict:
+_QUANTILES = (0.0, 0.01, 0.25, 0.5, 0.75, 0.99, 1.0)
+
+
+def _quantiles(values: list[float], qs: tuple[float, ...] = _QUANTILES) -> dict:
+    """Quantiles of an exact list of values (token lengths)."""
     if not values:
         return {}
     s = sorted(values)
     return {str(q): s[min(len(s) - 1, int(q * (len(s) - 1) + 0.5))] for q in qs}
 
 
-def _histogram(ordered: list[float], bins: int = 10) -> dict:
-    """Equal-width histogram of the (sorted) reservoir sample: edges and the fraction in each bin."""
-    if not ordered:
+def _grid(num: dict) -> list[float]:
+    """``_KEPT`` + 1 evenly spaced quantiles (min to max) of the sketch: each stands for 1/_KEPT of the values."""
+    if num["quantiles"] is None:
+        return []
+    return [float(v) for v in num["quantiles"].GetQuantiles(_KEPT).flatten().to_numpy()]
+
+
+def _histogram(grid: list[float], bins: int = 10) -> dict:
+    """Equal-width histogram from the quantile grid: edges and the (approximate) fraction in each bin."""
+    if not grid:
         return {}
-    lo, hi = ordered[0], ordered[-1]
+    lo, hi = grid[0], grid[-1]
     width = (hi - lo) / bins or 1.0
     counts = [0] * bins
-    for v in ordered:
+    for v in grid:
         counts[min(bins - 1, int((v - lo) / width))] += 1
-    return {"edges": [lo + i * width for i in range(bins + 1)], "fractions": [c / len(ordered) for c in counts]}
+    return {"edges": [lo + i * width for i in range(bins + 1)], "fractions": [c / len(grid) for c in counts]}
+
+
+def _int_counts(num: dict, top_k: int) -> tuple[int, list[list]] | None:
+    """(distinct values, [[value, count], ...]) of an integer feature with at most ``top_k`` distinct values."""
+    if num["distinct"] is None:
+        return None
+    distinct = int(num["distinct"].Estimate())
+    if distinct > top_k:
+        return distinct, []
+    estimate = num["ints"].Estimate()
+    values = [int(v) for v in estimate.field("values").to_pylist()]
+    counts = [int(c) for c in estimate.field("counts").to_pylist()]
+    return distinct, sorted(([v, c] for v, c in zip(values, counts, strict=True)), key=lambda vc: (-vc[1], vc[0]))
 
 
 def summarize(acc: dict, top_k: int = 20) -> dict:
@@ -255,28 +317,30 @@ def summarize(acc: dict, top_k: int = 20) -> dict:
             num = f["num"]
             mean = num["sum"] / num["n"] if num["n"] else 0.0
             var = max(0.0, num["sumsq"] / num["n"] - mean * mean) if num["n"] else 0.0
-            ordered = sorted(num["sample"])
+            grid = _grid(num)
             out.update({"min": num["min"] if num["n"] else None, "max": num["max"] if num["n"] else None,
                         "mean": mean, "std": math.sqrt(var), "nan": num["nan"], "inf": num["inf"],
-                        "quantiles": _quantiles(num["sample"]), "unique_sampled": len(set(num["sample"])),
-                        "histogram": _histogram(ordered),
-                        # an evenly spaced subsample of the sorted reservoir: enough for drift histograms
-                        "sample": ordered[::max(1, len(ordered) // _KEPT)]})
-            if f["kind"] == "INT" and len(set(num["sample"])) <= top_k:
-                # counted in the reservoir sample: frequencies are relative to the sample's size
-                out["top_values"] = [[v, c] for v, c in Counter(num["sample"]).most_common(top_k)]
-                out["top_values_of"] = len(num["sample"])
+                        "quantiles": {str(q): grid[round(q * _KEPT)] for q in _QUANTILES} if grid else {},
+                        "histogram": _histogram(grid),
+                        # evenly spaced quantiles, equally weighted: what the drift check histograms
+                        "sample": grid})
+            counted = _int_counts(num, top_k) if f["kind"] == "INT" else None
+            if counted is not None:
+                out["unique"] = counted[0]
+                if counted[1]:  # exact counts (Misra-Gries with more buckets than values), out of every value
+                    out["top_values"], out["top_values_of"] = counted[1], num["n"]
         features[name] = out
     return {"num_examples": n, "features": features}
 
 
-def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                       ctx: ExecutionContext) -> dict:
     examples = inputs["examples"]
-    info = json.loads(examples.path("splits.json").read_text())
+    info = Examples.read_info(examples)
     # name -> file pattern; the previous span (if ExampleGen found one) is summarized for drift checks
-    sources = {s: file_pattern(examples.uri, s) for s in info["counts"]}
-    for s in info.get("previous_span", {}).get("counts", {}):
-        sources[f"{PREVIOUS_PREFIX}{s}"] = file_pattern(examples.path(PREVIOUS_SPAN), s)
+    sources = {s: Examples.file_pattern(examples, s) for s in info.splits}
+    for s in (info.previous_span or {}).get("counts", {}):
+        sources[f"{ExampleStatistics.PREVIOUS_PREFIX}{s}"] = Examples.file_pattern(Examples.previous_span(examples), s)
     out = outputs["statistics"].path()
     ctx.log(f"Beam pipeline over {list(sources)} ({ctx.beam_args[0]})")
     with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p:
@@ -285,10 +349,12 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
                  | f"Read[{name}]" >> beam.io.ReadFromTFRecord(pattern)
                  | f"Stats[{name}]" >> beam.CombineGlobally(ExampleStatsFn())
                  | f"Json[{name}]" >> beam.Map(json.dumps)
-                 | f"Write[{name}]" >> beam.io.WriteToText(str(out / f"{name}.json"), shard_name_template=""))
-    stats = {s: json.loads((out / f"{s}.json").read_text()) for s in sources}
-    splits = list(info["counts"])
+                 | f"Write[{name}]" >> beam.io.WriteToText(str(ExampleStatistics.split_file(out, name)),
+                                                               shard_name_template=""))
+    stats = {s: json.loads(ExampleStatistics.split_file(out, s).read_text()) for s in sources}
+    splits = info.splits
     _keep_hashes(out, stats, splits)
+    ExampleStatistics.write_proto(out, feature_stats_proto(stats))
     summary = out / "summary.txt"
     summary.write_text(render_text(stats))
     ctx.tracker.log_artifact(summary, "statistics")
@@ -296,10 +362,6 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
     page.write_text(render_html(stats))
     ctx.tracker.log_artifact(page, "statistics")
     return {f"{s}_examples": stats[s]["num_examples"] for s in splits}
-
-
-def load_statistics(artifact: Artifact) -> dict[str, dict]:
-    return {p.stem: json.loads(p.read_text()) for p in sorted(artifact.path().glob("*.json"))}
 
 
 def render_text(stats: dict[str, dict]) -> str:
@@ -350,7 +412,7 @@ def render_html(stats: dict[str, dict]) -> str:
 
 
 class StatisticsGen(Component):
-    INPUTS = {"examples": "Examples"}
-    OUTPUTS = {"statistics": "ExampleStatistics"}
+    INPUTS = {"examples": Examples.TYPE}
+    OUTPUTS = {"statistics": ExampleStatistics.TYPE}
     PARAMETERS: dict[str, Param] = {}
     executor = staticmethod(run_statistics_gen)

@@ -18,14 +18,14 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-import tensorflow_transform as tft
 
+from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
 from rnnpipe.faults import fault_point
 
 from .distribute import make_strategy
-from .example_io import file_pattern
 from .export import export_serving_model
 from .plots import plot_learning_curves
 from .task import TrainingTask
@@ -176,15 +176,16 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                     path.unlink(missing_ok=True)
 
 
-def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                ctx: ExecutionContext) -> dict:
     task: TrainingTask = Ref(params["task"]).resolve()
-    tft_output = tft.TFTransformOutput(inputs["transform_graph"].uri)
-    data = inputs["transformed_examples"].uri
+    tft_output = TransformGraph.load(inputs["transform_graph"])
+    data = inputs["transformed_examples"]
     keras.utils.set_random_seed(params["seed"])
     ds_args = dict(batch_size=params["batch_size"], bucket_boundaries=params["bucket_boundaries"],
                    seed=params["seed"], shuffle_buffer=params["shuffle_buffer"])
-    train_ds = make_dataset(file_pattern(data, "train"), tft_output, task, training=True, **ds_args)
-    eval_ds = make_dataset(file_pattern(data, "eval"), tft_output, task, training=False, **ds_args)
+    train_ds = make_dataset(Examples.file_pattern(data, "train"), tft_output, task, training=True, **ds_args)
+    eval_ds = make_dataset(Examples.file_pattern(data, "eval"), tft_output, task, training=False, **ds_args)
     if params["steps_per_epoch"]:
         train_ds = train_ds.repeat().take(params["steps_per_epoch"])
 
@@ -209,13 +210,12 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
 
     run_dir = outputs["model_run"].path()
-    model.save(run_dir / "model.keras")
-    (run_dir / "history.json").write_text(json.dumps(hist, indent=1))
+    ModelRun.write(run_dir, model, hist)
     if hist:
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
     export_serving_model(model, tft_output, task, outputs["model"].uri)
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
-    ctx.tracker.log_artifact(outputs["model"].path(), "serving_model")
+    ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
     return {"epochs": epochs, f"best_{params['monitor']}": best,
@@ -237,8 +237,8 @@ def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: in
 
 
 class Trainer(Component):
-    INPUTS = {"transformed_examples": "Examples", "transform_graph": "TransformGraph"}
-    OUTPUTS = {"model": "Model", "model_run": "ModelRun"}
+    INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE}
+    OUTPUTS = {"model": Model.TYPE, "model_run": ModelRun.TYPE}
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),
         "hparams": Param(dict, {}, doc="passed to task.build_model"),

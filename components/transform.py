@@ -5,7 +5,6 @@ transforms every split, and keeps the transform graph so serving applies the ver
 from __future__ import annotations
 
 import functools
-import json
 import shutil
 from typing import Any
 
@@ -16,22 +15,23 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
 from tfx_bsl.public import tfxio
 
+from rnnpipe.artifacts import Examples, Schema, TransformGraph
+from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref, _check_param
 
-from .example_io import RECORD_SUFFIX, file_pattern, split_dir
-from .schema_gen import read_schema
 
-
-def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict, ctx: Any) -> dict:
+def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
+                  ctx: ExecutionContext) -> dict:
     examples, graph_dir, out = inputs["examples"], outputs["transform_graph"], outputs["transformed_examples"]
-    schema = read_schema(inputs["schema"].uri)
-    splits = list(json.loads(examples.path("splits.json").read_text())["counts"])
+    schema = Schema.read(inputs["schema"])
+    info = Examples.read_info(examples)
+    splits = info.splits
     preprocessing_fn = functools.partial(Ref(params["preprocessing_fn"]).resolve(), **params["config"])
     temp_dir = ctx.scratch_dir / "tft_tmp"
     ctx.log(f"analyzing 'train', transforming {splits} ({ctx.beam_args[0]})")
 
     def source(split: str) -> tfxio.TFExampleRecord:
-        return tfxio.TFExampleRecord(file_pattern=file_pattern(examples.uri, split), schema=schema,
+        return tfxio.TFExampleRecord(file_pattern=Examples.file_pattern(examples, split), schema=schema,
                                      telemetry_descriptors=["rnnpipe", "Transform"])
 
     with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p, tft_beam.Context(temp_dir=str(temp_dir)):
@@ -50,23 +50,22 @@ def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
                 data, metadata = ((raw, src.TensorAdapterConfig()), transform_fn) | \
                     f"Transform[{split}]" >> tft_beam.TransformDataset()
             coder = tft.coders.ExampleProtoCoder(metadata.schema)
-            split_dir(out.uri, split).mkdir(parents=True, exist_ok=True)
+            Examples.split_dir(out, split).mkdir(parents=True, exist_ok=True)
             _ = (data
                  | f"Encode[{split}]" >> beam.Map(coder.encode)
                  | f"Write[{split}]" >> beam.io.WriteToTFRecord(
-                     str(split_dir(out.uri, split) / "data"), file_name_suffix=RECORD_SUFFIX))
+                     str(Examples.split_dir(out, split) / "data"), file_name_suffix=Examples.RECORD_SUFFIX))
     shutil.rmtree(temp_dir, ignore_errors=True)
     # The raw schema travels with the graph: the exporter reads the raw serving feature specs from it.
-    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema),
-                               graph_dir.path(tft.TFTransformOutput.RAW_METADATA_DIR))
-    shutil.copy(examples.path("splits.json"), out.path("splits.json"))
-    tft_output = tft.TFTransformOutput(graph_dir.uri)
+    metadata_io.write_metadata(dataset_metadata.DatasetMetadata(schema), TransformGraph.raw_metadata_dir(graph_dir))
+    Examples.write_info(out, info)
+    tft_output = TransformGraph.load(graph_dir)
     return {"transformed_features": len(tft_output.transformed_feature_spec())}
 
 
 class Transform(Component):
-    INPUTS = {"examples": "Examples", "schema": "Schema"}
-    OUTPUTS = {"transform_graph": "TransformGraph", "transformed_examples": "Examples"}
+    INPUTS = {"examples": Examples.TYPE, "schema": Schema.TYPE}
+    OUTPUTS = {"transform_graph": TransformGraph.TYPE, "transformed_examples": Examples.TYPE}
     PARAMETERS = {
         "preprocessing_fn": Param(Ref, doc="'module:function' taking (inputs, **config)"),
         "config": Param(dict, {}, doc="keyword arguments for preprocessing_fn"),

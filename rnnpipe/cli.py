@@ -49,10 +49,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
     print(f"  executed:   {', '.join(result.executed) or 'nothing'}")
     print(f"  cache hits: {', '.join(result.cache_hits) or 'none'}")
-    for step, metrics in result.metrics.items():
-        shown = {k: v for k, v in metrics.items() if k.startswith(("test_accuracy", "baseline_accuracy", "test_macro"))}
-        for key, value in shown.items():
-            print(f"  {step}.{key}: {value:.4f}")
+    for line in metric_lines(result.metrics, every=getattr(args, "verbose", False)):
+        print(f"  {line}")
+    for metrics in result.metrics.values():
         if "version" in metrics:
             print(f"  pushed: version {metrics['version']} -> {Path(cfg.serving_dir).resolve() / args.app}")
         elif "same_as_version" in metrics:
@@ -63,6 +62,40 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
     not_blessed = any(m.get("pushed") == 0 and "same_as_version" not in m for m in result.metrics.values())
     return EXIT_NOT_BLESSED if not_blessed else EXIT_OK
+
+
+# The gate's primary metric, under keys any step may return (the Evaluator does: components/evaluator.py).
+PRIMARY_KEYS = ("primary_metric", "primary_value", "primary_baseline", "primary_champion", "higher_is_better")
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def primary_metric(metrics: dict[str, dict]) -> tuple[str, dict] | None:
+    """The first step whose metrics carry a primary metric, with them; None when no step has one."""
+    return next(((step, m) for step, m in metrics.items() if "primary_metric" in m), None)
+
+
+def describe_primary(m: dict, *, short: bool = False) -> str:
+    """'mase 0.8123 (lower is better; baseline 1.0400; no champion)'; ``short``: 'mase 0.8123 (baseline 1.0400)'."""
+    value, baseline, champion = (m.get(k) for k in ("primary_value", "primary_baseline", "primary_champion"))
+    text = f"{m['primary_metric']} {_fmt(value) if value is not None else 'n/a'}"
+    if short:
+        return text + (f" (baseline {_fmt(baseline)})" if baseline is not None else "")
+    direction = "higher is better" if m.get("higher_is_better", True) else "lower is better"
+    return (f"{text} ({direction}; " + (f"baseline {_fmt(baseline)}" if baseline is not None else "no baseline")
+            + "; " + (f"champion {_fmt(champion)}" if champion is not None else "no champion") + ")")
+
+
+def metric_lines(metrics: dict[str, dict], *, every: bool = False) -> list[str]:
+    """The primary metric as 'Step: ...'; with ``every``, also each step's other metrics as 'Step.key: value'."""
+    found = primary_metric(metrics)
+    lines = [f"{found[0]}: {describe_primary(found[1])}"] if found else []
+    if every:
+        lines += [f"{step}.{key}: {_fmt(value)}" for step, m in metrics.items()
+                  for key, value in sorted(m.items()) if key not in PRIMARY_KEYS]
+    return lines
 
 
 def _build(app: Application, cfg: Config) -> Pipeline:
@@ -98,10 +131,13 @@ def cmd_runs(args: argparse.Namespace) -> int:
     for r in rows:
         when = dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M:%S")
         took = f"{r['finished_at'] - r['started_at']:.0f}s" if r["finished_at"] else "-"
-        evaluation = next((m for m in r["metrics"].values() if "test_accuracy" in m), {})
-        acc = f"acc {evaluation['test_accuracy']:.4f}" if evaluation else ""
-        print(f"{when}  {r['id'][:8]}  {r['status']:<9} {took:>6}  cache hits {len(r['cache_hits'])}  {acc}  "
+        found = primary_metric(r["metrics"])
+        shown = describe_primary(found[1], short=True) if found else "-"
+        print(f"{when}  {r['id'][:8]}  {r['status']:<9} {took:>6}  cache hits {len(r['cache_hits'])}  {shown}  "
               f"mlflow {r['mlflow_run_id'] or '-'}")
+        if args.all_metrics:
+            for line in metric_lines(r["metrics"], every=True):
+                print(f"    {line}")
     return 0
 
 
@@ -131,13 +167,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
                                f"{name}=VALUE")
         value = defaults[name] if spec.shape.rank == 0 else [defaults[name]] * len(args.inputs)
         inputs[name] = tf.constant(value, dtype=spec.dtype)
-    out = fn(**inputs)
+    out = {k: v.numpy() for k, v in fn(**inputs).items()}
     for i, text in enumerate(args.inputs):
-        n = int(out["length"][i]) if "length" in out and out["length"].shape.rank == 1 else None
-        fields = {k: v[i].numpy()[:n] if n is not None and v.shape.rank > 1 else v[i].numpy() for k, v in out.items()}
+        fields = trim_padding({k: v[i] for k, v in out.items()})
         shown = ", ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in sorted(fields.items()))
         print(f"{text!r}: {shown}")
     return 0
+
+
+def trim_padding(row: dict[str, Any]) -> dict[str, Any]:
+    """One request's outputs without the trailing positions where every per-position text output is "":
+    outputs padded to a fixed width (a tag per token) show only the real positions. Numeric outputs alone
+    are never trimmed (0 is a value); outputs of different widths are left as they are."""
+    import numpy as np
+
+    positional = {k: v for k, v in row.items() if isinstance(v, np.ndarray) and v.ndim >= 1}
+    texts = [v for v in positional.values() if v.dtype.kind in "SOU"]
+    if not texts or len({len(v) for v in positional.values()}) != 1:
+        return row
+    real = np.zeros(len(texts[0]), dtype=bool)
+    for v in texts:
+        real |= (v.reshape(len(v), -1) != ("" if v.dtype.kind == "U" else b"")).any(axis=1)
+    n = int(np.flatnonzero(real)[-1]) + 1 if real.any() else 0
+    return {**row, **{k: v[:n] for k, v in positional.items()}}
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -202,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     command(sub, "config", "print an application's resolved configuration").set_defaults(fn=cmd_config)
     runs = command(sub, "runs", "history of an application's runs")
     runs.add_argument("--limit", type=int, default=20)
+    runs.add_argument("--all-metrics", action="store_true", help="also every step's metrics (slices, peers, ...)")
     runs.set_defaults(fn=cmd_runs)
     predict = command(sub, "predict", "query the latest pushed model")
     predict.add_argument("inputs", nargs="+")

@@ -2,7 +2,10 @@
 
 Every layer above the defaults may only set keys the defaults declare, with a value of the declared
 type; anything else is rejected naming the key and the closest valid one. Top-level sections are
-checked key by key; a mapping inside a section (``evaluator.thresholds``) is one value, replaced whole.
+checked key by key; a mapping inside a section (``evaluator.thresholds``, ``evaluator.metrics``) is one
+value, replaced whole by ``--set evaluator.metrics={...}`` or a config file, while ``--set
+evaluator.metrics.slice_keys=[]`` changes that one key and keeps the others (a key the mapping lacks is
+added, unless it looks like a typo of one it has).
 """
 
 from __future__ import annotations
@@ -94,7 +97,9 @@ def merge(defaults: dict, override: dict, *, source: str, prefix: str = "", all_
             hint = f"; did you mean '{close[0]}'?" if close else ""
             raise ConfigError(f"{source}: unknown config key '{dotted}'{hint}")
         default = defaults[key]
-        if isinstance(default, dict) and not prefix:
+        if isinstance(value, _Inner):
+            out[key] = _merge_inner(default, value, source=source, dotted=dotted)
+        elif isinstance(default, dict) and not prefix:
             if not isinstance(value, dict):
                 raise ConfigError(f"{source}: '{dotted}' must be a mapping, got {type(value).__name__} {value!r}")
             out[key] = merge(default, value, source=source, prefix=dotted + ".", all_keys=all_keys)
@@ -105,6 +110,31 @@ def merge(defaults: dict, override: dict, *, source: str, prefix: str = "", all_
             )
         else:
             out[key] = float(value) if isinstance(default, float) and value is not None else value
+    return out
+
+
+class _Inner(dict):
+    """``--set section.mapping.key=value``: one key inside a section's mapping, merged into it, not replacing it."""
+
+
+def _merge_inner(default: Any, inner: _Inner, *, source: str, dotted: str) -> dict:
+    if not isinstance(default, dict):
+        raise ConfigError(f"{source}: '{dotted}' is {type(default).__name__} {default!r}, not a mapping of keys")
+    out = copy.deepcopy(default)
+    for key, value in inner.items():
+        inner_key = f"{dotted}.{key}"
+        if isinstance(value, _Inner):
+            out[key] = _merge_inner(default.get(key, {}), value, source=source, dotted=inner_key)
+        elif key in default:
+            if not _type_ok(default[key], value):
+                raise ConfigError(f"{source}: '{inner_key}' must be of type {type(default[key]).__name__} "
+                                  f"(default {default[key]!r}), got {type(value).__name__} {value!r}")
+            out[key] = value
+        else:
+            close = difflib.get_close_matches(str(key), [str(k) for k in default], n=1, cutoff=0.8)
+            if close:
+                raise ConfigError(f"{source}: unknown key '{inner_key}'; did you mean '{dotted}.{close[0]}'?")
+            out[key] = value  # an open mapping (thresholds per metric, split weights) takes new keys
     return out
 
 
@@ -120,8 +150,8 @@ def parse_set(assignment: str) -> dict:
     tree: dict = {}
     node = tree
     parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
+    for depth, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {} if depth == 0 else _Inner())  # below a section: merge key by key
     node[parts[-1]] = value
     return tree
 

@@ -19,9 +19,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from .config import Config
+from .context import ExecutionContext, RecordingTracker
 from .dsl import Artifact, Component, Pipeline
 from .errors import ConfigError, PipelineLockedError, RnnpipeError, StageIOError
 from .faults import fault_point
@@ -32,41 +32,6 @@ from .tracking import Tracker, close_run, git_commit, tracking_uri
 log = logging.getLogger("rnnpipe")
 
 
-class RecordingTracker:
-    """Logs to MLflow and remembers what was logged, so a later cache hit can log the same again."""
-
-    def __init__(self, tracker: Tracker, tmp_dir: Path, final_dir: Path) -> None:
-        self._tracker = tracker
-        self._tmp, self._final = tmp_dir, final_dir
-        self.record: dict[str, list] = {"metrics": [], "files": [], "tags": []}
-
-    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
-        self._tracker.log_metric(key, value, step)
-        self.record["metrics"].append([key, float(value), step])
-
-    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
-        for k, v in metrics.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool):
-                self.log_metric(k, v, step)
-
-    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
-        self._tracker.log_artifact(path, artifact_path)
-        path = Path(path).resolve()
-        if path.is_relative_to(self._tmp):  # replayable only if it lives in the step's own outputs
-            self.record["files"].append([str(self._final / path.relative_to(self._tmp)), artifact_path])
-
-    def set_tag(self, key: str, value: Any) -> None:
-        self._tracker.set_tag(key, value)
-        self.record["tags"].append([key, value])
-
-    def register_model(self, *args: Any, **kwargs: Any) -> str:
-        # Not recorded: a registry entry is an effect, not a log; a cache hit of the Pusher registers nothing.
-        return self._tracker.register_model(*args, **kwargs)
-
-    def registry_version(self, *args: Any, **kwargs: Any) -> str | None:
-        return self._tracker.registry_version(*args, **kwargs)
-
-
 def replay(tracker: Tracker, record: dict) -> None:
     for key, value, step in record.get("metrics", []):
         tracker.log_metric(key, value, step)
@@ -75,23 +40,6 @@ def replay(tracker: Tracker, record: dict) -> None:
             tracker.log_artifact(path, artifact_path)
     for key, value in record.get("tags", []):
         tracker.set_tag(key, value)
-
-
-@dataclass
-class ExecutionContext:
-    """What the runner hands an executor besides its artifacts and parameters."""
-
-    pipeline: str
-    step: str
-    execution_id: int
-    scratch_dir: Path  # survives failed attempts of the same cache key: checkpoints live here
-    beam_args: list[str]
-    strategy: str
-    serving_dir: Path
-    tracker: RecordingTracker
-
-    def log(self, message: str) -> None:
-        log.info("%s: %s", self.step, message)
 
 
 @dataclass

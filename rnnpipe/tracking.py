@@ -10,6 +10,8 @@ import json
 import math
 import os
 import subprocess
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,10 +154,35 @@ class Tracker:
                          fingerprint: str | None = None) -> str | None:
         return find_registry_version(self.client, name, serving_version, serving_path, fingerprint)
 
-    def register_model(self, name: str, artifact_path: str, serving_version: int, alias: str = "champion",
-                       serving_path: str | None = None, fingerprint: str | None = None) -> str:
+    def log_mlflow_model(self, save: Callable[[Path, Any], None], name: str) -> str:
+        """Logs an MLflow model as an output of this run (a LoggedModel, as ``mlflow.<flavor>.log_model``
+        would, without MLflow's global active run); returns its model id. ``save(path, mlflow_model)`` writes
+        the model folder to ``path``, passing on ``mlflow_model`` (the MLmodel that links it to this run)."""
+        from mlflow.entities import LoggedModelOutput, LoggedModelStatus
+        from mlflow.models import Model
+
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        logged = self.client.create_logged_model(experiment, name=name, source_run_id=self.run_id)
+        try:
+            with tempfile.TemporaryDirectory() as scratch:
+                local = Path(scratch) / "model"
+                save(local, Model(artifact_path=logged.artifact_location, model_uuid=logged.model_id,
+                                  run_id=self.run_id, model_id=logged.model_id))
+                self.client.log_model_artifacts(logged.model_id, str(local))
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.FAILED)
+            raise
+        self.client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
+        self.client.log_outputs(self.run_id, [LoggedModelOutput(logged.model_id, step=0)])
+        return logged.model_id
+
+    def register_model(self, name: str, model: str | Callable[[Tracker], str], serving_version: int,
+                       alias: str = "champion", serving_path: str | None = None, fingerprint: str | None = None
+                       ) -> str:
         """Points ``alias`` at the registry version of ``name`` pushed as ``serving_version`` (to ``serving_path``,
-        holding ``fingerprint``), registering this run's ``artifact_path`` as that version first if there is none.
+        holding ``fingerprint``), registering ``model`` as that version first if there is none. ``model``: a
+        function that logs an MLflow model through this tracker and returns its model id (called only when an
+        entry is missing), or a path among this run's artifacts (files that ``mlflow.pyfunc`` cannot load).
         Idempotent: a re-run after a kill between the push and the registration adds the missing entry, never
         a second one."""
         ensure_registered_model(self.client, name)
@@ -163,8 +190,10 @@ class Tracker:
         if version is None:
             tags = {SERVING_VERSION_TAG: str(serving_version), SERVING_PATH_TAG: serving_path,
                     FINGERPRINT_TAG: fingerprint}
-            source = f"{self.client.get_run(self.run_id).info.artifact_uri}/{artifact_path}"
-            version = self.client.create_model_version(name, source, run_id=self.run_id,
+            model_id = model(self) if callable(model) else None
+            source = (f"models:/{model_id}" if model_id else
+                      f"{self.client.get_run(self.run_id).info.artifact_uri}/{model}")
+            version = self.client.create_model_version(name, source, run_id=self.run_id, model_id=model_id,
                                                        tags={k: v for k, v in tags.items() if v is not None}).version
         self.client.set_registered_model_alias(name, alias, version)
         return str(version)

@@ -43,7 +43,7 @@ def test_wrong_type_is_rejected_with_expected_and_received() -> None:
 def test_set_needs_key_value() -> None:
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         parse_set("trainer.epochs")
-    assert parse_set("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}
+    assert parse_set("a.b.c=[1, 2]") == {"a": {"b": {"c": [1, 2]}}}  # (b is merged key by key)
 
 
 def test_missing_config_file_is_named(tmp_path: Path) -> None:
@@ -57,3 +57,16 @@ def test_mappings_inside_a_section_are_replaced_whole() -> None:
     assert cfg.example_gen.splits == {"a": 1, "b": 1}
     with pytest.raises(ConfigError, match=r"'evaluator\.thresholds' must be of type dict"):
         load_config(SENTIMENT, None, ["evaluator.thresholds=0.7"])
+
+
+def test_a_dotted_key_inside_a_mapping_changes_that_key_and_keeps_the_others() -> None:
+    cfg = load_config(SENTIMENT, None, ["evaluator.metrics.slice_keys=[]", "evaluator.thresholds.f1=0.5"])
+    assert cfg.evaluator.metrics.slice_keys == [] and cfg.evaluator.metrics.length_edges == [8, 16, 32]
+    assert cfg.evaluator.thresholds == {"accuracy": 0.6, "f1": 0.5}  # an open mapping takes a new key
+    with pytest.raises(ConfigError, match=r"unknown key 'evaluator\.metrics\.lenght_edges'; "
+                                          r"did you mean 'evaluator\.metrics\.length_edges'"):
+        load_config(SENTIMENT, None, ["evaluator.metrics.lenght_edges=[1]"])
+    with pytest.raises(ConfigError, match=r"'evaluator\.metrics\.length_edges' must be of type list"):
+        load_config(SENTIMENT, None, ["evaluator.metrics.length_edges=abc"])
+    with pytest.raises(ConfigError, match=r"'trainer\.epochs' is int 8, not a mapping"):
+        load_config(SENTIMENT, None, ["trainer.epochs.x=1"])

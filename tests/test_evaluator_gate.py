@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import tensorflow as tf
 
+from rnnpipe.artifacts import Blessing, Examples, ExamplesInfo, ModelBlessing, ModelEvaluation
 from rnnpipe.components.evaluator import Evaluator, run_evaluator
 from rnnpipe.components.example_io import write_examples
 from rnnpipe.components.metrics import length_bucket
@@ -50,13 +50,13 @@ class Recorder:
 
 
 def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, log: list[str] | None = None,
-             **params) -> tuple[dict, dict]:
+             **params) -> tuple[dict, Blessing]:
     examples = tmp_path / "examples"
     if not examples.exists():
         rows = [(split, {"text": f"{'good' if i % 3 else 'bad'} film {i}", "label": int(i % 3 > 0)})
                 for split in ("train", "test") for i in range(60)]
         counts = write_examples(rows, {"text": "bytes", "label": "int"}, examples, ["train", "test"], 1)
-        (examples / "splits.json").write_text(json.dumps({"counts": counts, "source": "generated"}))
+        Examples.write_info(examples, ExamplesInfo(counts, source="generated"))
     out = tmp_path / f"eval-{len(list(tmp_path.glob('eval-*')))}"
     (out / "evaluation").mkdir(parents=True)
     (out / "blessing").mkdir()
@@ -70,7 +70,7 @@ def evaluate(tmp_path: Path, candidate: Path, champion_dir: Path | None, log: li
         {"evaluation": Artifact("evaluation", "ModelEvaluation", str(out / "evaluation")),
          "blessing": Artifact("blessing", "ModelBlessing", str(out / "blessing"))},
         full, SimpleNamespace(tracker=Recorder(), log=(log if log is not None else []).append))
-    return metrics, json.loads((out / "blessing" / "blessing.json").read_text())
+    return metrics, ModelBlessing.read(out / "blessing")
 
 
 def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> None:
@@ -80,11 +80,12 @@ def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> N
     shutil.copytree(good, serving / "1")  # the champion
 
     metrics, blessing = evaluate(tmp_path, worse, serving, max_regression=0.02, must_beat_baseline=False)
-    assert not blessing["blessed"]
-    assert any("worse than the champion's (version 1) 1.0000 by more than 0.02" in r for r in blessing["reasons"])
+    assert not blessing.blessed
+    assert any("worse than the champion's (version 1) 1.0000 by more than 0.02" in r for r in blessing.reasons)
 
     metrics, blessing = evaluate(tmp_path, good, serving, max_regression=0.02)
-    assert blessing == {"blessed": True, "reasons": []} and metrics["test_accuracy"] == 1.0
+    assert (blessing.blessed, blessing.reasons) == (True, []) and metrics["test_accuracy"] == 1.0
+    assert blessing.details["primary_metric"] == "accuracy" and blessing.details["primary_value"] == 1.0
     assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
     card = next(tmp_path.glob("eval-1/evaluation/model_card.md")).read_text()
     assert "| overall | 60 | 1.0000 | 1.0000 | 0.6667 |" in card and "- blessed" in card
@@ -105,16 +106,16 @@ def test_a_champion_reading_other_inputs_is_skipped_and_a_same_shape_one_still_g
     save(PairModel(), serving / "1")  # would fail if called with single sentences
     log: list[str] = []
     _, blessing = evaluate(tmp_path, worse, serving, log, max_regression=0.02, must_beat_baseline=False)
-    assert blessing == {"blessed": True, "reasons": []}
-    assert "champion" not in json.loads((tmp_path / "eval-0" / "evaluation" / "evaluation.json").read_text())
+    assert (blessing.blessed, blessing.reasons) == (True, [])
+    assert "champion" not in ModelEvaluation.read(tmp_path / "eval-0" / "evaluation")
     assert f"served model {serving / '1'} is no champion: its 'serving_default' inputs are text string[-1, 2], " \
            "the candidate's text string[-1]; the candidate is judged by thresholds and baseline only" in log
 
     shutil.copytree(save(KeywordModel("good"), tmp_path / "good"), serving / "2")  # same inputs: compared
     log.clear()
     _, blessing = evaluate(tmp_path, worse, serving, log, max_regression=0.02, must_beat_baseline=False)
-    assert not blessing["blessed"] and not any("no champion" in line for line in log)
-    assert any("worse than the champion's (version 2) 1.0000" in r for r in blessing["reasons"])
+    assert not blessing.blessed and not any("no champion" in line for line in log)
+    assert any("worse than the champion's (version 2) 1.0000" in r for r in blessing.reasons)
 
 
 def test_slices_by_value_and_by_length(tmp_path: Path) -> None:
@@ -129,9 +130,9 @@ def test_slices_by_value_and_by_length(tmp_path: Path) -> None:
 def test_thresholds_and_baseline_rules(tmp_path: Path) -> None:
     majority_like = save(KeywordModel("film"), tmp_path / "always_positive")
     _, blessing = evaluate(tmp_path, majority_like, None, thresholds={"macro_f1": 0.9})
-    assert not blessing["blessed"]
-    assert any(r.startswith("macro_f1 ") and "< threshold 0.9" in r for r in blessing["reasons"])
-    assert any("does not beat the baseline" in r for r in blessing["reasons"])
+    assert not blessing.blessed
+    assert any(r.startswith("macro_f1 ") and "< threshold 0.9" in r for r in blessing.reasons)
+    assert any("does not beat the baseline" in r for r in blessing.reasons)
 
 
 def test_the_champion_is_part_of_the_cache_key_unless_it_is_the_candidate(tmp_path: Path) -> None:

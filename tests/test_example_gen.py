@@ -8,6 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from rnnpipe.artifacts import Examples
 from rnnpipe.components.example_gen import (
     ExampleGen,
     decode_utf8,
@@ -53,7 +54,7 @@ def test_jsonl_round_trip_returns_what_went_in(tmp_path: Path) -> None:
         got = back[r["id"]]
         assert got["text"] == r["text"] and got["label"] == r["label"] and got["tags"] == r["tags"]
         assert got["score"] == pytest.approx(r["score"], rel=1e-6)
-    counts = json.loads((out / "splits.json").read_text())["counts"]
+    counts = Examples.read_info(out).counts
     assert sum(counts.values()) == 300 and 200 < counts["train"] < 280
 
 
@@ -150,7 +151,7 @@ def test_a_reader_and_a_partition_feature_split_chronologically(tmp_path: Path) 
     for _, record in read_points(src, history=3):
         expected = {k: v for k, v in record.items() if k != "split"}
         assert written[record["target"]] == expected
-    assert "split" not in json.loads((out / "splits.json").read_text())["kinds"]
+    assert "split" not in Examples.read_info(out).kinds
     src.write_text("1\n2\n3\n-4\n")
     with pytest.raises(DataError, match=r"series.txt:4: negative value"):
         run(tmp_path, src, reader=reader, reader_config={"history": 3}, partition_feature="split")

@@ -112,3 +112,12 @@ def test_a_nan_with_missing_reject_stops_at_its_file_and_line_and_nothing_is_pus
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "forecasting" / "ExampleGen"
     assert not step_dir.exists() or not list(step_dir.iterdir())
+
+
+def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
+    from test_mlflow_model import assert_same, pyfunc_and_saved_model
+
+    test = [example_to_dict(e) for e in read_examples(latest(pushed["work"], "ExampleGen") / "examples", "test")][:5]
+    out = pyfunc_and_saved_model(pushed["work"], "forecasting", {"history": [r["history"] for r in test]})
+    assert_same(out["pyfunc"], out["saved_model"])
+    assert np.array(out["pyfunc"]["forecast"]).shape == (5, 26)  # a column of lists: one forecast per row

@@ -202,7 +202,7 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
     own = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7")
     assert (own["seasonal_skip"], own["recurrent_length"], own["highway_length"]) == (7, None, 0)
     # An autoregressive decoder feeds back values, not corrections to seasonal-naive: no seasonal parts.
-    ar = hparams("data.series=co2", "model.strategy=autoregressive")
+    ar = hparams("data.series=co2", "model.decoding=autoregressive")
     assert (ar["seasonal_skip"], ar["seasonal_difference"]) == (0, False)
     with pytest.raises(ConfigError, match=r"model: With seasonal_difference, `recurrent_length` must be at most "
                                           r"history_length - seasonal_skip = 96\. Received: recurrent_length=200"):

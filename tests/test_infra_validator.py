@@ -8,8 +8,9 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 from tensorflow.core.protobuf import saved_model_pb2
 
+from rnnpipe.artifacts import InfraBlessing
 from rnnpipe.components.example_io import write_examples
-from rnnpipe.components.infra_validator import WARMUP_FILE, read_warmup, run_infra_validator
+from rnnpipe.components.infra_validator import read_warmup, run_infra_validator
 from rnnpipe.dsl import Artifact
 from rnnpipe.errors import DataError
 
@@ -65,13 +66,15 @@ def validate(tmp_path: Path, model: Path, **params) -> tuple[dict, Path, Recorde
 def test_serving_model_is_blessed_and_warmup_requests_parse_and_replay(tmp_path: Path) -> None:
     metrics, out, tracker = validate(tmp_path, save_model(tmp_path / "model"))
     assert metrics["infra_blessed"] == 1.0 and tracker.tags["rnnpipe.infra_blessed"] == "true"
-    logs = read_warmup(out / WARMUP_FILE)
+    logs = read_warmup(InfraBlessing.warmup_path(out))
     assert len(logs) == 5
     request = logs[2].predict_log.request
     assert request.model_spec.name == "demo" and request.model_spec.signature_name == "serving_default"
     assert tf.make_ndarray(request.inputs["text"]).tolist() == [b"sentence word word "]
     assert metrics["latency_b32_p50_ms"] > 0 and metrics["load_seconds"] > 0
-    assert '"warmup_replayed": 5' in (out / "infra_blessing.json").read_text()
+    blessing = InfraBlessing.read(out)
+    assert blessing.blessed and blessing.reasons == [] and blessing.details["warmup_replayed"] == 5
+    assert (out / InfraBlessing.BLESSED).exists() and not (out / InfraBlessing.NOT_BLESSED).exists()
 
 
 def test_an_op_outside_tf_serving_is_named_and_not_blessed(tmp_path: Path) -> None:
@@ -84,8 +87,10 @@ def test_an_op_outside_tf_serving_is_named_and_not_blessed(tmp_path: Path) -> No
     pb.write_bytes(saved.SerializeToString())
     metrics, out, tracker = validate(tmp_path, model)
     assert metrics == {"infra_blessed": 0.0} and tracker.tags["rnnpipe.infra_blessed"] == "false"
-    report = (out / "infra_blessing.json").read_text()
-    assert "ops not in TF Serving's op set" in report and "RnnpipeBogusOp" in report
+    blessing = InfraBlessing.read(out)
+    assert not blessing.blessed and (out / InfraBlessing.NOT_BLESSED).exists()
+    [reason] = blessing.reasons
+    assert "ops not in TF Serving's op set" in reason and "RnnpipeBogusOp" in reason
 
 
 def test_inputs_the_examples_lack_come_from_request_defaults(tmp_path: Path) -> None:
@@ -94,5 +99,5 @@ def test_inputs_the_examples_lack_come_from_request_defaults(tmp_path: Path) -> 
         validate(tmp_path, model)
     metrics, out, _ = validate(tmp_path / "again", model, request_defaults={"limit": 2})
     assert metrics["infra_blessed"] == 1.0
-    request = read_warmup(out / WARMUP_FILE)[0].predict_log.request
+    request = read_warmup(InfraBlessing.warmup_path(out))[0].predict_log.request
     assert tf.make_ndarray(request.inputs["limit"]) == 2 and request.inputs["limit"].tensor_shape.dim == []

@@ -14,6 +14,7 @@ import pytest
 from toy_components import toy_config
 
 from rnnpipe import faults
+from rnnpipe.artifacts import Model, ModelBlessing
 from rnnpipe.components.pusher import Pusher
 from rnnpipe.dsl import Component, Param, Pipeline
 from rnnpipe.errors import StageIOError
@@ -33,12 +34,12 @@ def _fake_trainer(inputs, outputs, params, ctx):
     (out / "variables").mkdir()
     (out / "variables" / "variables.data-00000-of-00001").write_text(params["weights"])
     (out / "variables" / "variables.index").write_text("index")
-    (out / "saved_model.pb").write_text("graph")
-    ctx.tracker.log_artifact(out, "serving_model")
+    (out / Model.SAVED_MODEL).write_text("graph")
+    ctx.tracker.log_artifact(out, Model.MLFLOW_PATH)
 
 
 def _fake_gate(inputs, outputs, params, ctx):
-    outputs["blessing"].path("blessing.json").write_text(json.dumps({"blessed": True, "reasons": []}))
+    ModelBlessing.write(outputs["blessing"], True, [])
 
 
 class FakeTrainer(Component):

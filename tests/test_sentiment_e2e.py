@@ -103,7 +103,7 @@ def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, cap
 
 
 def test_unblessed_model_is_not_pushed(pushed: dict, capsys: pytest.CaptureFixture) -> None:
-    assert main(["run", "sentiment", *SMALL, "--set", "evaluator.thresholds={accuracy: 1.01}"]) == 0
+    assert main(["run", "sentiment", *SMALL, "--set", "evaluator.thresholds={accuracy: 1.01}"]) == 3  # not blessed
     out = capsys.readouterr().out
     assert "pushed: nothing (the model was not blessed)" in out
     assert "Trainer" in out.split("cache hits:")[1].splitlines()[0]  # only the gate re-ran
@@ -183,3 +183,14 @@ def test_drift_between_consecutive_spans_stops_the_run(workdir: Path, capsys: py
     assert re.search(r"split 'train', feature 'label': DRIFT: L-infinity distance 0\.4\d+ from 'previous span'", err)
     assert "SKEW" not in err  # within the latest span, train/eval/test agree
     assert not (workdir / "serving").exists()
+
+
+def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
+    from test_mlflow_model import assert_same, pyfunc_and_saved_model
+
+    logged = [json.loads(line) for line in (latest(pushed["work"], "Evaluator") / "evaluation" /
+                                            "predictions.jsonl").open()][:6]
+    out = pyfunc_and_saved_model(pushed["work"], "sentiment", {"text": [r["text"] for r in logged]})
+    assert_same(out["pyfunc"], out["saved_model"])
+    for row, probs in zip(logged, out["pyfunc"]["probabilities"], strict=True):
+        assert probs == pytest.approx(row["probabilities"], abs=1e-5)

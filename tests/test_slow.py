@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnpipe.artifacts import ModelBlessing
 from rnnpipe.cli import main
 
 pytestmark = pytest.mark.slow
@@ -28,12 +29,12 @@ def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdi
     assert (workdir / "serving" / "sentiment" / "1" / "saved_model.pb").exists()
 
     # A deliberately worse model (one training step) is not blessed; the champion stays in place.
-    assert main(["run", "sentiment", "--set", "trainer.epochs=1", "--set", "trainer.steps_per_epoch=1"]) == 0
+    assert main(["run", "sentiment", "--set", "trainer.epochs=1", "--set", "trainer.steps_per_epoch=1"]) == 3
     assert sorted(p.name for p in (workdir / "serving" / "sentiment").iterdir() if p.name.isdigit()) == ["1"]
-    blessings = sorted((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/blessing/blessing.json"),
-                       key=lambda p: int(p.parts[-3]))
-    last = json.loads(blessings[-1].read_text())
-    assert not last["blessed"] and any("worse than the champion's (version 1)" in r for r in last["reasons"])
+    blessings = sorted((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("[0-9]*/blessing"),
+                       key=lambda p: int(p.parts[-2]))
+    last = ModelBlessing.read(blessings[-1])
+    assert not last.blessed and any("worse than the champion's (version 1)" in r for r in last.reasons)
 
 
 def test_killed_trainer_resumes_from_its_last_finished_epoch(workdir: Path) -> None:

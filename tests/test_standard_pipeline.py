@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from rnnpipe.app import load_application
 from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import load_config
+from rnnpipe.errors import ConfigError
 from rnnpipe.pipelines.sentiment import APPLICATION
 
 STAGES = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
@@ -15,9 +19,6 @@ STAGES = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trans
 def build(tmp_path: Path, *sets: str, **parts):
     cfg = load_config(APPLICATION.config_file, sets=[f"serving_dir={tmp_path / 'serving'}", *sets])
     examples = ExampleGen(source=str(tmp_path / "data.jsonl"), **cfg.example_gen)
-    gate = cfg.evaluator.to_dict()
-    slicing = {key: gate.pop(key) for key in ("slice_keys", "length_feature", "length_edges")}
-    parts.setdefault("evaluator", {**gate, "metrics_config": slicing})
     return cfg, standard_pipeline("demo", cfg, examples, preprocessing_fn="demo.features:preprocessing_fn",
                                   task="rnnpipe.pipelines.sentiment.model:TASK", **parts)
 
@@ -32,7 +33,8 @@ def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path:
     assert step("Trainer").params["epochs"] == cfg.trainer.epochs
     assert step("Evaluator").params["champion_dir"] == str((tmp_path / "serving" / "demo").resolve())
     assert step("Evaluator").params["thresholds"] == cfg.evaluator.thresholds
-    assert step("Evaluator").params["metrics_config"]["slice_keys"] == cfg.evaluator.slice_keys
+    # evaluator.metrics is what the metrics function reads: its metrics_config, as configured.
+    assert step("Evaluator").params["metrics_config"] == cfg.evaluator.metrics.to_dict()
     assert step("InfraValidator").params["model_name"] == step("Pusher").params["model_name"] == "demo"
     assert step("Pusher").inputs["blessing"].node is step("Evaluator")
     assert step("Pusher").params["serving_dir"] == str((tmp_path / "serving").resolve())
@@ -42,14 +44,49 @@ def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path:
 
 def test_the_application_parts_replace_or_extend_the_sections(tmp_path: Path) -> None:
     schema = tmp_path / "schema.pbtxt"
-    _, pipeline = build(tmp_path, "schema_gen.curated_schema=builtin", builtin_schema=schema,
-                        hparams={"units": 8}, transform_config={"max_tokens": 5}, trainer={"bucket_boundaries": []},
-                        evaluator={"primary_metric": "bpc", "higher_is_better": False, "champion_dir": None})
+    cfg, pipeline = build(tmp_path, "schema_gen.curated_schema=builtin", "trainer.bucket_boundaries=[]",
+                          builtin_schema=schema, hparams={"units": 8}, transform_config={"max_tokens": 5},
+                          trainer={"bucket_boundaries": []},
+                          evaluator={"signature": "score", "champion_dir": None, "metrics_config": {"label_key": "y"}})
     step = pipeline.step
     assert step("SchemaGen").params["curated_schema"] == str(schema)
     assert step("Transform").params["config"] == {"max_tokens": 5}
     assert step("Trainer").params["hparams"] == {"units": 8} and step("Trainer").params["bucket_boundaries"] == []
     evaluator = step("Evaluator").params
-    assert (evaluator["primary_metric"], evaluator["higher_is_better"], evaluator["champion_dir"]) == \
-        ("bpc", False, None)
-    assert evaluator["thresholds"] == {}  # the evaluator parameters replace the section whole
+    assert (evaluator["signature"], evaluator["champion_dir"]) == ("score", None)
+    # The application's fixed parameters join the section: the configured ones stay.
+    assert evaluator["thresholds"] == cfg.evaluator.thresholds and evaluator["primary_metric"] == "accuracy"
+    assert evaluator["metrics_config"] == {**cfg.evaluator.metrics, "label_key": "y"}
+
+
+@pytest.mark.parametrize(("sets", "parts", "key"), [
+    ((), {"trainer": {"bucket_boundaries": []}}, "trainer.bucket_boundaries"),
+    (("evaluator.metrics={slice_keys: [source]}",), {"evaluator": {"metrics_config": {"slice_keys": []}}},
+     "evaluator.metrics.slice_keys"),
+])
+def test_a_configured_value_the_application_also_sets_is_an_error_not_replaced(
+        tmp_path: Path, sets: tuple[str, ...], parts: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"config key '{key}' is .*but the application sets it to"):
+        build(tmp_path, *sets, **parts)
+
+
+@pytest.mark.parametrize(("app", "sets", "primary", "higher", "settings"), [
+    ("sentiment", ("data.path=mine.jsonl",), "accuracy", True, {"slice_keys", "length_edges", "label_key",
+                                                                "class_names"}),
+    ("tagging", ("data.path=mine.conllu",), "accuracy", True, {"slice_keys", "length_edges"}),
+    ("textgen", ("data.path=mine", "trainer.bucket_boundaries=[400]"), "bpc", False, {"baseline", "sample_length"}),
+    ("forecasting", ("data.series=co2", "model.decoding=autoregressive"), "mase", False,
+     {"ets", "horizon_slices", "history", "season"}),
+])
+def test_each_application_takes_its_metric_settings_from_evaluator_metrics(
+        tmp_path: Path, app: str, sets: tuple[str, ...], primary: str, higher: bool, settings: set[str]) -> None:
+    application = load_application(app)
+    cfg = load_config(application.config_file, sets=[f"serving_dir={tmp_path}", *sets])
+    params = {s.id: s.params for s in application.build_pipeline(cfg).steps}
+    evaluator = params["Evaluator"]
+    assert (evaluator["primary_metric"], evaluator["higher_is_better"]) == (primary, higher)
+    assert settings <= set(evaluator["metrics_config"])
+    assert {k: evaluator["metrics_config"][k] for k in cfg.evaluator.metrics} == cfg.evaluator.metrics.to_dict()
+    assert params["Trainer"]["bucket_boundaries"] == cfg.trainer.bucket_boundaries  # honoured, never replaced
+    if app == "forecasting":
+        assert params["Trainer"]["hparams"]["decoding"] == "autoregressive"

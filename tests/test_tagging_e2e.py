@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
 from rnnpipe.cli import main
 from rnnpipe.pipelines.tagging.features import MAX_TOKENS
 
@@ -56,7 +57,7 @@ def latest(work: Path, step: str) -> Path:
 
 def test_tiny_tagger_beats_the_most_frequent_tag_baseline_and_is_pushed(pushed: dict) -> None:
     work = pushed["work"]
-    evaluation = json.loads((latest(work, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    evaluation = ModelEvaluation.read(latest(work, "Evaluator") / "evaluation")
     model, baseline = evaluation["overall"]["model"], evaluation["overall"]["baseline"]
     assert model["accuracy"] > baseline["accuracy"] > 0.7, (model["accuracy"], baseline["accuracy"])
     # Words unseen in training are where the characters help: far above guessing the commonest tag.
@@ -64,7 +65,7 @@ def test_tiny_tagger_beats_the_most_frequent_tag_baseline_and_is_pushed(pushed: 
     assert 0.1 < model["oov_rate"] < 0.5 and model["tokenization_mismatches"] == 0
     assert {"f1_NOUN", "f1_VERB", "f1_PUNCT"} <= set(model) and model["f1_PUNCT"] > 0.9
     assert evaluation["baseline"].startswith("most frequent train tag per word")
-    assert json.loads((latest(work, "Evaluator") / "blessing" / "blessing.json").read_text())["blessed"]
+    assert ModelBlessing.read(latest(work, "Evaluator") / "blessing").blessed
     assert (work / "serving" / "tagging" / "1" / "saved_model.pb").exists()
 
 
@@ -101,3 +102,14 @@ def test_malformed_conllu_line_stops_the_run_with_file_and_line(workdir: Path, c
     assert not (workdir / "serving").exists()
     step_dir = workdir / "pipeline_root" / "tagging" / "ExampleGen"
     assert not step_dir.exists() or not list(step_dir.iterdir())
+
+
+def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
+    from test_mlflow_model import assert_same, pyfunc_and_saved_model
+
+    logged = [json.loads(line) for line in
+              (latest(pushed["work"], "Evaluator") / "evaluation" / "predictions_sample.jsonl").open(encoding="utf-8")]
+    out = pyfunc_and_saved_model(pushed["work"], "tagging", {"text": [" ".join(r["tokens"]) for r in logged[:5]]})
+    assert_same(out["pyfunc"], out["saved_model"])
+    for row, tags, n in zip(logged, out["pyfunc"]["tags"], out["pyfunc"]["length"], strict=False):
+        assert tags[:n] == row["predicted"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
 from rnnpipe.cli import main
 from rnnpipe.components.infra_validator import read_warmup
 
@@ -19,9 +20,9 @@ SAMPLE = Path(__file__).resolve().parent / "data" / "textgen_sample"
 SMALL = ["--set", "data.holdout_every=4", "--set", "data.chunk_chars=200", "--set", "data.eval_context=50",
          "--set", "trainer.epochs=4", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.01",
          "--set", "model.units=48", "--set", "model.embedding_dim=16", "--set", "model.bptt=50",
-         "--set", "evaluator.baseline=unigram", "--set", "evaluator.ngram_order=3",
+         "--set", "evaluator.metrics.baseline=unigram", "--set", "evaluator.metrics.ngram_order=3",
          "--set", "evaluator.thresholds={bpc: {upper_bound: 4.5}}",
-         "--set", "evaluator.sample_length=40", "--set", "infra_validator.warmup_requests=2"]
+         "--set", "evaluator.metrics.sample_length=40", "--set", "infra_validator.warmup_requests=2"]
 
 RELOAD = """
 import json, sys
@@ -57,13 +58,13 @@ def latest(work: Path, step: str) -> Path:
 
 def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: dict) -> None:
     work = pushed["work"]
-    evaluation = json.loads((latest(work, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    evaluation = ModelEvaluation.read(latest(work, "Evaluator") / "evaluation")
     overall = evaluation["overall"]
     assert overall["model"]["chars"] == overall["unigram"]["chars"] == 3976  # d_hamlet.txt less its first char
     assert overall["model"]["bpc"] < overall["unigram"]["bpc"] == overall["baseline"]["bpc"]
     assert overall["kn3"]["bpc"] < overall["bigram"]["bpc"] < overall["unigram"]["bpc"]
     assert list(evaluation["slices"]) == ["work:d_hamlet"]
-    assert json.loads((latest(work, "Evaluator") / "blessing" / "blessing.json").read_text())["blessed"]
+    assert ModelBlessing.read(latest(work, "Evaluator") / "blessing").blessed
 
     from mlflow.tracking import MlflowClient
 
@@ -94,7 +95,7 @@ def test_pushed_model_generates_and_scores_in_a_fresh_process(pushed: dict) -> N
     assert [len(t) for t in out["generated"]] == out["length"] == [25, 7, 0]
     assert set("".join(out["generated"])) <= set((SAMPLE / "a_tempest.txt").read_text()
                                                  + (SAMPLE / "c_twelfth_night.txt").read_text())
-    evaluation = json.loads((latest(work, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    evaluation = ModelEvaluation.read(latest(work, "Evaluator") / "evaluation")
     assert out["chars"] == evaluation["overall"]["model"]["chars"]
     assert out["bits"] / out["chars"] == pytest.approx(evaluation["overall"]["model"]["bpc"], rel=1e-4)
 

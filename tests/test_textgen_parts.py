@@ -144,6 +144,7 @@ def test_metrics_function_scores_the_same_characters_as_the_model(tmp_path: Path
     assert overall["unigram"]["bpc"] == pytest.approx(expected, rel=1e-9)
     champion = evaluate_bpc(_Ev(test, predictions, config, None, train))
     assert champion == {"overall": {"model": {"bpc": 6.0, "chars": overall["model"]["chars"]}}}
-    with pytest.raises(ConfigError, match=r"metrics_config.baseline must be one of \['bigram', 'kn3', 'unigram'\]"):
+    with pytest.raises(ConfigError,
+                       match=r"evaluator\.metrics\.baseline must be one of \['bigram', 'kn3', 'unigram'\]"):
         evaluate_bpc(_Ev(test, predictions, {**config, "baseline": "kn9"}, tmp_path, train))
     assert math.isfinite(overall["unigram"]["bpc"])

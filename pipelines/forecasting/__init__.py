@@ -57,16 +57,23 @@ def model_hparams(cfg: Config) -> dict:
     for key, fallback in (("recurrent_length", None), ("highway_length", 0)):
         if hparams[key] is None:
             hparams[key] = preset.get(key, fallback)
-    season, direct = window(cfg)["season"], hparams["strategy"] == "direct"
+    from rnnpipe.models.forecaster import FORECAST_STRATEGIES
+
+    if hparams["decoding"] not in FORECAST_STRATEGIES:
+        raise ConfigError(f"model.decoding must be one of {', '.join(FORECAST_STRATEGIES)}, "
+                          f"got {hparams['decoding']!r}")
+    season, direct = window(cfg)["season"], hparams["decoding"] == "direct"
     # The seasonal parts correct seasonal-naive in a direct forecast; an autoregressive decoder feeds its
     # own outputs back as values, so it does without them.
     hparams["seasonal_skip"] = season if hparams["seasonal_skip"] and direct else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)
     from rnnpipe.models import build_forecaster
 
+    from .model import forecaster_args
+
     w = window(cfg)
     try:
-        build_forecaster(w["history"], w["horizon"], **hparams)
+        build_forecaster(w["history"], w["horizon"], **forecaster_args(hparams))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {e}") from None
     return hparams
@@ -84,15 +91,13 @@ def build_pipeline(cfg: Config) -> Pipeline:
     reading = reader_config(cfg)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)
-    gate = cfg.evaluator.to_dict()
-    metrics_config = {**reading, "season": window(cfg)["season"], "ets": gate.pop("ets"),
-                      "horizon_slices": gate.pop("horizon_slices")}
-    # A served model for another series (another window length) is no champion: the Evaluator skips it.
+    # The metrics re-read the series (seasonal-naive and ETS see the whole history): the reader's settings
+    # join evaluator.metrics. A served model for another series (another window length) is no champion.
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
         hparams=model_hparams(cfg),
-        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_forecasts", "metrics_config": metrics_config,
-                   "primary_metric": "mase", "higher_is_better": False})
+        evaluator={"metrics": f"{__name__}.metrics:evaluate_forecasts",
+                   "metrics_config": {**reading, "season": window(cfg)["season"]}})
 
 
 APPLICATION = Application(

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnpipe.artifacts import Examples
 from rnnpipe.errors import DataError
 
 from .baselines import ETS, mase_scale, point_metrics, seasonal_naive
@@ -41,7 +42,7 @@ def evaluate_forecasts(ev: Any) -> dict:
     ``test_fraction``), ``season``, ``ets`` (ETS options) and ``horizon_slices``."""
     cfg = ev.config
     horizon, season = int(cfg["horizon"]), int(cfg["season"])
-    source = Path(json.loads((Path(ev.examples_uri) / "splits.json").read_text())["source"])
+    source = Path(Examples.read_info(ev.examples_uri).source)
     data = read_series(source, timestamp_column=cfg["timestamp_column"], value_columns=cfg["value_columns"],
                        missing=cfg["missing"])
     ranges = Ranges.of(len(data.timestamps), cfg["eval_fraction"], cfg["test_fraction"])

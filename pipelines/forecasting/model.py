@@ -25,10 +25,18 @@ def targets(features: dict) -> tf.Tensor:
     return features[TARGET_NORM]
 
 
+def forecaster_args(hparams: dict) -> dict:
+    """The model section as ``build_forecaster``'s arguments: ``decoding`` is its ``strategy`` (named apart from
+    ``distribution.strategy``)."""
+    args = dict(hparams)
+    args["strategy"] = args.pop("decoding")
+    return args
+
+
 def build_model(hparams: dict, tft_output: Any) -> Any:
     spec = tft_output.transformed_feature_spec()
     history, horizon = spec[HISTORY_NORM].shape[-1], spec[TARGET_NORM].shape[-1]
-    return build_forecaster(history, horizon, **hparams)
+    return build_forecaster(history, horizon, **forecaster_args(hparams))
 
 
 def serve(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:

@@ -42,12 +42,10 @@ def model_hparams(cfg: Config) -> dict:
 
 def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
-    gate = cfg.evaluator.to_dict()
-    slicing = {key: gate.pop(key) for key in ("slice_keys", "length_feature", "length_edges")}
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
         hparams=model_hparams(cfg), builtin_schema=Path(__file__).with_name("schema.pbtxt"),
-        evaluator={**gate, "metrics_config": {"label_key": "label", "class_names": CLASS_NAMES, **slicing}})
+        evaluator={"metrics_config": {"label_key": "label", "class_names": CLASS_NAMES}})
 
 
 APPLICATION = Application(

@@ -33,11 +33,9 @@ def fetch_data(cfg: Config) -> Path:
 def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_conllu",
                           reader_config={"tag_column": cfg.data.tag_column}, **cfg.example_gen)
-    gate = cfg.evaluator.to_dict()
-    metrics_config = {key: gate.pop(key) for key in ("slice_keys", "length_edges")}
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
-        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_tagging", "metrics_config": metrics_config})
+        evaluator={"metrics": f"{__name__}.metrics:evaluate_tagging"})
 
 
 APPLICATION = Application(

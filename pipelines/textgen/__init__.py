@@ -42,16 +42,12 @@ def build_pipeline(cfg: Config) -> Pipeline:
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_texts",
                           reader_config=reader_config, partition_feature="split",
                           splits={"train": 8, "eval": 1, "test": 1}, **cfg.example_gen)
-    gate = cfg.evaluator.to_dict()
-    metrics_config = {key: gate.pop(key) for key in ("baseline", "ngram_order", "sample_prompts",
-                                                     "sample_temperatures", "sample_length")}
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
         transform_config={"chunk_chars": d.chunk_chars, **cfg.transform},
         builtin_schema=Path(__file__).with_name("schema.pbtxt"),
-        trainer={"bucket_boundaries": []},  # chunks of chunk_chars: no length buckets
-        evaluator={**gate, "metrics": f"{__name__}.metrics:evaluate_bpc", "metrics_config": metrics_config,
-                   "signature": "score", "primary_metric": "bpc", "higher_is_better": False})
+        # Bits per character are scored through the model's second signature.
+        evaluator={"metrics": f"{__name__}.metrics:evaluate_bpc", "signature": "score"})
 
 
 APPLICATION = Application(

@@ -145,7 +145,7 @@ def evaluate_bpc(ev: Any) -> dict:
     peers = {name: CharNgram(train.values(), order) for name, order in orders.items()}
     gate_peer = cfg.get("baseline", "bigram")
     if gate_peer not in peers:
-        raise ConfigError(f"evaluator.metrics_config.baseline must be one of {sorted(peers)}, got '{gate_peer}'")
+        raise ConfigError(f"evaluator.metrics.baseline must be one of {sorted(peers)}, got '{gate_peer}'")
     peer_bits = {name: np.zeros(len(ev.records)) for name in peers}
     for i, r in enumerate(ev.records):
         first = max(int(r["context_chars"]), 1)

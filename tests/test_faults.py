@@ -85,6 +85,7 @@ def test_kill_right_after_the_pushed_version_is_renamed_in_is_completed_not_dupl
     assert client.get_model_version_by_alias("demo", "champion").version == found[0].version
 
 
+@pytest.mark.slow  # tests/test_trainer_backup.py injects the same two faults in-process in the fast suite
 def test_kill_inside_the_trainers_backup_write_resumes_from_the_last_committed_epoch(workdir: Path) -> None:
     from test_trainer_backup import fit
 

@@ -114,6 +114,7 @@ def test_a_nan_with_missing_reject_stops_at_its_file_and_line_and_nothing_is_pus
     assert not step_dir.exists() or not list(step_dir.iterdir())
 
 
+@pytest.mark.slow  # sentiment and tests/test_mlflow_model.py cover the pyfunc in the fast suite
 def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
     from test_mlflow_model import assert_same, pyfunc_and_saved_model
 

@@ -104,6 +104,7 @@ def test_malformed_conllu_line_stops_the_run_with_file_and_line(workdir: Path, c
     assert not step_dir.exists() or not list(step_dir.iterdir())
 
 
+@pytest.mark.slow  # sentiment and tests/test_mlflow_model.py cover the pyfunc in the fast suite
 def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_model(pushed: dict) -> None:
     from test_mlflow_model import assert_same, pyfunc_and_saved_model
 

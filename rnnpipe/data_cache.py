@@ -1,4 +1,5 @@
-"""Where fetched datasets live: ``$RNNPIPE_CACHE`` or ``~/.cache/rnnpipe``, one folder per application."""
+"""Where fetched datasets live: ``$RNNPIPE_CACHE``, else ``$XDG_CACHE_HOME/rnnpipe`` or ``~/.cache/rnnpipe``, one
+folder per application."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from .errors import DataError
 
 
 def cache_dir(app: str, configured: str | None = None) -> Path:
-    base = configured or os.environ.get("RNNPIPE_CACHE") or Path.home() / ".cache" / "rnnpipe"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = configured or os.environ.get("RNNPIPE_CACHE") or (Path(xdg) if xdg else Path.home() / ".cache") / "rnnpipe"
     path = Path(base).expanduser() / app
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -19,3 +19,15 @@ def test_a_download_with_the_pinned_sha256_is_kept_another_is_refused(tmp_path: 
     with pytest.raises(DataError, match=rf"six-1\.16\.0\.tar\.gz \(for {SIX}\) has sha256 {SIX_SHA256}, "
                                         r"expected 0{64}: the package index served another file"):
         pip_download(SIX, tmp_path / "bad", sha256="0" * 64)
+
+
+def test_the_cache_folder_follows_rnnpipe_cache_then_xdg_cache_home(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from rnnpipe.data_cache import cache_dir
+
+    monkeypatch.delenv("RNNPIPE_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir("demo") == tmp_path / "xdg" / "rnnpipe" / "demo"
+    monkeypatch.setenv("RNNPIPE_CACHE", str(tmp_path / "mine"))
+    assert cache_dir("demo") == tmp_path / "mine" / "demo"
+    assert cache_dir("demo", str(tmp_path / "configured")) == tmp_path / "configured" / "demo"

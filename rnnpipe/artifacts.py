@@ -211,10 +211,41 @@ class ExampleAnomalies:
 
     TYPE: ClassVar[str] = "ExampleAnomalies"
     FILE: ClassVar[str] = "anomalies.json"
+    PROTO: ClassVar[str] = "anomalies.pbtxt"  # tensorflow-metadata Anomalies, as TFDV's load_anomalies_text reads
+    # rnnpipe's kinds as the closest tensorflow-metadata anomaly types (UNKNOWN_TYPE for the rest)
+    PROTO_TYPES: ClassVar[dict[str, str]] = {
+        "MISSING_FEATURE": "SCHEMA_MISSING_COLUMN", "NEW_FEATURE": "SCHEMA_NEW_COLUMN",
+        "FEATURE_MISSING_TOO_OFTEN": "FEATURE_TYPE_LOW_FRACTION_PRESENT",
+        "OUT_OF_DOMAIN": "ENUM_TYPE_UNEXPECTED_STRING_VALUES", "WRONG_TYPE": "UNEXPECTED_DATA_TYPE",
+        "SKEW": "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH", "DRIFT": "COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH",
+        "EMPTY_SPLIT": "DATASET_LOW_NUM_EXAMPLES", "NON_FINITE": "FLOAT_TYPE_HAS_NAN",
+    }
 
     @classmethod
     def write(cls, where: Any, anomalies: list[dict]) -> Path:
+        (_root(where) / cls.PROTO).write_text(cls.to_proto_text(anomalies))
         return _write_json(_root(where) / cls.FILE, anomalies)
+
+    @classmethod
+    def to_proto_text(cls, anomalies: list[dict]) -> str:
+        """The anomalies as a tensorflow-metadata ``Anomalies`` text proto, one AnomalyInfo per feature."""
+        from google.protobuf import text_format
+        from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+        out = anomalies_pb2.Anomalies(anomaly_name_format=anomalies_pb2.Anomalies.SERIALIZED_PATH)
+        for a in anomalies:
+            info = out.anomaly_info[a["feature"]]
+            if a.get("blocking", True):  # a feature's severity is its worst anomaly's
+                info.severity = anomalies_pb2.AnomalyInfo.ERROR
+            elif info.severity != anomalies_pb2.AnomalyInfo.ERROR:
+                info.severity = anomalies_pb2.AnomalyInfo.WARNING
+            info.path.step[:] = [a["feature"]]
+            kind, where = a.get("kind", "UNKNOWN"), f"split '{a.get('split', '*')}': {a.get('detail', '')}"
+            info.description = f"{info.description}; {where}" if info.description else where
+            info.short_description = kind if not info.short_description else "Multiple errors"
+            info.reason.add(type=anomalies_pb2.AnomalyInfo.Type.Value(cls.PROTO_TYPES.get(kind, "UNKNOWN_TYPE")),
+                            short_description=kind, description=where)
+        return text_format.MessageToString(out)
 
     @classmethod
     def read(cls, where: Any) -> list[dict]:

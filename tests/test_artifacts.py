@@ -155,3 +155,21 @@ def test_no_stage_opens_another_stages_file_by_name() -> None:
                  for i, line in enumerate(path.read_text().splitlines(), 1) for name in names
                  if (f'"{name}"' in line or f"'{name}'" in line) and "with_name(" not in line]  # not a package file
     assert offenders == []
+
+
+def test_anomalies_are_also_written_as_a_tensorflow_metadata_proto(tmp_path: Path) -> None:
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+    ExampleAnomalies.write(tmp_path, [
+        {"split": "eval", "feature": "score", "kind": "SKEW", "detail": "JS 0.3 > 0.1", "blocking": False},
+        {"split": "test", "feature": "label", "kind": "OUT_OF_DOMAIN", "detail": "values [0, 2]", "blocking": True},
+        {"split": "eval", "feature": "label", "kind": "NON_FINITE", "detail": "1 NaN", "blocking": False},
+    ])
+    proto = text_format.Parse((tmp_path / ExampleAnomalies.PROTO).read_text(), anomalies_pb2.Anomalies())
+    score, label = proto.anomaly_info["score"], proto.anomaly_info["label"]
+    assert score.severity == anomalies_pb2.AnomalyInfo.WARNING and score.short_description == "SKEW"
+    assert label.severity == anomalies_pb2.AnomalyInfo.ERROR and label.short_description == "Multiple errors"
+    assert [r.type for r in label.reason] == [anomalies_pb2.AnomalyInfo.ENUM_TYPE_UNEXPECTED_STRING_VALUES,
+                                              anomalies_pb2.AnomalyInfo.FLOAT_TYPE_HAS_NAN]
+    assert "split 'test': values [0, 2]" in label.description

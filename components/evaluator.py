@@ -24,7 +24,7 @@ from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import latest_version
+from rnnpipe.serving import latest_version, read_push_record
 
 from .example_io import example_to_dict, read_examples
 from .export import SIGNATURE
@@ -91,11 +91,19 @@ def signature_inputs(model_dir: str | Path, signature: str) -> dict[str, str] | 
     return described
 
 
-def comparable_champion(champion: Path | None, candidate: str, signature: str,
-                        log: Callable[[str], None]) -> Path | None:
-    """The champion, or None when its ``signature`` takes other inputs (names, dtypes, shapes) than the
-    candidate's: a model for other data (another series' window length) is no champion for this one."""
+def comparable_champion(champion: Path | None, candidate: str, signature: str, log: Callable[[str], None],
+                        data_source: dict | None = None) -> Path | None:
+    """The champion, or None when it was trained on another data source (path pattern or fields, as its push
+    recorded) or its ``signature`` takes other inputs (names, dtypes, shapes) than the candidate's: a model
+    for other data (another CSV, another series' window length) is no champion for this one."""
     if champion is None:
+        return None
+    trained_on = read_push_record(champion).get("data_source")
+    if data_source is not None and trained_on is not None and trained_on != data_source:
+        log(f"served model {champion} is no champion: it was trained on {trained_on['pattern']} (fields "
+            f"{sorted(trained_on['fields'])}), the candidate on {data_source['pattern']} (fields "
+            f"{sorted(data_source['fields'])}); the candidate is judged by thresholds and baseline only "
+            "(pusher.model_name gives each dataset its own served model)")
         return None
     theirs, ours = signature_inputs(champion, signature), signature_inputs(candidate, signature)
     if theirs == ours:
@@ -185,6 +193,7 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     examples = inputs["examples"].uri
     metrics_fn = Ref(params["metrics"]).resolve()
     records = [example_to_dict(e) for e in read_examples(examples, params["split"])]
+    data_source = Examples.read_info(inputs["examples"]).data_source
     out = outputs["evaluation"].path()
     ev = EvalContext(records, predict_raw(inputs["model"].uri, records, signature=params["signature"]),
                      params["metrics_config"], out, examples, ctx.log, model_dir=inputs["model"].uri)
@@ -197,7 +206,7 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     champion = None
     if params["max_regression"] is not None:
         champion = comparable_champion(latest_champion(params["champion_dir"]), inputs["model"].uri,
-                                       params["signature"], ctx.log)
+                                       params["signature"], ctx.log, data_source)
     if champion is not None:
         theirs_ev = EvalContext(records, predict_raw(str(champion), records, signature=params["signature"]),
                                 params["metrics_config"], None, examples, ctx.log, ev._train, str(champion))
@@ -210,7 +219,7 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
 
     evaluation_file = ModelEvaluation.write(out, evaluation)
     ModelBlessing.write(outputs["blessing"], blessing["blessed"], blessing["reasons"],
-                        primary_summary(evaluation, params))
+                        {**primary_summary(evaluation, params), "data_source": data_source})
     card = out / "model_card.md"
     card.write_text(model_card(evaluation, blessing, inputs, params))
     for path, artifact_dir in [*artifacts, (evaluation_file, "evaluation"), (card, "evaluation")]:

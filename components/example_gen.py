@@ -351,7 +351,8 @@ def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], p
     if previous is not None:  # written beside the latest span for the drift checks
         previous_span = {"source": str(previous),
                          "counts": _write_span(previous, Examples.previous_span(root), params, ctx)[0]}
-    Examples.write_info(root, ExamplesInfo(counts, kinds, str(path), span, previous_span))
+    Examples.write_info(root, ExamplesInfo(counts, kinds, str(path), span, previous_span,
+                                           source_pattern=str(Path(params["source"]).expanduser().resolve())))
     return {f"examples_{k}": v for k, v in counts.items()}
 
 

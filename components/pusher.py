@@ -52,7 +52,8 @@ def _copy_tree(src: Path, dst: Path, skip: str) -> None:
             shutil.copy2(path, target)
 
 
-def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = None) -> tuple[int, Path]:
+def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = None,
+         data_source: dict | None = None) -> tuple[int, Path]:
     """Copies ``model_dir`` in as the next version under ``base``; on failure no version and no temporary
     folder is left behind (raises StageIOError naming the folder)."""
     version = next_version(base)
@@ -65,7 +66,7 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
             fault_point("Pusher.copy", tmp / "assets.extra" / WARMUP_FILE)
             shutil.copy2(warmup, tmp / "assets.extra" / WARMUP_FILE)
         (tmp / PUSH_RECORD).write_text(json.dumps({
-            "model_fingerprint": fingerprint, "source": str(model_dir),
+            "model_fingerprint": fingerprint, "source": str(model_dir), "data_source": data_source,
             "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         fault_point("Pusher.copy", tmp / Model.SAVED_MODEL)
         shutil.copy2(model_dir / Model.SAVED_MODEL, tmp / Model.SAVED_MODEL)  # last: TF Serving's "complete" mark
@@ -120,7 +121,8 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         version, path = found[0], base / str(found[0])
         ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
     else:
-        version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None)
+        version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None,
+                             blessing.details.get("data_source"))
     for old in versions(base)[:-params["keep_versions"]]:
         shutil.rmtree(base / str(old), ignore_errors=True)
     write_models_config(base.parent)
@@ -132,7 +134,7 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
     ctx.log(f"{'pushed' if found is None else 'serving'} version {version} at {path}; MLflow model '{name}' "
             f"version {registered} is now @champion")
     return {"pushed": 1, "version": version, "registry_version": int(registered),
-            "already_served": int(found is not None)}
+            "already_served": int(found is not None), "served_at": str(base)}
 
 
 def _registry_model(version_dir: Path, params: dict, ctx: Any) -> Any:

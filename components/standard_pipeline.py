@@ -51,6 +51,11 @@ def evaluator_params(configured: Mapping[str, Any], fixed: Mapping[str, Any] | N
             "metrics_config": settings}
 
 
+def served_model_name(name: str, cfg: Config) -> str:
+    """The name a pipeline pushes under: ``pusher.model_name``, or the application's name."""
+    return cfg.get("pusher", {}).get("model_name") or name
+
+
 def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preprocessing_fn: str, task: str,
                       hparams: dict[str, Any] | None = None, evaluator: dict[str, Any] | None = None,
                       transform_config: dict[str, Any] | None = None, builtin_schema: Path | None = None,
@@ -82,13 +87,16 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                     hparams=cfg.model.to_dict() if hparams is None else hparams,
                     **stage_params("trainer", cfg.trainer.to_dict(), trainer))
     serving_dir = Path(cfg.serving_dir).resolve()
+    pusher_cfg = cfg.pusher.to_dict()
+    served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
+    pusher_cfg.pop("model_name", None)
     gate = Evaluator(model=model["model"], examples=examples,
-                     **evaluator_params(cfg.evaluator.to_dict(), evaluator, str(serving_dir / name)))
+                     **evaluator_params(cfg.evaluator.to_dict(), evaluator, str(serving_dir / served)))
     infra_cfg = cfg.infra_validator.to_dict()
     infra = InfraValidator(model=model["model"], examples=examples,
-                           **stage_params("infra_validator", infra_cfg, {"model_name": name}))
+                           **stage_params("infra_validator", infra_cfg, {"model_name": served}))
     # The registered MLflow model answers requests like the validated one: the same request defaults.
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
-        "pusher", cfg.pusher.to_dict(), {"model_name": name, "serving_dir": str(serving_dir)},
+        "pusher", pusher_cfg, {"model_name": served, "serving_dir": str(serving_dir)},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
     return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher])

@@ -59,13 +59,21 @@ class ExamplesInfo:
     source: str = ""
     span: int | None = None
     previous_span: dict | None = None
+    source_pattern: str = ""  # the configured source (with {SPAN}); ``source`` is the file it resolved to
 
     @property
     def splits(self) -> list[str]:
         return list(self.counts)
 
+    @property
+    def data_source(self) -> dict:
+        """What a model trained on these examples was trained on: the source as configured and its fields.
+        A served model with another data source is no champion for a candidate (another dataset)."""
+        return {"pattern": self.source_pattern or self.source, "fields": dict(sorted(self.kinds.items()))}
+
     def to_json(self) -> dict:
-        out = {"counts": self.counts, "kinds": self.kinds, "source": self.source, "span": self.span}
+        out = {"counts": self.counts, "kinds": self.kinds, "source": self.source, "span": self.span,
+               "source_pattern": self.source_pattern}
         if self.previous_span is not None:
             out["previous_span"] = self.previous_span
         return out
@@ -108,7 +116,7 @@ class Examples:
         if not isinstance(data, dict) or not isinstance(data.get("counts"), dict):
             raise ArtifactError(f"{cls.TYPE} artifact: {path} has no 'counts' per split")
         return ExamplesInfo(data["counts"], data.get("kinds", {}), data.get("source", ""), data.get("span"),
-                            data.get("previous_span"))
+                            data.get("previous_span"), data.get("source_pattern", ""))
 
 
 # --- Statistics, schema, anomalies -----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  {line}")
     for metrics in result.metrics.values():
         if "version" in metrics:
-            print(f"  pushed: version {metrics['version']} -> {Path(cfg.serving_dir).resolve() / args.app}")
+            print(f"  pushed: version {metrics['version']} -> {metrics.get('served_at', '?')}")
         elif "same_as_version" in metrics:
             print(f"  pushed: nothing new (this model is version {metrics['same_as_version']}, rolled back "
                   "or superseded since; `rnnpipe rollback` serves it again)")
@@ -147,7 +147,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    base = Path(cfg.serving_dir) / args.app
+    base = Path(cfg.serving_dir) / (args.model or args.app)
     version = latest_version(base)
     if version is None:
         raise RnnpipeError(f"no pushed model under {base}; run `rnnpipe run {args.app}` first")
@@ -198,12 +198,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    base = (Path(cfg.serving_dir) / args.app).resolve()
+    name = args.model or args.app
+    base = (Path(cfg.serving_dir) / name).resolve()
     target, parked = rollback(base, args.version)
-    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), args.app, target,
+    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), name, target,
                                              serving_path=str(base))
-    print(f"{args.app}: serving version {target} again (parked {parked or 'nothing'} under .rolled_back/)")
-    print("  MLflow: " + (f"'{args.app}' version {registry} is @champion" if registry
+    print(f"{name}: serving version {target} again (parked {parked or 'nothing'} under .rolled_back/)")
+    print("  MLflow: " + (f"'{name}' version {registry} is @champion" if registry
                            else f"no registry version was pushed as {target}; alias unchanged"))
     return 0
 
@@ -257,9 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--all-metrics", action="store_true", help="also every step's metrics (slices, peers, ...)")
     runs.set_defaults(fn=cmd_runs)
     predict = command(sub, "predict", "query the latest pushed model")
+    predict.add_argument("--model", help="the served model's name, if pusher.model_name set one (default: APP)")
     predict.add_argument("inputs", nargs="+")
     predict.set_defaults(fn=cmd_predict)
     rollback = command(sub, "rollback", "serve an earlier pushed version again")
+    rollback.add_argument("--model", help="the served model's name, if pusher.model_name set one (default: APP)")
     rollback.add_argument("version", nargs="?", type=int, help="default: the version before the latest")
     rollback.set_defaults(fn=cmd_rollback)
     ui = command(sub, "ui", "open the MLflow UI on the project's tracking store", config=False)

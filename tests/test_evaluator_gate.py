@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -148,3 +149,27 @@ def test_the_champion_is_part_of_the_cache_key_unless_it_is_the_candidate(tmp_pa
     assert evaluator.external_fingerprint(model) == ""  # the candidate is the champion
     shutil.copytree(other, serving / "2")
     assert evaluator.external_fingerprint(model).startswith(str(serving / "2"))
+
+
+def test_a_champion_trained_on_another_data_source_is_skipped_and_the_source_is_recorded(tmp_path: Path) -> None:
+    from rnnpipe.serving import PUSH_RECORD
+
+    good = save(KeywordModel("good"), tmp_path / "good")
+    worse = save(KeywordModel("film 1"), tmp_path / "worse")
+    serving = tmp_path / "serving" / "demo"
+    shutil.copytree(good, serving / "1")  # same inputs, better: it would block the candidate
+    other = {"pattern": "/data/other-monthly.csv", "fields": {"label": "int", "text": "bytes"}}
+    (serving / "1" / PUSH_RECORD).parent.mkdir(exist_ok=True)
+    (serving / "1" / PUSH_RECORD).write_text(json.dumps({"model_fingerprint": "x", "data_source": other}))
+    log: list[str] = []
+    _, blessing = evaluate(tmp_path, worse, serving, log, max_regression=0.02, must_beat_baseline=False)
+    assert (blessing.blessed, blessing.reasons) == (True, [])
+    assert any(f"served model {serving / '1'} is no champion: it was trained on /data/other-monthly.csv" in line
+               and "the candidate on generated" in line for line in log), log
+    # The blessing carries the candidate's data source: the Pusher records it beside the pushed version.
+    assert blessing.details["data_source"] == {"pattern": "generated", "fields": {}}
+
+    same = {"pattern": "generated", "fields": {}}
+    (serving / "1" / PUSH_RECORD).write_text(json.dumps({"model_fingerprint": "x", "data_source": same}))
+    _, blessing = evaluate(tmp_path, worse, serving, max_regression=0.02, must_beat_baseline=False)
+    assert not blessing.blessed  # the same data source: compared, and worse

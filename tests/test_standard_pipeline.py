@@ -90,3 +90,11 @@ def test_each_application_takes_its_metric_settings_from_evaluator_metrics(
     assert params["Trainer"]["bucket_boundaries"] == cfg.trainer.bucket_boundaries  # honoured, never replaced
     if app == "forecasting":
         assert params["Trainer"]["hparams"]["decoding"] == "autoregressive"
+
+
+def test_pusher_model_name_names_the_served_model_the_champion_and_the_warmup_requests(tmp_path: Path) -> None:
+    _, pipeline = build(tmp_path, "pusher.model_name=reviews_v2")
+    step = pipeline.step
+    assert step("Pusher").params["model_name"] == step("InfraValidator").params["model_name"] == "reviews_v2"
+    assert step("Evaluator").params["champion_dir"] == str((tmp_path / "serving" / "reviews_v2").resolve())
+    assert pipeline.name == "demo"  # the pipeline (its artifacts, runs and MLflow experiment) keeps its name

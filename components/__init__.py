@@ -1,15 +1,24 @@
-"""The pipeline stages, one module each: contract (a Component subclass) + executor function."""
+"""The pipeline stages, one module each: contract (a Component subclass) + executor function.
 
-from .evaluator import Evaluator
-from .example_gen import ExampleGen
-from .example_validator import ExampleValidator
-from .infra_validator import InfraValidator
-from .pusher import Pusher
-from .schema_gen import SchemaGen
-from .standard_pipeline import standard_pipeline
-from .statistics_gen import StatisticsGen
-from .trainer import Trainer
-from .transform import Transform
+Loaded on first use (PEP 562): an application's package, ``rnnpipe list`` and ``rnnpipe runs`` name the stages
+without importing TensorFlow and Beam, which only the stages that execute need.
+"""
 
-__all__ = ["Evaluator", "ExampleGen", "ExampleValidator", "InfraValidator", "Pusher", "SchemaGen", "StatisticsGen",
-           "Trainer", "Transform", "standard_pipeline"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "Evaluator": "evaluator", "ExampleGen": "example_gen", "ExampleValidator": "example_validator",
+    "InfraValidator": "infra_validator", "Pusher": "pusher", "SchemaGen": "schema_gen",
+    "StatisticsGen": "statistics_gen", "Trainer": "trainer", "Transform": "transform",
+    "standard_pipeline": "standard_pipeline",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)

@@ -32,8 +32,6 @@ from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.fingerprint import fingerprint_dir
 
-from .example_io import write_examples
-
 FORMATS = ("jsonl", "csv", "text")
 
 
@@ -374,6 +372,8 @@ def _write_span(path: Path, root: Path, params: dict, ctx: ExecutionContext) -> 
                 continue
             key = ":".join(str(record[k]) for k in split_key) if split_key else json.dumps(record, sort_keys=True)
             yield split_of(key, splits), record
+
+    from .example_io import write_examples  # TensorFlow: only when records are written, not to read a source
 
     counts = write_examples(keyed(), kinds, root, list(splits), params["num_shards"])
     empty = [name for name, n in counts.items() if n == 0]

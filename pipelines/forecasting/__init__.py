@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -88,6 +87,9 @@ def reader_config(cfg: Config) -> dict:
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
+    # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
+    from rnnpipe.components import ExampleGen, standard_pipeline
+
     reading = reader_config(cfg)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)

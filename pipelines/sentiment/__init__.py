@@ -5,13 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
 
 from . import data
-from .model import CLASS_NAMES
 
 NAME = "sentiment"
 
@@ -41,6 +39,11 @@ def model_hparams(cfg: Config) -> dict:
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
+    # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
+    from rnnpipe.components import ExampleGen, standard_pipeline
+
+    from .model import CLASS_NAMES
+
     examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -31,6 +30,9 @@ def fetch_data(cfg: Config) -> Path:
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
+    # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
+    from rnnpipe.components import ExampleGen, standard_pipeline
+
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_conllu",
                           reader_config={"tag_column": cfg.data.tag_column}, **cfg.example_gen)
     return standard_pipeline(

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rnnpipe.app import Application
-from rnnpipe.components import ExampleGen, standard_pipeline
 from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
@@ -36,6 +35,9 @@ def fetch_data(cfg: Config) -> Path:
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
+    # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
+    from rnnpipe.components import ExampleGen, standard_pipeline
+
     d = cfg.data
     reader_config = {"chunk_chars": d.chunk_chars, "holdout_every": d.holdout_every,
                      "train_overlap": d.train_overlap, "eval_context": d.eval_context}

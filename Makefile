@@ -34,6 +34,7 @@ test-slow: $(KERNELS)
 bench: $(KERNELS)
 	$(BIN)/python benchmarks/stage_times.py
 	$(BIN)/python benchmarks/rnn_layers.py --quick
+	$(BIN)/python benchmarks/cli_latency.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

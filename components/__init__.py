@@ -21,4 +21,7 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     if name not in _WHERE:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    # Importing a submodule binds its name here (standard_pipeline the module): the function must win.
+    globals()[name] = value
+    return value

@@ -98,3 +98,22 @@ def test_pusher_model_name_names_the_served_model_the_champion_and_the_warmup_re
     assert step("Pusher").params["model_name"] == step("InfraValidator").params["model_name"] == "reviews_v2"
     assert step("Evaluator").params["champion_dir"] == str((tmp_path / "serving" / "reviews_v2").resolve())
     assert pipeline.name == "demo"  # the pipeline (its artifacts, runs and MLflow experiment) keeps its name
+
+
+def test_applications_load_without_tensorflow_and_build_their_pipelines_in_a_fresh_process() -> None:
+    import subprocess
+    import sys
+
+    script = """
+import sys
+from rnnpipe.app import applications, load_application
+from rnnpipe.config import load_config
+apps = {name: load_application(name) for name in applications()}
+heavy = [m for m in ("tensorflow", "apache_beam", "mlflow", "keras") if m in sys.modules]
+assert not heavy, heavy  # rnnpipe list, runs and config stay fast
+app = apps["sentiment"]
+print([s.id for s in app.build_pipeline(load_config(app.config_file)).steps])
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(STAGES)

@@ -167,7 +167,7 @@ def _read_jsonl(path: Path, column_types: dict[str, str] | None = None) -> Itera
         try:
             record = json.loads(line)
         except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); "
+            raise DataError(f"{where}: not valid JSON ({e.msg.removesuffix(' at')}, column {e.colno}); "
                             "each line must be one JSON object") from None
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object per line, got {type(record).__name__}")

@@ -9,11 +9,15 @@ UV_VERSION := 0.13.9
 
 .PHONY: run test test-slow bench lint system-deps lock clean
 
-$(STAMP): requirements.lock setup.py
+# --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (as on this
+# project's machines) every process would compile TensorFlow's sources again: about 19 s of each start-up.
+$(STAMP): requirements.lock setup.py Makefile
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rnnpipe needs Python 3.11, found " + sys.version'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements.lock
+	@# An existing venv (uv compiles only what it installs); a few packages ship files no Python 3.11 compiles.
+	-$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib/python3.11/site-packages
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 

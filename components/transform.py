@@ -17,7 +17,7 @@ from tfx_bsl.public import tfxio
 
 from rnnpipe.artifacts import Examples, Schema, TransformGraph
 from rnnpipe.context import ExecutionContext
-from rnnpipe.dsl import Artifact, Component, Param, Ref, _check_param
+from rnnpipe.dsl import Artifact, Component, Param, Ref, check_param
 
 
 def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
@@ -88,4 +88,4 @@ def check_config(step: str, preprocessing_fn: str, config: dict) -> None:
         return
     for key, spec in declared.items():
         if key in config:
-            _check_param(step, key, spec, config[key])
+            check_param(step, key, spec, config[key])

@@ -126,14 +126,12 @@ class Component:
     Subclasses declare ``INPUTS`` and ``OUTPUTS`` (name -> artifact type), ``OPTIONAL_INPUTS``,
     ``PARAMETERS`` (name -> ``Param``) and an ``executor(inputs, outputs, params, ctx)`` that reads
     input artifacts, writes into the (empty, temporary) output directories and returns metrics.
-    ``CODE`` names extra packages whose source changes invalidate cached results.
     """
 
     INPUTS: ClassVar[dict[str, str]] = {}
     OPTIONAL_INPUTS: ClassVar[frozenset[str]] = frozenset()
     OUTPUTS: ClassVar[dict[str, str]] = {}
     PARAMETERS: ClassVar[dict[str, Param]] = {}
-    CODE: ClassVar[tuple[str, ...]] = ()
     VERSION: ClassVar[str] = "1"
 
     def __init__(self, *, id: str | None = None, **kwargs: Any) -> None:
@@ -156,7 +154,7 @@ class Component:
                                     f"got {actual} from {value}")
                 self.inputs[key] = value
             elif key in cls.PARAMETERS:
-                self.params[key] = _check_param(self.id, key, cls.PARAMETERS[key], value)
+                self.params[key] = check_param(self.id, key, cls.PARAMETERS[key], value)
             else:
                 known = sorted([*cls.INPUTS, *cls.PARAMETERS])
                 raise TypeError(f"{self.id}: unknown argument '{key}'; expected one of {known}")
@@ -192,11 +190,8 @@ class Component:
         return None
 
     def code_version(self) -> str:
-        """Hash of the component's module and what it imports, the packages it names in CODE, and referenced
-        code (each with its import closure within the project)."""
+        """Hash of the component's module and referenced code, each with its import closure within the project."""
         parts = [type(self).VERSION, closure_hash(_module_name(type(self)))]
-        for package in type(self).CODE:
-            parts.append(_package_source(package))
         for value in self.params.values():
             if isinstance(value, Ref):
                 parts.append(value.source_hash())
@@ -219,13 +214,8 @@ def _module_name(cls: type) -> str:
     return spec.name if spec is not None else Path(main.__file__).stem
 
 
-def _package_source(package: str) -> str:
-    module = importlib.import_module(package)
-    root = Path(module.__file__).parent
-    return _hash_text("".join(p.read_text() for p in sorted(root.rglob("*.py"))))
-
-
-def _check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
+def check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
+    """``value`` checked against ``spec`` (type, range, JSON-able), or a ParamError naming ``owner`` and ``key``."""
     if spec.type is Ref and not (value is None and spec.default is None):
         try:
             return Ref.of(value)

@@ -355,7 +355,6 @@ def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], p
 
 
 def _write_span(path: Path, root: Path, params: dict, ctx: ExecutionContext) -> tuple[dict[str, int], dict[str, str]]:
-    check_params(params)
     fmt = detect_format(path) if params["format"] == "auto" else params["format"]
     splits, split_key, partition = params["splits"], list(params["split_key"]), params["partition_feature"]
 

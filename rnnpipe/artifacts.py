@@ -316,10 +316,6 @@ class ModelRun:
         _write_json(_root(where) / cls.HISTORY, history)
 
     @classmethod
-    def keras_path(cls, where: Any) -> Path:
-        return _require(_root(where) / cls.KERAS_FILE, cls.TYPE)
-
-    @classmethod
     def read_history(cls, where: Any) -> dict[str, list[float]]:
         return _read_json(_root(where) / cls.HISTORY, cls.TYPE)
 
@@ -390,10 +386,6 @@ class _BlessingType:
         verdict = blessed or (not not_blessed and data["blessed"])
         reasons = data.get("reasons") or ([data["reason"]] if data.get("reason") else [])  # older: one reason
         return Blessing(verdict, list(reasons), data.get(cls.DETAILS, {}))
-
-    @classmethod
-    def is_blessed(cls, where: Any) -> bool:
-        return cls.read(where).blessed
 
 
 class ModelBlessing(_BlessingType):

@@ -34,10 +34,11 @@ from rnnpipe.serving import (
     read_push_record,
     remove_stale_tmp,
     versions,
+    warmup_path,
     write_models_config,
 )
 
-from .infra_validator import WARMUP_FILE, read_warmup
+from .infra_validator import read_warmup
 
 
 def _copy_tree(src: Path, dst: Path, skip: str) -> None:
@@ -63,8 +64,8 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
         _copy_tree(model_dir, tmp, skip=Model.SAVED_MODEL)
         (tmp / PUSH_RECORD).parent.mkdir(exist_ok=True)
         if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
-            fault_point("Pusher.copy", tmp / "assets.extra" / WARMUP_FILE)
-            shutil.copy2(warmup, tmp / "assets.extra" / WARMUP_FILE)
+            fault_point("Pusher.copy", warmup_path(tmp))
+            shutil.copy2(warmup, warmup_path(tmp))
         (tmp / PUSH_RECORD).write_text(json.dumps({
             "model_fingerprint": fingerprint, "source": str(model_dir), "data_source": data_source,
             "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
@@ -73,10 +74,8 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
         os.replace(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        hint = {28: "free some space", 30: "the location is read-only: point serving_dir at a writable one",
-                13: "check the permissions"}.get(e.errno or 0, "check the path")
         raise StageIOError(f"Pusher: cannot write version {version} to {base}: {e.strerror or e} "
-                           f"({e.filename or tmp}); {hint}. Nothing was pushed.") from e
+                           f"({e.filename or tmp}); {StageIOError.hint(e, 'serving_dir')}. Nothing was pushed.") from e
     fault_point("Pusher.renamed", final)  # a kill here: the re-run finds the version and completes the rest
     return version, final
 
@@ -96,7 +95,7 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         PushedModel.write_not_pushed(record, reasons)
         return {"pushed": 0}
 
-    name, base = params["model_name"], _base(params, ctx)
+    name, base = params["model_name"], _base(params)
     model = inputs["model"]
     fingerprint = model.fingerprint or fingerprint_dir(model.path())
     try:
@@ -151,7 +150,7 @@ def _registry_model(version_dir: Path, params: dict, ctx: Any) -> Any:
     defaults = params["request_defaults"]
 
     def log(tracker: Any) -> str:
-        example = mlflow_model.input_example(_warmup_inputs(version_dir / "assets.extra" / WARMUP_FILE), spec)
+        example = mlflow_model.input_example(_warmup_inputs(warmup_path(version_dir)), spec)
         return tracker.log_mlflow_model(
             lambda path, model: mlflow_model.save(path, version_dir, spec, defaults, example, model),
             name=params["model_name"])
@@ -169,8 +168,8 @@ def _warmup_inputs(path: Path) -> list[dict[str, Any]]:
             for log in read_warmup(path)]
 
 
-def _base(params: dict, ctx: ExecutionContext) -> Path:
-    return Path(params.get("serving_dir") or ctx.serving_dir).resolve() / params["model_name"]
+def _base(params: dict) -> Path:
+    return Path(params["serving_dir"]).resolve() / params["model_name"]
 
 
 def verify_push(record: dict, name: str, base: Path, tracker: Any) -> str | None:
@@ -196,8 +195,7 @@ class Pusher(Component):
     OUTPUTS = {"pushed_model": PushedModel.TYPE}
     PARAMETERS = {
         "model_name": Param(str),
-        "serving_dir": Param(str, None, doc="where TF Serving's model folders live (absolute: part of the cache "
-                                            "key); None: the config's serving_dir"),
+        "serving_dir": Param(str, doc="where TF Serving's model folders live (absolute: part of the cache key)"),
         "keep_versions": Param(int, 5, doc="versions kept in the serving folder", min=1),
         "registry_artifact": Param(str, Model.MLFLOW_PATH, doc="the run's artifact path registered in MLflow when "
                                                             "the model has no serving_default signature"),
@@ -211,4 +209,4 @@ class Pusher(Component):
             record = PushedModel.read(outputs["pushed_model"])
         except (OSError, RnnpipeError) as e:
             return f"its record is unreadable ({e})"
-        return verify_push(record, self.params["model_name"], _base(self.params, ctx), ctx.tracker)
+        return verify_push(record, self.params["model_name"], _base(self.params), ctx.tracker)

@@ -61,7 +61,6 @@ class ExecutionContext:
     scratch_dir: Path  # survives failed attempts of the same cache key: checkpoints live here
     beam_args: list[str]
     strategy: str
-    serving_dir: Path
     tracker: RecordingTracker
 
     def log(self, message: str) -> None:

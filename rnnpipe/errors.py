@@ -4,6 +4,8 @@ Exit codes a scheduler can rely on: 0 pushed or nothing new, 1 data or runtime e
 configuration error, 3 the run finished but the model was not blessed (nothing pushed).
 """
 
+import errno
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_BLESSED = 0, 1, 2, 3
 
 
@@ -29,3 +31,9 @@ class PipelineLockedError(RnnpipeError):
 
 class StageIOError(RnnpipeError):
     """A stage could not read or write a path (read-only mount, no space left, permission denied)."""
+
+    @staticmethod
+    def hint(error: OSError, setting: str = "the config") -> str:
+        """What a user can do about ``error``; ``setting`` names what points at the location."""
+        return {errno.ENOSPC: "free some space", errno.EROFS: f"the location is read-only: point {setting} at a "
+                "writable one", errno.EACCES: "check the permissions"}.get(error.errno or 0, "check the path")

@@ -237,12 +237,9 @@ def _context(step: Component, pipeline: str, execution_id: int, root: Path, key:
              tracker: Tracker, tmp: Path, final: Path | None = None) -> ExecutionContext:
     return ExecutionContext(pipeline, step.id, execution_id, root / ".scratch" / step.id / key[:16],
                             [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
-                            Path(cfg.serving_dir).resolve(),
                             RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()))
 
 
 def _io_message(step: str, e: OSError) -> str:
     where = f" {e.filename}" if e.filename else ""
-    hint = {28: "free some space", 30: "the location is read-only: point the config at a writable one",
-            13: "check the permissions"}.get(e.errno or 0, "check the path")
-    return f"{step}: cannot read or write{where}: {e.strerror or e}; {hint}"
+    return f"{step}: cannot read or write{where}: {e.strerror or e}; {StageIOError.hint(e)}"

@@ -14,10 +14,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from .artifacts import InfraBlessing
 from .errors import ConfigError
 from .faults import fault_point
 
-PUSH_RECORD = "assets.extra/rnnpipe_push.json"  # TF Serving reads only the warmup file in assets.extra
+ASSETS_EXTRA = "assets.extra"  # TF Serving reads only its warmup file here
+PUSH_RECORD = f"{ASSETS_EXTRA}/rnnpipe_push.json"
 TMP_PREFIX = ".tmp-"  # a version being assembled: .tmp-<version>-<pid>
 MODELS_CONFIG_MODE = 0o644  # TF Serving often runs as another user: it must be able to read the config
 
@@ -38,10 +40,20 @@ def latest_version(base: Path) -> int | None:
 ROLLED_BACK = ".rolled_back"  # not an integer: TF Serving ignores it
 
 
+def warmup_path(version_dir: Path) -> Path:
+    """Where TF Serving looks for the warmup requests it replays before serving a version."""
+    return version_dir / ASSETS_EXTRA / InfraBlessing.WARMUP_FILE
+
+
+def parked(base: Path) -> list[tuple[int, Path]]:
+    """(version, folder) of the versions rolled back under ``.rolled_back/`` (named ``<version>-<time>``)."""
+    found = [(p.name.split("-")[0], p) for p in (base / ROLLED_BACK).glob("*")]  # glob of a missing dir: []
+    return [(int(v), p) for v, p in found if v.isdigit()]
+
+
 def next_version(base: Path) -> int:
     """One above every version ever pushed, rolled-back ones included: TF Serving never sees a number reused."""
-    parked = [int(p.name.split("-")[0]) for p in (base / ROLLED_BACK).glob("*")]  # glob of a missing dir: []
-    return max([0, *versions(base), *parked]) + 1
+    return max([0, *versions(base), *(v for v, _ in parked(base))]) + 1
 
 
 def rollback(base: Path, target: int | None = None) -> tuple[int, list[int]]:
@@ -105,9 +117,8 @@ def find_pushed(base: Path, fingerprint: str) -> tuple[int, bool] | None:
     """(version, rolled back?) of the newest version folder under ``base`` that holds the model with
     ``fingerprint``, served or parked under ``.rolled_back/``; None if it was never pushed there."""
     served = [(v, base / str(v), False) for v in versions(base)]
-    parked = [(int(p.name.split("-")[0]), p, True) for p in (base / ROLLED_BACK).glob("*")
-              if p.name.split("-")[0].isdigit() and (p / "saved_model.pb").exists()]
-    for version, folder, rolled_back in sorted(served + parked, reverse=True):
+    rolled = [(v, p, True) for v, p in parked(base) if (p / "saved_model.pb").exists()]
+    for version, folder, rolled_back in sorted(served + rolled, reverse=True):
         if read_push_record(folder).get("model_fingerprint") == fingerprint:
             return version, rolled_back
     return None

@@ -137,7 +137,8 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     model = DemoTrainer()
     gate, infra = DemoGate(model=model), DemoInfra(model=model)
-    pusher = Pusher(model=model, blessing=gate, infra_blessing=infra, model_name="demo", request_defaults=DEFAULTS)
+    pusher = Pusher(model=model, blessing=gate, infra_blessing=infra, model_name="demo", request_defaults=DEFAULTS,
+                    serving_dir=str(work / "serving"))
     result = run_pipeline(Pipeline("demo", [model, gate, infra, pusher]), toy_config(work))
     assert result.metrics["Pusher"]["version"] == 1
     yield {"work": work, "uri": f"sqlite:///{work / 'mlflow.db'}", "version_dir": work / "serving" / "demo" / "1"}

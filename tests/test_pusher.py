@@ -57,7 +57,8 @@ class FakeGate(Component):
 def demo(weights: str = "w1", serving_dir: Path | None = None) -> Pipeline:
     model = FakeTrainer(weights=weights)
     gate = FakeGate(model=model)
-    pusher = Pusher(model=model, blessing=gate, model_name="demo", serving_dir=serving_dir and str(serving_dir))
+    serving = (serving_dir or Path("serving")).resolve()  # the working directory's, as the config's default
+    pusher = Pusher(model=model, blessing=gate, model_name="demo", serving_dir=str(serving))
     return Pipeline("demo", [model, gate, pusher])
 
 

@@ -198,11 +198,6 @@ def count_duplicates(hashes: dict[str, tuple[list[str], np.ndarray]], features: 
     return out
 
 
-# The artifact's files are read and written by its type (rnnpipe/artifacts.py); these names stay for callers.
-load_hashes = ExampleStatistics.read_hashes
-load_statistics = ExampleStatistics.read
-
-
 def feature_stats_proto(stats: dict[str, dict]) -> statistics_pb2.DatasetFeatureStatisticsList:
     """The statistics as tensorflow-metadata's DatasetFeatureStatisticsList, one dataset per split."""
     out = statistics_pb2.DatasetFeatureStatisticsList()

@@ -12,6 +12,7 @@ import pytest
 from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
+from rnnpipe.artifacts import ExampleStatistics
 from rnnpipe.components.example_gen import ExampleGen
 from rnnpipe.components.example_io import to_example, write_examples
 from rnnpipe.components.example_validator import (
@@ -35,8 +36,6 @@ from rnnpipe.components.statistics_gen import (
     StatisticsGen,
     count_duplicates,
     decode_hashes,
-    load_hashes,
-    load_statistics,
     render_html,
     run_statistics_gen,
 )
@@ -313,10 +312,10 @@ def test_statistics_gen_keeps_hashes_and_the_validator_quotes_leaked_records(tmp
     art = {n: Artifact(n, n, str(d)) for n, d in (("examples", examples), ("statistics", stats_dir),
                                                   ("schema", schema_dir), ("anomalies", anomalies))}
     run_statistics_gen({"examples": art["examples"]}, {"statistics": art["statistics"]}, {}, ctx)
-    stats = load_statistics(art["statistics"])
+    stats = ExampleStatistics.read(art["statistics"])
     assert set(stats) == {"train", "test"} and "content_hashes" not in stats["test"]
     assert stats["test"]["duplicates"] == {"within": 0, "shared": {"train": 0}}  # whole records: ids differ
-    assert set(load_hashes(art["statistics"])) == {"train", "test"}
+    assert set(ExampleStatistics.read_hashes(art["statistics"])) == {"train", "test"}
     params = {k: p.default for k, p in ExampleValidator.PARAMETERS.items()}
     with pytest.raises(DataError) as e:
         run_example_validator({k: art[k] for k in ("statistics", "schema", "examples")},

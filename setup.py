@@ -1,17 +1,17 @@
 """Distribution "rnnpipe": the engine package plus components/, models/, pipelines/ as its subpackages."""
 
+from pathlib import Path
+
 from setuptools import setup
 
+# Every package under pipelines/ is an application, registered under its folder's name.
+APPLICATIONS = sorted(p.parent.name for p in Path(__file__).parent.glob("pipelines/*/__init__.py"))
 SUBPACKAGES = {
     "rnnpipe.components": "components",
     "rnnpipe.models": "models",
     "rnnpipe.pipelines": "pipelines",
-    "rnnpipe.pipelines.sentiment": "pipelines/sentiment",
-    "rnnpipe.pipelines.forecasting": "pipelines/forecasting",
-    "rnnpipe.pipelines.textgen": "pipelines/textgen",
-    "rnnpipe.pipelines.tagging": "pipelines/tagging",
+    **{f"rnnpipe.pipelines.{app}": f"pipelines/{app}" for app in APPLICATIONS},
 }
-APPLICATIONS = ["sentiment", "forecasting", "textgen", "tagging"]
 
 setup(
     name="rnnpipe",

@@ -17,17 +17,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import tensorflow as tf
 
 from rnnpipe.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import latest_version, read_push_record
+from rnnpipe.serving import SIGNATURE, latest_version, read_push_record
 
 from .example_io import example_to_dict, read_examples
-from .export import SIGNATURE
 
 
 @dataclass
@@ -50,10 +48,20 @@ class EvalContext:
         return self._train
 
 
+def load_serving_model(model_dir: str | Path) -> Any:
+    """The SavedModel as TF Serving would load it: with the TF-Text ops registered (TF Serving links them)."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401
+
+    return tf.saved_model.load(str(model_dir))
+
+
 def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
                 signature: str = SIGNATURE) -> dict[str, np.ndarray]:
     """Calls one of the SavedModel's signatures on raw records, batch by batch."""
-    loaded = tf.saved_model.load(model_dir)
+    import tensorflow as tf
+
+    loaded = load_serving_model(model_dir)
     if signature not in loaded.signatures:
         raise ConfigError(f"{model_dir} has no signature '{signature}'; it has {sorted(loaded.signatures)}")
     fn = loaded.signatures[signature]
@@ -79,6 +87,8 @@ def latest_champion(champion_dir: str | None) -> Path | None:
 def signature_inputs(model_dir: str | Path, signature: str) -> dict[str, str] | None:
     """A SavedModel's inputs to ``signature`` as name -> 'dtype[shape]' (-1: any size), read from
     saved_model.pb without loading the model; None when it has no such signature."""
+    import tensorflow as tf
+
     proto = Model.read_proto(model_dir)
     signatures = proto.meta_graphs[0].signature_def
     if signature not in signatures:

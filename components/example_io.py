@@ -1,16 +1,22 @@
-"""Reading and writing the tf.Example shards of an Examples artifact (layout: ``Examples`` in rnnpipe/artifacts.py)."""
+"""Reading and writing the tf.Example shards of an Examples artifact (layout: ``Examples`` in rnnpipe/artifacts.py).
+
+TensorFlow is imported by the functions, not the module: building a pipeline must not pay for it."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
 from rnnpipe.artifacts import Examples
 
+if TYPE_CHECKING:
+    import tensorflow as tf
+
 
 def to_example(record: dict, kinds: dict[str, str]) -> tf.train.Example:
+    import tensorflow as tf
+
     feature = {}
     for key, value in record.items():
         if value is None or key not in kinds:
@@ -29,6 +35,8 @@ def to_example(record: dict, kinds: dict[str, str]) -> tf.train.Example:
 def write_examples(records: Iterable[tuple[str, dict]], kinds: dict[str, str], root: Path,
                    splits: list[str], num_shards: int) -> dict[str, int]:
     """Writes (split, record) pairs round-robin over ``num_shards`` files per split; returns counts."""
+    import tensorflow as tf
+
     options = tf.io.TFRecordOptions(compression_type="GZIP")
     writers: dict[str, list[tf.io.TFRecordWriter]] = {}
     counts = {s: 0 for s in splits}
@@ -50,6 +58,8 @@ def write_examples(records: Iterable[tuple[str, dict]], kinds: dict[str, str], r
 
 
 def read_examples(root: str | Path, split: str) -> Iterator[tf.train.Example]:
+    import tensorflow as tf
+
     for path in Examples.shard_paths(root, split):
         for raw in tf.data.TFRecordDataset(path, compression_type="GZIP").as_numpy_iterator():
             yield tf.train.Example.FromString(raw)

@@ -22,16 +22,15 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from rnnpipe.artifacts import ExampleAnomalies, Examples, ExampleStatistics, Schema
 from rnnpipe.context import ExecutionContext
-from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import DataError
 
+from .content_hashes import count_duplicates, feature_hash, record_hashes
 from .example_io import example_to_dict, read_examples
-from .statistics_gen import count_duplicates, feature_hash, record_hashes
 
 PREVIOUS_PREFIX = ExampleStatistics.PREVIOUS_PREFIX
 
@@ -219,6 +218,8 @@ def js_allowance(n_a: int, n_b: int, filled_bins: int) -> float:
     """
     if filled_bins < 2 or not n_a or not n_b:
         return 0.0
+    from scipy.stats import chi2  # scipy.stats costs a second to import: only when a drift check runs
+
     return float(chi2.ppf(1 - ALPHA, filled_bins - 1)) * (1 / n_a + 1 / n_b) / (8 * math.log(2))
 
 
@@ -381,17 +382,29 @@ def _report(blocking: list[dict]) -> str:
             "schema_gen.curated_schema: a schema file of your own, or null to infer one from the data).")
 
 
+def read_features(params: dict) -> set[str] | None:
+    """The raw features the model reads: ``model_features``, else the ``task``'s serving features and label
+    (resolved here, not when the pipeline is built: importing the model's module imports Keras); None: unknown."""
+    if params["model_features"] is not None:
+        return set(params["model_features"])
+    if params["task"] is None:
+        return None
+    task = Ref(params["task"]).resolve()
+    return {*task.serving_features, task.label_key}
+
+
 def run_example_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                           ctx: ExecutionContext) -> dict:
     everything = ExampleStatistics.read(inputs["statistics"])
     stats = {k: v for k, v in everything.items() if not k.startswith(PREVIOUS_PREFIX)}
     schema = Schema.read(inputs["schema"])
     schema_features = {f.name for f in schema.feature}
-    model_features = schema_features if params["model_features"] is None else set(params["model_features"])
+    declared = read_features(params)
+    model_features = schema_features if declared is None else declared
     anomalies = find_anomalies(stats, schema, params["max_missing_increase"])
     if "train" in stats:
         labels = label_candidates(schema, params["label_feature"],
-                                  None if params["model_features"] is None else model_features)
+                                  declared)
         anomalies += find_single_label(stats["train"], schema, labels)
     duplicates, hashes, compared = _duplicate_anomalies(inputs["statistics"], stats, model_features, params)
     anomalies += duplicates
@@ -444,6 +457,8 @@ class ExampleValidator(Component):
         "model_features": Param((list, tuple, type(None)), None,
                                 doc="raw features the model reads (inputs and label): skew on them blocks, on "
                                     "the rest warns; duplicates compare them; None = every schema feature"),
+        "task": Param(Ref, None, doc="'module:TASK', the TrainingTask whose serving features and label are the "
+                                     "model's features when model_features is None"),
         "label_feature": Param((str, type(None)), None,
                                doc="the classification label: one value in train blocks; None = any categorical "
                                    "feature in model_features (or, without them, with a domain of 2+ values)"),

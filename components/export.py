@@ -13,8 +13,6 @@ import tensorflow as tf
 
 from .task import Signature, TrainingTask
 
-SIGNATURE = "serving_default"
-
 
 class ServingModule(tf.Module):
     def __init__(self, model: Any, tft_output: Any) -> None:

@@ -17,15 +17,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import tensorflow as tf
-
 from rnnpipe.artifacts import Examples, InfraBlessing, Model
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 from rnnpipe.errors import DataError
+from rnnpipe.serving import SIGNATURE
 
 from .example_io import example_to_dict, read_examples
-from .export import SIGNATURE
 
 WARMUP_FILE = InfraBlessing.WARMUP_FILE
 
@@ -77,6 +75,8 @@ def request_inputs(records: list[dict], inputs: dict[str, Any], defaults: dict) 
     """Tensor protos for one request over ``records``: batched features from the records; inputs the
     examples lack (a generation length, a temperature) from ``defaults``, scalar where the signature is.
     ``inputs``: the signature's TensorInfo per input name (dtype and rank)."""
+    import tensorflow as tf
+
     out = {}
     for name, info in inputs.items():
         dtype = tf.as_dtype(info.dtype)
@@ -108,6 +108,7 @@ def warmup_requests(records: list[dict], inputs: dict[str, Any], model_name: str
 
 
 def read_warmup(path: Path) -> list[Any]:
+    import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
     return [prediction_log_pb2.PredictionLog.FromString(raw)
@@ -140,6 +141,8 @@ def probe(model_dir: str, requests: list[dict[str, str]], batches: dict[str, dic
 
 def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                         ctx: ExecutionContext) -> dict:
+    import tensorflow as tf
+
     model_dir = inputs["model"].uri
     # Read from the proto, not by loading: this process may lack ops the check is about to report.
     saved = Model.read_proto(model_dir)

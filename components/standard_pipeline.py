@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from rnnpipe.config import Config
-from rnnpipe.dsl import Pipeline, Ref
+from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
 
 from .evaluator import Evaluator
@@ -59,7 +59,8 @@ def served_model_name(name: str, cfg: Config) -> str:
 def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preprocessing_fn: str, task: str,
                       hparams: dict[str, Any] | None = None, evaluator: dict[str, Any] | None = None,
                       transform_config: dict[str, Any] | None = None, builtin_schema: Path | None = None,
-                      trainer: dict[str, Any] | None = None) -> Pipeline:
+                      trainer: dict[str, Any] | None = None, checks: list[Callable[[], None]] | None = None
+                      ) -> Pipeline:
     """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer -> Evaluator
     -> InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
 
@@ -70,16 +71,16 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     ``evaluator`` (its ``metrics`` function, ``signature``, ``metrics_config`` keys derived from other sections;
     ``champion_dir`` defaults to the served model). The evaluator section's ``metrics`` mapping is the
     ``metrics_config``; a configured key the application also fixes must agree with it (else ConfigError).
+    ``checks`` go to the Pipeline: they run before the first step executes.
     """
     stats = StatisticsGen(examples=examples)
     schema_cfg = cfg.schema_gen.to_dict()
     if builtin_schema is not None and schema_cfg.get("curated_schema") == "builtin":
         schema_cfg["curated_schema"] = str(builtin_schema)
     schema = SchemaGen(statistics=stats, **schema_cfg)
-    reads = Ref.of(task).resolve()  # what the model reads: skew there blocks, elsewhere it warns
+    # What the task's model reads: skew there blocks, elsewhere it warns.
     anomalies = ExampleValidator(statistics=stats, schema=schema, examples=examples, **stage_params(
-        "example_validator", cfg.example_validator.to_dict(), {"model_features": [*reads.serving_features,
-                                                                                   reads.label_key]}))
+        "example_validator", cfg.example_validator.to_dict(), {"task": task}))
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=preprocessing_fn,
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
     model = Trainer(transformed_examples=transform["transformed_examples"],
@@ -99,4 +100,4 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
         "pusher", pusher_cfg, {"model_name": served, "serving_dir": str(serving_dir)},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
-    return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher])
+    return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher], checks)

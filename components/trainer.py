@@ -7,177 +7,26 @@ The exported SavedModel's serving signature takes raw features (see export.py).
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import math
-import os
-from collections.abc import Callable
-from pathlib import Path
-from typing import Any
-
-import keras
-import tensorflow as tf
 
 from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
-from rnnpipe.faults import fault_point
 
-from .distribute import make_strategy
-from .export import export_serving_model
-from .plots import plot_learning_curves
 from .task import TrainingTask
-
-log = logging.getLogger("rnnpipe")
-
-
-def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_size: int, training: bool,
-                 bucket_boundaries: list[int], seed: int, shuffle_buffer: int) -> tf.data.Dataset:
-    spec = tft_output.transformed_feature_spec()
-    files = tf.data.Dataset.list_files(pattern, shuffle=training, seed=seed)
-    ds = tf.data.TFRecordDataset(files, compression_type="GZIP")
-    if training:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-
-    def parse(serialized: tf.Tensor) -> tuple[Any, tf.Tensor]:
-        features = tf.io.parse_single_example(serialized, spec)
-        return task.model_inputs(features), task.labels(features)
-
-    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    if task.sequence_length is not None and bucket_boundaries:
-        ds = ds.bucket_by_sequence_length(
-            lambda x, y: task.sequence_length(x), bucket_boundaries,
-            [batch_size] * (len(bucket_boundaries) + 1), drop_remainder=False)
-    else:
-        ds = ds.batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _fresh(obj: Any) -> Any:
-    """A new instance of a Keras loss or metric object, created in the strategy's scope (names pass)."""
-    return obj if isinstance(obj, str) else type(obj).from_config(obj.get_config())
-
-
-class MetricsLogger(keras.callbacks.Callback):
-    """Logs every epoch's training and validation metrics to the run's tracker as they happen."""
-
-    def __init__(self, tracker: Any, prefix: str = "train") -> None:
-        super().__init__()
-        self.tracker, self.prefix = tracker, prefix
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        for key, value in (logs or {}).items():
-            # Keras names validation metrics val_*: they get their own group in MLflow, val/<metric>.
-            name = f"val/{key[4:]}" if key.startswith("val_") else f"{self.prefix}/{key}"
-            self.tracker.log_metric(name, float(value), step=epoch)
-
-
-BACKUP_STATE = "training_metadata.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _commit(tmp: Path, final: Path, fault: str) -> None:
-    """Flushes ``tmp`` to disk and renames it to ``final``: a reader sees the old file or all of the new one."""
-    fd = os.open(tmp, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    fault_point(fault, final)
-    os.replace(tmp, final)
-
-
-class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """Keras' BackupAndRestore made safe against a kill at any moment and against a damaged backup.
-
-    Keras overwrites ``latest.weights.h5`` in place, so a kill while it writes leaves a file that every
-    restart fails to open. Here an epoch's weights are written to a temporary file renamed to
-    ``epoch-NNNN.weights.h5``; then ``training_metadata.json`` (the epoch, that file's name and sha256),
-    written the same way, commits the epoch. A kill anywhere leaves the last committed pair intact, and
-    files the metadata does not name are removed on the next start. A backup whose metadata is unreadable
-    or whose weights are missing, altered or unloadable is named in a warning and discarded: training
-    then starts from the first epoch. Fault points: ``Trainer.backup`` (weights written, not yet renamed),
-    ``Trainer.backup.commit`` (weights renamed, metadata not yet).
-    """
-
-    def __init__(self, backup_dir: str | Path, warn: Callable[[str], None] = log.warning) -> None:
-        super().__init__(str(backup_dir), save_freq="epoch")
-        self.dir, self.warn = Path(backup_dir), warn
-        self.restored_epoch = 0  # epochs finished before this fit, as restored from the backup
-        self._committed: str | None = None  # the weights file the metadata names
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        state_path = self.dir / BACKUP_STATE
-        if state_path.exists():
-            problem = self._restore(state_path)
-            if problem:
-                self.warn(f"Trainer: discarding the epoch backup: {problem}; training starts from the first epoch")
-                state_path.unlink()
-        self._remove_uncommitted()
-
-    def _restore(self, state_path: Path) -> str | None:
-        try:
-            state = json.loads(state_path.read_text())
-            epoch, name, digest = int(state["epoch"]), str(state["weights"]), str(state["sha256"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            return f"{state_path} is unreadable ({type(e).__name__}: {e})"
-        weights = self.dir / name
-        if not weights.is_file():
-            return f"{weights}, named by {state_path}, is missing"
-        if _sha256(weights) != digest:
-            return f"{weights} is damaged (truncated or overwritten: not the sha256 {state_path.name} recorded)"
-        variables = self._variables()
-        saved = [v.numpy() for v in variables]  # a load that fails halfway must not leave a mix of weights
-        try:
-            self.model.load_weights(str(weights))
-        except Exception as e:  # h5py and Keras raise OSError, ValueError, KeyError... for an unloadable file
-            for variable, value in zip(variables, saved, strict=True):
-                variable.assign(value)
-            return f"{weights} does not load ({type(e).__name__}: {e})"
-        self.model._initial_epoch = self.restored_epoch = epoch
-        self._committed = name
-        return None
-
-    def _variables(self) -> list:
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)  # so that its state is restored too
-        return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
-
-    def _save_model(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        name = f"epoch-{self._current_epoch:04d}.weights.h5"
-        tmp_weights, tmp_state = self.dir / f".tmp-{name}", self.dir / f".tmp-{BACKUP_STATE}"
-        try:
-            self.model.save_weights(str(tmp_weights), overwrite=True)
-            state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-                     "sha256": _sha256(tmp_weights)}
-            _commit(tmp_weights, self.dir / name, "Trainer.backup")
-            tmp_state.write_text(json.dumps(state))
-            _commit(tmp_state, self.dir / BACKUP_STATE, "Trainer.backup.commit")
-            self._committed = name
-        finally:
-            self._remove_uncommitted()
-
-    def _remove_uncommitted(self) -> None:
-        """Removes temporary files and weights the metadata does not name (an interrupted or superseded write)."""
-        if self.dir.is_dir():
-            for path in self.dir.iterdir():
-                if path.name not in (BACKUP_STATE, self._committed):
-                    path.unlink(missing_ok=True)
 
 
 def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                 ctx: ExecutionContext) -> dict:
+    # TensorFlow and Keras only here: a pipeline that finds this step cached never imports them.
+    import keras
+
+    from .distribute import make_strategy
+    from .export import export_serving_model
+    from .plots import plot_learning_curves
+    from .training import AtomicBackupAndRestore, MetricsLogger, fresh, make_dataset
+
     task: TrainingTask = Ref(params["task"]).resolve()
     tft_output = TransformGraph.load(inputs["transform_graph"])
     data = inputs["transformed_examples"]
@@ -195,7 +44,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         model = task.build_model(params["hparams"], tft_output)
         model.compile(
             optimizer=keras.optimizers.Adam(params["learning_rate"], global_clipnorm=params["clipnorm"] or None),
-            loss=_fresh(task.loss), metrics=[_fresh(m) for m in task.metrics])
+            loss=fresh(task.loss), metrics=[fresh(m) for m in task.metrics])
     backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
     callbacks = [
         backup,

@@ -8,13 +8,6 @@ import functools
 import shutil
 from typing import Any
 
-import apache_beam as beam
-import tensorflow_transform as tft
-import tensorflow_transform.beam as tft_beam
-from apache_beam.options.pipeline_options import PipelineOptions
-from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
-from tfx_bsl.public import tfxio
-
 from rnnpipe.artifacts import Examples, Schema, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref, check_param
@@ -22,6 +15,14 @@ from rnnpipe.dsl import Artifact, Component, Param, Ref, check_param
 
 def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                   ctx: ExecutionContext) -> dict:
+    # Beam and tf.Transform only here: a pipeline that finds this step cached never imports them.
+    import apache_beam as beam
+    import tensorflow_transform as tft
+    import tensorflow_transform.beam as tft_beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
+    from tfx_bsl.public import tfxio
+
     examples, graph_dir, out = inputs["examples"], outputs["transform_graph"], outputs["transformed_examples"]
     schema = Schema.read(inputs["schema"])
     info = Examples.read_info(examples)
@@ -30,7 +31,7 @@ def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     temp_dir = ctx.scratch_dir / "tft_tmp"
     ctx.log(f"analyzing 'train', transforming {splits} ({ctx.beam_args[0]})")
 
-    def source(split: str) -> tfxio.TFExampleRecord:
+    def source(split: str) -> Any:
         return tfxio.TFExampleRecord(file_pattern=Examples.file_pattern(examples, split), schema=schema,
                                      telemetry_descriptors=["rnnpipe", "Transform"])
 
@@ -72,15 +73,15 @@ class Transform(Component):
     }
     executor = staticmethod(run_transform)
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def check(self) -> None:
         check_config(self.id, self.params["preprocessing_fn"], self.params["config"])
 
 
 def check_config(step: str, preprocessing_fn: str, config: dict) -> None:
     """Checks ``config`` against what the preprocessing function declares as ``fn.config_params`` (name ->
-    ``Param`` with its type and range), when the pipeline is built: ``transform.vocab_size=0`` then stops with
-    the key named instead of a tf.Transform traceback after Beam has started. Undeclared keys pass as they are.
+    ``Param`` with its type and range), before the run's first step executes (the function's module imports
+    TensorFlow): ``transform.vocab_size=0`` then stops with the key named instead of a tf.Transform traceback
+    after Beam has started. Undeclared keys pass as they are.
     """
     try:
         declared = getattr(Ref(preprocessing_fn).resolve(), "config_params", {})

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import logging
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(app, args)
     pipeline = _build(app, cfg)
     app.fetch_data(cfg)  # once: a no-op when the cache is filled
-    result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)
+    with _config_keys(cfg):
+        result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
     print(f"  executed:   {', '.join(result.executed) or 'nothing'}")
     print(f"  cache hits: {', '.join(result.cache_hits) or 'none'}")
@@ -98,10 +101,12 @@ def metric_lines(metrics: dict[str, dict], *, every: bool = False) -> list[str]:
     return lines
 
 
-def _build(app: Application, cfg: Config) -> Pipeline:
-    """The application's pipeline; a step parameter out of range is reported as the config key that set it."""
+@contextlib.contextmanager
+def _config_keys(cfg: Config) -> Iterator[None]:
+    """A step parameter out of range, found when the pipeline is built or when its steps are checked before the
+    first one runs, is reported as the config key that set it."""
     try:
-        return app.build_pipeline(cfg)
+        yield
     except ParamError as e:
         # Config sections are the stages' names in snake case (Trainer -> trainer, InfraValidator -> infra_validator).
         section = re.sub(r"(?<!^)(?=[A-Z])", "_", e.step).lower()
@@ -109,6 +114,11 @@ def _build(app: Application, cfg: Config) -> Pipeline:
             raise ConfigError(f"config key '{section}.{e.param}' {e.detail}; "
                               f"change it in your --config file or with --set {section}.{e.param}=VALUE") from None
         raise
+
+
+def _build(app: Application, cfg: Config) -> Pipeline:
+    with _config_keys(cfg):
+        return app.build_pipeline(cfg)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

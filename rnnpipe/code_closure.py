@@ -37,7 +37,7 @@ def source_closure(module: str) -> dict[str, str]:
             continue
         text = path.read_text()
         seen[name] = hashlib.sha256(text.encode()).hexdigest()
-        todo.extend(_imported_modules(name, path, text))
+        todo.extend(_imported_modules(name, path, text, seen[name]))
     return dict(sorted(seen.items()))
 
 
@@ -84,10 +84,21 @@ def _is_package(name: str) -> bool:
     return path is not None and path.name == "__init__.py"
 
 
-def _imported_modules(name: str, path: Path, text: str) -> list[str]:
+def _parse(path: Path, text: str, digest: str) -> ast.Module:
+    """The syntax tree of a source file, parsed once per content in a process (closures share most modules)."""
+    key = (str(path), digest)
+    if key not in _TREES:
+        _TREES[key] = ast.parse(text, str(path))
+    return _TREES[key]
+
+
+_TREES: dict[tuple[str, str], ast.Module] = {}
+
+
+def _imported_modules(name: str, path: Path, text: str, digest: str) -> list[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: list[str] = []
-    for node in ast.walk(ast.parse(text, str(path))):
+    for node in ast.walk(_parse(path, text, digest)):
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -105,7 +116,8 @@ def _defining_module(base: str, attr: str) -> str:
     if attr == "*" or not _is_package(base):
         return base
     init = _source_file(base)
-    for node in ast.parse(init.read_text(), str(init)).body:
+    text = init.read_text()
+    for node in _parse(init, text, hashlib.sha256(text.encode()).hexdigest()).body:
         if isinstance(node, ast.ImportFrom) and node.level:
             source = importlib.util.resolve_name("." * node.level + (node.module or ""), base)
             if any((alias.asname or alias.name) == attr for alias in node.names):

@@ -189,6 +189,11 @@ class Component:
         model deleted, a registry entry missing), so the runner executes the step again; None: reuse it."""
         return None
 
+    def check(self) -> None:
+        """Checks that need the step's code imported (a preprocessing function's declared settings). The runner
+        calls it on every step still to run before the first one executes, so a fully cached run imports
+        nothing heavy; a ParamError names the parameter."""
+
     def code_version(self) -> str:
         """Hash of the component's module and referenced code, each with its import closure within the project."""
         parts = [type(self).VERSION, closure_hash(_module_name(type(self)))]
@@ -233,11 +238,17 @@ def check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
 
 
 class Pipeline:
-    """A named, ordered list of steps. Each step's inputs must come from steps earlier in the list."""
+    """A named, ordered list of steps. Each step's inputs must come from steps earlier in the list.
 
-    def __init__(self, name: str, steps: list[Component]) -> None:
+    ``checks``: callables that raise ConfigError for settings only the application's code can judge (a model
+    that cannot be built with the configured arguments); the runner calls them, with each step's ``check``,
+    before the first step executes, so a fully cached run imports none of that code.
+    """
+
+    def __init__(self, name: str, steps: list[Component], checks: list[Callable[[], None]] | None = None) -> None:
         self.name = name
         self.steps = list(steps)
+        self.checks = list(checks or [])
         seen: dict[str, Component] = {}
         for step in self.steps:
             if step.id in seen:

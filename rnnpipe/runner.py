@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +34,10 @@ log = logging.getLogger("rnnpipe")
 
 
 def replay(tracker: Tracker, record: dict) -> None:
-    for key, value, step in record.get("metrics", []):
-        tracker.log_metric(key, value, step)
+    tracker.log_batch(record.get("metrics", []), record.get("tags", []))
     for path, artifact_path in record.get("files", []):
         if Path(path).exists():
             tracker.log_artifact(path, artifact_path)
-    for key, value in record.get("tags", []):
-        tracker.set_tag(key, value)
 
 
 @dataclass
@@ -121,11 +119,21 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
         store.set_run_mlflow_id(run_id, tracker.run_id)
         result = RunResult(run_id, tracker.run_id)
         log.info("pipeline %s: run %s (MLflow run %s)", pipeline.name, run_id[:8], tracker.run_id)
+        selected = [s for s in pipeline.steps if not only or s.id in forced | reuse_latest]
+        checked = False
+
+        def check_from(position: int) -> None:  # once, before the first step executes: cache hits need none
+            nonlocal checked
+            if not checked:
+                checked = True
+                for check in pipeline.checks:
+                    check()
+                for later in selected[position:]:
+                    later.check()
+
         try:
             produced: dict[tuple[str, str], StoredArtifact] = {}
-            for step in pipeline.steps:
-                if only and step.id not in forced | reuse_latest:
-                    continue
+            for position, step in enumerate(selected):
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
                 in_artifacts = {k: _artifact(a) for k, a in inputs.items()}
                 external = step.external_fingerprint(in_artifacts)
@@ -134,7 +142,8 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
                     tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
                 outs, metrics = _run_step(step, inputs, in_artifacts, external, pipeline.name, root, store, run_id,
                                           tracker, cfg, force=step.id in forced,
-                                          reuse_latest=step.id in reuse_latest, result=result)
+                                          reuse_latest=step.id in reuse_latest, result=result,
+                                          before_execute=functools.partial(check_from, position))
                 for name, art in outs.items():
                     produced[(step.id, name)] = art
                 result.outputs[step.id] = {n: _artifact(a) for n, a in outs.items()}
@@ -174,7 +183,8 @@ def _recover(store: MetadataStore, pipeline: str, root: Path, uri: str) -> None:
 
 def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: dict[str, Artifact], external: str,
               pipeline: str, root: Path, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
-              force: bool, reuse_latest: bool, result: RunResult) -> tuple[dict[str, StoredArtifact], dict]:
+              force: bool, reuse_latest: bool, result: RunResult, before_execute: Callable[[], None] = lambda: None
+              ) -> tuple[dict[str, StoredArtifact], dict]:
     key = _cache_key(step, inputs, external)
     if reuse_latest:
         previous = store.find_complete(pipeline, step.id)
@@ -196,6 +206,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
         log.info("%s: cache hit (execution %d)", step.id, previous)
         return store.outputs_of(previous), record.get("final", {})
 
+    before_execute()
     execution_id = store.start_execution(run_id, pipeline, step.id, key)
     store.record_inputs(execution_id, inputs)
     step_dir = root / step.id

@@ -18,6 +18,7 @@ from .artifacts import InfraBlessing
 from .errors import ConfigError
 from .faults import fault_point
 
+SIGNATURE = "serving_default"  # the signature TF Serving answers when a request names none
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads only its warmup file here
 PUSH_RECORD = f"{ASSETS_EXTRA}/rnnpipe_push.json"
 TMP_PREFIX = ".tmp-"  # a version being assembled: .tmp-<version>-<pid>

@@ -11,6 +11,7 @@ import math
 import os
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,20 @@ class Tracker:
         value = float(value)
         if math.isfinite(value):
             self.client.log_metric(self.run_id, key, value, step=step or 0)
+
+    def log_batch(self, metrics: list[tuple[str, float, int | None]] = (), tags: list[tuple[str, Any]] = ()
+                  ) -> None:
+        """Many metrics (key, value, step) and tags in a few requests, as a cached step replays its record:
+        one request per metric would cost a database transaction each."""
+        from mlflow.entities import Metric, RunTag
+
+        now = int(time.time() * 1000)
+        batch = [Metric(k, float(v), now, step or 0) for k, v, step in metrics if math.isfinite(float(v))]
+        for i in range(0, len(batch), 1000):  # MLflow's limits per request: 1000 metrics, 100 tags
+            self.client.log_batch(self.run_id, metrics=batch[i:i + 1000])
+        labels = [RunTag(k, v if isinstance(v, str) else json.dumps(v)) for k, v in tags]
+        for i in range(0, len(labels), 100):
+            self.client.log_batch(self.run_id, tags=labels[i:i + 100])
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         for k, v in flatten(metrics).items():

@@ -14,7 +14,7 @@ import pytest
 from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_forecaster
-from rnnpipe.pipelines.forecasting import APPLICATION, data_path, model_hparams, window
+from rnnpipe.pipelines.forecasting import APPLICATION, check_model, data_path, model_hparams, window
 from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, point_metrics, seasonal_naive
 from rnnpipe.pipelines.forecasting.data import Ranges, fetch, read_series, read_windows
 
@@ -204,9 +204,11 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
     # An autoregressive decoder feeds back values, not corrections to seasonal-naive: no seasonal parts.
     ar = hparams("data.series=co2", "model.decoding=autoregressive")
     assert (ar["seasonal_skip"], ar["seasonal_difference"]) == (0, False)
+    # The model is built once with them, before the first step executes (a pipeline check: it imports Keras).
+    too_long = load_config(APPLICATION.config_file, sets=["data.series=taylor", "model.recurrent_length=200"])
     with pytest.raises(ConfigError, match=r"model: With seasonal_difference, `recurrent_length` must be at most "
                                           r"history_length - seasonal_skip = 96\. Received: recurrent_length=200"):
-        hparams("data.series=taylor", "model.recurrent_length=200")
+        check_model(model_hparams(too_long), window(too_long)["history"], window(too_long)["horizon"])
 
 
 def _normalize(windows: list[dict], scale: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

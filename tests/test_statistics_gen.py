@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.components.statistics_gen import _EPS as EPS
-from rnnpipe.components.statistics_gen import ExampleStatsFn, feature_stats_proto, summarize
+from rnnpipe.components.statistics_fn import _EPS as EPS
+from rnnpipe.components.statistics_fn import ExampleStatsFn, summarize
+from rnnpipe.components.statistics_gen import feature_stats_proto
 
 
 def example(value: float, label: int, text: str) -> bytes:

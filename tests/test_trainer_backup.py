@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from rnnpipe import faults
-from rnnpipe.components.trainer import BACKUP_STATE, AtomicBackupAndRestore, _check_trained, _sha256
+from rnnpipe.components.trainer import _check_trained
+from rnnpipe.components.training import BACKUP_STATE, AtomicBackupAndRestore, _sha256
 from rnnpipe.errors import ConfigError, RnnpipeError
 
 X = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")

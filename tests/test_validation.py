@@ -13,6 +13,7 @@ from google.protobuf import text_format
 from tensorflow_metadata.proto.v0 import schema_pb2
 
 from rnnpipe.artifacts import ExampleStatistics
+from rnnpipe.components.content_hashes import count_duplicates, decode_hashes
 from rnnpipe.components.example_gen import ExampleGen
 from rnnpipe.components.example_io import to_example, write_examples
 from rnnpipe.components.example_validator import (
@@ -31,14 +32,8 @@ from rnnpipe.components.example_validator import (
     run_example_validator,
 )
 from rnnpipe.components.schema_gen import SchemaGen, infer_schema
-from rnnpipe.components.statistics_gen import (
-    ExampleStatsFn,
-    StatisticsGen,
-    count_duplicates,
-    decode_hashes,
-    render_html,
-    run_statistics_gen,
-)
+from rnnpipe.components.statistics_fn import ExampleStatsFn
+from rnnpipe.components.statistics_gen import StatisticsGen, render_html, run_statistics_gen
 from rnnpipe.dsl import Artifact
 from rnnpipe.errors import ConfigError, DataError
 

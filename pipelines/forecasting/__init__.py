@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from rnnpipe.app import Application
@@ -49,33 +50,35 @@ def window(cfg: Config) -> dict[str, int]:
 
 def model_hparams(cfg: Config) -> dict:
     """The forecaster's arguments: the model section, the preset's model keys where it says null, and the
-    season for the seasonal skip and differences; checked by building the model once, so a bad combination
-    stops the run before any data is read."""
+    season for the seasonal skip and differences (``check_model`` builds the model with them once)."""
     hparams = cfg.model.to_dict()
     preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
     for key, fallback in (("recurrent_length", None), ("highway_length", 0)):
         if hparams[key] is None:
             hparams[key] = preset.get(key, fallback)
-    from rnnpipe.models.forecaster import FORECAST_STRATEGIES
-
-    if hparams["decoding"] not in FORECAST_STRATEGIES:
-        raise ConfigError(f"model.decoding must be one of {', '.join(FORECAST_STRATEGIES)}, "
-                          f"got {hparams['decoding']!r}")
     season, direct = window(cfg)["season"], hparams["decoding"] == "direct"
     # The seasonal parts correct seasonal-naive in a direct forecast; an autoregressive decoder feeds its
     # own outputs back as values, so it does without them.
     hparams["seasonal_skip"] = season if hparams["seasonal_skip"] and direct else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)
+    return hparams
+
+
+def check_model(hparams: dict, history: int, horizon: int) -> None:
+    """Builds the forecaster once with the configured arguments, so a bad combination stops the run before
+    any step executes (the runner calls this only then: building imports Keras)."""
     from rnnpipe.models import build_forecaster
+    from rnnpipe.models.forecaster import FORECAST_STRATEGIES
 
     from .model import forecaster_args
 
-    w = window(cfg)
+    if hparams["decoding"] not in FORECAST_STRATEGIES:
+        raise ConfigError(f"model.decoding must be one of {', '.join(FORECAST_STRATEGIES)}, "
+                          f"got {hparams['decoding']!r}")
     try:
-        build_forecaster(w["history"], w["horizon"], **forecaster_args(hparams))
+        build_forecaster(history, horizon, **forecaster_args(hparams))
     except (TypeError, ValueError) as e:
         raise ConfigError(f"model: {e}") from None
-    return hparams
 
 
 def reader_config(cfg: Config) -> dict:
@@ -90,16 +93,16 @@ def build_pipeline(cfg: Config) -> Pipeline:
     # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
     from rnnpipe.components import ExampleGen, standard_pipeline
 
-    reading = reader_config(cfg)
+    reading, hparams, w = reader_config(cfg), model_hparams(cfg), window(cfg)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)
     # The metrics re-read the series (seasonal-naive and ETS see the whole history): the reader's settings
     # join evaluator.metrics. A served model for another series (another window length) is no champion.
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
-        hparams=model_hparams(cfg),
+        hparams=hparams, checks=[functools.partial(check_model, hparams, w["history"], w["horizon"])],
         evaluator={"metrics": f"{__name__}.metrics:evaluate_forecasts",
-                   "metrics_config": {**reading, "season": window(cfg)["season"]}})
+                   "metrics_config": {**reading, "season": w["season"]}})
 
 
 APPLICATION = Application(

@@ -42,13 +42,11 @@ def build_pipeline(cfg: Config) -> Pipeline:
     # The stages import TensorFlow and Beam: `rnnpipe list`, `runs` and `config` load this package without them.
     from rnnpipe.components import ExampleGen, standard_pipeline
 
-    from .model import CLASS_NAMES
-
     examples = ExampleGen(source=str(data_path(cfg)), **cfg.example_gen)
     return standard_pipeline(
         NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
         hparams=model_hparams(cfg), builtin_schema=Path(__file__).with_name("schema.pbtxt"),
-        evaluator={"metrics_config": {"label_key": "label", "class_names": CLASS_NAMES}})
+        evaluator={"metrics_config": {"label_key": "label", "class_names": data.CLASS_NAMES}})
 
 
 APPLICATION = Application(

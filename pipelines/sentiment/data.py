@@ -18,6 +18,7 @@ from rnnpipe.components.example_gen import decode_utf8, text_lines
 from rnnpipe.data_cache import atomic_write_text, pip_download
 from rnnpipe.errors import DataError
 
+CLASS_NAMES = ["negative", "positive"]  # label 0 and 1
 REQUIREMENT = "vaderSentiment==3.3.2"
 SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"  # its sdist on PyPI
 SOURCES = {

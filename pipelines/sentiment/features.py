@@ -38,5 +38,5 @@ def preprocessing_fn(inputs: dict, *, vocab_size: int = 20000, min_frequency: in
         out[LABEL_KEY] = inputs[LABEL_KEY]
     return out
 
-# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+# Checked before the run's first step executes (Transform.check), so a bad value names its config key.
 preprocessing_fn.config_params = {key: Param(int, min=1) for key in ("vocab_size", "min_frequency", "max_tokens")}

@@ -11,10 +11,8 @@ import tensorflow as tf
 from rnnpipe.components.task import TrainingTask
 from rnnpipe.models import build_sequence_classifier
 
-from .data import read_lexicon
+from .data import CLASS_NAMES, read_lexicon
 from .features import LABEL_KEY, TEXT_KEY, TOKENS_KEY, VOCABULARY
-
-CLASS_NAMES = ["negative", "positive"]
 
 
 def model_inputs(features: dict) -> tf.Tensor:

@@ -80,6 +80,6 @@ def preprocessing_fn(inputs: dict, *, vocab_size: int = 30000, min_frequency: in
                                                             vocab_filename=TAG_VOCABULARY, name="tag_vocabulary") + 1
     return out
 
-# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+# Checked before the run's first step executes (Transform.check), so a bad value names its config key.
 preprocessing_fn.config_params = {key: Param(int, min=1) for key in (
     "vocab_size", "min_frequency", "char_vocab_size", "min_char_frequency")}

@@ -32,5 +32,5 @@ def preprocessing_fn(inputs: dict, *, chunk_chars: int = 1000, min_frequency: in
                                            num_oov_buckets=1, vocab_filename=VOCABULARY) + 1
     return {IDS_KEY: ids, WINDOW_KEY: ids[:, :chunk_chars].to_tensor(default_value=PAD_ID, shape=[None, chunk_chars])}
 
-# Checked when the pipeline is built (Transform), so a bad value names its config key before Beam starts.
+# Checked before the run's first step executes (Transform.check), so a bad value names its config key.
 preprocessing_fn.config_params = {key: Param(int, min=1) for key in ("chunk_chars", "min_frequency")}

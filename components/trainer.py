@@ -8,6 +8,7 @@ The exported SavedModel's serving signature takes raw features (see export.py).
 from __future__ import annotations
 
 import math
+import warnings
 
 from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
@@ -53,8 +54,11 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         keras.callbacks.TerminateOnNaN(),
         MetricsLogger(ctx.tracker),
     ]
-    history = model.fit(train_ds, validation_data=eval_ds, epochs=params["epochs"], callbacks=callbacks,
-                        verbose=2)
+    with warnings.catch_warnings():
+        # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = model.fit(train_ds, validation_data=eval_ds, epochs=params["epochs"], callbacks=callbacks,
+                            shuffle=False, verbose=2)  # the dataset shuffles itself
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
 

@@ -17,6 +17,7 @@ from .app import Application, applications, load_application
 from .config import Config, load_config
 from .dsl import ParamError, Pipeline
 from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
+from .native_logs import mute_tensorflow_startup
 from .serving import latest_version
 
 log = logging.getLogger("rnnpipe")
@@ -289,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     # TensorFlow's C++ start-up lines are printed before any Python logging is set up: mute them by default.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2")
+    if not args.verbose:
+        mute_tensorflow_startup()  # the lines TF_CPP_MIN_LOG_LEVEL does not reach
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow", "h5py", "matplotlib", "urllib3"):

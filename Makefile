@@ -39,6 +39,7 @@ bench: $(KERNELS)
 	$(BIN)/python benchmarks/stage_times.py
 	$(BIN)/python benchmarks/rnn_layers.py --quick
 	$(BIN)/python benchmarks/cli_latency.py
+	$(BIN)/python benchmarks/evaluator_memory.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +27,79 @@ from rnnpipe.serving import SIGNATURE, latest_version, read_push_record
 from .example_io import example_to_dict, read_examples
 
 
-@dataclass
 class EvalContext:
-    """What a metrics function gets. ``out_dir`` is None when only the champion is scored: then only
-    ``overall.model`` of the result is read, so baselines, peers, plots and files may be skipped."""
+    """What a metrics function gets: the split's raw records and what the serving signature answers for them.
 
-    records: list[dict]
-    predictions: dict[str, np.ndarray]
-    config: dict
-    out_dir: Path | None
-    examples_uri: str
-    log: Callable[[str], None] = print
-    _train: list[dict] | None = field(default=None, repr=False)
-    model_dir: str | None = None  # the SavedModel scored, for metrics that call it again (e.g. to sample)
+    ``batches()`` streams them from the example files, one signature call per batch, so a metrics function that
+    accumulates (counts, sums, a confusion matrix per slice) scores a split of any size in constant memory.
+    ``records`` and ``predictions`` hold the whole split, read on first use, for metrics that need every
+    example at once. A context made from in-memory ``records`` and ``predictions`` (tests) streams those.
+    ``out_dir`` is None when only the champion is scored: then only ``overall.model`` of the result is read,
+    so baselines, peers, plots and files may be skipped.
+    """
+
+    def __init__(self, records: list[dict] | None, predictions: dict[str, np.ndarray] | None, config: dict,
+                 out_dir: Path | None, examples_uri: str, log: Callable[[str], None] = print,
+                 train: list[dict] | None = None, model_dir: str | None = None, *, split: str = "test",
+                 signature: str = SIGNATURE, batch_size: int = 256) -> None:
+        if (records is None) != (predictions is None):
+            raise ValueError("EvalContext takes both records and predictions, or neither (then it streams them)")
+        self._records, self._predictions, self._train = records, predictions, train
+        self.config, self.out_dir, self.examples_uri, self.log = config, out_dir, examples_uri, log
+        self.model_dir = model_dir  # the SavedModel scored, for metrics that call it again (e.g. to sample)
+        self.split, self.signature, self.batch_size = split, signature, batch_size
+
+    def batches(self) -> Iterator[tuple[list[dict], dict[str, np.ndarray]]]:
+        """(records, outputs) of up to ``batch_size`` examples at a time, in the split's order."""
+        if self._records is not None:
+            for start in range(0, len(self._records), self.batch_size):
+                yield (self._records[start:start + self.batch_size],
+                       {k: v[start:start + self.batch_size] for k, v in self._predictions.items()})
+            return
+        call = signature_caller(self.model_dir, self.signature)
+        for batch in chunked(self.iter_records(self.split), self.batch_size):
+            yield batch, call(batch)
+
+    def iter_records(self, split: str) -> Iterator[dict]:
+        """A split's raw records one by one, from the example files (the train split: from memory once read)."""
+        if split == "train" and self._train is not None:
+            return iter(self._train)
+        return (example_to_dict(e) for e in read_examples(self.examples_uri, split))
+
+    @property
+    def records(self) -> list[dict]:
+        self._materialize()
+        return self._records
+
+    @property
+    def predictions(self) -> dict[str, np.ndarray]:
+        self._materialize()
+        return self._predictions
+
+    def _materialize(self) -> None:
+        if self._records is None:
+            records, chunks = [], defaultdict(list)
+            for batch, outputs in self.batches():
+                records += batch
+                for k, v in outputs.items():
+                    chunks[k].append(v)
+            self._records, self._predictions = records, {k: np.concatenate(v) for k, v in chunks.items()}
 
     def train_records(self) -> list[dict]:
         if self._train is None:
-            self._train = [example_to_dict(e) for e in read_examples(self.examples_uri, "train")]
+            self._train = list(self.iter_records("train"))
         return self._train
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def load_serving_model(model_dir: str | Path) -> Any:
@@ -56,23 +110,32 @@ def load_serving_model(model_dir: str | Path) -> Any:
     return tf.saved_model.load(str(model_dir))
 
 
-def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
-                signature: str = SIGNATURE) -> dict[str, np.ndarray]:
-    """Calls one of the SavedModel's signatures on raw records, batch by batch."""
+def signature_caller(model_dir: str, signature: str = SIGNATURE) -> Callable[[list[dict]], dict[str, np.ndarray]]:
+    """A function calling one of the SavedModel's signatures on a batch of raw records (the model loads once)."""
     import tensorflow as tf
 
     loaded = load_serving_model(model_dir)
     if signature not in loaded.signatures:
         raise ConfigError(f"{model_dir} has no signature '{signature}'; it has {sorted(loaded.signatures)}")
     fn = loaded.signatures[signature]
-    names = list(fn.structured_input_signature[1])
+    specs = fn.structured_input_signature[1]
+
+    def call(batch: list[dict]) -> dict[str, np.ndarray]:
+        _ = loaded  # the signature's variables live as long as the loaded model
+        out = fn(**{n: tf.constant([r[n] for r in batch], dtype=spec.dtype) for n, spec in specs.items()})
+        return {k: v.numpy() for k, v in out.items()}
+
+    return call
+
+
+def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
+                signature: str = SIGNATURE) -> dict[str, np.ndarray]:
+    """Calls one of the SavedModel's signatures on raw records, batch by batch."""
+    call = signature_caller(model_dir, signature)
     chunks: dict[str, list[np.ndarray]] = defaultdict(list)
-    for start in range(0, len(records), batch_size):
-        batch = records[start:start + batch_size]
-        specs = fn.structured_input_signature[1]
-        out = fn(**{n: tf.constant([r[n] for r in batch], dtype=specs[n].dtype) for n in names})
-        for k, v in out.items():
-            chunks[k].append(v.numpy())
+    for batch in chunked(records, batch_size):
+        for k, v in call(batch).items():
+            chunks[k].append(v)
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
 
@@ -202,11 +265,11 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
                   ctx: ExecutionContext) -> dict:
     examples = inputs["examples"].uri
     metrics_fn = Ref(params["metrics"]).resolve()
-    records = [example_to_dict(e) for e in read_examples(examples, params["split"])]
     data_source = Examples.read_info(inputs["examples"]).data_source
     out = outputs["evaluation"].path()
-    ev = EvalContext(records, predict_raw(inputs["model"].uri, records, signature=params["signature"]),
-                     params["metrics_config"], out, examples, ctx.log, model_dir=inputs["model"].uri)
+    streamed = {"split": params["split"], "signature": params["signature"]}
+    ev = EvalContext(None, None, params["metrics_config"], out, examples, ctx.log, model_dir=inputs["model"].uri,
+                     **streamed)
     evaluation = metrics_fn(ev)
     artifacts = evaluation.pop("artifacts", [])
     primary = params["primary_metric"]
@@ -218,8 +281,9 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
         champion = comparable_champion(latest_champion(params["champion_dir"]), inputs["model"].uri,
                                        params["signature"], ctx.log, data_source)
     if champion is not None:
-        theirs_ev = EvalContext(records, predict_raw(str(champion), records, signature=params["signature"]),
-                                params["metrics_config"], None, examples, ctx.log, ev._train, str(champion))
+        theirs_ev = EvalContext(ev._records, None if ev._records is None else predict_raw(str(champion), ev._records,
+                                signature=params["signature"]), params["metrics_config"], None, examples, ctx.log,
+                                ev._train, str(champion), **streamed)
         theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
         evaluation["champion"] = {"path": str(champion), primary: theirs}
         ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,24 +20,50 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.nd
     return m
 
 
-def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict[str, float]:
-    """Accuracy, macro-F1 and per-class F1; an empty input gives NaNs rather than an error."""
-    if len(y_true) == 0:
+def confusion_metrics(m: np.ndarray) -> dict[str, float]:
+    """Accuracy, macro-F1 and per-class F1 from a confusion matrix (rows: truth); an empty one gives NaNs."""
+    if m.sum() == 0:
         return {"accuracy": float("nan"), "macro_f1": float("nan"), "count": 0}
-    m = confusion(y_true, y_pred, num_classes)
     tp = np.diag(m).astype(float)
     precision = np.divide(tp, m.sum(0), out=np.zeros_like(tp), where=m.sum(0) > 0)
     recall = np.divide(tp, m.sum(1), out=np.zeros_like(tp), where=m.sum(1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=precision + recall > 0)
     present = m.sum(1) > 0
     out = {"accuracy": float(tp.sum() / m.sum()), "macro_f1": float(f1[present].mean()), "count": int(m.sum())}
-    out.update({f"f1_class_{i}": float(f1[i]) for i in range(num_classes)})
+    out.update({f"f1_class_{i}": float(f1[i]) for i in range(len(m))})
     return out
 
 
-def majority_class(labels: np.ndarray) -> int:
-    values, counts = np.unique(labels, return_counts=True)
-    return int(values[np.argmax(counts)])
+class PredictionsWriter:
+    """Writes an evaluation's per-example predictions as they are scored: ``predictions.jsonl`` with every row and
+    ``predictions_sample.jsonl`` with the first ``sample_size`` (small enough for MLflow's artifact view).
+
+        with PredictionsWriter(out_dir) as writer:
+            for batch, outputs in ev.batches():
+                writer.write({**record, "predicted": ...} for record in batch)
+        artifacts.append((writer.sample_path, "evaluation"))
+    """
+
+    def __init__(self, out_dir: Path, sample_size: int = 200) -> None:
+        self.path, self.sample_path = Path(out_dir) / "predictions.jsonl", Path(out_dir) / "predictions_sample.jsonl"
+        self.sample_size, self.rows = sample_size, 0
+
+    def __enter__(self) -> PredictionsWriter:
+        self._all = open(self.path, "w", encoding="utf-8")
+        self._sample = open(self.sample_path, "w", encoding="utf-8")
+        return self
+
+    def write(self, rows: Iterable[dict]) -> None:
+        for row in rows:
+            line = json.dumps(row, ensure_ascii=False) + "\n"
+            self._all.write(line)
+            if self.rows < self.sample_size:
+                self._sample.write(line)
+            self.rows += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._all.close()
+        self._sample.close()
 
 
 def length_bucket(text: str, edges: list[int]) -> str:
@@ -52,9 +82,19 @@ CLASSIFICATION_DEFAULTS = {
 }
 
 
+def slicers(cfg: dict) -> dict[str, Callable[[dict], str]]:
+    """Slice name -> record -> value: one per ``slice_keys`` entry, and ``length`` when ``length_feature`` is set
+    (the whitespace-token count bucket of that feature, by ``length_edges``)."""
+    out = {key: (lambda r, key=key: str(r.get(key))) for key in cfg.get("slice_keys") or []}
+    if cfg.get("length_feature"):
+        out["length"] = lambda r: length_bucket(r.get(cfg["length_feature"], ""), cfg["length_edges"])
+    return out
+
+
 def evaluate_classification(ev: Any) -> dict:
     """Accuracy and F1 overall, per value of ``slice_keys`` and per length bucket of ``length_feature``,
-    beside the majority class of the train split; a confusion matrix and the predictions as files.
+    beside the majority class of the train split; a confusion matrix and the predictions as files. Streams the
+    split (one confusion matrix per slice), so memory does not grow with it.
 
     ``ev`` is the Evaluator's EvalContext; ``ev.config`` keys: see CLASSIFICATION_DEFAULTS
     (``class_names`` is required)."""
@@ -62,35 +102,42 @@ def evaluate_classification(ev: Any) -> dict:
     classes, label_key = cfg["class_names"], cfg["label_key"]
     if not classes:
         raise ValueError("evaluator.metrics.class_names is required for classification metrics")
-    test = ev.records
-    y_true = np.array([r[label_key] for r in test], dtype=np.int64)
-    y_pred = ev.predictions[cfg["prediction_key"]].astype(np.int64)
-    if ev.out_dir is None:  # scoring the champion: the overall model metrics are all that is read
-        return {"overall": {"model": classification_metrics(y_true, y_pred, len(classes))}}
-    majority = majority_class(np.array([r[label_key] for r in ev.train_records()]))
-    y_base = np.full_like(y_true, majority)
+    k, out = len(classes), ev.out_dir
+    majority = None
+    if out is not None:  # scoring the champion: the overall model metrics are all that is read
+        counts = Counter(int(r[label_key]) for r in ev.iter_records("train"))
+        majority = min(counts, key=lambda c: (-counts[c], c))  # ties: the smallest label
+    by_slice = slicers(cfg)
+    model: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((k, k), np.int64))
+    baseline: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((k, k), np.int64))
+    with contextlib.ExitStack() as stack:
+        writer = stack.enter_context(PredictionsWriter(out)) if out is not None else None
+        for batch, outputs in ev.batches():
+            y_true = np.array([r[label_key] for r in batch], dtype=np.int64)
+            y_pred = outputs[cfg["prediction_key"]].astype(np.int64)
+            groups = {"overall": np.arange(len(batch))}
+            for name, slicer in by_slice.items():
+                values = np.array([slicer(r) for r in batch], dtype=object)
+                groups.update({f"{name}:{v}": np.flatnonzero(values == v) for v in set(values)})
+            for group, idx in groups.items():
+                np.add.at(model[group], (y_true[idx], y_pred[idx]), 1)
+                if majority is not None:
+                    baseline[group][:, majority] += np.bincount(y_true[idx], minlength=k)
+            if writer is not None:
+                probabilities = outputs[cfg["probability_key"]]
+                writer.write({**r, "predicted": int(y_pred[i]), "probabilities": probabilities[i].tolist()}
+                             for i, r in enumerate(batch))
+    if out is None:
+        return {"overall": {"model": confusion_metrics(model["overall"])}}
 
-    def both(idx: np.ndarray) -> dict:
-        return {"model": classification_metrics(y_true[idx], y_pred[idx], len(classes)),
-                "baseline": classification_metrics(y_true[idx], y_base[idx], len(classes))}
+    def both(group: str) -> dict:
+        return {"model": confusion_metrics(model[group]), "baseline": confusion_metrics(baseline[group])}
 
-    evaluation = {"overall": both(np.arange(len(test))), "slices": {}, "baseline": f"majority class "
-                  f"'{classes[majority]}'", "card_metrics": ["count", "accuracy", "macro_f1"]}
-    slicers = {key: (lambda r, key=key: str(r.get(key))) for key in cfg["slice_keys"]}
-    if cfg["length_feature"]:
-        slicers["length"] = lambda r: length_bucket(r.get(cfg["length_feature"], ""), cfg["length_edges"])
-    for name, slicer in slicers.items():
-        labels = [slicer(r) for r in test]
-        for value in sorted(set(labels)):
-            evaluation["slices"][f"{name}:{value}"] = both(np.array([i for i, v in enumerate(labels) if v == value]))
-
-    out = ev.out_dir
-    probabilities = ev.predictions[cfg["probability_key"]]
-    with open(out / "predictions.jsonl", "w") as fh:
-        for i, r in enumerate(test):
-            fh.write(json.dumps({**r, "predicted": int(y_pred[i]), "probabilities": probabilities[i].tolist()}) + "\n")
-    sample = out / "predictions_sample.jsonl"
-    sample.write_text("".join((out / "predictions.jsonl").read_text().splitlines(keepends=True)[:200]))
-    plot_confusion_matrix(confusion(y_true, y_pred, len(classes)).tolist(), classes, out / "confusion_matrix.png")
-    evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (sample, "evaluation")]
+    order = {name: i for i, name in enumerate(by_slice)}  # slices by slicer, then by value
+    sliced = sorted((g for g in model if g != "overall"), key=lambda g: (order[g.split(":", 1)[0]], g))
+    evaluation = {"overall": both("overall"), "slices": {g: both(g) for g in sliced},
+                  "baseline": f"majority class '{classes[majority]}'",
+                  "card_metrics": ["count", "accuracy", "macro_f1"]}
+    plot_confusion_matrix(model["overall"].tolist(), classes, out / "confusion_matrix.png")
+    evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (writer.sample_path, "evaluation")]
     return evaluation

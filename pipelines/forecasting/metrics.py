@@ -9,13 +9,13 @@ window whose target no longer matches the file stops the evaluation.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from rnnpipe.artifacts import Examples
+from rnnpipe.components.metrics import PredictionsWriter
 from rnnpipe.errors import DataError
 
 from .baselines import ETS, mase_scale, point_metrics, seasonal_naive
@@ -96,15 +96,12 @@ def evaluate_forecasts(ev: Any) -> dict:
            f"ETS {o['ets']['mase']:.3f} over {len(records)} test windows")
 
     out = ev.out_dir
-    with open(out / "predictions.jsonl", "w") as fh:
-        for i, r in enumerate(records):
-            fh.write(json.dumps({"series": r["series"], "origin": r["origin"], "target": truth[i].tolist(),
-                                 "forecast": forecast[i].tolist(), "baseline": naive[i].tolist(),
-                                 "ets": ets[i].tolist()}) + "\n")
-    sample = out / "predictions_sample.jsonl"
-    sample.write_text("".join((out / "predictions.jsonl").read_text().splitlines(keepends=True)[:200]))
+    with PredictionsWriter(out) as writer:
+        writer.write({"series": r["series"], "origin": r["origin"], "target": truth[i].tolist(),
+                      "forecast": forecast[i].tolist(), "baseline": naive[i].tolist(), "ets": ets[i].tolist()}
+                     for i, r in enumerate(records))
     plot = plot_forecasts(out / PLOT_FILE, data, names, origins, forecast, naive, ets, truth, horizon, ranges, baseline)
-    evaluation["artifacts"] = [(plot, "plots"), (sample, "evaluation")]
+    evaluation["artifacts"] = [(plot, "plots"), (writer.sample_path, "evaluation")]
     return evaluation
 
 

@@ -4,13 +4,12 @@ frequent tag for a word the train split never had)."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from typing import Any
 
 import numpy as np
 
-from rnnpipe.components.metrics import length_bucket
+from rnnpipe.components.metrics import PredictionsWriter, length_bucket
 from rnnpipe.components.plots import plot_confusion_matrix
 
 DEFAULTS = {"slice_keys": ["source"], "length_edges": [8, 16, 32], "sample_size": 200}
@@ -123,13 +122,10 @@ def evaluate_tagging(ev: Any) -> dict:
     for g, p in zip(_flat(gold_tags), _flat(predicted), strict=True):
         matrix[index[g], index[p]] += 1
     plot_confusion_matrix(matrix.tolist(), [n or "(none)" for n in names], out / "confusion_matrix.png")
-    sample = out / "predictions_sample.jsonl"
-    with open(sample, "w", encoding="utf-8") as fh:
-        for i in range(min(cfg["sample_size"], len(records))):
-            fh.write(json.dumps({"sent_id": records[i].get("sent_id"), "tokens": tokens[i], "tags": gold_tags[i],
-                                 "predicted": predicted[i], "baseline": base[i], "oov": oov[i]},
-                                ensure_ascii=False) + "\n")
-    evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (sample, "evaluation")]
+    with PredictionsWriter(out, cfg["sample_size"]) as writer:
+        writer.write({"sent_id": r.get("sent_id"), "tokens": tokens[i], "tags": gold_tags[i], "predicted": predicted[i],
+                      "baseline": base[i], "oov": oov[i]} for i, r in enumerate(records))
+    evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (writer.sample_path, "evaluation")]
     return evaluation
 
 

@@ -59,6 +59,18 @@ class TrainingTask:
         return {"serving_default": default, **self.extra_signatures}
 
 
+def dense(x: Any, dtype: Any = "int64", pad: int = 0) -> Any:
+    """A variable-length transformed feature (tf.Transform gives a SparseTensor or a RaggedTensor) as a dense
+    [batch, time] tensor right-padded with ``pad``, cast to ``dtype``; a dense one is only cast."""
+    import tensorflow as tf
+
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x, default_value=tf.cast(pad, x.dtype))
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor(default_value=tf.cast(pad, x.dtype))
+    return tf.cast(x, dtype)
+
+
 def _default_serve(task: TrainingTask) -> Callable:
     def serve(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict:
         outputs = model(task.model_inputs(transform(inputs)), training=False)

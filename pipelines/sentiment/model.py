@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from rnnpipe.components.task import TrainingTask
+from rnnpipe.components.task import TrainingTask, dense
 from rnnpipe.models import build_sequence_classifier
 
 from .data import CLASS_NAMES, read_lexicon
@@ -16,12 +16,7 @@ from .features import LABEL_KEY, TEXT_KEY, TOKENS_KEY, VOCABULARY
 
 
 def model_inputs(features: dict) -> tf.Tensor:
-    ids = features[TOKENS_KEY]
-    if isinstance(ids, tf.SparseTensor):
-        ids = tf.sparse.to_dense(ids)
-    elif isinstance(ids, tf.RaggedTensor):
-        ids = ids.to_tensor()
-    return tf.cast(ids, tf.int64)
+    return dense(features[TOKENS_KEY])
 
 
 def lexicon_features(vocabulary: list[bytes], lexicon: dict[str, float]) -> np.ndarray:

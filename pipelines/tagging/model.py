@@ -12,7 +12,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from rnnpipe.components.task import Signature, TrainingTask
+from rnnpipe.components.task import Signature, TrainingTask, dense
 from rnnpipe.models import build_sequence_tagger
 
 from .features import (
@@ -30,24 +30,16 @@ from .features import (
 )
 
 
-def _dense(x: Any) -> tf.Tensor:
-    if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(x)
-    elif isinstance(x, tf.RaggedTensor):
-        x = x.to_tensor()
-    return tf.cast(x, tf.int64)
-
-
 def model_inputs(features: dict) -> dict[str, tf.Tensor]:
     """Word ids ``[..., time]`` and character ids ``[..., time, MAX_CHARS]``, for one example or a batch."""
-    words = _dense(features[WORDS_KEY])
-    chars = _dense(features[CHARS_KEY])
+    words = dense(features[WORDS_KEY])
+    chars = dense(features[CHARS_KEY])
     chars = tf.reshape(chars, tf.concat([tf.shape(words), [MAX_CHARS]], 0))
     return {"words": words, "chars": chars}
 
 
 def targets(features: dict) -> tf.Tensor:
-    return _dense(features[TAG_IDS_KEY])
+    return dense(features[TAG_IDS_KEY])
 
 
 def build_model(hparams: dict, tft_output: Any) -> keras.Model:

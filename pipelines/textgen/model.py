@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from rnnpipe.components.task import Signature, TrainingTask
+from rnnpipe.components.task import Signature, TrainingTask, dense
 from rnnpipe.models import BitsPerCharacter, build_language_model, generate, token_log_probs
 
 from .features import IDS_KEY, PAD_ID, TEXT_KEY, VOCABULARY, WINDOW_KEY
@@ -40,12 +40,7 @@ def targets(features: dict) -> tf.Tensor:
 
 def dense_ids(transformed: dict) -> tf.Tensor:
     """The transform's variable-length ``ids`` as a dense [batch, time] tensor right-padded with 0."""
-    ids = transformed[IDS_KEY]
-    if isinstance(ids, tf.SparseTensor):
-        ids = tf.sparse.to_dense(ids, default_value=PAD_ID)
-    elif isinstance(ids, tf.RaggedTensor):
-        ids = ids.to_tensor(default_value=PAD_ID)
-    return tf.cast(ids, tf.int32)
+    return dense(transformed[IDS_KEY], tf.int32, PAD_ID)
 
 
 def code_point_table(tft_output: Any) -> tf.Tensor:

@@ -289,11 +289,12 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
         ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "
                 f"candidate {evaluation['overall']['model'][primary]:.4f}")
     failures = gate(evaluation, params)
+    summary = ModelEvaluation.primary_summary(evaluation, params["primary_metric"], params["higher_is_better"])
     blessing = {"blessed": not failures, "reasons": failures}
 
     evaluation_file = ModelEvaluation.write(out, evaluation)
     ModelBlessing.write(outputs["blessing"], blessing["blessed"], blessing["reasons"],
-                        {**primary_summary(evaluation, params), "data_source": data_source})
+                        {**summary, "data_source": data_source})
     card = out / "model_card.md"
     card.write_text(model_card(evaluation, blessing, inputs, params))
     for path, artifact_dir in [*artifacts, (evaluation_file, "evaluation"), (card, "evaluation")]:
@@ -313,24 +314,8 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
             if primary in values and math.isfinite(values[primary]):
                 metrics[f"{'test' if peer == 'model' else peer}_{primary}.{name}"] = float(values[primary])
     metrics["blessed"] = float(blessing["blessed"])
-    metrics.update(primary_summary(evaluation, params))
+    metrics.update(summary)
     return metrics
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def primary_summary(evaluation: dict, params: dict) -> dict[str, Any]:
-    """The gate's primary metric under reserved keys, so that ``rnnpipe run``'s summary and ``rnnpipe runs``
-    show it for any application (rnnpipe/cli.py reads them): its name, direction, and the candidate's, the
-    baseline's and the champion's values (None: no baseline, no comparable champion, or not finite)."""
-    primary, overall = params["primary_metric"], evaluation["overall"]
-    champion = evaluation.get("champion")
-    return {"primary_metric": primary, "higher_is_better": bool(params["higher_is_better"]),
-            "primary_value": _finite(overall["model"].get(primary)),
-            "primary_baseline": _finite(overall.get("baseline", {}).get(primary)),
-            "primary_champion": None if champion is None else _finite(champion[primary])}
 
 
 class Evaluator(Component):

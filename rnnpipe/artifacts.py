@@ -11,6 +11,7 @@ NumPy, TensorFlow or tensorflow-metadata imports it when called, so the CLI stay
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -326,6 +327,19 @@ class ModelEvaluation:
 
     TYPE: ClassVar[str] = "ModelEvaluation"
     FILE: ClassVar[str] = "evaluation.json"
+    # The gate's primary metric in a step's metrics, for any application: `rnnpipe run` and `runs` print these.
+    PRIMARY_KEYS: ClassVar[tuple[str, ...]] = ("primary_metric", "higher_is_better", "primary_value",
+                                               "primary_baseline", "primary_champion")
+
+    @classmethod
+    def primary_summary(cls, evaluation: dict, primary: str, higher_is_better: bool) -> dict[str, Any]:
+        """The PRIMARY_KEYS: the metric's name, direction, and the candidate's, the baseline's and the champion's
+        values (None: no baseline, no comparable champion, or not finite)."""
+        overall, champion = evaluation["overall"], evaluation.get("champion")
+        values = (overall["model"].get(primary), overall.get("baseline", {}).get(primary),
+                  None if champion is None else champion[primary])
+        finite = [float(v) if isinstance(v, int | float) and math.isfinite(v) else None for v in values]
+        return dict(zip(cls.PRIMARY_KEYS, [primary, bool(higher_is_better), *finite], strict=True))
 
     @classmethod
     def path(cls, where: Any) -> Path:

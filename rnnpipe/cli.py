@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .app import Application, applications, load_application
+from .artifacts import ModelEvaluation
 from .config import Config, load_config
 from .dsl import ParamError, Pipeline
 from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
@@ -68,8 +69,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_NOT_BLESSED if not_blessed else EXIT_OK
 
 
-# The gate's primary metric, under keys any step may return (the Evaluator does: components/evaluator.py).
-PRIMARY_KEYS = ("primary_metric", "primary_value", "primary_baseline", "primary_champion", "higher_is_better")
 
 
 def _fmt(value: Any) -> str:
@@ -98,7 +97,7 @@ def metric_lines(metrics: dict[str, dict], *, every: bool = False) -> list[str]:
     lines = [f"{found[0]}: {describe_primary(found[1])}"] if found else []
     if every:
         lines += [f"{step}.{key}: {_fmt(value)}" for step, m in metrics.items()
-                  for key, value in sorted(m.items()) if key not in PRIMARY_KEYS]
+                  for key, value in sorted(m.items()) if key not in ModelEvaluation.PRIMARY_KEYS]
     return lines
 
 

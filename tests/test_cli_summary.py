@@ -15,7 +15,7 @@ from rnnpipe.metadata import MetadataStore
 
 
 def gate(name: str, value: float, higher: bool, baseline: float | None, champion: float | None) -> dict:
-    """What the Evaluator returns beside its other metrics (components/evaluator.py primary_summary)."""
+    """What the Evaluator returns beside its other metrics (ModelEvaluation.primary_summary)."""
     return {"primary_metric": name, "primary_value": value, "higher_is_better": higher,
             "primary_baseline": baseline, "primary_champion": champion, f"test_{name}": value, "blessed": 1.0}
 

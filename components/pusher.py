@@ -54,7 +54,7 @@ def _copy_tree(src: Path, dst: Path, skip: str) -> None:
 
 
 def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = None,
-         data_source: dict | None = None) -> tuple[int, Path]:
+         data_source: dict | None = None, request_defaults: dict | None = None) -> tuple[int, Path]:
     """Copies ``model_dir`` in as the next version under ``base``; on failure no version and no temporary
     folder is left behind (raises StageIOError naming the folder)."""
     version = next_version(base)
@@ -68,7 +68,7 @@ def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = No
             shutil.copy2(warmup, warmup_path(tmp))
         (tmp / PUSH_RECORD).write_text(json.dumps({
             "model_fingerprint": fingerprint, "source": str(model_dir), "data_source": data_source,
-            "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+            "request_defaults": request_defaults or {}, "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
         fault_point("Pusher.copy", tmp / Model.SAVED_MODEL)
         shutil.copy2(model_dir / Model.SAVED_MODEL, tmp / Model.SAVED_MODEL)  # last: TF Serving's "complete" mark
         os.replace(tmp, final)
@@ -121,7 +121,7 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
     else:
         version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None,
-                             blessing.details.get("data_source"))
+                             blessing.details.get("data_source"), params["request_defaults"])
     for old in versions(base)[:-params["keep_versions"]]:
         shutil.rmtree(base / str(old), ignore_errors=True)
     write_models_config(base.parent)

@@ -19,7 +19,7 @@ from .config import Config, load_config
 from .dsl import ParamError, Pipeline
 from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
 from .native_logs import mute_tensorflow_startup
-from .serving import latest_version
+from .serving import latest_version, read_push_record
 
 log = logging.getLogger("rnnpipe")
 
@@ -167,14 +167,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if len(text_inputs) != 1:
         raise RnnpipeError(f"`rnnpipe predict` sends text; the model's inputs are {sorted(specs)}: "
                            "query it through TF Serving or tf.saved_model.load instead")
-    defaults = cfg.infra_validator.to_dict().get("request_defaults", {})
+    # The other inputs: --input NAME=VALUE, else the defaults the push recorded (what the InfraValidator sent).
+    defaults = {**read_push_record(base / str(version)).get("request_defaults", {}), **_inputs(args.input)}
     inputs = {text_inputs[0]: tf.constant(args.inputs)}
     for name, spec in specs.items():
         if name in inputs:
             continue
         if name not in defaults:
-            raise RnnpipeError(f"the model also takes '{name}'; set it with --set infra_validator.request_defaults."
-                               f"{name}=VALUE")
+            raise RnnpipeError(f"the model also takes '{name}', and its push recorded no default for it: "
+                               f"pass --input {name}=VALUE")
         value = defaults[name] if spec.shape.rank == 0 else [defaults[name]] * len(args.inputs)
         inputs[name] = tf.constant(value, dtype=spec.dtype)
     out = {k: v.numpy() for k, v in fn(**inputs).items()}
@@ -183,6 +184,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
         shown = ", ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in sorted(fields.items()))
         print(f"{text!r}: {shown}")
     return 0
+
+
+def _inputs(pairs: list[str] | None) -> dict[str, Any]:
+    """--input NAME=VALUE pairs; VALUE is read as YAML (12, 0.7, text)."""
+    import yaml
+
+    out = {}
+    for pair in pairs or []:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ConfigError(f"--input expects NAME=VALUE, got {pair!r}")
+        out[name] = yaml.safe_load(value)
+    return out
 
 
 def trim_padding(row: dict[str, Any]) -> dict[str, Any]:
@@ -269,6 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs.set_defaults(fn=cmd_runs)
     predict = command(sub, "predict", "query the latest pushed model")
     predict.add_argument("--model", help="the served model's name, if pusher.model_name set one (default: APP)")
+    predict.add_argument("--input", action="append", metavar="NAME=VALUE",
+                         help="another input of the signature (a generation length, a temperature); default: the "
+                              "value recorded when the model was pushed")
     predict.add_argument("inputs", nargs="+")
     predict.set_defaults(fn=cmd_predict)
     rollback = command(sub, "rollback", "serve an earlier pushed version again")

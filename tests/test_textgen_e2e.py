@@ -116,10 +116,12 @@ def test_samples_reach_mlflow_and_the_cli_generates(pushed: dict, capsys: pytest
     mlflow_copy = list((pushed["work"] / "mlartifacts").rglob("samples/samples.md"))
     assert mlflow_copy and mlflow_copy[0].read_text() == samples
     capsys.readouterr()
-    assert main(["predict", "textgen", "KING.\n", "--set", "infra_validator.request_defaults={length: 12, "
-                 "temperature: 0.7}"]) == 0
+    assert main(["predict", "textgen", "KING.\n", "--input", "length=12", "--input", "temperature=0.7"]) == 0
     shown = capsys.readouterr().out
     assert "'KING.\\n': " in shown and "generated=" in shown and "length=12" in shown
+    # Without --input: the defaults the push recorded (the config's infra_validator.request_defaults).
+    assert main(["predict", "textgen", "KING.\n"]) == 0
+    assert "length=40" in capsys.readouterr().out
 
 
 def test_empty_text_file_stops_the_run_and_nothing_is_pushed(workdir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -93,19 +93,32 @@ def _parse(path: Path, text: str, digest: str) -> ast.Module:
 
 
 _TREES: dict[tuple[str, str], ast.Module] = {}
+_IMPORTS: dict[tuple[str, str], list[tuple[int, str, list[str]]]] = {}
+
+
+def _import_statements(path: Path, text: str, digest: str) -> list[tuple[int, str, list[str]]]:
+    """(level, module, names) of every import in a file, anywhere in it (imports inside functions count)."""
+    key = (str(path), digest)
+    if key not in _IMPORTS:
+        found = []
+        for node in ast.walk(_parse(path, text, digest)):
+            if isinstance(node, ast.Import):
+                found += [(0, alias.name, []) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                found.append((node.level, node.module or "", [alias.name for alias in node.names]))
+        _IMPORTS[key] = found
+    return _IMPORTS[key]
 
 
 def _imported_modules(name: str, path: Path, text: str, digest: str) -> list[str]:
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: list[str] = []
-    for node in ast.walk(_parse(path, text, digest)):
-        if isinstance(node, ast.Import):
-            found += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) if node.level \
-                else node.module or ""
-            for alias in node.names:
-                found.append(_defining_module(base, alias.name))
+    for level, module, names in _import_statements(path, text, digest):
+        if not names:
+            found.append(module)
+            continue
+        base = importlib.util.resolve_name("." * level + module, package) if level else module
+        found += [_defining_module(base, attr) for attr in names]
     return found
 
 

@@ -20,11 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "tests" / "data" / "sentiment_sample.jsonl"
-SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=1", "--set", "transform.min_frequency=1",
-         "--set", "model.units=8", "--set", "model.embedding_dim=8", "--set", "evaluator.must_beat_baseline=false",
-         "--set", "evaluator.thresholds={}"]
+from small_sentiment import SMALL  # benchmarks/ is on the path of a script run from it
 
 SCORE = """
 import json, resource, sys, time

@@ -25,6 +25,7 @@ from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.serving import SIGNATURE, latest_version, read_push_record
 
 from .example_io import example_to_dict, read_examples
+from .task import request_preparer
 
 
 class EvalContext:
@@ -41,13 +42,15 @@ class EvalContext:
     def __init__(self, records: list[dict] | None, predictions: dict[str, np.ndarray] | None, config: dict,
                  out_dir: Path | None, examples_uri: str, log: Callable[[str], None] = print,
                  train: list[dict] | None = None, model_dir: str | None = None, *, split: str = "test",
-                 signature: str = SIGNATURE, batch_size: int = 256) -> None:
+                 signature: str = SIGNATURE, batch_size: int = 256,
+                 as_request: Callable[[dict], dict] | None = None) -> None:
         if (records is None) != (predictions is None):
             raise ValueError("EvalContext takes both records and predictions, or neither (then it streams them)")
         self._records, self._predictions, self._train = records, predictions, train
         self.config, self.out_dir, self.examples_uri, self.log = config, out_dir, examples_uri, log
         self.model_dir = model_dir  # the SavedModel scored, for metrics that call it again (e.g. to sample)
         self.split, self.signature, self.batch_size = split, signature, batch_size
+        self.as_request = as_request or (lambda record: record)  # what a client sends for a stored record
 
     def batches(self) -> Iterator[tuple[list[dict], dict[str, np.ndarray]]]:
         """(records, outputs) of up to ``batch_size`` examples at a time, in the split's order."""
@@ -58,7 +61,7 @@ class EvalContext:
             return
         call = signature_caller(self.model_dir, self.signature)
         for batch in chunked(self.iter_records(self.split), self.batch_size):
-            yield batch, call(batch)
+            yield batch, call([self.as_request(r) for r in batch])
 
     def iter_records(self, split: str) -> Iterator[dict]:
         """A split's raw records one by one, from the example files (the train split: from memory once read)."""
@@ -128,13 +131,13 @@ def signature_caller(model_dir: str, signature: str = SIGNATURE) -> Callable[[li
     return call
 
 
-def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256,
-                signature: str = SIGNATURE) -> dict[str, np.ndarray]:
-    """Calls one of the SavedModel's signatures on raw records, batch by batch."""
+def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256, signature: str = SIGNATURE,
+                as_request: Callable[[dict], dict] | None = None) -> dict[str, np.ndarray]:
+    """Calls one of the SavedModel's signatures on raw records (as ``as_request`` makes them), batch by batch."""
     call = signature_caller(model_dir, signature)
     chunks: dict[str, list[np.ndarray]] = defaultdict(list)
     for batch in chunked(records, batch_size):
-        for k, v in call(batch).items():
+        for k, v in call([as_request(r) for r in batch] if as_request else batch).items():
             chunks[k].append(v)
     return {k: np.concatenate(v) for k, v in chunks.items()}
 
@@ -267,9 +270,11 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     metrics_fn = Ref(params["metrics"]).resolve()
     data_source = Examples.read_info(inputs["examples"]).data_source
     out = outputs["evaluation"].path()
-    streamed = {"split": params["split"], "signature": params["signature"]}
+    streamed = {"split": params["split"], "signature": params["signature"],
+                "as_request": request_preparer(params["task"])}
     ev = EvalContext(None, None, params["metrics_config"], out, examples, ctx.log, model_dir=inputs["model"].uri,
                      **streamed)
+    streamed_call = {"signature": params["signature"], "as_request": streamed["as_request"]}
     evaluation = metrics_fn(ev)
     artifacts = evaluation.pop("artifacts", [])
     primary = params["primary_metric"]
@@ -281,9 +286,9 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
         champion = comparable_champion(latest_champion(params["champion_dir"]), inputs["model"].uri,
                                        params["signature"], ctx.log, data_source)
     if champion is not None:
-        theirs_ev = EvalContext(ev._records, None if ev._records is None else predict_raw(str(champion), ev._records,
-                                signature=params["signature"]), params["metrics_config"], None, examples, ctx.log,
-                                ev._train, str(champion), **streamed)
+        theirs = None if ev._records is None else predict_raw(str(champion), ev._records, **streamed_call)
+        theirs_ev = EvalContext(ev._records, theirs, params["metrics_config"], None, examples, ctx.log, ev._train,
+                                str(champion), **streamed)
         theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
         evaluation["champion"] = {"path": str(champion), primary: theirs}
         ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "
@@ -328,6 +333,7 @@ class Evaluator(Component):
                                               "config's evaluator.metrics plus what the application derives"),
         "split": Param(str, "test"),
         "signature": Param(str, SIGNATURE, doc="the serving signature whose outputs are scored"),
+        "task": Param(Ref, None, doc="'module:TASK': its request_features turn a stored record into a request"),
         "primary_metric": Param(str, "accuracy", doc="compared with the baseline and the champion"),
         "higher_is_better": Param(bool, True, doc="direction of the primary metric"),
         "thresholds": Param(dict, {}, doc="metric -> lower bound, or {lower_bound: x, upper_bound: y}"),

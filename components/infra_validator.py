@@ -10,6 +10,7 @@ blessing; the Pusher puts them in ``assets.extra/`` so TF Serving replays them b
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import subprocess
 import sys
@@ -19,11 +20,12 @@ from typing import Any
 
 from rnnpipe.artifacts import Examples, InfraBlessing, Model
 from rnnpipe.context import ExecutionContext
-from rnnpipe.dsl import Artifact, Component, Param
+from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import DataError
 from rnnpipe.serving import SIGNATURE
 
 from .example_io import example_to_dict, read_examples
+from .task import request_preparer
 
 WARMUP_FILE = InfraBlessing.WARMUP_FILE
 
@@ -148,7 +150,13 @@ def run_infra_validator(inputs: dict[str, Artifact], outputs: dict[str, Artifact
     saved = Model.read_proto(model_dir)
     signature = saved.meta_graphs[0].signature_def[SIGNATURE]
     specs = {name: signature.inputs[name] for name in sorted(signature.inputs)}
-    records = [example_to_dict(e) for e in read_examples(inputs["examples"].uri, params["split"])]
+    # As clients send them; 32 records at most are needed (the warmup sample and a batch of 32).
+    as_request = request_preparer(params["task"])
+    wanted = max(32, params["warmup_requests"])
+    stored = itertools.islice(read_examples(inputs["examples"].uri, params["split"]), wanted)
+    records = [as_request(example_to_dict(e)) for e in stored]
+    if not records:
+        raise DataError(f"InfraValidator: the {params['split']} split has no examples to send")
     sample = records[:params["warmup_requests"]]
     defaults = params["request_defaults"]
     logs = warmup_requests(sample, specs, params["model_name"], defaults)
@@ -183,5 +191,6 @@ class InfraValidator(Component):
         "timeout_s": Param(int, 300, doc="fail if the model does not load and answer within this time",
                            min=0, min_exclusive=True),
         "request_defaults": Param(dict, {}, doc="values for signature inputs the examples lack"),
+        "task": Param(Ref, None, doc="'module:TASK': its request_features turn a stored record into a request"),
     }
     executor = staticmethod(run_infra_validator)

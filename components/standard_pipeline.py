@@ -92,10 +92,11 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     pusher_cfg.pop("model_name", None)
     gate = Evaluator(model=model["model"], examples=examples,
-                     **evaluator_params(cfg.evaluator.to_dict(), evaluator, str(serving_dir / served)))
+                     **evaluator_params(cfg.evaluator.to_dict(), {"task": task, **(evaluator or {})},
+                                        str(serving_dir / served)))
     infra_cfg = cfg.infra_validator.to_dict()
     infra = InfraValidator(model=model["model"], examples=examples,
-                           **stage_params("infra_validator", infra_cfg, {"model_name": served}))
+                           **stage_params("infra_validator", infra_cfg, {"model_name": served, "task": task}))
     # The registered MLflow model answers requests like the validated one: the same request defaults.
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
         "pusher", pusher_cfg, {"model_name": served, "serving_dir": str(serving_dir)},

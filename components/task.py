@@ -36,6 +36,9 @@ class TrainingTask:
         ``SparseCategoricalCrossentropy(ignore_class=0)`` handles padded sequence labels)
     serve: replaces the default ``serving_default`` (transform -> model_inputs -> model -> postprocess)
     extra_signatures: further named signatures, e.g. a scoring signature next to a generating one
+    request_features(record) -> the record as a client sends it, for examples that store a reference to what
+        is sent (the path of a WAV file, where clients send its bytes); the Evaluator and InfraValidator apply
+        it before calling the model (default: the record as stored)
     """
 
     label_key: str
@@ -49,14 +52,27 @@ class TrainingTask:
     targets: Callable[[dict], Any] | None = None
     serve: Signature | None = None
     extra_signatures: dict[str, Signature] = field(default_factory=dict)
+    request_features: Callable[[dict], dict] | None = None
 
     def labels(self, transformed: dict) -> Any:
         return self.targets(transformed) if self.targets is not None else transformed[self.label_key]
+
+    def as_request(self, record: dict) -> dict:
+        return self.request_features(record) if self.request_features is not None else record
 
     def signatures(self) -> dict[str, Signature]:
         """Every signature the export gets, ``serving_default`` first."""
         default = self.serve or Signature(_default_serve(self), raw_features=self.serving_features)
         return {"serving_default": default, **self.extra_signatures}
+
+
+def request_preparer(task: str | None) -> Callable[[dict], dict]:
+    """The referenced task's ``as_request`` ('module:TASK'; None: records go as they are stored)."""
+    if task is None:
+        return lambda record: record
+    from rnnpipe.dsl import Ref
+
+    return Ref(task).resolve().as_request
 
 
 def dense(x: Any, dtype: Any = "int64", pad: int = 0) -> Any:

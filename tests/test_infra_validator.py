@@ -59,7 +59,7 @@ def validate(tmp_path: Path, model: Path, **params) -> tuple[dict, Path, Recorde
         {"model": Artifact("model", "Model", str(model)), "examples": Artifact("examples", "Examples", str(examples))},
         {"infra_blessing": Artifact("infra_blessing", "InfraBlessing", str(out))},
         {"model_name": "demo", "split": "test", "warmup_requests": 5, "timeout_s": 300, "request_defaults": {},
-         **params}, ctx)
+         "task": None, **params}, ctx)
     return metrics, out, ctx.tracker
 
 

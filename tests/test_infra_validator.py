@@ -10,7 +10,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from rnnpipe.artifacts import InfraBlessing
 from rnnpipe.components.example_io import write_examples
-from rnnpipe.components.infra_validator import read_warmup, run_infra_validator
+from rnnpipe.components.infra_validator import InfraValidator, read_warmup, run_infra_validator
 from rnnpipe.dsl import Artifact
 from rnnpipe.errors import DataError
 
@@ -48,6 +48,9 @@ class Recorder:
         self.tags[key] = value
 
 
+DEFAULTS = {k: p.default for k, p in InfraValidator.PARAMETERS.items() if not p.required}
+
+
 def validate(tmp_path: Path, model: Path, **params) -> tuple[dict, Path, Recorder]:
     examples = tmp_path / "examples"
     rows = [("test", {"text": f"sentence {'word ' * i}"}) for i in range(20)]
@@ -58,8 +61,7 @@ def validate(tmp_path: Path, model: Path, **params) -> tuple[dict, Path, Recorde
     metrics = run_infra_validator(
         {"model": Artifact("model", "Model", str(model)), "examples": Artifact("examples", "Examples", str(examples))},
         {"infra_blessing": Artifact("infra_blessing", "InfraBlessing", str(out))},
-        {"model_name": "demo", "split": "test", "warmup_requests": 5, "timeout_s": 300, "request_defaults": {},
-         "task": None, **params}, ctx)
+        {**DEFAULTS, "model_name": "demo", "warmup_requests": 5, **params}, ctx)
     return metrics, out, ctx.tracker
 
 
@@ -101,3 +103,9 @@ def test_inputs_the_examples_lack_come_from_request_defaults(tmp_path: Path) -> 
     assert metrics["infra_blessed"] == 1.0
     request = read_warmup(InfraBlessing.warmup_path(out))[0].predict_log.request
     assert tf.make_ndarray(request.inputs["limit"]) == 2 and request.inputs["limit"].tensor_shape.dim == []
+
+
+def test_a_missing_signature_to_time_is_named(tmp_path: Path) -> None:
+    metrics, out, _ = validate(tmp_path, save_model(tmp_path / "model"), timed_signatures=["beam"])
+    assert metrics == {"infra_blessed": 0.0}
+    assert "no signature ['beam']" in InfraBlessing.read(out).reasons[0]

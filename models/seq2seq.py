@@ -81,6 +81,10 @@ class Seq2Seq(keras.Model):
         source_vocab_size: number of source ids including padding 0 (>= 2).
         target_vocab_size: number of target ids including padding 0, `start_id` and `end_id` (>= 3).
         embedding_dim: size of both token embeddings.
+        embeddings_initializer: initializer of both embeddings (anything `keras.initializers.get` takes).
+            Keras' default `"uniform"` (+-0.05) suits small vocabularies; with thousands of target ids the
+            decoder can stall at the unigram loss from such small inputs, where `RandomNormal(stddev=1.0)`
+            learns (see `tests/test_models_seq2seq.py`).
         cell: `"gru"`, `"lstm"` or `"simple_rnn"`.
         units: units of every recurrent layer (per direction in the encoder).
         num_layers: recurrent layers in the encoder and in the decoder (>= 1).
@@ -127,12 +131,20 @@ class Seq2Seq(keras.Model):
         end_id: int = 2,
         max_source_length: int | None = None,
         max_target_length: int | None = None,
+        embeddings_initializer: Any = "uniform",
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
         source_vocab_size = check_int_at_least("source_vocab_size", source_vocab_size, 2)
         target_vocab_size = check_int_at_least("target_vocab_size", target_vocab_size, 3)
         embedding_dim = check_positive_int("embedding_dim", embedding_dim)
+        try:
+            initializer = keras.initializers.get(embeddings_initializer)
+        except (ValueError, TypeError):
+            raise ValueError(
+                "Expected `embeddings_initializer` to be a Keras initializer or its name or config. "
+                f"Received: embeddings_initializer={embeddings_initializer!r}"
+            ) from None
         cell, units, num_layers, bidirectional, dropout, recurrent_dropout = check_stack_arguments(
             cell, units, num_layers, bidirectional, dropout, recurrent_dropout
         )
@@ -160,10 +172,12 @@ class Seq2Seq(keras.Model):
                 check_positive_int(arg, value)
 
         source_embedding = keras.layers.Embedding(
-            source_vocab_size, embedding_dim, mask_zero=True, name="source_embedding"
+            source_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
+            name="source_embedding",
         )
         target_embedding = keras.layers.Embedding(
-            target_vocab_size, embedding_dim, mask_zero=True, name="target_embedding"
+            target_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
+            name="target_embedding",
         )
         rnn_args = {"dropout": dropout, "recurrent_dropout": recurrent_dropout}
         encoders, bridges = [], []
@@ -233,6 +247,7 @@ class Seq2Seq(keras.Model):
             "end_id": end_id,
             "max_source_length": max_source_length,
             "max_target_length": max_target_length,
+            "embeddings_initializer": keras.initializers.serialize(initializer),
         }
 
     # -- config ------------------------------------------------------------
@@ -542,6 +557,7 @@ def build_seq2seq(
     end_id: int = 2,
     max_source_length: int | None = None,
     max_target_length: int | None = None,
+    embeddings_initializer: Any = "uniform",
 ) -> Seq2Seq:
     """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
 
@@ -568,4 +584,5 @@ def build_seq2seq(
         end_id=end_id,
         max_source_length=max_source_length,
         max_target_length=max_target_length,
+        embeddings_initializer=embeddings_initializer,
     )

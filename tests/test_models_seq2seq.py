@@ -240,9 +240,10 @@ def test_get_config_covers_every_argument():
         "max_source_length": 7,
         "max_target_length": 8,
     }
-    model = build_seq2seq(**arguments)
+    model = build_seq2seq(**arguments, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))
     config = model.get_config()
     assert {k: config[k] for k in arguments} == arguments
+    assert config["embeddings_initializer"]["config"]["stddev"] == 1.0
     clone = Seq2Seq.from_config(config)
     assert clone.get_config() == config
     assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
@@ -261,6 +262,8 @@ def test_get_config_covers_every_argument():
         ({"start_id": 2}, ["must differ", "Received: both 2"]),
         ({"target_vocab_size": 2}, ["`target_vocab_size`", ">= 3", "Received: target_vocab_size=2"]),
         ({"bidirectional": 1}, ["`bidirectional`", "bool", "Received: bidirectional=1"]),
+        ({"embeddings_initializer": "no_such"},
+         ["`embeddings_initializer`", "Received: embeddings_initializer='no_such'"]),
     ],
     ids=lambda v: str(v) if isinstance(v, dict) else "",
 )
@@ -288,3 +291,26 @@ def test_docstring_examples_run():
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+@pytest.mark.slow
+def test_unit_variance_embeddings_learn_where_the_default_stalls_with_a_large_vocabulary():
+    """With 2,000 ids Keras' default +-0.05 embeddings leave the model at the unigram loss on one memorisable
+    batch; unit-variance embeddings memorise it (why the translation application uses them)."""
+    rng = np.random.default_rng(0)
+    vocab, batch, steps = 2004, 32, 25
+    source = rng.integers(3, vocab, (batch, steps)).astype("int32")
+    target = rng.integers(3, vocab, (batch, steps)).astype("int32")
+    target_in = np.concatenate([np.full((batch, 1), START, "int32"), target], axis=1)
+    target_out = np.concatenate([target, np.full((batch, 1), END, "int32")], axis=1)
+    losses = {}
+    for name, initializer in (("uniform", "uniform"), ("normal", keras.initializers.RandomNormal(stddev=1.0))):
+        keras.utils.set_random_seed(0)
+        model = build_seq2seq(vocab, vocab, embedding_dim=64, units=64, attention="general",
+                              embeddings_initializer=initializer)
+        model.compile(optimizer=keras.optimizers.Adam(0.004),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=PAD))
+        history = model.fit({"source": source, "target_in": target_in}, target_out, batch_size=batch, epochs=80,
+                            verbose=0)
+        losses[name] = history.history["loss"][-1]
+    assert losses["normal"] < 1.0 < 5.0 < losses["uniform"], losses

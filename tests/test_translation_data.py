@@ -1,0 +1,142 @@
+"""Translation data and its parts: the SWORD export and verse alignment (on one real book), the pair
+reader's file:line errors, the chapter-level split, the WordPiece vocabulary and tokenizer round trip,
+the detokenizer and the word-for-word lexical baseline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.errors import ConfigError, DataError
+from rnnpipe.pipelines.translation import data
+
+needs_sword = pytest.mark.skipif(shutil.which(data.EXPORTER) is None,
+                                 reason="mod2imp missing: `make system-deps` installs libsword-utils")
+
+
+def test_clean_verse_strips_leftover_markup_and_drop_capitals() -> None:
+    assert data.clean_verse("¶ And  [it was] <H2416>good.") == "And it was good."
+    assert data.clean_verse("EN el principio crió Dios", drop_capital=True) == "En el principio crió Dios"
+    assert data.clean_verse("Y ACONTECIÓ en los días", drop_capital=True) == "Y aconteció en los días"
+    assert data.clean_verse("¿Y dijo Jehová", drop_capital=True) == "¿Y dijo Jehová"  # one letter: as it is
+    assert data.clean_verse("PABLO, apóstol", drop_capital=True) == "Pablo, apóstol"
+    casing = data.word_casing(["Y dijo Abraham", "Y Abraham tomó otra mujer", "Y aconteció"])
+    assert data.clean_verse("Y ABRAHAM tomó", drop_capital=True, casing=casing) == "Y Abraham tomó"
+    assert data.clean_verse("Y ACONTECIÓ", drop_capital=True, casing=casing) == "Y aconteció"
+    assert data.clean_verse("LORD God", drop_capital=False) == "LORD God"
+
+
+def test_parse_imp_skips_headings_and_keeps_verses() -> None:
+    text = ("$$$[ Module Heading ]\n\n$$$Genesis 0:0\n Génesis\n$$$Genesis 1:0\n\n"
+            "$$$Genesis 1:1\nIn the beginning.\n$$$1 Kings 2:3\nAnd keep <H1234>the charge\n")
+    assert data.parse_imp(text) == {"Genesis 1:1": "In the beginning.", "1 Kings 2:3": "And keep the charge"}
+
+
+@needs_sword
+def test_real_export_aligns_one_book_by_verse(tmp_path: Path) -> None:
+    out = data.export_bible(tmp_path / "ruth.jsonl", books=["Ruth"])
+    pairs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(pairs) == 85  # Ruth has 85 verses in the KJV versification both modules use
+    first = pairs[0]
+    assert first["ref"] == "Ruth 1:1" and first["group"] == "Ruth 1"
+    assert first["source"].startswith("Now it came to pass in the days when the judges ruled")
+    assert first["target"].startswith("Y aconteció en los días que gobernaban los jueces")
+    assert all("<" not in p["source"] + p["target"] and "¶" not in p["source"] for p in pairs)
+    assert {p["group"] for p in pairs} == {f"Ruth {c}" for c in range(1, 5)}
+    # Chapters, not verses, are split: every chapter's verses land in one split.
+    records = [r for _, r in data.read_pairs(out, max_words=None)]
+    by_group: dict[str, set] = {}
+    for r in records:
+        by_group.setdefault(r["group"], set()).add(r["split"])
+    assert all(len(splits) == 1 for splits in by_group.values())
+
+
+def test_missing_exporter_names_the_debian_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data.shutil, "which", lambda name: None)
+    with pytest.raises(DataError, match="install the Debian package libsword-utils"):
+        data.export_module(data.SOURCE_MODULE)
+
+
+@needs_sword
+def test_missing_module_names_its_debian_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(data.MODULES, "noSuchModule", "sword-text-nothing")
+    with pytest.raises(DataError, match="install the Debian package sword-text-nothing"):
+        data.export_module("noSuchModule")
+
+
+def _write(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize(("content", "line", "message"), [
+    (b"Hello.\tHola.\nGood night.\n", 2, "expected 2 tab-separated fields .* got 1"),
+    (b"Hello.\tHola.\nA\tB\tC\n", 2, "expected 2 tab-separated fields .* got 3"),
+    (b"Hello.\tHola.\n\n  \t Adios.\n", 3, "the source side is empty"),
+    (b"Hello.\tHola.\nYes.\t \n", 2, "the target side is empty"),
+    (b"Hello.\tHola.\nBad \xff byte.\tMal.\n", 2, "not valid UTF-8 at byte offset 17"),
+])
+def test_malformed_tsv_names_file_and_line(tmp_path: Path, content: bytes, line: int, message: str) -> None:
+    path = _write(tmp_path, "pairs.tsv", content)
+    with pytest.raises(DataError, match=rf"{path}:{line}: {message}"):
+        list(data.read_pairs(path))
+
+
+def test_jsonl_pairs_split_by_group_and_cut_by_length(tmp_path: Path) -> None:
+    rows = [{"source": f"word {i}", "target": f"palabra {i}", "group": f"g{i % 7}"} for i in range(200)]
+    rows.append({"source": " ".join(["long"] * 21), "target": "largo", "group": "g0"})
+    path = _write(tmp_path, "pairs.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    records = [r for _, r in data.read_pairs(path, max_words=20)]
+    assert len(records) == 200  # the 21-word source is cut
+    assert {r["group"]: r["split"] for r in records} == {r["group"]: r["split"] for r in records[:7]}
+    assert len({r["split"] for r in records}) > 1
+    assert len(list(data.read_pairs(path, max_words=None))) == 201
+    bad = _write(tmp_path, "bad.jsonl", b'{"source": "a", "target": "b"}\n{"source": "a"}\n')
+    with pytest.raises(DataError, match=rf"{bad}:2: expected an object with string fields"):
+        list(data.read_pairs(bad))
+    with pytest.raises(ConfigError, match="data.max_words"):
+        list(data.read_pairs(path, max_words=0))
+
+
+def test_wordpiece_vocabulary_round_trips_through_the_tokenizer(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from rnnpipe.pipelines.translation.features import (
+        RESERVED,
+        UNK_ID,
+        learn_vocabulary,
+        pre_tokenize,
+        tokenize,
+        wordpiece_tokenizer,
+    )
+    from rnnpipe.pipelines.translation.model import detokenize
+
+    sentences = ["Y dijo Dios: Sea la luz: y fué la luz.", "¿Quién eres tú, Señor?", "Y vió Dios que la luz era buena."]
+    counts = Counter(w.decode() for w in pre_tokenize(tf.constant(sentences * 3)).flat_values.numpy())
+    pieces = learn_vocabulary(dict(counts), vocab_size=60, min_count=2)
+    assert pieces[:4] == list(RESERVED) and len(set(pieces)) == len(pieces)
+    path = tmp_path / "vocab.txt"
+    path.write_text("".join(p + "\n" for p in pieces), encoding="utf-8")
+    ids = tokenize(wordpiece_tokenizer(str(path)), tf.constant(sentences + ["luz ∆"]))
+    assert UNK_ID not in ids[0].numpy().tolist()  # every character of the training words is a piece
+    assert ids[3].numpy().tolist()[-1] == UNK_ID  # an unseen symbol is one unknown piece
+    text = detokenize(tf.gather(tf.constant(pieces), ids[:3])).numpy()
+    assert [t.decode() for t in text] == sentences
+
+
+def test_lexical_baseline_translates_word_for_word_by_dice() -> None:
+    from rnnpipe.pipelines.translation.metrics import LexicalTranslator, scores
+
+    pairs = [("the light", "la luz"), ("the day", "el día"), ("the light was good", "la luz era buena"),
+             ("good day", "buen día"), ("light", "luz"), ("the day was good", "el día era bueno")]
+    lexical = LexicalTranslator(pairs, min_count=2)
+    translated = lexical.translate("The light, the day.").split()
+    assert translated[1] == "luz," and translated[3] == "día." and translated[0] in ("la", "el")
+    assert lexical.translate("unknown") == "unknown"
+    perfect, copied = scores(["la luz"], ["la luz"]), scores(["the light"], ["la luz"])
+    assert perfect["chrf"] == pytest.approx(100.0) and copied["chrf"] < 50

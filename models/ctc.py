@@ -26,7 +26,9 @@ from ._validation import check_bool, check_int_at_least, check_positive_int
 
 __all__ = [
     "CTCLoss",
+    "SpecAugment",
     "build_ctc_recognizer",
+    "build_speech_recognizer",
     "ctc_batch_cost",
     "ctc_beam_search_decode",
     "ctc_decode_dense",
@@ -441,3 +443,216 @@ def build_ctc_recognizer(
         x = rnn(x)
     probabilities = keras.layers.Dense(num_classes + 1, activation="softmax", name="frame_probabilities")(x)
     return keras.Model(inputs, probabilities, name=f"{cell}_ctc_recognizer")
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class SpecAugment(keras.layers.Layer):
+    """SpecAugment-style masking of `[batch, frames, features]` inputs, in training only.
+
+    Each example gets `time_masks` bands of up to `max_time_width` frames
+    and `freq_masks` bands of up to `max_freq_width` features, each at a
+    random place, set to `mask_value` (0: the mean of normalized
+    features). At inference the layer is the identity.
+
+    Args:
+        time_masks: number of time bands per example (>= 0).
+        max_time_width: widest time band, in frames (>= 1).
+        freq_masks: number of feature bands per example (>= 0).
+        max_freq_width: widest feature band (>= 1).
+        mask_value: what masked entries become.
+        seed: optional seed of the masks' random draws.
+
+    Call arguments:
+        inputs: `[batch, frames, features]` float tensor.
+        training: whether to mask.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models.ctc import SpecAugment
+    >>> layer = SpecAugment(time_masks=1, max_time_width=3, freq_masks=1, max_freq_width=2, seed=1)
+    >>> x = np.ones((2, 10, 6), "float32")
+    >>> bool((layer(x, training=False).numpy() == x).all()), bool((layer(x, training=True).numpy() == 0).any())
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        time_masks: int = 2,
+        max_time_width: int = 10,
+        freq_masks: int = 2,
+        max_freq_width: int = 8,
+        mask_value: float = 0.0,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.time_masks = check_int_at_least("time_masks", time_masks, 0)
+        self.max_time_width = check_positive_int("max_time_width", max_time_width)
+        self.freq_masks = check_int_at_least("freq_masks", freq_masks, 0)
+        self.max_freq_width = check_positive_int("max_freq_width", max_freq_width)
+        if isinstance(mask_value, bool) or not isinstance(mask_value, (int, float, np.number)):
+            raise ValueError(f"Argument `mask_value` must be a number. Received: mask_value={mask_value!r}")
+        self.mask_value = float(mask_value)
+        if seed is not None:
+            seed = check_int_at_least("seed", seed, 0)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def _bands(self, batch: tf.Tensor, size: tf.Tensor, count: int, max_width: int) -> tf.Tensor:
+        """[batch, size] bool: True inside any of `count` random bands of up to `max_width` positions."""
+        positions = tf.range(size)[None, :]
+        masked = tf.zeros([batch, size], tf.bool)
+        for _ in range(count):
+            width = tf.cast(
+                keras.random.uniform([batch, 1], 0, max_width + 1, seed=self._generator), tf.int32
+            )
+            width = tf.minimum(width, size)
+            start = tf.cast(
+                keras.random.uniform([batch, 1], 0, 1, seed=self._generator) * tf.cast(size - width + 1, tf.float32),
+                tf.int32,
+            )
+            masked = masked | ((positions >= start) & (positions < start + width))
+        return masked
+
+    def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
+        if not training or (self.time_masks == 0 and self.freq_masks == 0):
+            return inputs
+        shape = tf.shape(inputs)
+        time = self._bands(shape[0], shape[1], self.time_masks, self.max_time_width)
+        freq = self._bands(shape[0], shape[2], self.freq_masks, self.max_freq_width)
+        masked = time[:, :, None] | freq[:, None, :]
+        return tf.where(masked, tf.cast(self.mask_value, inputs.dtype), inputs)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "time_masks": self.time_masks,
+                "max_time_width": self.max_time_width,
+                "freq_masks": self.freq_masks,
+                "max_freq_width": self.max_freq_width,
+                "mask_value": self.mask_value,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+
+def _check_strides(name: str, value: Any) -> tuple[tuple[int, int], ...]:
+    ok = isinstance(value, (tuple, list)) and all(
+        isinstance(s, (tuple, list)) and len(s) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in s) for s in value
+    )
+    if not ok:
+        raise ValueError(
+            f"Argument `{name}` must be a list of (time, frequency) pairs of positive integers, one per conv "
+            f"layer. Received: {name}={value!r}"
+        )
+    return tuple((int(t), int(f)) for t, f in value)
+
+
+def build_speech_recognizer(
+    num_classes: int,
+    *,
+    num_features: int,
+    conv_filters: Sequence[int] = (32, 32),
+    conv_strides: Sequence[Sequence[int]] = ((2, 2), (1, 2)),
+    cell: str = "gru",
+    units: int = 128,
+    num_layers: int = 2,
+    bidirectional: bool = True,
+    dropout: float = 0.0,
+    spec_augment: dict[str, Any] | None = None,
+    blank_index: int = 0,
+) -> keras.Model:
+    """Hybrid CTC acoustic model: Conv2D front end -> stacked (bi)RNN -> per-frame softmax.
+
+    The input is `[batch, frames, num_features]` (e.g. normalized log-mel
+    frames, any number of frames). Optional SpecAugment masking (training
+    only), then each entry of `conv_filters` adds a 3x3 ReLU `Conv2D` with
+    "same" padding and its `(time, frequency)` stride from `conv_strides`:
+    the time strides subsample the sequence (`frames' = ceil(frames /
+    prod(time strides))`, see `output_frames`), the frequency strides
+    shrink each frame. The recurrent stack reads the flattened conv maps;
+    the output is `[batch, frames', num_classes + 1]` probabilities whose
+    class `blank_index` (0, or -1 for the last) is the CTC blank.
+
+    Args:
+        num_classes: number of real symbols (>= 1), blank excluded.
+        num_features: features per input frame (>= 1).
+        conv_filters: filters of each conv layer (may be empty).
+        conv_strides: `(time, frequency)` stride of each conv layer.
+        cell: one of `"gru"`, `"lstm"`, `"simple_rnn"` (rnnpipe's fast layers).
+        units: units of each recurrent layer (per direction).
+        num_layers: number of stacked recurrent layers (>= 1).
+        bidirectional: wrap each recurrent layer in `keras.layers.Bidirectional`.
+        dropout: input dropout of each recurrent layer, in [0, 1).
+        spec_augment: `SpecAugment` arguments, or None for no masking.
+        blank_index: 0 or -1: where the blank sits among the outputs.
+
+    Returns:
+        An uncompiled `keras.Model`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models.ctc import build_speech_recognizer
+    >>> model = build_speech_recognizer(5, num_features=16, conv_filters=(4,), conv_strides=((2, 2),),
+    ...                                 units=4, num_layers=1)
+    >>> tuple(model(np.zeros((2, 9, 16), "float32")).shape)
+    (2, 5, 6)
+    """
+    num_classes = check_positive_int("num_classes", num_classes)
+    num_features = check_positive_int("num_features", num_features)
+    if not isinstance(conv_filters, (tuple, list)):
+        raise ValueError(
+            f"Argument `conv_filters` must be a tuple of positive integers. Received: conv_filters={conv_filters!r}"
+        )
+    conv_filters = tuple(check_positive_int("conv_filters", f) for f in conv_filters)
+    conv_strides = _check_strides("conv_strides", conv_strides)
+    if len(conv_strides) != len(conv_filters):
+        raise ValueError(
+            f"Expected one stride per conv layer ({len(conv_filters)}). Received: conv_strides={conv_strides!r}"
+        )
+    if blank_index not in (0, -1):
+        raise ValueError(f"Argument `blank_index` must be 0 or -1. Received: blank_index={blank_index!r}")
+    if spec_augment is not None and not isinstance(spec_augment, dict):
+        raise ValueError(
+            f"Argument `spec_augment` must be a dict of SpecAugment arguments or None. Received: {spec_augment!r}"
+        )
+    cell, units, num_layers, bidirectional, dropout, _ = check_stack_arguments(
+        cell, units, num_layers, bidirectional, dropout
+    )
+
+    inputs = keras.Input(shape=(None, num_features), name="frames")
+    x = SpecAugment(**spec_augment, name="spec_augment")(inputs) if spec_augment else inputs
+    if conv_filters:
+        x = keras.layers.Reshape((-1, num_features, 1), name="add_channel")(x)
+        for index, (filters, strides) in enumerate(zip(conv_filters, conv_strides, strict=True)):
+            x = keras.layers.Conv2D(
+                filters, 3, strides=strides, padding="same", activation="relu", name=f"conv_{index}"
+            )(x)
+        x = keras.layers.Reshape((-1, x.shape[2] * x.shape[3]), name="maps_to_frames")(x)
+    for rnn in recurrent_stack(cell, units, num_layers, bidirectional=bidirectional, dropout=dropout):
+        x = rnn(x)
+    probabilities = keras.layers.Dense(num_classes + 1, activation="softmax", name="frame_probabilities")(x)
+    return keras.Model(inputs, probabilities, name=f"{cell}_speech_recognizer")
+
+
+def output_frames(frames: Any, conv_strides: Sequence[Sequence[int]]) -> tf.Tensor:
+    """Output frames of `build_speech_recognizer` for `frames` input frames ("same" padding: ceil division).
+
+    Example:
+
+    >>> from rnnpipe.models.ctc import output_frames
+    >>> output_frames([9, 10, 1], ((2, 2), (1, 2))).numpy().tolist()
+    [5, 5, 1]
+    """
+    frames = tf.cast(frames, tf.int32)
+    for time_stride, _ in _check_strides("conv_strides", conv_strides):
+        frames = (frames + time_stride - 1) // time_stride
+    return frames

@@ -224,3 +224,41 @@ def test_docstring_examples_run():
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_spec_augment_masks_bands_only_in_training_and_round_trips():
+    from rnnpipe.models.ctc import SpecAugment
+
+    layer = SpecAugment(time_masks=2, max_time_width=4, freq_masks=1, max_freq_width=3, mask_value=-1.0, seed=7)
+    x = np.ones((8, 30, 10), "float32")
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x)
+    masked = layer(x, training=True).numpy() == -1.0
+    # A time band masks whole frames, a frequency band whole bins; nothing else is touched.
+    frames, bins = masked.all(axis=2), masked.all(axis=1)
+    np.testing.assert_array_equal(masked, frames[:, :, None] | bins[:, None, :])
+    assert 0 < frames.sum(axis=1).max() <= 8 and 0 < bins.sum(axis=1).max() <= 3
+    clone = SpecAugment.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert keras.saving.get_registered_object("rnnpipe>SpecAugment") is SpecAugment
+    with pytest.raises(ValueError, match=r"`max_time_width` must be a positive integer .*Received: max_time_width=0"):
+        SpecAugment(max_time_width=0)
+
+
+def test_speech_recognizer_subsamples_time_and_saves(tmp_path):
+    from rnnpipe.models.ctc import build_speech_recognizer, output_frames
+
+    strides = ((2, 2), (2, 1))
+    model = build_speech_recognizer(6, num_features=12, conv_filters=(4, 4), conv_strides=strides, units=8,
+                                    num_layers=2, spec_augment={"time_masks": 1, "max_time_width": 2})
+    for frames in (1, 7, 8, 13):
+        out = model(np.random.default_rng(0).normal(size=(2, frames, 12)).astype("float32"))
+        assert tuple(out.shape) == (2, int(output_frames([frames], strides)[0]), 7)
+        np.testing.assert_allclose(out.numpy().sum(-1), 1.0, atol=1e-5)
+    path = tmp_path / "speech.keras"
+    model.save(path)
+    x = np.ones((1, 9, 12), "float32")
+    np.testing.assert_allclose(keras.saving.load_model(path)(x).numpy(), model(x).numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match=r"one stride per conv layer \(2\)\. Received: conv_strides=\(\(2, 2\),\)"):
+        build_speech_recognizer(3, num_features=12, conv_filters=(4, 4), conv_strides=((2, 2),))
+    with pytest.raises(ValueError, match=r"`blank_index` must be 0 or -1\. Received: blank_index=2"):
+        build_speech_recognizer(3, num_features=12, blank_index=2)

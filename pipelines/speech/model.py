@@ -1,0 +1,164 @@
+"""The speech model: normalized log-mel frames -> Conv2D front end (subsampling in time) -> stacked
+bidirectional rnnpipe GRU/LSTM -> per-frame character probabilities, trained with CTC.
+
+Signatures (each takes raw audio; feature extraction and normalization run inside the graph):
+
+* ``serving_default``: ``audio`` (string per row: a WAV file's bytes, 16-bit PCM at 16 kHz, any number of
+  channels; or a path the server can read) -> ``text`` (the transcript, greedy or beam-search decoding as
+  ``model.decoder`` says) and ``frames`` (output frames per row);
+* ``frame_probabilities``: ``audio`` -> ``probabilities`` ``[batch, frames, classes]`` (class 0 is the CTC
+  blank; rows past a row's ``frames`` valid frames are zeros), ``frames`` and ``classes`` (each class's
+  character, "" for the blank);
+* ``transcribe_waveform``: ``waveform`` ``[batch, samples]`` float in [-1, 1] at 16 kHz and ``length``
+  (valid samples per row) -> ``text`` and ``frames``, as ``serving_default``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from rnnpipe.components.task import Signature, TrainingTask
+from rnnpipe.models.ctc import CTCLoss, build_speech_recognizer, ctc_decode_dense, output_frames
+
+from .features import AUDIO_KEY, FRAMES_KEY, LABELS_KEY, N_MELS, SAMPLE_RATE, TRANSCRIPT_KEY, VOCABULARY
+
+BLANK = 0  # the CTC blank and the label padding: characters are 1..V
+DECODING_KEYS = ("decoder", "beam_width")
+
+
+def _ragged(x: Any) -> tf.RaggedTensor:
+    if isinstance(x, tf.SparseTensor):
+        return tf.RaggedTensor.from_sparse(x)
+    if isinstance(x, tf.RaggedTensor):
+        return x
+    return tf.RaggedTensor.from_tensor(x)
+
+
+def _dense(x: Any, dtype: tf.DType) -> tf.Tensor:
+    if isinstance(x, tf.SparseTensor):
+        x = tf.sparse.to_dense(x)
+    elif isinstance(x, tf.RaggedTensor):
+        x = x.to_tensor()
+    return tf.cast(x, dtype)
+
+
+def model_inputs(features: dict) -> tf.Tensor:
+    """``[frames, N_MELS]`` for one example, ``[batch, frames, N_MELS]`` for a batch (zero-padded)."""
+    frames = _dense(features[FRAMES_KEY], tf.float32)
+    return tf.reshape(frames, tf.concat([tf.shape(frames)[:-1], [-1, N_MELS]], 0))
+
+
+def targets(features: dict) -> tf.Tensor:
+    return _dense(features[LABELS_KEY], tf.int32)
+
+
+def vocabulary(tft_output: Any) -> list[str]:
+    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(VOCABULARY)]
+
+
+def build_model(hparams: dict, tft_output: Any) -> keras.Model:
+    hparams = dict(hparams)
+    decoding = {k: hparams.pop(k) for k in DECODING_KEYS if k in hparams}
+    if decoding.get("decoder", "greedy") not in ("greedy", "beam"):
+        raise ValueError(f"model.decoder must be greedy or beam. Received: {decoding['decoder']!r}")
+    strides = [tuple(s) for s in hparams.pop("conv_strides", ((2, 2), (1, 2)))]
+    model = build_speech_recognizer(len(vocabulary(tft_output)), num_features=N_MELS, conv_strides=strides,
+                                    blank_index=BLANK, **hparams)
+    # What the serving signatures need besides the weights: read when the model is exported.
+    model.rnnpipe_decoding = {"conv_strides": strides, "greedy": decoding.get("decoder", "greedy") == "greedy",
+                              "beam_width": int(decoding.get("beam_width", 8))}
+    return model
+
+
+def wav_bytes_only(audio: tf.Tensor) -> tf.Tensor:
+    """The signatures take WAV bytes only. The transform also reads paths (the examples hold them), but a served
+    model must not read a file that a client names."""
+    is_wav = tf.reduce_all(tf.equal(tf.strings.substr(audio, 0, 4), "RIFF"))
+    check = tf.debugging.Assert(is_wav, ["audio must be the bytes of a WAV file (they start with RIFF)"])
+    with tf.control_dependencies([check]):
+        return tf.identity(audio)
+
+
+def request_features(record: dict) -> dict:
+    """What a client sends for a stored example: the bytes of the WAV file it names."""
+    return {**record, AUDIO_KEY: Path(record[AUDIO_KEY]).read_bytes()}
+
+
+def frame_probabilities(model: Any, transform: Any, audio: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """``[batch, frames', classes]`` probabilities and the valid output frames per row."""
+    frames = _ragged(transform({AUDIO_KEY: wav_bytes_only(audio)})[FRAMES_KEY])
+    lengths = tf.cast(frames.row_lengths() // N_MELS, tf.int32)
+
+    # One utterance at a time: the backward RNN would read a batch's padding before an utterance's last frames,
+    # so a transcript would depend on what else is in the request. Rows past an utterance's frames are zeros.
+    def one(row: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        return model(row[0][None, :row[1]], training=False)[0]
+
+    classes = model.output_shape[-1]
+    probabilities = tf.map_fn(one, (model_inputs({FRAMES_KEY: frames}), lengths),
+                              fn_output_signature=tf.RaggedTensorSpec([None, classes], tf.float32, ragged_rank=0))
+    return probabilities.to_tensor(), output_frames(lengths, model.rnnpipe_decoding["conv_strides"])
+
+
+def transcribe(model: Any, transform: Any, audio: tf.Tensor, tft_output: Any) -> dict[str, tf.Tensor]:
+    probabilities, frames = frame_probabilities(model, transform, audio)
+    settings = model.rnnpipe_decoding
+    ids = ctc_decode_dense(probabilities, frames, greedy=settings["greedy"], beam_width=settings["beam_width"],
+                           blank_index=BLANK)
+    table = tf.constant(["", *vocabulary(tft_output)])
+    chars = tf.gather(table, tf.maximum(ids, 0))  # -1 pads the decoded ids: it maps to ""
+    return {"text": tf.strings.reduce_join(chars, axis=1), "frames": frames}
+
+
+def serve(model: Any, transform: Any, inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
+    return transcribe(model, transform, inputs[AUDIO_KEY], tft_output)
+
+
+def serve_probabilities(model: Any, transform: Any, inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
+    probabilities, frames = frame_probabilities(model, transform, inputs[AUDIO_KEY])
+    classes = tf.constant(["", *vocabulary(tft_output)])
+    return {"probabilities": probabilities, "frames": frames,
+            "classes": tf.tile(classes[None, :], [tf.shape(frames)[0], 1])}
+
+
+def encode_waveforms(waveform: tf.Tensor, length: tf.Tensor) -> tf.Tensor:
+    """[batch, samples] float waveforms and their valid lengths -> [batch] 16-bit WAV bytes."""
+    def one(row: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
+        samples = tf.clip_by_value(row[0][:row[1]], -1.0, 1.0)
+        return tf.audio.encode_wav(samples[:, None], SAMPLE_RATE)
+
+    return tf.map_fn(one, (tf.cast(waveform, tf.float32), tf.cast(length, tf.int32)),
+                     fn_output_signature=tf.TensorSpec([], tf.string))
+
+
+def serve_waveform(model: Any, transform: Any, inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
+    return transcribe(model, transform, encode_waveforms(inputs["waveform"], inputs["length"]), tft_output)
+
+
+def postprocess(probabilities: tf.Tensor, tft_output: Any) -> dict[str, tf.Tensor]:
+    return {"probabilities": probabilities}
+
+
+TASK = TrainingTask(
+    label_key=TRANSCRIPT_KEY,
+    serving_features=(AUDIO_KEY,),
+    build_model=build_model,
+    model_inputs=model_inputs,
+    targets=targets,
+    postprocess=postprocess,
+    # Padded frames at the end of a batch count as frames: the model learns to emit blanks there.
+    loss=CTCLoss(pad_id=BLANK, blank_index=BLANK),
+    metrics=(),
+    sequence_length=lambda x: tf.shape(x)[0],
+    serve=Signature(serve, raw_features=(AUDIO_KEY,)),
+    request_features=request_features,
+    extra_signatures={
+        "frame_probabilities": Signature(serve_probabilities, raw_features=(AUDIO_KEY,)),
+        "transcribe_waveform": Signature(serve_waveform, extra_inputs={
+            "waveform": tf.TensorSpec([None, None], tf.float32), "length": tf.TensorSpec([None], tf.int32)}),
+    },
+)

@@ -8,9 +8,12 @@ serialization under the package name "rnnpipe".
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .classifier import build_sequence_classifier
+from .crnn import BlankPaddedFrames, FrameMask, LineAugmentation, ZeroPaddedColumns, build_crnn
 from .ctc import (
     CTCLoss,
+    SpecAugment,
     build_ctc_recognizer,
+    build_speech_recognizer,
     ctc_batch_cost,
     ctc_beam_search_decode,
     ctc_decode_dense,
@@ -27,7 +30,12 @@ from .tagger import build_sequence_tagger
 
 __all__ = [
     "AdditiveAttention",
+    "BlankPaddedFrames",
     "CTCLoss",
+    "FrameMask",
+    "LineAugmentation",
+    "SpecAugment",
+    "ZeroPaddedColumns",
     "GRU",
     "LSTM",
     "GRUCell",
@@ -39,10 +47,12 @@ __all__ = [
     "Seq2Seq",
     "SimpleRNN",
     "SimpleRNNCell",
+    "build_crnn",
     "build_ctc_recognizer",
     "build_seq2seq",
     "build_sequence_classifier",
     "build_sequence_tagger",
+    "build_speech_recognizer",
     "ctc_batch_cost",
     "ctc_beam_search_decode",
     "ctc_decode_dense",

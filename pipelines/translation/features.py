@@ -30,7 +30,8 @@ import tensorflow_transform.beam as tft_beam
 
 from rnnpipe.dsl import Param
 
-SOURCE_KEY, TARGET_KEY = "source", "target"
+from .data import SOURCE_KEY, TARGET_KEY
+
 SOURCE_IDS, SOURCE_LENGTH, TARGET_IN, TARGET_OUT = "source_ids", "source_length", "target_in", "target_out"
 PAD, START, END, UNK = "[PAD]", "[START]", "[END]", "[UNK]"
 RESERVED = (PAD, START, END, UNK)

@@ -27,7 +27,8 @@ import sacrebleu
 from rnnpipe.components.metrics import length_bucket
 from rnnpipe.errors import ConfigError
 
-SOURCE_KEY, TARGET_KEY = "source", "target"
+from .data import SOURCE_KEY, TARGET_KEY
+
 _WORD = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 

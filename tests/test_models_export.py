@@ -39,8 +39,10 @@ from rnnpipe.models import (
     Seq2Seq,
     SimpleRNN,
     SimpleRNNCell,
+    build_crnn,
     build_ctc_recognizer,
     build_seq2seq,
+    build_speech_recognizer,
     ctc_decode_dense,
 )
 from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive
@@ -204,6 +206,7 @@ TARGET_IN = np.array([[1, 7, 6, 5, 4], [1, 9, 0, 0, 0], [1, 5, 3, 0, 0]], "int32
 IDS = tf.TensorSpec([None, None], tf.int32)
 DECODE = [IDS, tf.TensorSpec([], tf.int32)]  # source, max_length
 MAX_LENGTH = np.array(6, "int32")
+LINES = np.random.default_rng(21).uniform(size=(B, 8, 12, 1)).astype("float32")
 
 # case -> (model builder, endpoints)
 CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
@@ -230,6 +233,20 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
                 FRAMES,
             ),
         },
+    ),
+    "speech": (  # SpecAugment is in the graph: the identity at inference
+        lambda: build_speech_recognizer(4, num_features=4, conv_filters=(2,), conv_strides=((2, 1),), units=4,
+                                        num_layers=1, spec_augment={"time_masks": 1, "max_time_width": 2,
+                                                                    "freq_masks": 1, "max_freq_width": 1}),
+        {"serve": Endpoint(lambda model, x: {"probabilities": model(x)}, (FRAMES_INPUT,), FRAMES)},
+    ),
+    "crnn": (  # a padded line: FrameMask, ZeroPaddedColumns and BlankPaddedFrames act on its columns
+        lambda: build_crnn(3, height=8, conv_filters=(2, 2), width_pooling=(2, 1), units=4, num_layers=1,
+                           augment_shift=0.1, augment_noise=0.1),
+        {"serve": Endpoint(lambda model, x: {"probabilities": model(x)},
+                           ({"image": LINES, "width": np.array([12, 7, 3], "int32")},),
+                           [{"image": tf.TensorSpec([None, 8, None, 1], tf.float32),
+                             "width": tf.TensorSpec([None], tf.int32)}])},
     ),
     "seq2seq": (
         # LSTM: two states per layer through the decoding loops; bidirectional: the bridge.
@@ -265,6 +282,9 @@ PIECES: dict[str, tuple[str, str]] = {
     "ctc_recognizer": ("ctc", "serve/"),
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),
     "ctc_decode_dense-beam": ("ctc", "beam/"),
+    "SpecAugment": ("speech", "serve/"),
+    **{name: ("crnn", "serve/") for name in ("FrameMask", "ZeroPaddedColumns", "BlankPaddedFrames",
+                                             "LineAugmentation")},
     "Seq2Seq": ("seq2seq", "serve/"),
     "Seq2Seq.greedy_decode": ("seq2seq", "greedy/"),
     "Seq2Seq.beam_search_decode": ("seq2seq", "beam/"),

@@ -158,8 +158,9 @@ def _declared_value(value: Any, kind: str, where: str, key: str) -> Any:
     return float(value) if kind == "float" else value
 
 
-def _read_jsonl(path: Path, column_types: dict[str, str] | None = None) -> Iterator[tuple[str, dict]]:
-    declared = column_types or {}
+def json_objects(path: Path) -> Iterator[tuple[str, dict]]:
+    """('file:line', object) per non-empty line of a JSON-lines file; a line that is not one JSON object stops
+    with a DataError naming it."""
     for lineno, line in text_lines(path):
         if not line.strip():
             continue
@@ -171,6 +172,23 @@ def _read_jsonl(path: Path, column_types: dict[str, str] | None = None) -> Itera
                             "each line must be one JSON object") from None
         if not isinstance(record, dict):
             raise DataError(f"{where}: expected a JSON object per line, got {type(record).__name__}")
+        yield where, record
+
+
+def manifest_rows(path: Path) -> Iterator[tuple[str, dict]]:
+    """('file:line', row) per row of a manifest of files (audio, images): CSV with a header (every value a
+    string) when the name ends in .csv, else JSON lines."""
+    if path.suffix.lower() == ".csv":
+        reader = csv.DictReader(line for _, line in text_lines(path, newline=""))
+        for row in reader:
+            yield f"{path}:{reader.line_num}", dict(row)
+        return
+    yield from json_objects(path)
+
+
+def _read_jsonl(path: Path, column_types: dict[str, str] | None = None) -> Iterator[tuple[str, dict]]:
+    declared = column_types or {}
+    for where, record in json_objects(path):
         for key in declared.keys() & record.keys():
             record[key] = _declared_value(record[key], declared[key], where, key)
         yield where, record

@@ -18,16 +18,15 @@ PNG bytes and that text alike.
 from __future__ import annotations
 
 import base64
-import csv
 import io
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from rnnpipe.components.example_gen import split_of, text_lines
+from rnnpipe.components import example_gen
+from rnnpipe.components.example_gen import split_of
 from rnnpipe.errors import ConfigError, DataError
 
 SPLITS = ("train", "eval", "test")
@@ -43,23 +42,7 @@ def manifest_rows(manifest: Path) -> Iterator[tuple[str, dict]]:
                         "(path, text) rows, or leave it null for the composed digit lines")
     if manifest.is_dir():
         raise DataError(f"{manifest}: is a folder; data.path must name the manifest (.csv or .jsonl) inside it")
-    if manifest.suffix.lower() == ".csv":
-        lines = text_lines(manifest, newline="")
-        reader = csv.DictReader(line for _, line in lines)
-        for row in reader:
-            yield f"{manifest}:{reader.line_num}", row
-        return
-    for lineno, line in text_lines(manifest):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{manifest}:{lineno}: not valid JSON ({e.msg}); each line must be an object "
-                            '{"path": ..., "text": ...}') from None
-        if not isinstance(row, dict):
-            raise DataError(f"{manifest}:{lineno}: expected a JSON object per line, got {type(row).__name__}")
-        yield f"{manifest}:{lineno}", row
+    yield from example_gen.manifest_rows(manifest)
 
 
 def load_line_image(path: Path, where: str) -> bytes:

@@ -23,7 +23,6 @@ feature graph mixes it down to mono.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnpipe.components.example_gen import text_lines
+from rnnpipe.components.example_gen import manifest_rows
 from rnnpipe.errors import DataError
 
 SAMPLE_RATE = 16000
@@ -225,26 +224,6 @@ def manifest_file(path: Path) -> Path:
             return path / name
     raise DataError(f"{path}: no {' or '.join(MANIFEST_NAMES)} in this folder; write one with a row per WAV file "
                     "(columns path, transcript)")
-
-
-def manifest_rows(path: Path) -> Iterator[tuple[str, dict]]:
-    """(where, row) per manifest line: JSONL objects or CSV rows (every CSV value a string)."""
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(line for _, line in text_lines(path, newline=""))
-        for row in reader:
-            yield f"{path}:{reader.line_num}", dict(row)
-        return
-    for lineno, line in text_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg}); each line must be one JSON object") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
-        yield where, row
 
 
 def normalize_transcript(text: str, where: str) -> str:

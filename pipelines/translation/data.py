@@ -26,7 +26,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rnnpipe.components.example_gen import split_of, text_lines
+from rnnpipe.components.example_gen import json_objects, split_of, text_lines
 from rnnpipe.data_cache import atomic_write_text
 from rnnpipe.errors import ConfigError, DataError
 
@@ -160,17 +160,10 @@ def _tsv(path: Path) -> Iterator[tuple[str, str, str, str | None]]:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[str, str, str, str | None]]:
-    for lineno, line in text_lines(path):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); one object per line") from None
-        if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in (SOURCE_KEY, TARGET_KEY)):
+    for where, record in json_objects(path):
+        if not all(isinstance(record.get(k), str) for k in (SOURCE_KEY, TARGET_KEY)):
             raise DataError(f"{where}: expected an object with string fields '{SOURCE_KEY}' and '{TARGET_KEY}', "
-                            f"got {line.strip()[:80]!r}")
+                            f"got {json.dumps(record, ensure_ascii=False)[:80]!r}")
         group = record.get(GROUP_KEY)
         yield (where, *_pair([record[SOURCE_KEY], record[TARGET_KEY]], where),
                str(group) if group not in (None, "") else None)

@@ -20,6 +20,7 @@ Build once per TensorFlow version and CPU (`make` does it):
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import logging
@@ -27,6 +28,7 @@ import os
 import platform
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +92,13 @@ def build(force: bool = False) -> Path:
         if done.returncode != 0:
             raise RuntimeError(f"building {SOURCE} failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
         os.replace(partial, target)  # atomic: a half-written library is never loaded
+    # The key holds the venv's TensorFlow include path, so another checkout's build may sit beside this one and
+    # be in use: only builds untouched for 30 days are removed.
+    month_ago = time.time() - 30 * 24 * 3600
     for stale in target.parent.glob("rnn_kernels-*.so"):
-        if stale != target:
-            stale.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            if stale != target and stale.stat().st_mtime < month_ago:
+                stale.unlink()
     return target
 
 

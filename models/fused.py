@@ -92,14 +92,21 @@ def build(force: bool = False) -> Path:
         if done.returncode != 0:
             raise RuntimeError(f"building {SOURCE} failed ({' '.join(command)}):\n{done.stderr[-3000:]}")
         os.replace(partial, target)  # atomic: a half-written library is never loaded
-    # The key holds the venv's TensorFlow include path, so another checkout's build may sit beside this one and
-    # be in use: only builds untouched for 30 days are removed.
-    month_ago = time.time() - 30 * 24 * 3600
+    remove_stale(target)
+    return target
+
+
+def remove_stale(target: Path, max_age_days: float = 30) -> list[Path]:
+    """Removes the other builds beside ``target`` untouched for ``max_age_days``; returns them. The key holds the
+    venv's TensorFlow include path, so another checkout's build may sit beside this one and be in use."""
+    oldest = time.time() - max_age_days * 24 * 3600
+    removed = []
     for stale in target.parent.glob("rnn_kernels-*.so"):
         with contextlib.suppress(FileNotFoundError):
-            if stale != target and stale.stat().st_mtime < month_ago:
+            if stale != target and stale.stat().st_mtime < oldest:
                 stale.unlink()
-    return target
+                removed.append(stale)
+    return removed
 
 
 @functools.cache

@@ -6,6 +6,9 @@ silently falling back to the TensorFlow loop.
 
 from __future__ import annotations
 
+import os
+import time
+
 import keras
 import numpy as np
 import pytest
@@ -164,3 +167,13 @@ def test_sizes_that_do_not_fill_the_kernels_blocks_match_keras(fused_calls, kind
     mask = np.arange(9)[None, :] < rng.integers(0, 10, size=13)[:, None]
     _assert_same(_run(reference, x, mask), _run(candidate, x, mask), f"{kind} 13x20")
     assert len(fused_calls) == 1
+
+
+def test_a_build_keeps_other_checkouts_builds_and_removes_only_old_ones(tmp_path):
+    ours, theirs, old = (tmp_path / f"rnn_kernels-{k}.so" for k in ("ours", "theirs", "old"))
+    for path in (ours, theirs, old):
+        path.write_bytes(b"")
+    month_ago = time.time() - 31 * 24 * 3600
+    os.utime(old, (month_ago, month_ago))
+    assert fused.remove_stale(ours) == [old]
+    assert ours.exists() and theirs.exists() and not old.exists()

@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+HASHES_KEY = "content_hashes"  # how the hashes travel out of Beam inside the statistics JSON, popped before it is kept
+
 
 def feature_hash(feat: Any) -> int:
     """8 bytes of the feature's serialized values (a Feature has one list: its encoding is deterministic)."""

@@ -16,13 +16,12 @@ import numpy as np
 import pyarrow as pa
 from tfx_bsl.sketches import KmvSketch, MisraGriesSketch, QuantilesSketch
 
-from .content_hashes import add_hashes, encode_hashes, merge_hashes
+from .content_hashes import HASHES_KEY, add_hashes, encode_hashes, merge_hashes
 
 _EPS = 0.001  # the quantiles sketch's rank error: a quantile is off by at most 0.1% of the values
 _INT_BUCKETS = 1_000  # integer values counted by Misra-Gries: exact up to this many distinct values
 _MAX_STRINGS = 50_000  # distinct strings tracked exactly before the tail is trimmed
 _KEPT = 1_000  # evenly spaced quantiles kept in the statistics artifact for drift checks
-HASHES_KEY = "content_hashes"  # how the hashes travel out of Beam inside the JSON, popped before it is kept
 
 
 def _new_feature() -> dict:

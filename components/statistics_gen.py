@@ -27,7 +27,7 @@ from rnnpipe.artifacts import Examples, ExampleStatistics
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 
-from .content_hashes import count_duplicates, decode_hashes
+from .content_hashes import HASHES_KEY, count_duplicates, decode_hashes
 
 
 def feature_stats_proto(stats: dict[str, dict]) -> statistics_pb2.DatasetFeatureStatisticsList:
@@ -65,11 +65,11 @@ def feature_stats_proto(stats: dict[str, dict]) -> statistics_pb2.DatasetFeature
     return out
 
 
-def _keep_hashes(out: Path, stats: dict[str, dict], splits: list[str], hashes_key: str) -> None:
+def _keep_hashes(out: Path, stats: dict[str, dict], splits: list[str]) -> None:
     """Moves the hashes out of each statistics JSON into ``<split>.hashes.npz`` and adds the duplicate counts."""
     hashes = {}
     for name, s in stats.items():
-        names, matrix = decode_hashes(s.pop(hashes_key))
+        names, matrix = decode_hashes(s.pop(HASHES_KEY))
         if name in splits:
             hashes[name] = (names, matrix)
             ExampleStatistics.write_hashes(out, name, names, matrix)
@@ -91,7 +91,7 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from .statistics_fn import HASHES_KEY, ExampleStatsFn
+    from .statistics_fn import ExampleStatsFn
 
     ctx.log(f"Beam pipeline over {list(sources)} ({ctx.beam_args[0]})")
     with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p:
@@ -104,7 +104,7 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
                                                                shard_name_template=""))
     stats = {s: json.loads(ExampleStatistics.split_file(out, s).read_text()) for s in sources}
     splits = info.splits
-    _keep_hashes(out, stats, splits, HASHES_KEY)
+    _keep_hashes(out, stats, splits)
     ExampleStatistics.write_proto(out, feature_stats_proto(stats))
     summary = out / "summary.txt"
     summary.write_text(render_text(stats))

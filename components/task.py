@@ -6,6 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rnnpipe.dsl import Ref
+
 
 @dataclass(frozen=True)
 class Signature:
@@ -70,8 +72,6 @@ def request_preparer(task: str | None) -> Callable[[dict], dict]:
     """The referenced task's ``as_request`` ('module:TASK'; None: records go as they are stored)."""
     if task is None:
         return lambda record: record
-    from rnnpipe.dsl import Ref
-
     return Ref(task).resolve().as_request
 
 

@@ -26,7 +26,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from rnnpipe.components import example_gen
-from rnnpipe.components.example_gen import split_of
 from rnnpipe.errors import ConfigError, DataError
 
 SPLITS = ("train", "eval", "test")
@@ -113,7 +112,7 @@ def read_manifest(path: Path, *, alphabet: str = "0123456789",
         image_path = image_path if image_path.is_absolute() else manifest.parent / image_path
         text = next((row[k] for k in TEXT_FIELDS if k in row), None)
         text = check_transcript(text, alphabet, where, image_path)
-        split = row.get("split") or split_of(str(row["path"]), weights)
+        split = row.get("split") or example_gen.split_of(str(row["path"]), weights)
         if split not in weights:
             raise DataError(f"{where}: split {split!r} of {image_path} is not one of {list(weights)}")
         record = {"image": png_base64(load_line_image(image_path, where)), "text": text, "path": str(row["path"]),

@@ -369,7 +369,9 @@ def run_example_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact], p
                          "counts": _write_span(previous, Examples.previous_span(root), params, ctx)[0]}
     Examples.write_info(root, ExamplesInfo(counts, kinds, str(path), span, previous_span,
                                            source_pattern=str(Path(params["source"]).expanduser().resolve())))
-    return {f"examples_{k}": v for k, v in counts.items()}
+    if span is not None:  # which span the run trained on, to filter runs by in MLflow
+        ctx.tracker.set_tag("rnnpipe.span", span)
+    return {f"examples_{k}": v for k, v in counts.items()} | ({} if span is None else {"span": span})
 
 
 def _write_span(path: Path, root: Path, params: dict, ctx: ExecutionContext) -> tuple[dict[str, int], dict[str, str]]:

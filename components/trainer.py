@@ -26,7 +26,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     from .distribute import make_strategy
     from .export import export_serving_model
     from .plots import plot_learning_curves
-    from .training import AtomicBackupAndRestore, MetricsLogger, fresh, make_dataset
+    from .training import AtomicBackupAndRestore, MetricsLogger, fresh, lr_schedule_callbacks, make_dataset
 
     task: TrainingTask = Ref(params["task"]).resolve()
     tft_output = TransformGraph.load(inputs["transform_graph"])
@@ -53,6 +53,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                                       restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         MetricsLogger(ctx.tracker),
+        *lr_schedule_callbacks(params["lr_schedule"], params["learning_rate"], params["epochs"], params["monitor"]),
     ]
     with warnings.catch_warnings():
         # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
@@ -98,6 +99,9 @@ class Trainer(Component):
         "epochs": Param(int, 5, min=1),
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
+        "lr_schedule": Param(str, "constant", choices=("constant", "cosine", "plateau"),
+                             doc="by epoch: constant; cosine decay to 5% over trainer.epochs; plateau halves it "
+                                 "when the monitored metric stalls"),
         "clipnorm": Param(float, 1.0, doc="clip gradients to this global norm; 0 disables", min=0),
         "monitor": Param(str, "val_loss"),
         "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),

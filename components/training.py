@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -62,6 +63,25 @@ class MetricsLogger(keras.callbacks.Callback):
             # Keras names validation metrics val_*: they get their own group in MLflow, val/<metric>.
             name = f"val/{key[4:]}" if key.startswith("val_") else f"{self.prefix}/{key}"
             self.tracker.log_metric(name, float(value), step=epoch)
+
+
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+
+
+def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str) -> list:
+    """Callbacks that vary the learning rate by epoch. Per epoch, not per step, because a bucketed dataset has no
+    known length; and a resumed run (BackupAndRestore) continues the schedule at the restored epoch."""
+    if schedule == "cosine":
+        floor = learning_rate * 0.05  # the last epochs still learn a little
+
+        def cosine(epoch: int, _lr: float) -> float:
+            return floor + (learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+        return [keras.callbacks.LearningRateScheduler(cosine)]
+    if schedule == "plateau":
+        return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1,
+                                                  min_lr=learning_rate / 64)]
+    return []
 
 
 BACKUP_STATE = "training_metadata.json"

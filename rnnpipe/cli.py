@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import json
 import logging
 import os
 import re
@@ -52,9 +53,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     with _config_keys(cfg):
         result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
+    return _summary(result, verbose=getattr(args, "verbose", False))
+
+
+def _summary(result: Any, *, verbose: bool = False) -> int:
+    """Prints what a run executed, reused and pushed; the exit code says whether the model was blessed."""
+    from .runner import outcome
+
     print(f"  executed:   {', '.join(result.executed) or 'nothing'}")
     print(f"  cache hits: {', '.join(result.cache_hits) or 'none'}")
-    for line in metric_lines(result.metrics, every=getattr(args, "verbose", False)):
+    for line in metric_lines(result.metrics, every=verbose):
         print(f"  {line}")
     for metrics in result.metrics.values():
         if "version" in metrics:
@@ -65,10 +73,68 @@ def cmd_run(args: argparse.Namespace) -> int:
         elif metrics.get("pushed") == 0:
             print("  pushed: nothing (the model was not blessed)")
     print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
-    not_blessed = any(m.get("pushed") == 0 and "same_as_version" not in m for m in result.metrics.values())
-    return EXIT_NOT_BLESSED if not_blessed else EXIT_OK
+    return EXIT_NOT_BLESSED if outcome(result) == "not_blessed" else EXIT_OK
 
 
+def cmd_task(args: argparse.Namespace) -> int:
+    """One task of a scheduled run, as an Airflow task runs it (rnnpipe/airflow_dag.py). The last line of
+    stdout is a JSON object the task reads: what to run, the run id, the stage's or the run's outcome."""
+    from . import runner
+
+    if args.task in ("stage", "close") and not args.run_id:
+        raise ConfigError(f"`rnnpipe task {args.app} {args.task}` needs --run-id (printed by `task {args.app} open`)")
+    if (args.task == "stage") != bool(args.stage):
+        raise ConfigError("name a stage with `task APP stage STAGE`, and only there")
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    pipeline = _build(app, cfg)
+    try:
+        with _config_keys(cfg):
+            if args.task == "check":
+                app.fetch_data(cfg)
+                answer: dict[str, Any] = {"to_run": runner.stages_to_run(pipeline, cfg)}
+            elif args.task == "open":
+                answer = {"run_id": runner.open_scheduled_run(pipeline, cfg)}
+            elif args.task == "stage":
+                result = runner.run_scheduled_stage(pipeline, cfg, args.run_id, args.stage)
+                answer = {"stage": args.stage, "cached": bool(result.cache_hits), "outcome": runner.outcome(result),
+                          "metrics": result.metrics.get(args.stage, {})}
+            else:
+                result = runner.close_scheduled_run(pipeline, cfg, args.run_id)
+                run = _run_row(cfg, args.run_id)
+                answer = {"status": run["status"], "error": run["error"], "outcome": runner.outcome(result)
+                          if run["status"] == "COMPLETE" else "failed", "executed": result.executed,
+                          "cache_hits": result.cache_hits, "mlflow_run_id": result.mlflow_run_id}
+    except RnnpipeError as e:
+        print(json.dumps({"error": str(e), "kind": type(e).__name__, "exit_code": e.exit_code}))
+        raise
+    print(json.dumps(answer, default=str))
+    return EXIT_OK
+
+
+def _run_row(cfg: Config, run_id: str) -> dict:
+    from .metadata import MetadataStore
+    from .runner import metadata_url
+
+    return MetadataStore(metadata_url(cfg)).get_run(run_id) or {}
+
+
+def cmd_airflow_dag(args: argparse.Namespace) -> int:
+    from .airflow_dag import dag_file
+
+    load_application(args.app)  # an unknown name stops here, not when Airflow parses the file
+    text = dag_file(args.app, schedule=args.schedule, workdir=Path.cwd(), config=args.config,
+                    overrides=args.set or [], retries=args.retries)
+    if args.out is None:
+        print(text, end="")
+        return EXIT_OK
+    out = Path(args.out)
+    target = out / f"rnnpipe_{args.app}.py" if out.is_dir() else out
+    tmp = target.with_name(f".{target.name}.tmp")  # Airflow parses the dags folder at any time: never half a file
+    tmp.write_text(text)
+    os.replace(tmp, target)
+    print(f"{args.app}: DAG rnnpipe_{args.app} written to {target}")
+    return EXIT_OK
 
 
 def _fmt(value: Any) -> str:
@@ -292,6 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("--model", help="the served model's name, if pusher.model_name set one (default: APP)")
     rollback.add_argument("version", nargs="?", type=int, help="default: the version before the latest")
     rollback.set_defaults(fn=cmd_rollback)
+    task = command(sub, "task", "one task of a scheduled run (what each Airflow task runs)")
+    task.add_argument("task", choices=("check", "open", "stage", "close"),
+                      help="check: the stages a run would execute; open: start a run; stage: run STAGE in it; "
+                           "close: end it")
+    task.add_argument("stage", nargs="?", help="the stage, for `task stage`")
+    task.add_argument("--run-id", help="the open run, for `task stage` and `task close`")
+    task.set_defaults(fn=cmd_task)
+    airflow = command(sub, "airflow", "Apache Airflow integration", config=False).add_subparsers(
+        dest="airflow_command", required=True)
+    dag = command(airflow, "dag", "write an Airflow DAG that runs the pipeline on a schedule, one task per stage")
+    dag.add_argument("--schedule", default="@daily", help="a cron expression or preset; 'none': manual runs only")
+    dag.add_argument("--retries", type=int, default=2, help="retries of each stage task (a killed stage resumes)")
+    dag.add_argument("--out", help="a file, or the dags/ folder (writes rnnpipe_APP.py there); default: stdout")
+    dag.set_defaults(fn=cmd_airflow_dag)
     ui = command(sub, "ui", "open the MLflow UI on the project's tracking store", config=False)
     ui.add_argument("app", nargs="?", help="print the URL of this application's runs")
     ui.add_argument("--port", type=int, default=5000)
@@ -319,5 +399,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m rnnpipe.cli`, as scheduler tasks run it (rnnpipe/airflow_dag.py)
+    code = main()
+    # Everything is recorded and renamed by now. TensorFlow's and Beam's threads can crash the interpreter's
+    # teardown (SIGSEGV, seen after Transform), which a scheduler would take for a failed stage: skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -49,6 +49,7 @@ class Param:
     max: float | None = None
     min_exclusive: bool = False
     max_exclusive: bool = False
+    choices: tuple | None = None  # the allowed values, for a parameter that names one of a few options
 
     @property
     def required(self) -> bool:
@@ -233,6 +234,8 @@ def check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
         raise ParamError(owner, key, f"must be {expected}, got {type(value).__name__} {value!r}")
     if not spec.in_range(value):
         raise ParamError(owner, key, f"must be {spec.range_text()}, got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ParamError(owner, key, f"must be one of {', '.join(map(repr, spec.choices))}, got {value!r}")
     json.dumps(value, default=str)  # parameters are part of the cache key
     return value
 

@@ -18,7 +18,7 @@ runs = sa.Table(
     sa.Column("pipeline", sa.String(128), nullable=False, index=True),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
-    sa.Column("status", sa.String(16), nullable=False),  # RUNNING, COMPLETE, FAILED
+    sa.Column("status", sa.String(16), nullable=False),  # RUNNING, OPEN (scheduled), COMPLETE, FAILED, ABANDONED
     sa.Column("mlflow_run_id", sa.String(64)),
     sa.Column("cache_hits", sa.Text, default="[]"),
     sa.Column("metrics", sa.Text, default="{}"),
@@ -78,11 +78,41 @@ class MetadataStore:
         _meta.create_all(self.engine)
 
     # runs -------------------------------------------------------------------------------------
-    def start_run(self, pipeline: str) -> str:
+    def start_run(self, pipeline: str, status: str = "RUNNING") -> str:
         run_id = uuid.uuid4().hex
         with self.engine.begin() as c:
-            c.execute(runs.insert().values(id=run_id, pipeline=pipeline, started_at=time.time(), status="RUNNING"))
+            c.execute(runs.insert().values(id=run_id, pipeline=pipeline, started_at=time.time(), status=status))
         return run_id
+
+    def get_run(self, run_id: str) -> dict | None:
+        with self.engine.connect() as c:
+            row = c.execute(runs.select().where(runs.c.id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+    def run_executions(self, run_id: str) -> dict[str, tuple[str, int, int | None]]:
+        """component -> (status, execution id, reused execution id) of the run's last COMPLETE or CACHED
+        execution of each component."""
+        with self.engine.connect() as c:
+            rows = c.execute(executions.select().where(
+                (executions.c.run_id == run_id) & executions.c.status.in_(("COMPLETE", "CACHED")))
+                .order_by(executions.c.id)).mappings().all()
+        return {r["component"]: (r["status"], r["id"], r["reused_execution_id"]) for r in rows}
+
+    def run_outputs(self, run_id: str) -> dict[tuple[str, str], StoredArtifact]:
+        """(component, output name) -> artifact, for what the run's stages produced or reused so far."""
+        found = {}
+        for component, (_, execution_id, reused) in self.run_executions(run_id).items():
+            for name, art in self.outputs_of(reused or execution_id).items():
+                found[(component, name)] = art
+        return found
+
+    def failed_in_run(self, run_id: str) -> list[str]:
+        """The components with a FAILED or ABANDONED execution in the run, in the order they ran."""
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(executions.c.component).where(
+                (executions.c.run_id == run_id) & executions.c.status.in_(("FAILED", "ABANDONED")))
+                .order_by(executions.c.id)).all()
+        return list(dict.fromkeys(r[0] for r in rows))
 
     def finish_run(self, run_id: str, status: str, *, cache_hits: list[str], metrics: dict,
                    mlflow_run_id: str | None, error: str | None = None) -> None:

@@ -99,6 +99,51 @@ def _selected(pipeline: Pipeline, from_step: str | None, only: str | None) -> tu
     return set(), set()
 
 
+def _open(store: MetadataStore, pipeline: Pipeline, cfg: Config, uri: str, status: str = "RUNNING"
+          ) -> tuple[str, Tracker]:
+    """A new pipeline run in the metadata store and its MLflow run, with the config as parameters."""
+    run_id = store.start_run(pipeline.name, status)
+    experiment = cfg.mlflow.experiment or pipeline.name
+    tags = {"rnnpipe.pipeline_run_id": run_id, "rnnpipe.pipeline": pipeline.name}
+    commit = git_commit()
+    if commit:
+        tags["mlflow.source.git.commit"] = commit
+    tracker = Tracker.start(uri, experiment, f"{pipeline.name}-{run_id[:8]}", tags)
+    tracker.log_params(cfg.to_dict())
+    store.set_run_mlflow_id(run_id, tracker.run_id)
+    log.info("pipeline %s: run %s (MLflow run %s)", pipeline.name, run_id[:8], tracker.run_id)
+    return run_id, tracker
+
+
+def _close(store: MetadataStore, tracker: Tracker, result: RunResult, error: BaseException | str | None) -> None:
+    """Records how a run ended, in the metadata store and in MLflow (tags a scheduler or a user can filter on)."""
+    if error is None:
+        tracker.set_tag("rnnpipe.cache_hits", ",".join(result.cache_hits) or "none")
+        tracker.set_tag("rnnpipe.executed", ",".join(result.executed) or "none")
+        tracker.set_tag("rnnpipe.outcome", outcome(result))
+        store.finish_run(result.run_id, "COMPLETE", cache_hits=result.cache_hits, metrics=result.metrics,
+                         mlflow_run_id=tracker.run_id)
+        tracker.finish("FINISHED")
+        return
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    store.finish_run(result.run_id, "FAILED", cache_hits=result.cache_hits, metrics=result.metrics,
+                     mlflow_run_id=tracker.run_id, error=text)
+    tracker.set_tag("rnnpipe.error", text[:5000])
+    tracker.set_tag("rnnpipe.outcome", "failed")
+    tracker.finish("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+
+
+def outcome(result: RunResult) -> str:
+    """What a run did for the served model: pushed (a new version), not_blessed (the gate held the model back)
+    or unchanged (the push was a cache hit, or the model was already served)."""
+    for step, m in result.metrics.items():
+        if m.get("pushed") == 1 and not m.get("already_served") and step not in result.cache_hits:
+            return "pushed"
+        if m.get("pushed") == 0 and "same_as_version" not in m:
+            return "not_blessed"
+    return "unchanged"
+
+
 def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = None,
                  only: str | None = None) -> RunResult:
     root = Path(cfg.pipeline_root).resolve() / pipeline.name
@@ -107,18 +152,8 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
         store = MetadataStore(metadata_url(cfg))
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
-
-        run_id = store.start_run(pipeline.name)
-        experiment = cfg.mlflow.experiment or pipeline.name
-        tags = {"rnnpipe.pipeline_run_id": run_id, "rnnpipe.pipeline": pipeline.name}
-        commit = git_commit()
-        if commit:
-            tags["mlflow.source.git.commit"] = commit
-        tracker = Tracker.start(uri, experiment, f"{pipeline.name}-{run_id[:8]}", tags)
-        tracker.log_params(cfg.to_dict())
-        store.set_run_mlflow_id(run_id, tracker.run_id)
+        run_id, tracker = _open(store, pipeline, cfg, uri)
         result = RunResult(run_id, tracker.run_id)
-        log.info("pipeline %s: run %s (MLflow run %s)", pipeline.name, run_id[:8], tracker.run_id)
         selected = [s for s in pipeline.steps if not only or s.id in forced | reuse_latest]
         checked = False
 
@@ -135,31 +170,137 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
             produced: dict[tuple[str, str], StoredArtifact] = {}
             for position, step in enumerate(selected):
                 inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-                in_artifacts = {k: _artifact(a) for k, a in inputs.items()}
-                external = step.external_fingerprint(in_artifacts)
-                if external:  # what a step reads from outside the pipeline: for a source step, the data
-                    kind = "external" if step.inputs else "data_fingerprint"
-                    tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
-                outs, metrics = _run_step(step, inputs, in_artifacts, external, pipeline.name, root, store, run_id,
-                                          tracker, cfg, force=step.id in forced,
-                                          reuse_latest=step.id in reuse_latest, result=result,
-                                          before_execute=functools.partial(check_from, position))
+                outs = _execute(step, inputs, pipeline.name, root, store, run_id, tracker, cfg,
+                                force=step.id in forced, reuse_latest=step.id in reuse_latest, result=result,
+                                before_execute=functools.partial(check_from, position))
                 for name, art in outs.items():
                     produced[(step.id, name)] = art
-                result.outputs[step.id] = {n: _artifact(a) for n, a in outs.items()}
-                result.metrics[step.id] = metrics
-            tracker.set_tag("rnnpipe.cache_hits", ",".join(result.cache_hits) or "none")
-            tracker.set_tag("rnnpipe.executed", ",".join(result.executed) or "none")
-            store.finish_run(run_id, "COMPLETE", cache_hits=result.cache_hits, metrics=result.metrics,
-                             mlflow_run_id=tracker.run_id)
-            tracker.finish("FINISHED")
         except BaseException as e:
-            store.finish_run(run_id, "FAILED", cache_hits=result.cache_hits, metrics=result.metrics,
-                             mlflow_run_id=tracker.run_id, error=f"{type(e).__name__}: {e}")
-            tracker.set_tag("rnnpipe.error", f"{type(e).__name__}: {e}"[:5000])
-            tracker.finish("KILLED" if isinstance(e, KeyboardInterrupt) else "FAILED")
+            _close(store, tracker, result, e)
             raise
+        _close(store, tracker, result, None)
     return result
+
+
+def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, root: Path, store: MetadataStore,
+             run_id: str, tracker: Tracker, cfg: Config, *, result: RunResult, force: bool = False,
+             reuse_latest: bool = False, before_execute: Callable[[], None] = lambda: None
+             ) -> dict[str, StoredArtifact]:
+    """One step of a run, executed or found in the cache; its outputs and metrics go into ``result``."""
+    in_artifacts = {k: _artifact(a) for k, a in inputs.items()}
+    external = step.external_fingerprint(in_artifacts)
+    if external:  # what a step reads from outside the pipeline: for a source step, the data
+        kind = "external" if step.inputs else "data_fingerprint"
+        tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
+    outs, metrics = _run_step(step, inputs, in_artifacts, external, pipeline, root, store, run_id, tracker, cfg,
+                              force=force, reuse_latest=reuse_latest, result=result, before_execute=before_execute)
+    result.outputs[step.id] = {n: _artifact(a) for n, a in outs.items()}
+    result.metrics[step.id] = metrics
+    return outs
+
+
+# Scheduled runs (rnnpipe/airflow.py): each stage is a scheduler task in its own process. The run is OPEN from
+# the first task to the last, so a run that starts in between does not take it for one a killed process left.
+OPEN = "OPEN"
+
+
+def open_scheduled_run(pipeline: Pipeline, cfg: Config) -> str:
+    """Starts a run whose stages ``run_scheduled_stage`` executes one at a time, until ``close_scheduled_run``.
+    Returns the run's id."""
+    root = Path(cfg.pipeline_root).resolve() / pipeline.name
+    with pipeline_lock(root):
+        store = MetadataStore(metadata_url(cfg))
+        uri = tracking_uri(cfg.mlflow.tracking_uri)
+        _recover(store, pipeline.name, root, uri)
+        run_id, tracker = _open(store, pipeline, cfg, uri, status=OPEN)
+        tracker.set_tag("rnnpipe.scheduled", "true")
+    return run_id
+
+
+def _attach_open_run(store: MetadataStore, run_id: str, cfg: Config) -> Tracker:
+    run = store.get_run(run_id)
+    if run is None or run["status"] != OPEN:
+        state = "no such run" if run is None else f"it is {run['status']}"
+        raise RnnpipeError(f"pipeline run {run_id} is not open ({state}); a scheduled run's stages run between "
+                           "its open and close tasks")
+    return Tracker.attach(tracking_uri(cfg.mlflow.tracking_uri), run["mlflow_run_id"])
+
+
+def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str) -> RunResult:
+    """Runs one stage of an open run, cached as in `rnnpipe run`, on what this run's upstream stages produced.
+    A retry after a killed attempt discards that attempt's leftovers and resumes (the Trainer from its backup)."""
+    step = _step(pipeline, stage)
+    root = Path(cfg.pipeline_root).resolve() / pipeline.name
+    with pipeline_lock(root):
+        store = MetadataStore(metadata_url(cfg))
+        _recover(store, pipeline.name, root, tracking_uri(cfg.mlflow.tracking_uri))
+        tracker = _attach_open_run(store, run_id, cfg)
+        produced = store.run_outputs(run_id)
+        missing = sorted({c.node.id for c in step.inputs.values() if (c.node.id, c.name) not in produced})
+        if missing:
+            raise RnnpipeError(f"{stage}: {', '.join(missing)} has not completed in run {run_id[:8]}; "
+                               "run the stages in the pipeline's order")
+        inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
+        result = RunResult(run_id, tracker.run_id)
+
+        def check() -> None:
+            for each in pipeline.checks:
+                each()
+            step.check()
+
+        _execute(step, inputs, pipeline.name, root, store, run_id, tracker, cfg, result=result,
+                 before_execute=check)
+    return result
+
+
+def close_scheduled_run(pipeline: Pipeline, cfg: Config, run_id: str) -> RunResult:
+    """Ends an open run: COMPLETE when every stage completed (executed or cached), else FAILED naming the
+    stages that did not; the MLflow run gets the same status and the outcome tag."""
+    root = Path(cfg.pipeline_root).resolve() / pipeline.name
+    with pipeline_lock(root):
+        store = MetadataStore(metadata_url(cfg))
+        tracker = _attach_open_run(store, run_id, cfg)
+        result = RunResult(run_id, tracker.run_id)
+        done = store.run_executions(run_id)
+        for step in pipeline.steps:
+            found = done.get(step.id)
+            if found is None:
+                continue
+            status, execution_id, reused = found
+            (result.cache_hits if status == "CACHED" else result.executed).append(step.id)
+            result.metrics[step.id] = store.execution_metrics(reused or execution_id).get("final", {})
+        missing = [s.id for s in pipeline.steps if s.id not in done]
+        failed = store.failed_in_run(run_id)
+        error = None
+        if missing:
+            error = (f"stage(s) {', '.join(missing)} did not complete"
+                     + (f" ({', '.join(failed)} failed)" if failed else ""))
+        _close(store, tracker, result, error)
+    return result
+
+
+def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
+    """The stages a run would execute rather than find in the cache, in order; [] when nothing changed (no new
+    span, no new code or config). Reads the metadata store only, so a scheduler can ask before every run."""
+    store = MetadataStore(metadata_url(cfg))
+    produced: dict[tuple[str, str], StoredArtifact] = {}
+    for position, step in enumerate(pipeline.steps):
+        inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
+        external = step.external_fingerprint({k: _artifact(a) for k, a in inputs.items()})
+        previous = store.find_complete(pipeline.name, step.id, _cache_key(step, inputs, external))
+        if previous is None:  # this one executes; what follows gets new inputs, so it would too
+            return [s.id for s in pipeline.steps[position:]]
+        for name, art in store.outputs_of(previous).items():
+            produced[(step.id, name)] = art
+    return []
+
+
+def _step(pipeline: Pipeline, stage: str) -> Component:
+    for step in pipeline.steps:
+        if step.id == stage:
+            return step
+    raise ConfigError(f"no step '{stage}' in pipeline {pipeline.name}; steps: "
+                      f"{', '.join(s.id for s in pipeline.steps)}")
 
 
 def _artifact(stored: StoredArtifact) -> Artifact:

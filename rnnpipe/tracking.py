@@ -124,6 +124,13 @@ class Tracker:
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
         return cls(client, run.info.run_id)
 
+    @classmethod
+    def attach(cls, uri: str, run_id: str) -> Tracker:
+        """The tracker of an existing run (a scheduled run's stages log to the run its first task opened)."""
+        from mlflow.tracking import MlflowClient
+
+        return cls(MlflowClient(tracking_uri=uri), run_id)
+
     def log_params(self, params: dict[str, Any]) -> None:
         from mlflow.entities import Param as MlflowParam
 

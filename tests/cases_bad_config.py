@@ -21,6 +21,8 @@ CASES = [
     _range("sentiment", "trainer.learning_rate", "-1", r"must be > 0, got -1"),
     _range("sentiment", "trainer.patience", "-1", r"must be >= 0, got -1\b"),
     _range("sentiment", "trainer.steps_per_epoch", "0", r"must be >= 1, got 0\b"),
+    _range("sentiment", "trainer.lr_schedule", "linear",
+           r"must be one of 'constant', 'cosine', 'plateau', got 'linear'"),
     _range("sentiment", "example_validator.max_js", "1.5", r"must be >= 0 and <= 1, got 1\.5"),  # a fraction
     _range("sentiment", "evaluator.max_regression", "-0.1", r"must be >= 0, got -0\.1"),
     _range("textgen", "infra_validator.timeout_s", "0", r"must be > 0, got 0\b"),

@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The fused C++ RNN kernels, compiled for this TensorFlow and CPU (models/fused.py); rebuilt when the source changes.
 KERNELS := $(VENV)/.kernels-built
+# The Airflow extra (rnnpipe[airflow]), which the tests use: the whole stack pinned with Airflow.
+AIRFLOW := $(VENV)/.airflow-installed
 UV_VERSION := 0.13.9
 
 .PHONY: run test test-slow bench lint system-deps lock clean
@@ -21,6 +23,10 @@ $(STAMP): requirements.lock setup.py Makefile
 	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
 	touch $(STAMP)
 
+$(AIRFLOW): $(STAMP) requirements-airflow.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -r requirements-airflow.lock
+	touch $(AIRFLOW)
+
 $(KERNELS): $(STAMP) models/kernels/rnn_kernels.cc models/fused.py
 	$(BIN)/python -m rnnpipe.models.build_kernels
 	touch $(KERNELS)
@@ -29,10 +35,10 @@ $(KERNELS): $(STAMP) models/kernels/rnn_kernels.cc models/fused.py
 run: $(KERNELS)
 	$(BIN)/rnnpipe run sentiment
 
-test: $(KERNELS)
+test: $(KERNELS) $(AIRFLOW)
 	$(BIN)/pytest -m "not slow" -q
 
-test-slow: $(KERNELS)
+test-slow: $(KERNELS) $(AIRFLOW)
 	$(BIN)/pytest -m slow -q
 
 bench: $(KERNELS)
@@ -49,9 +55,10 @@ system-deps:
 	apt-get update && apt-get install -y --no-install-recommends espeak-ng sox flite pocketsphinx-testdata \
 		libsword-utils sword-text-kjv sword-text-sparv
 
-# Re-pin the whole stack after editing requirements.in.
+# Re-pin the whole stack after editing requirements.in (or requirements-airflow.in).
 lock: $(STAMP)
 	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
+	$(BIN)/uv pip compile requirements-airflow.in --python-version 3.11 -o requirements-airflow.lock
 
 clean:
 	rm -rf pipeline_root serving mlflow.db mlartifacts

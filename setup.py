@@ -26,6 +26,8 @@ setup(
         **{f"rnnpipe.pipelines.{app}": ["*.yaml", "*.pbtxt"] for app in APPLICATIONS},
     },
     include_package_data=True,
+    # Scheduled runs on Airflow (rnnpipe/airflow_dag.py); requirements-airflow.lock pins it with the whole stack.
+    extras_require={"airflow": ["apache-airflow>=3.3,<3.4"]},
     entry_points={
         "console_scripts": ["rnnpipe = rnnpipe.cli:main"],
         "rnnpipe.pipelines": [f"{app} = rnnpipe.pipelines.{app}:APPLICATION" for app in APPLICATIONS],

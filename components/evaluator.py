@@ -22,7 +22,7 @@ from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import SIGNATURE, latest_version, read_push_record
+from rnnpipe.serving import SIGNATURE, latest_champion, read_push_record
 
 from .example_io import example_to_dict, read_examples
 from .task import request_preparer
@@ -140,14 +140,6 @@ def predict_raw(model_dir: str, records: list[dict], batch_size: int = 256, sign
         for k, v in call([as_request(r) for r in batch] if as_request else batch).items():
             chunks[k].append(v)
     return {k: np.concatenate(v) for k, v in chunks.items()}
-
-
-def latest_champion(champion_dir: str | None) -> Path | None:
-    """The version TF Serving serves now under ``champion_dir`` (the last pushed), if any."""
-    if not champion_dir:
-        return None
-    version = latest_version(Path(champion_dir))
-    return None if version is None else Path(champion_dir) / str(version)
 
 
 def signature_inputs(model_dir: str | Path, signature: str) -> dict[str, str] | None:

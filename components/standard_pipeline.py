@@ -83,13 +83,14 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
         "example_validator", cfg.example_validator.to_dict(), {"task": task}))
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=preprocessing_fn,
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
+    serving_dir = Path(cfg.serving_dir).resolve()
+    served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     model = Trainer(transformed_examples=transform["transformed_examples"],
                     transform_graph=transform["transform_graph"], task=task,
                     hparams=cfg.model.to_dict() if hparams is None else hparams,
-                    **stage_params("trainer", cfg.trainer.to_dict(), trainer))
-    serving_dir = Path(cfg.serving_dir).resolve()
+                    **stage_params("trainer", cfg.trainer.to_dict(), trainer,
+                                   defaults={"warm_start_dir": str(serving_dir / served)}))
     pusher_cfg = cfg.pusher.to_dict()
-    served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     pusher_cfg.pop("model_name", None)
     gate = Evaluator(model=model["model"], examples=examples,
                      **evaluator_params(cfg.evaluator.to_dict(), {"task": task, **(evaluator or {})},

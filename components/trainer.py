@@ -14,6 +14,8 @@ from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
+from rnnpipe.fingerprint import fingerprint_dir
+from rnnpipe.serving import latest_champion
 
 from .task import TrainingTask
 
@@ -26,7 +28,15 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     from .distribute import make_strategy
     from .export import export_serving_model
     from .plots import plot_learning_curves
-    from .training import AtomicBackupAndRestore, MetricsLogger, fresh, lr_schedule_callbacks, make_dataset
+    from .training import (
+        AtomicBackupAndRestore,
+        MetricsLogger,
+        fresh,
+        lr_schedule_callbacks,
+        make_dataset,
+        warm_start_from,
+        weights_digest,
+    )
 
     task: TrainingTask = Ref(params["task"]).resolve()
     tft_output = TransformGraph.load(inputs["transform_graph"])
@@ -41,10 +51,24 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
 
     strategy = make_strategy(ctx.strategy)
     ctx.log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
+    learning_rate, warm = params["learning_rate"], None
     with strategy.scope():
         model = task.build_model(params["hparams"], tft_output)
+        if params["warm_start"] == "champion":
+            champion = latest_champion(params["warm_start_dir"])
+            reason = "nothing is served yet" if champion is None else warm_start_from(model, champion, tft_output)
+            if reason is None:
+                warm = {"from": str(champion), "version": int(champion.name), "digest": weights_digest(model)}
+                learning_rate *= params["warm_start_lr_scale"]
+                ctx.log(f"warm start from the served version {champion.name} ({champion}); learning rate "
+                        f"{learning_rate:g}")
+            else:
+                ctx.log(f"warm start from {params['warm_start_dir']} not possible: {reason}; training from scratch")
+                if champion is not None:  # a failed restore may have assigned some weights
+                    model = task.build_model(params["hparams"], tft_output)
+            ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
         model.compile(
-            optimizer=keras.optimizers.Adam(params["learning_rate"], global_clipnorm=params["clipnorm"] or None),
+            optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=params["clipnorm"] or None),
             loss=fresh(task.loss), metrics=[fresh(m) for m in task.metrics])
     backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
     callbacks = [
@@ -53,7 +77,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                                       restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         MetricsLogger(ctx.tracker),
-        *lr_schedule_callbacks(params["lr_schedule"], params["learning_rate"], params["epochs"], params["monitor"]),
+        *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"]),
     ]
     with warnings.catch_warnings():
         # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
@@ -64,7 +88,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
 
     run_dir = outputs["model_run"].path()
-    ModelRun.write(run_dir, model, hist)
+    ModelRun.write(run_dir, model, hist, warm_start=warm)
     if hist:
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
     export_serving_model(model, tft_output, task, outputs["model"].uri)
@@ -73,7 +97,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
     return {"epochs": epochs, f"best_{params['monitor']}": best,
-            "parameters": int(model.count_params())}
+            "parameters": int(model.count_params()), "warm_started": int(warm is not None)}
 
 
 def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: int) -> int:
@@ -102,6 +126,12 @@ class Trainer(Component):
         "lr_schedule": Param(str, "constant", choices=("constant", "cosine", "plateau"),
                              doc="by epoch: constant; cosine decay to 5% over trainer.epochs; plateau halves it "
                                  "when the monitored metric stalls"),
+        "warm_start": Param(str, "none", choices=("none", "champion"),
+                            doc="champion: start from the served model's weights when its architecture and "
+                                "vocabulary match (else say why and train from scratch)"),
+        "warm_start_dir": Param((str, type(None)), None, doc="the served model's folder (serving_dir/<model>)"),
+        "warm_start_lr_scale": Param(float, 0.1, doc="the learning rate of a warm start, as a fraction",
+                                     min=0, max=1, min_exclusive=True),
         "clipnorm": Param(float, 1.0, doc="clip gradients to this global norm; 0 disables", min=0),
         "monitor": Param(str, "val_loss"),
         "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),
@@ -111,3 +141,10 @@ class Trainer(Component):
         "seed": Param(int, 42, doc="NumPy's range: 0 to 2**32 - 1", min=0, max=2**32 - 1),
     }
     executor = staticmethod(run_trainer)
+
+    def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
+        # A warm start reads the served model: another one pushed since means another starting point.
+        if self.params["warm_start"] != "champion":
+            return ""
+        champion = latest_champion(self.params["warm_start_dir"])
+        return "" if champion is None else f"{champion}:{fingerprint_dir(champion / 'variables')}"

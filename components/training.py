@@ -65,7 +65,33 @@ class MetricsLogger(keras.callbacks.Callback):
             self.tracker.log_metric(name, float(value), step=epoch)
 
 
-LR_SCHEDULES = ("constant", "cosine", "plateau")
+def warm_start_from(model: keras.Model, champion: Path, tft_output: Any) -> str | None:
+    """Loads the weights of the served model in ``champion`` (a SavedModel version folder) into ``model``.
+    Returns why it could not (None: done): the vocabularies differ, or the architecture does. A failed attempt
+    can leave some weights assigned: build the model again before training it from scratch."""
+    ours = Path(tft_output.transform_savedmodel_dir) / "assets"
+    changed = sorted(p.name for p in ours.glob("*") if p.is_file() and (
+        not (champion / "assets" / p.name).is_file()
+        or (champion / "assets" / p.name).read_bytes() != p.read_bytes()))
+    if changed:
+        return f"the vocabulary changed ({', '.join(changed)})"
+    # The export tracks the Keras model as ServingModule.model: its weights are under "model" in the checkpoint.
+    try:
+        tf.train.Checkpoint(model=model).read(str(champion / "variables" / "variables")) \
+            .assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as e:
+        return f"the architecture differs ({str(e).splitlines()[0][:300]})"
+    return None
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A SHA-256 of the model's weights, in order: equal digests, equal weights."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        digest.update(keras.ops.convert_to_numpy(weight).tobytes())
+    return digest.hexdigest()
+
+
 
 
 def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str) -> list:

@@ -33,6 +33,8 @@ log = logging.getLogger("rnnpipe.airflow")
 DAG_FILE = '''\
 """rnnpipe pipeline '{app}' on a schedule (written by `rnnpipe airflow dag {app}`; edit freely)."""
 
+from datetime import timedelta
+
 from rnnpipe.airflow_dag import pipeline_dag
 
 dag = pipeline_dag(
@@ -42,18 +44,20 @@ dag = pipeline_dag(
     config={config!r},
     overrides={overrides!r},
     retries={retries!r},
+    retry_delay=timedelta(seconds={retry_delay_s!r}),
     python={python!r},  # the interpreter that has rnnpipe installed
 )
 '''
 
 
 def dag_file(app: str, *, schedule: str | None = "@daily", workdir: str | Path = ".", config: str | None = None,
-             overrides: Sequence[str] = (), retries: int = 2) -> str:
+             overrides: Sequence[str] = (), retries: int = 2, retry_delay_s: float = 120) -> str:
     """The text of a DAG file for ``app`` (what `rnnpipe airflow dag` writes)."""
     return DAG_FILE.format(app=app, schedule=None if schedule in (None, "none") else schedule,
                            workdir=str(Path(workdir).resolve()),
                            config=str(Path(config).resolve()) if config else None,
-                           overrides=list(overrides), retries=retries, python=sys.executable)
+                           overrides=list(overrides), retries=retries, retry_delay_s=retry_delay_s,
+                           python=sys.executable)
 
 
 def pipeline_dag(app: str, *, schedule: str | None = "@daily", workdir: str | Path = ".",

@@ -310,11 +310,20 @@ class ModelRun:
     TYPE: ClassVar[str] = "ModelRun"
     KERAS_FILE: ClassVar[str] = "model.keras"
     HISTORY: ClassVar[str] = "history.json"
+    WARM_START: ClassVar[str] = "warm_start.json"  # {"from", "version", "digest" of the starting weights}
 
     @classmethod
-    def write(cls, where: Any, model: Any, history: dict[str, list[float]]) -> None:
+    def write(cls, where: Any, model: Any, history: dict[str, list[float]], warm_start: dict | None = None) -> None:
         model.save(_root(where) / cls.KERAS_FILE)
         _write_json(_root(where) / cls.HISTORY, history)
+        if warm_start is not None:
+            _write_json(_root(where) / cls.WARM_START, warm_start)
+
+    @classmethod
+    def read_warm_start(cls, where: Any) -> dict | None:
+        """Where a warm-started model's weights came from; None for one trained from scratch."""
+        path = _root(where) / cls.WARM_START
+        return _read_json(path, cls.TYPE) if path.exists() else None
 
     @classmethod
     def read_history(cls, where: Any) -> dict[str, list[float]]:

@@ -124,7 +124,7 @@ def cmd_airflow_dag(args: argparse.Namespace) -> int:
 
     load_application(args.app)  # an unknown name stops here, not when Airflow parses the file
     text = dag_file(args.app, schedule=args.schedule, workdir=Path.cwd(), config=args.config,
-                    overrides=args.set or [], retries=args.retries)
+                    overrides=args.set or [], retries=args.retries, retry_delay_s=args.retry_delay)
     if args.out is None:
         print(text, end="")
         return EXIT_OK
@@ -370,6 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     dag = command(airflow, "dag", "write an Airflow DAG that runs the pipeline on a schedule, one task per stage")
     dag.add_argument("--schedule", default="@daily", help="a cron expression or preset; 'none': manual runs only")
     dag.add_argument("--retries", type=int, default=2, help="retries of each stage task (a killed stage resumes)")
+    dag.add_argument("--retry-delay", type=float, default=120, metavar="SECONDS", help="between a stage's tries")
     dag.add_argument("--out", help="a file, or the dags/ folder (writes rnnpipe_APP.py there); default: stdout")
     dag.set_defaults(fn=cmd_airflow_dag)
     ui = command(sub, "ui", "open the MLflow UI on the project's tracking store", config=False)

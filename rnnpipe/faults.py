@@ -4,9 +4,11 @@
     RNNPIPE_FAULT=after:Transform#1         # ... or the N-th time a point is reached
     RNNPIPE_FAULT=Pusher.copy=ENOSPC        # raise OSError(ENOSPC) there instead, naming the path
 
-Specs are comma-separated. Code marks a point with ``fault_point(name, path)``; without the variable the call
-is a dictionary lookup, so the points stay in production code where the real writes happen (no sleeps or
-timing guesses in tests).
+Specs are comma-separated. With ``RNNPIPE_FAULT_ONCE=FILE`` a fault fires only while FILE does not exist (and
+creates it), so a retried process gets past it: a stage killed once, then retried by a scheduler.
+
+Code marks a point with ``fault_point(name, path)``; without the variable the call is a dictionary lookup, so
+the points stay in production code where the real writes happen (no sleeps or timing guesses in tests).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import signal
 from collections import Counter
 
 ENV = "RNNPIPE_FAULT"
+ONCE_ENV = "RNNPIPE_FAULT_ONCE"
 _ERRNOS = {"ENOSPC": errno.ENOSPC, "EROFS": errno.EROFS, "EACCES": errno.EACCES, "EIO": errno.EIO}
 _reached: Counter[str] = Counter()
 
@@ -43,6 +46,12 @@ def fault_point(name: str, path: str | os.PathLike | None = None) -> None:
     nth, error = spec
     if _reached[name] != nth:
         return
+    once = os.environ.get(ONCE_ENV)
+    if once:
+        try:
+            open(once, "x").close()
+        except FileExistsError:  # fired in an earlier process
+            return
     if error is None:
         os.kill(os.getpid(), signal.SIGKILL)
     code = _ERRNOS[error]

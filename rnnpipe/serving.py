@@ -38,6 +38,14 @@ def latest_version(base: Path) -> int | None:
     return found[-1] if found else None
 
 
+def latest_champion(base: str | Path | None) -> Path | None:
+    """The version folder TF Serving serves now under ``base`` (the last pushed), if any."""
+    if not base:
+        return None
+    version = latest_version(Path(base))
+    return None if version is None else Path(base) / str(version)
+
+
 ROLLED_BACK = ".rolled_back"  # not an integer: TF Serving ignores it
 
 

@@ -73,7 +73,7 @@ def pipeline_dag(app: str, *, schedule: str | None = "@daily", workdir: str | Pa
     application = load_application(app)
     pipeline = application.build_pipeline(load_config(application.config_file, config, list(overrides)))
     where = {"app": app, "workdir": str(Path(workdir).resolve()), "python": python}
-    run_id = "{{ ti.xcom_pull(task_ids='start') }}"
+    opened = "{{ ti.xcom_pull(task_ids='start') }}"  # the pipeline run start opened (not Airflow's run_id)
     with DAG(
         dag_id or f"rnnpipe_{app}",
         description=application.description.splitlines()[0],
@@ -95,15 +95,15 @@ def pipeline_dag(app: str, *, schedule: str | None = "@daily", workdir: str | Pa
         previous = ShortCircuitOperator(task_id="start", python_callable=start_task, op_kwargs=where)
         for step in pipeline.steps:
             task = PythonOperator(task_id=step.id, python_callable=stage_task,
-                                  op_kwargs={**where, "stage": step.id, "run_id": run_id})
+                                  op_kwargs={**where, "stage": step.id, "pipeline_run": opened})
             previous >> task
             previous = task
         previous >> PythonOperator(task_id="finish", python_callable=finish_task, trigger_rule="all_done",
-                                   op_kwargs={**where, "run_id": run_id})
+                                   op_kwargs={**where, "pipeline_run": opened})
     return dag
 
 
-def start_task(app: str, workdir: str, python: str, params: dict) -> str | bool:
+def start_task(app: str, workdir: str, python: str, params: dict, dag_run: Any = None) -> str | bool:
     """Opens a pipeline run and returns its id; False (skip the DAG run) when no stage would execute."""
     if params.get("skip_when_unchanged", True):
         found = rnnpipe_task(python, workdir, app, "check", params=params)
@@ -111,38 +111,40 @@ def start_task(app: str, workdir: str, python: str, params: dict) -> str | bool:
             log.info("%s: nothing new since the last complete run (same span, code and config): skipping", app)
             return False
         log.info("%s: stages to run: %s", app, ", ".join(found["to_run"]))
-    return rnnpipe_task(python, workdir, app, "open", params=params)["run_id"]
+    tags = [] if dag_run is None else ["--tag", f"airflow.dag_id={dag_run.dag_id}",
+                                       "--tag", f"airflow.dag_run_id={dag_run.run_id}"]
+    return rnnpipe_task(python, workdir, app, "open", *tags, params=params)["run_id"]
 
 
-def stage_task(app: str, stage: str, run_id: str, workdir: str, python: str, params: dict) -> dict:
+def stage_task(app: str, stage: str, pipeline_run: str, workdir: str, python: str, params: dict) -> dict:
     """Runs one stage of the open run; a model the gate held back skips the task (nothing was pushed)."""
     from airflow.sdk.exceptions import AirflowSkipException
 
-    answer = rnnpipe_task(python, workdir, app, "stage", stage, "--run-id", _opened(run_id), params=params)
+    answer = rnnpipe_task(python, workdir, app, "stage", stage, "--run-id", _opened(pipeline_run), params=params)
     if answer["outcome"] == "not_blessed":
         raise AirflowSkipException(f"{stage}: the model was not blessed; nothing pushed, the served version is "
                                    "unchanged")
     return answer["metrics"]
 
 
-def finish_task(app: str, run_id: str, workdir: str, python: str, params: dict) -> str:
+def finish_task(app: str, pipeline_run: str, workdir: str, python: str, params: dict) -> str:
     """Closes the run; fails the DAG run if a stage did not complete. Returns the outcome: pushed, not_blessed
     or unchanged."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    answer = rnnpipe_task(python, workdir, app, "close", "--run-id", _opened(run_id), params=params)
+    answer = rnnpipe_task(python, workdir, app, "close", "--run-id", _opened(pipeline_run), params=params)
     if answer["status"] != "COMPLETE":
-        raise AirflowFailException(f"pipeline run {run_id[:8]} failed: {answer['error']}")
-    log.info("%s: run %s %s (MLflow run %s)", app, run_id[:8], answer["outcome"], answer["mlflow_run_id"])
+        raise AirflowFailException(f"pipeline run {pipeline_run[:8]} failed: {answer['error']}")
+    log.info("%s: run %s %s (MLflow run %s)", app, pipeline_run[:8], answer["outcome"], answer["mlflow_run_id"])
     return answer["outcome"]
 
 
-def _opened(run_id: str | None) -> str:
+def _opened(pipeline_run: str | None) -> str:
     from airflow.sdk.exceptions import AirflowFailException
 
-    if not run_id or run_id == "None":
+    if not pipeline_run or pipeline_run == "None":
         raise AirflowFailException("no pipeline run was opened: see the start task's log")
-    return run_id
+    return pipeline_run
 
 
 # Errors a retry cannot fix (bad data or config, drift): fail the task at once. A lock held by another run,

@@ -94,7 +94,7 @@ def cmd_task(args: argparse.Namespace) -> int:
                 app.fetch_data(cfg)
                 answer: dict[str, Any] = {"to_run": runner.stages_to_run(pipeline, cfg)}
             elif args.task == "open":
-                answer = {"run_id": runner.open_scheduled_run(pipeline, cfg)}
+                answer = {"run_id": runner.open_scheduled_run(pipeline, cfg, tags=_pairs(args.tag, "--tag"))}
             elif args.task == "stage":
                 result = runner.run_scheduled_stage(pipeline, cfg, args.run_id, args.stage)
                 answer = {"stage": args.stage, "cached": bool(result.cache_hits), "outcome": runner.outcome(result),
@@ -256,12 +256,16 @@ def _inputs(pairs: list[str] | None) -> dict[str, Any]:
     """--input NAME=VALUE pairs; VALUE is read as YAML (12, 0.7, text)."""
     import yaml
 
+    return {name: yaml.safe_load(value) for name, value in _pairs(pairs, "--input").items()}
+
+
+def _pairs(pairs: list[str] | None, flag: str) -> dict[str, str]:
     out = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise ConfigError(f"--input expects NAME=VALUE, got {pair!r}")
-        out[name] = yaml.safe_load(value)
+            raise ConfigError(f"{flag} expects NAME=VALUE, got {pair!r}")
+        out[name] = value
     return out
 
 
@@ -364,6 +368,8 @@ def build_parser() -> argparse.ArgumentParser:
                            "close: end it")
     task.add_argument("stage", nargs="?", help="the stage, for `task stage`")
     task.add_argument("--run-id", help="the open run, for `task stage` and `task close`")
+    task.add_argument("--tag", action="append", metavar="KEY=VALUE",
+                      help="an MLflow tag on the run, for `task open` (the scheduler's DAG and run ids)")
     task.set_defaults(fn=cmd_task)
     airflow = command(sub, "airflow", "Apache Airflow integration", config=False).add_subparsers(
         dest="airflow_command", required=True)

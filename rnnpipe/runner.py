@@ -199,12 +199,12 @@ def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, 
     return outs
 
 
-# Scheduled runs (rnnpipe/airflow.py): each stage is a scheduler task in its own process. The run is OPEN from
+# Scheduled runs (rnnpipe/airflow_dag.py): each stage is a scheduler task in its own process. The run is OPEN from
 # the first task to the last, so a run that starts in between does not take it for one a killed process left.
 OPEN = "OPEN"
 
 
-def open_scheduled_run(pipeline: Pipeline, cfg: Config) -> str:
+def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | None = None) -> str:
     """Starts a run whose stages ``run_scheduled_stage`` executes one at a time, until ``close_scheduled_run``.
     Returns the run's id."""
     root = Path(cfg.pipeline_root).resolve() / pipeline.name
@@ -214,6 +214,8 @@ def open_scheduled_run(pipeline: Pipeline, cfg: Config) -> str:
         _recover(store, pipeline.name, root, uri)
         run_id, tracker = _open(store, pipeline, cfg, uri, status=OPEN)
         tracker.set_tag("rnnpipe.scheduled", "true")
+        for key, value in (tags or {}).items():
+            tracker.set_tag(key, value)
     return run_id
 
 

@@ -115,6 +115,7 @@ def test_the_dag_runs_each_stage_as_a_task_in_order_and_pushes(scheduled: dict) 
     [logged] = mlflow_runs(work)  # one MLflow run for the pipeline run, every stage logging into it
     assert logged.info.run_id == run["mlflow_run_id"] and logged.info.status == "FINISHED"
     assert logged.data.tags["rnnpipe.outcome"] == "pushed" and logged.data.tags["rnnpipe.span"] == "1"
+    assert logged.data.tags["airflow.dag_id"] == "rnnpipe_sentiment" and logged.data.tags["airflow.dag_run_id"]
     assert {"time/Trainer_seconds", "time/Pusher_seconds"} <= set(logged.data.metrics)
 
 
@@ -179,8 +180,8 @@ def test_warm_start_from_the_champion_on_a_new_span(scheduled: dict) -> None:
     assert started["digest"] == weights_digest(champion)  # it began from exactly the served weights
     logged = mlflow_runs(work)[-1]
     assert logged.data.tags["rnnpipe.warm_start"] == "version 1" and logged.data.tags["rnnpipe.span"] == "3"
-    assert "Evaluator/champion_accuracy" in logged.data.metrics or any(
-        k.startswith("Evaluator/") and "champion" in k for k in logged.data.metrics)
+    assert any(k.startswith("Evaluator/") and "champion" in k for k in logged.data.metrics)  # gated on it
+    print(f"new-span DAG run with a warm start: {result['seconds']:.1f} s")
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
-"""Scheduled runs on Apache Airflow 3: the DAGs `rnnpipe airflow dag` writes import cleanly for every application,
-and a sentiment DAG runs with Airflow's own ``dag.test()`` on SQLite, one task per stage, against the real
-metadata store, MLflow and serving folder: it pushes, skips a run when no new span arrived, hits the cache, fails
-on drift with nothing pushed, warm-starts from the champion, and resumes a stage killed and retried by Airflow.
+"""Scheduled runs on Apache Airflow 3: the DAGs `rnnpipe airflow dag` writes import cleanly for every application
+(fast suite), and a sentiment DAG runs with Airflow's own ``dag.test()`` on SQLite, one task per stage, against the
+real metadata store, MLflow and serving folder (`make test-slow`): it pushes, skips a run when no new span arrived,
+hits the cache, fails on drift with nothing pushed, warm-starts from the champion, and resumes a stage killed and
+retried by Airflow. tests/test_scheduled_runs.py checks the runner's side of the same in the fast suite.
 
 Airflow runs in a child process (tests/airflow_driver.py): it configures itself from the environment at import.
 """
@@ -103,6 +104,9 @@ def scheduled(airflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFact
     return {"work": work, "env": airflow_env, "first": run_dag(airflow_env)}
 
 
+# The DAG runs below cost 2 min and more each on 2 cores (every stage task starts its own process, as a
+# scheduler's would), more than the fast suite's budget: `make test-slow` runs them.
+@pytest.mark.slow
 def test_the_dag_runs_each_stage_as_a_task_in_order_and_pushes(scheduled: dict) -> None:
     work, first = scheduled["work"], scheduled["first"]
     assert first["state"] == "success", first
@@ -119,6 +123,7 @@ def test_the_dag_runs_each_stage_as_a_task_in_order_and_pushes(scheduled: dict) 
     assert {"time/Trainer_seconds", "time/Pusher_seconds"} <= set(logged.data.metrics)
 
 
+@pytest.mark.slow
 def test_with_no_new_span_the_run_is_skipped_in_seconds(scheduled: dict) -> None:
     again = run_dag(scheduled["env"])
     assert again["state"] == "success"

@@ -106,7 +106,22 @@ def test_a_killed_stage_is_retried_and_the_open_run_survives_a_run_in_between(wo
 
 
 def test_rnnpipe_task_commands_print_json_a_scheduler_reads(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
     from rnnpipe.cli import main
+
+    sample = TESTS / "data" / "sentiment_sample.jsonl"
+    assert main(["task", "sentiment", "check", "--set", f"data.path={sample}"]) == 0
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer["to_run"][0] == "ExampleGen" and answer["to_run"][-1] == "Pusher"
+    assert main(["task", "sentiment", "stage", "Trainer", "--run-id", "nope"]) == 1
+    answer = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert answer["kind"] == "RnnpipeError" and "pipeline run nope is not open (no such run)" in answer["error"]
+
+    assert main(["airflow", "dag", "sentiment", "--schedule", "@hourly", "--set", "trainer.epochs=1"]) == 0
+    dag = capsys.readouterr().out
+    assert "pipeline_dag(\n    'sentiment',\n    schedule='@hourly'," in dag and "['trainer.epochs=1']" in dag
+    compile(dag, "rnnpipe_sentiment.py", "exec")  # a valid Python file, whatever the paths in it
 
     assert main(["task", "sentiment", "stage"]) == 2
     assert "needs --run-id" in capsys.readouterr().err

@@ -92,8 +92,6 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-
-
 def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str) -> list:
     """Callbacks that vary the learning rate by epoch. Per epoch, not per step, because a bucketed dataset has no
     known length; and a resumed run (BackupAndRestore) continues the schedule at the restored epoch."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from rnnpipe.errors import ConfigError
+from rnnpipe.errors import ConfigError, RnnpipeError
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
@@ -21,7 +21,11 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":  # cluster from the TF_CONFIG environment variable
         return tf.distribute.MultiWorkerMirroredStrategy()
-    resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    try:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
+    except (ValueError, RuntimeError) as e:  # no TPU_NAME, not on a TPU VM
+        raise RnnpipeError(f"distribution.strategy: tpu, but TPUClusterResolver found no TPU ({e}); run on a TPU "
+                           "VM or set TPU_NAME, or use distribution.strategy: auto") from None
     tf.config.experimental_connect_to_cluster(resolver)
     tf.tpu.experimental.initialize_tpu_system(resolver)
     return tf.distribute.TPUStrategy(resolver)

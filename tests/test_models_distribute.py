@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 # Logical devices must be configured before TensorFlow initializes them: a fresh process.
 _SCRIPT = r"""
 import json
@@ -58,3 +60,12 @@ def test_mirrored_training_over_two_replicas_matches_one_device() -> None:
         assert r["replicas"] == 2, name
         assert r["max_weight_diff"] < 1e-4, (name, r)
         assert abs(r["loss"][0][-1] - r["loss"][1][-1]) < 1e-4 and r["loss"][0][-1] < r["loss"][0][0], (name, r)
+
+
+def test_tpu_strategy_without_a_tpu_is_one_line_naming_the_resolver() -> None:
+    from rnnpipe.components.distribute import make_strategy
+    from rnnpipe.errors import RnnpipeError
+
+    with pytest.raises(RnnpipeError, match=r"^distribution.strategy: tpu, but TPUClusterResolver found no TPU") as e:
+        make_strategy("tpu")
+    assert "\n" not in str(e.value)

@@ -1,0 +1,77 @@
+"""Scaling out by configuration: StatisticsGen and Transform on Beam's portable path (PortableRunner against a job
+service, with SDK workers in separate processes from a worker pool: the API Flink and Spark use) give the same
+transformed examples and vocabulary as the DirectRunner. Minutes: `make test-slow`."""
+
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rnnpipe.cli import main
+
+SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
+SMALL = [f"data.path={SAMPLE}", "trainer.epochs=1", "transform.min_frequency=1", "model.units=8",
+         "model.embedding_dim=8", "evaluator.must_beat_baseline=false", "evaluator.thresholds={}"]
+
+
+def run_in(work: Path, *overrides: str) -> None:
+    cwd = Path.cwd()
+    work.mkdir()
+    os.chdir(work)
+    try:
+        assert main(["run", "sentiment", *(x for o in (*SMALL, *overrides) for x in ("--set", o))]) == 0
+    finally:
+        os.chdir(cwd)
+
+
+def transformed(work: Path) -> tuple[dict[str, bytes], dict[str, list[bytes]]]:
+    import tensorflow as tf
+
+    transform = work / "pipeline_root" / "sentiment" / "Transform"
+    vocabularies = {Path(f).name: Path(f).read_bytes()
+                    for f in glob.glob(f"{transform}/*/transform_graph/transform_fn/assets/*")}
+    records = {}
+    for split in ("train", "eval", "test"):
+        files = sorted(glob.glob(f"{transform}/*/transformed_examples/Split-{split}/*"))
+        records[split] = sorted(r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP"))
+    return vocabularies, records
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("environment", ["LOOPBACK", "EXTERNAL"])
+def test_portable_runner_matches_the_direct_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   environment: str) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    run_in(tmp_path / "direct")
+    options = ["--job_endpoint=embed", f"--environment_type={environment}"]
+    pool = None
+    if environment == "EXTERNAL":  # a worker pool whose SDK harnesses are separate Python processes
+        port = free_port()
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # workers run `python`
+        pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
+                                 f"--service_port={port}"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        options.append(f"--environment_config=localhost:{port}")
+    try:
+        run_in(tmp_path / "portable", "beam.runner=PortableRunner", f"beam.options={options}")
+    finally:
+        if pool is not None:
+            pool.terminate()
+            log = pool.communicate(timeout=30)[0]
+    if pool is not None:
+        assert "Starting worker" in log  # the stages really ran in the pool's worker processes
+    vocab, records = transformed(tmp_path / "direct")
+    assert vocab and records["train"]
+    assert transformed(tmp_path / "portable") == (vocab, records)

@@ -88,9 +88,8 @@ def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str
 def _selected(pipeline: Pipeline, from_step: str | None, only: str | None) -> tuple[set[str], set[str]]:
     """Steps forced to run, and upstream steps whose latest outputs are reused whatever their key."""
     for name in (from_step, only):
-        if name is not None and name not in {s.id for s in pipeline.steps}:
-            raise ConfigError(f"no step '{name}' in pipeline {pipeline.name}; steps: "
-                               f"{', '.join(s.id for s in pipeline.steps)}")
+        if name is not None:
+            _step(pipeline, name)  # names the pipeline's steps when there is no such one
     if only:
         return {only}, pipeline.upstream_of(only)
     if from_step:
@@ -161,10 +160,7 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
             nonlocal checked
             if not checked:
                 checked = True
-                for check in pipeline.checks:
-                    check()
-                for later in selected[position:]:
-                    later.check()
+                _check(pipeline, selected[position:])
 
         try:
             produced: dict[tuple[str, str], StoredArtifact] = {}
@@ -245,13 +241,8 @@ def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str
         inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
         result = RunResult(run_id, tracker.run_id)
 
-        def check() -> None:
-            for each in pipeline.checks:
-                each()
-            step.check()
-
         _execute(step, inputs, pipeline.name, root, store, run_id, tracker, cfg, result=result,
-                 before_execute=check)
+                 before_execute=functools.partial(_check, pipeline, [step]))
     return result
 
 
@@ -295,6 +286,14 @@ def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
         for name, art in store.outputs_of(previous).items():
             produced[(step.id, name)] = art
     return []
+
+
+def _check(pipeline: Pipeline, steps: list[Component]) -> None:
+    """The pipeline's checks and those of the steps still to run, before the first one executes."""
+    for check in pipeline.checks:
+        check()
+    for step in steps:
+        step.check()
 
 
 def _step(pipeline: Pipeline, stage: str) -> Component:

@@ -2,13 +2,15 @@
 
 A feature present in every example with exactly one value becomes a dense scalar (``shape {}``), with
 the same number N > 1 of values a dense vector (``shape [N]``, e.g. a fixed-length window of a series);
-otherwise a variable-length feature with its observed value counts. Integer features get their
-observed range as a domain, and strings with few distinct values (e.g. a source column) get the
-values as a string domain, so the ExampleValidator can flag unseen ones.
+otherwise a variable-length feature with its observed value counts. Features with few distinct values
+(``max_string_domain``: a class label, a source column) get a domain, so the ExampleValidator can flag
+unseen ones: strings their values, integers their observed range. An integer with many values (a count, a
+rate, an id) gets none, as TFDV infers: a test value one past the train split's largest is no anomaly.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from tensorflow_metadata.proto.v0 import schema_pb2
@@ -34,7 +36,7 @@ def infer_schema(train: dict, max_string_domain: int) -> schema_pb2.Schema:
         else:
             feature.value_count.min = f["min_values"] or 0
             feature.value_count.max = f["max_values"]
-        if f["type"] == "INT" and f.get("min") is not None:
+        if f["type"] == "INT" and f.get("min") is not None and f.get("unique", math.inf) <= max_string_domain:
             feature.int_domain.min, feature.int_domain.max = int(f["min"]), int(f["max"])
         # All-distinct strings (timestamps, ids) are identifiers, not categories: a domain of the train values
         # would make every eval/test value an anomaly.
@@ -63,8 +65,8 @@ class SchemaGen(Component):
     INPUTS = {"statistics": ExampleStatistics.TYPE}
     OUTPUTS = {"schema": Schema.TYPE}
     PARAMETERS = {
-        "max_string_domain": Param(int, 20, doc="strings with at most this many distinct values get a domain",
-                                   min=0),
+        "max_string_domain": Param(int, 20, doc="strings and integers with at most this many distinct values get "
+                                   "a domain (an integer's: its [min, max])", min=0),
         "curated_schema": Param((str, type(None)), None, doc="a schema.pbtxt to use instead of inferring"),
     }
     executor = staticmethod(run_schema_gen)

@@ -40,11 +40,11 @@ from rnnpipe.errors import ConfigError, DataError
 KINDS = {"text": "bytes", "label": "int", "score": "float", "source": "bytes"}
 
 
-def stats_of(records: list[dict]) -> dict:
+def stats_of(records: list[dict], kinds: dict = KINDS) -> dict:
     fn = ExampleStatsFn()
     halves = [fn.create_accumulator(), fn.create_accumulator()]
     for i, r in enumerate(records):  # two accumulators, merged: what Beam does across workers
-        fn.add_input(halves[i % 2], to_example(r, KINDS).SerializeToString())
+        fn.add_input(halves[i % 2], to_example(r, kinds).SerializeToString())
     return fn.extract_output(fn.merge_accumulators(halves))
 
 
@@ -90,6 +90,16 @@ def test_schema_inference_and_anomalies() -> None:
     bad[0]["label"] = 3
     kinds = {(a["feature"], a["kind"]) for a in find_anomalies({"train": train, "test": stats_of(bad)}, schema, 0.02)}
     assert kinds == {("text", "FEATURE_MISSING_TOO_OFTEN"), ("label", "OUT_OF_DOMAIN"), ("source", "OUT_OF_DOMAIN")}
+
+
+def test_an_integer_with_many_values_gets_no_domain() -> None:
+    kinds = {**KINDS, "words": "int"}
+    train = stats_of([{**r, "words": 100 + k} for k, r in enumerate(records(300, 1))], kinds)
+    schema = {f.name: f for f in infer_schema(train, max_string_domain=20).feature}
+    assert schema["label"].HasField("int_domain") and not schema["words"].HasField("int_domain")  # 300 values
+    later = stats_of([{**r, "words": 1000 + k} for k, r in enumerate(records(50, 2))], kinds)
+    assert not find_anomalies({"train": train, "test": later}, infer_schema(train, max_string_domain=20), 0.02)
+    assert not {f.name: f for f in infer_schema(train, max_string_domain=1).feature}["label"].HasField("int_domain")
 
 
 def test_all_distinct_strings_are_identifiers_without_a_domain() -> None:

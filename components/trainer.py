@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
@@ -18,6 +19,10 @@ from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.serving import latest_champion
 
 from .task import TrainingTask
+
+CLIPPING = ("global_clipnorm", "clipnorm", "clipvalue")  # Keras' names: at most one may be set
+# models.OPTIMIZERS' keys, written out: building the pipeline imports no Keras.
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax", "nadam", "lion")
 
 
 def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
@@ -67,9 +72,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                 if champion is not None:  # a failed restore may have assigned some weights
                     model = task.build_model(params["hparams"], tft_output)
             ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate, global_clipnorm=params["clipnorm"] or None),
-            loss=fresh(task.loss), metrics=[fresh(m) for m in task.metrics])
+        model.compile(optimizer=optimizer(params, learning_rate), loss=fresh(task.loss),
+                      metrics=[fresh(m) for m in task.metrics])
     backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
     callbacks = [
         backup,
@@ -100,6 +104,18 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             "parameters": int(model.count_params()), "warm_started": int(warm is not None)}
 
 
+def optimizer(params: dict, learning_rate: float) -> Any:
+    """The Keras optimizer that trainer.optimizer names, with the clipping trainer.* asks for (0 = off)."""
+    from rnnpipe.models import make_optimizer
+
+    clipping = {key: params[key] or None for key in CLIPPING}
+    try:
+        return make_optimizer(params["optimizer"], learning_rate, **clipping)
+    except ValueError as e:
+        raise ConfigError(f"trainer: {e}. Set one of trainer.{', trainer.'.join(CLIPPING)} and the others to "
+                          "0") from None
+
+
 def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: int) -> int:
     """The number of finished epochs, restored ones included; raises unless the weights are worth exporting."""
     finished = restored_epoch + len(next(iter(hist.values()), []))
@@ -109,8 +125,8 @@ def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: in
     losses = hist.get("loss", [])
     if losses and not math.isfinite(losses[-1]):
         raise RnnpipeError(f"Trainer: the training loss became {losses[-1]} in epoch {finished}; nothing is "
-                           "exported. Lower trainer.learning_rate or trainer.clipnorm, or look for extreme values "
-                           "in the data")
+                           "exported. Lower trainer.learning_rate or trainer.global_clipnorm, or look for extreme "
+                           "values in the data")
     return finished
 
 
@@ -132,7 +148,11 @@ class Trainer(Component):
         "warm_start_dir": Param((str, type(None)), None, doc="the served model's folder (serving_dir/<model>)"),
         "warm_start_lr_scale": Param(float, 0.1, doc="the learning rate of a warm start, as a fraction",
                                      min=0, max=1, min_exclusive=True),
-        "clipnorm": Param(float, 1.0, doc="clip gradients to this global norm; 0 disables", min=0),
+        "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES, doc="a Keras optimizer (models.make_optimizer)"),
+        "global_clipnorm": Param(float, 1.0, doc="rescale all gradients together to this global norm; 0 = off",
+                                 min=0),
+        "clipnorm": Param(float, 0.0, doc="rescale each variable's gradient to this norm; 0 = off", min=0),
+        "clipvalue": Param(float, 0.0, doc="clip each gradient element to +-this; 0 = off", min=0),
         "monitor": Param(str, "val_loss"),
         "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),
         "bucket_boundaries": Param(list, [10, 20, 40, 80]),

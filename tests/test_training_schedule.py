@@ -1,4 +1,5 @@
-"""trainer.lr_schedule: the learning rate by epoch, as Keras applies it during fit."""
+"""trainer.lr_schedule: the learning rate by epoch, as Keras applies it during fit; trainer.optimizer and its
+clipping keys."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import keras
 import numpy as np
 import pytest
 
+from rnnpipe.components.trainer import Trainer, optimizer
 from rnnpipe.components.training import lr_schedule_callbacks
+from rnnpipe.errors import ConfigError
 
 
 def fit_rates(schedule: str, epochs: int) -> list[float]:
@@ -36,3 +39,16 @@ def test_plateau_halves_the_rate_when_the_monitored_metric_stalls() -> None:
     [callback] = lr_schedule_callbacks("plateau", 0.01, 5, "val_loss")
     assert isinstance(callback, keras.callbacks.ReduceLROnPlateau)
     assert (callback.factor, callback.patience, callback.monitor) == (0.5, 1, "val_loss")
+
+
+def test_trainer_builds_the_named_optimizer_with_the_clipping_asked_for() -> None:
+    defaults = {key: p.default for key, p in Trainer.PARAMETERS.items() if key in
+                ("optimizer", "global_clipnorm", "clipnorm", "clipvalue")}
+    adam = optimizer(defaults, 0.01)
+    assert type(adam).__name__ == "Adam" and adam.global_clipnorm == 1.0 and adam.clipnorm is None
+    sgd = optimizer({**defaults, "optimizer": "sgd", "global_clipnorm": 0.0, "clipvalue": 0.5}, 0.1)
+    assert type(sgd).__name__ == "SGD" and sgd.clipvalue == 0.5 and sgd.global_clipnorm is None
+    assert float(sgd.learning_rate) == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match=r"at most one of .* Received: clipnorm=2\.0, global_clipnorm=1\.0.*"
+                                          r"trainer\.global_clipnorm, trainer\.clipnorm, trainer\.clipvalue"):
+        optimizer({**defaults, "clipnorm": 2.0}, 0.01)

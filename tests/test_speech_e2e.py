@@ -23,6 +23,7 @@ pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs the Debian package
 
 TINY = ["--set", "data.synthesis.utterances=360", "--set", "data.synthesis.heldout=30",
         "--set", "data.synthesis.flite=30", "--set", "data.synthesis.max_digits=4",
+        "--set", "data.synthesis.pitch_shift_cents=0", "--set", "data.synthesis.band_limit_fraction=0",
         "--set", "trainer.epochs=8", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.004",
         "--set", "trainer.patience=8", "--set", "model.conv_filters=[16, 16]", "--set", "model.units=64",
         "--set", "model.num_layers=1", "--set", "model.dropout=0.0",
@@ -80,7 +81,7 @@ def test_tiny_recognizer_beats_the_empty_transcript_and_is_pushed(pushed: dict) 
     evaluation = ModelEvaluation.read(latest(work, "Evaluator") / "evaluation")
     model, floor = evaluation["overall"]["model"], evaluation["overall"]["baseline"]
     assert floor["wer"] == 1.0 and floor["cer"] == 1.0
-    assert model["wer"] < 0.95 and model["cer"] < 0.6, model
+    assert model["wer"] < 0.9 and model["cer"] < 0.8, model  # words snap to the lexicon: CER follows WER
     assert {"test_set:espeak_heldout", "test_set:flite"} <= set(evaluation["slices"])
     assert any(k.startswith("speed_bucket:") for k in evaluation["slices"])
     ps = evaluation["overall"]["pocketsphinx"]

@@ -4,20 +4,23 @@ confusions and the PocketSphinx peer."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
+import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from rnnpipe.errors import DataError
-from rnnpipe.pipelines.speech import data, features, metrics
+from rnnpipe.pipelines.speech import data, features, metrics, model
 
 
 def tone(seconds: float = 0.5, rate: int = 16000, channels: int = 1, amplitude: float = 0.3) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
-    wave = amplitude * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
-    samples = (wave * 32767).astype("<i2")
+    signal = amplitude * np.sin(2 * np.pi * 440 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))
+    samples = (signal * 32767).astype("<i2")
     return samples if channels == 1 else np.stack([samples] * channels, axis=1)
 
 
@@ -31,6 +34,20 @@ def test_log_mel_in_the_graph_matches_the_numpy_reference() -> None:
         assert frames.shape == expected.shape and expected.shape[1] == features.N_MELS
         np.testing.assert_allclose(frames.numpy(), expected, atol=2e-3, rtol=1e-3)
     assert [len(f) for f in got] == [98, 28, 1]
+    # Each utterance less its own mean frame: a fixed gain (a constant in the log domain) leaves no trace.
+    louder = features.log_mel(tf.ragged.constant([w * 4.0 for w in waveforms], dtype=tf.float32, ragged_rank=1))
+    for row, loud, waveform in zip(features.utterance_mean_removed(got), features.utterance_mean_removed(louder),
+                                   waveforms, strict=True):
+        expected = features.log_mel_numpy(waveform)
+        np.testing.assert_allclose(row.numpy(), expected - expected.mean(axis=0), atol=5e-3)
+        np.testing.assert_allclose(loud.numpy(), row.numpy(), atol=5e-3)  # up to LOG_OFFSET
+
+
+def test_lexicon_decoding_snaps_each_word_to_the_nearest_known_word() -> None:
+    words = tf.constant(["one", "nine", "seven", "five"])
+    snapped = model.nearest_words(tf.constant(["nin sevn", "", "on  fiive", "xxx"]), words).numpy().tolist()
+    assert snapped == [b"nine seven", b"", b"one five", b"one"]  # a tie goes to the more frequent (first) word
+    assert model.nearest_words(tf.constant([], tf.string), words).numpy().tolist() == []
 
 
 def test_wav_bytes_and_paths_decode_alike_and_stereo_is_mixed_down(tmp_path) -> None:
@@ -103,9 +120,14 @@ def test_manifest_reader_resolves_paths_splits_and_names_bad_transcripts(tmp_pat
 @pytest.mark.skipif(not (shutil.which("espeak-ng") and shutil.which("sox") and shutil.which("flite")),
                     reason="needs the Debian packages espeak-ng, sox and flite (`make system-deps`)")
 def test_synthesized_utterances_are_16k_mono_and_pocketsphinx_hears_digits(tmp_path) -> None:
-    planned = data.plan(6, 2, 2, seed=3, noise_fraction=0.5)
-    assert planned == data.plan(6, 2, 2, seed=3, noise_fraction=0.5)  # the cache key stands for the content
+    planned = data.plan(6, 2, 2, seed=3, noise_fraction=0.5, pitch_shift_cents=300, band_limit_fraction=0.5)
+    assert planned == data.plan(6, 2, 2, seed=3, noise_fraction=0.5, pitch_shift_cents=300,
+                                band_limit_fraction=0.5)  # the cache key stands for the content
     assert {u.test_set for u in planned} == {"espeak_train", "espeak_heldout", "flite"}
+    trained = [u for u in planned if u.test_set == "espeak_train"]
+    assert any(u.pitch_cents for u in trained) and any(u.lowpass_hz for u in trained)
+    assert all(-300 <= u.pitch_cents <= 300 for u in trained)
+    assert not any(u.pitch_cents or u.lowpass_hz for u in planned if u.test_set != "espeak_train")  # as made
     assert all(u.voice.split("+")[1] in data.HELDOUT_VARIANTS for u in planned if u.test_set == "espeak_heldout")
     clean = data.Utterance("x", "espeak", "en-us+m3", (4, 1, 9, 7), 150, 50, 1.0, 0.0, None, "test", "t")
     path = tmp_path / "x.wav"
@@ -116,6 +138,16 @@ def test_synthesized_utterances_are_16k_mono_and_pocketsphinx_hears_digits(tmp_p
     flite = tmp_path / "f.wav"
     data.synthesize_one(data.Utterance("f", "flite", "slt", (2, 8), 170, 50, 1.0, -3.0, 20.0, "test", "t"), flite)
     assert data.check_wav(flite)["channels"] == 1
+    # A band-limited utterance keeps almost no energy above its cut-off; the full-band one keeps some.
+    muffled = tmp_path / "m.wav"
+    data.synthesize_one(dataclasses.replace(clean, id="m", pitch_cents=-200, lowpass_hz=3000), muffled)
+
+    def share_above(wav: Path, hz: float) -> float:
+        with wave.open(str(wav)) as w:
+            power = np.abs(np.fft.rfft(np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(float))) ** 2
+        return power[np.fft.rfftfreq(2 * len(power) - 2, 1 / 16000) > hz].sum() / power.sum()
+
+    assert share_above(muffled, 4000) < 0.1 * share_above(path, 4000)
 
 
 def test_error_rates_and_digit_confusions() -> None:

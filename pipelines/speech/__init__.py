@@ -21,13 +21,14 @@ NAME = "speech"
 def synthesis_settings(cfg: Config) -> dict:
     s = cfg.data.synthesis
     return {"utterances": s.utterances, "heldout": s.heldout, "flite": s.flite, "seed": s.seed,
-            "min_digits": s.min_digits, "max_digits": s.max_digits, "noise_fraction": s.noise_fraction}
+            "min_digits": s.min_digits, "max_digits": s.max_digits, "noise_fraction": s.noise_fraction,
+            "pitch_shift_cents": s.pitch_shift_cents, "band_limit_fraction": s.band_limit_fraction}
 
 
 def default_path(cfg: Config) -> Path:
-    from .data import settings_key
+    from .data import SYNTHESIS_VERSION, settings_key
 
-    key = settings_key({**synthesis_settings(cfg), "version": 1})
+    key = settings_key({**synthesis_settings(cfg), "version": SYNTHESIS_VERSION})
     return cache_dir(NAME, cfg.data.cache_dir) / f"digits-{key}"
 
 

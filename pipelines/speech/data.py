@@ -59,6 +59,7 @@ TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klat
                   "Gene", "Lee", "Linda", "Mario", "Michael", "Paul", "Storm", "Zac", "david", "robert")
 HELDOUT_VARIANTS = ("m6", "f4", "klatt3", "Alicia", "Jacky", "steph")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
+SYNTHESIS_VERSION = 2  # part of the cache key: 2 added pitch shifts and band limits
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,8 @@ class Utterance:
     snr_db: float | None
     split: str
     test_set: str
+    pitch_cents: int = 0  # sox pitch shift: moves the formants too, as another speaker's vocal tract would
+    lowpass_hz: int = 0  # 0 = full band; else band-limited as a telephone or an 8 kHz voice (flite's kal) is
 
     @property
     def transcript(self) -> str:
@@ -92,20 +95,26 @@ def speed_bucket(rate: float) -> str:
 
 
 def plan(utterances: int, heldout: int, flite: int, *, seed: int = 0, min_digits: int = 3, max_digits: int = 8,
-         noise_fraction: float = 0.3, snr_db: tuple[float, float] = (10.0, 30.0),
-         eval_fraction: float = 0.1) -> list[Utterance]:
+         noise_fraction: float = 0.3, snr_db: tuple[float, float] = (10.0, 30.0), pitch_shift_cents: int = 0,
+         band_limit_fraction: float = 0.0, eval_fraction: float = 0.1) -> list[Utterance]:
     """The utterances to synthesize: ``utterances`` by training voices (a share of them the eval split),
-    ``heldout`` by held-out espeak variants and ``flite`` by flite voices (the test split)."""
+    ``heldout`` by held-out espeak variants and ``flite`` by flite voices (the test split). Training voices
+    are also shifted by up to ``pitch_shift_cents`` and a ``band_limit_fraction`` of them low-passed at
+    3-5 kHz: espeak's few voices, made more like other speakers and channels; the test sets are left as made."""
     rng = random.Random(seed)
 
     def one(i: int, engine: str, voice: str, split: str, test_set: str) -> Utterance:
         digits = tuple(rng.randrange(10) for _ in range(rng.randint(min_digits, max_digits)))
         noisy = rng.random() < noise_fraction
+        train = test_set == "espeak_train"
+        band_limited = train and rng.random() < band_limit_fraction
         return Utterance(
             id=f"{test_set}-{i:05d}", engine=engine, voice=voice, digits=digits,
             speed=rng.randint(120, 220) if engine == "espeak" else 170, pitch=rng.randint(20, 80),
             tempo=round(rng.uniform(0.9, 1.1), 3), gain_db=round(rng.uniform(-8.0, 0.0), 1),
-            snr_db=round(rng.uniform(*snr_db), 1) if noisy else None, split=split, test_set=test_set)
+            snr_db=round(rng.uniform(*snr_db), 1) if noisy else None,
+            pitch_cents=rng.randint(-pitch_shift_cents, pitch_shift_cents) if train else 0,
+            lowpass_hz=rng.randint(3000, 5000) if band_limited else 0, split=split, test_set=test_set)
 
     out = []
     for i in range(utterances):
@@ -141,8 +150,10 @@ def synthesize_one(u: Utterance, path: Path) -> float:
         with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
             _run(["flite", "-voice", u.voice, "-t", u.transcript, "-o", tmp.name], None, u.id)
             raw = Path(tmp.name).read_bytes()
+    effects = (["pitch", str(u.pitch_cents)] if u.pitch_cents else []) + (
+        ["lowpass", str(u.lowpass_hz)] if u.lowpass_hz else [])
     pcm = _run(["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed",
-                "-", "tempo", str(u.tempo), "gain", str(u.gain_db), "pad", "0.1", "0.1"], raw, u.id)
+                "-", *effects, "tempo", str(u.tempo), "gain", str(u.gain_db), "pad", "0.1", "0.1"], raw, u.id)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     if u.snr_db is not None:
         rng = np.random.default_rng(int(hashlib.sha256(u.id.encode()).hexdigest()[:8], 16))
@@ -167,18 +178,21 @@ def settings_key(settings: dict) -> str:
 
 
 def synthesize(dest_root: Path, *, utterances: int, heldout: int, flite: int, seed: int = 0, min_digits: int = 3,
-               max_digits: int = 8, noise_fraction: float = 0.3, workers: int | None = None,
+               max_digits: int = 8, noise_fraction: float = 0.3, pitch_shift_cents: int = 0,
+               band_limit_fraction: float = 0.0, workers: int | None = None,
                log: Callable[[str], None] = print) -> Path:
     """The synthesized dataset for these settings under ``dest_root`` (made once; reused when its manifest
     exists). Returns its folder, which holds ``manifest.jsonl``, ``wav/`` and ``synthesis.json`` (timing)."""
     settings = {"utterances": utterances, "heldout": heldout, "flite": flite, "seed": seed, "min_digits": min_digits,
-                "max_digits": max_digits, "noise_fraction": noise_fraction, "version": 1}
+                "max_digits": max_digits, "noise_fraction": noise_fraction, "pitch_shift_cents": pitch_shift_cents,
+                "band_limit_fraction": band_limit_fraction, "version": SYNTHESIS_VERSION}
     dest = dest_root / f"digits-{settings_key(settings)}"
     if (dest / MANIFEST).is_file():
         return dest
     dest_root.mkdir(parents=True, exist_ok=True)
     todo = plan(utterances, heldout, flite, seed=seed, min_digits=min_digits, max_digits=max_digits,
-                noise_fraction=noise_fraction)
+                noise_fraction=noise_fraction, pitch_shift_cents=pitch_shift_cents,
+                band_limit_fraction=band_limit_fraction)
     staging = Path(tempfile.mkdtemp(dir=dest_root, prefix=f".{dest.name}-"))
     try:
         (staging / "wav").mkdir()

@@ -9,9 +9,11 @@ The WAV must be 16-bit PCM at 16 kHz (``tf.audio.decode_wav``; another rate
 fails an assertion that names it); channels are averaged to mono.
 
 Log-mel: 25 ms Hann windows every 10 ms, a 512-point FFT, ``N_MELS`` triangular mel filters from
-``LOWER_HZ`` to ``UPPER_HZ`` over the magnitude spectrum, then log(x + ``LOG_OFFSET``). The per-bin mean
-and variance over every frame of the train split (tensorflow-transform analyzers) normalize the frames;
-``log_mel_numpy`` is the NumPy twin the tests pin this graph to.
+``LOWER_HZ`` to ``UPPER_HZ`` over the magnitude spectrum, then log(x + ``LOG_OFFSET``). Each utterance's
+own mean per mel bin is subtracted (cepstral mean normalization: a microphone's, a channel's or a voice's
+fixed spectral tilt is a constant in the log domain), then the per-bin mean and variance over every frame of
+the train split (tensorflow-transform analyzers) normalize the frames. ``log_mel_numpy`` is the NumPy twin
+the tests pin this graph to.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ TRANSCRIPT_KEY = "transcript"
 FRAMES_KEY = "frames"  # normalized log-mel, flattened to frames * N_MELS values
 LABELS_KEY = "labels"  # character ids, 1..V (0 pads labels and is the CTC blank)
 VOCABULARY = "chars"
+WORDS = "words"
 
 
 def wav_bytes(audio: tf.Tensor) -> tf.Tensor:
@@ -93,23 +96,33 @@ def _dense_strings(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
-def normalized_frames(audio: tf.Tensor) -> tf.RaggedTensor:
-    """[batch] audio -> ragged [batch, (frames), N_MELS] log-mel normalized by the train split's per-bin
-    mean and variance."""
+def utterance_mean_removed(frames: tf.RaggedTensor) -> tf.RaggedTensor:
+    """Ragged [batch, (frames), N_MELS] less each row's mean frame."""
+    return frames - tf.reduce_mean(frames, axis=1, keepdims=True)
+
+
+def normalized_frames(audio: tf.Tensor, utterance_mean: bool = True) -> tf.RaggedTensor:
+    """[batch] audio -> ragged [batch, (frames), N_MELS] log-mel (less each utterance's mean, if
+    ``utterance_mean``) normalized by the train split's per-bin mean and variance."""
     frames = log_mel(decode_audio(_dense_strings(audio)))
+    if utterance_mean:
+        frames = utterance_mean_removed(frames)
     values = frames.flat_values  # every frame of the batch: the statistics are per mel bin, over frames
     mean = tft.mean(values, reduce_instance_dims=False, name="mel_mean")
     var = tft.var(values, reduce_instance_dims=False, name="mel_var")
     return frames.with_flat_values((values - mean) * tf.math.rsqrt(var + 1e-6))
 
 
-def preprocessing_fn(inputs: dict) -> dict:
+def preprocessing_fn(inputs: dict, *, utterance_mean: bool = True) -> dict:
     """``frames``: normalized log-mel, flattened (``frames * N_MELS`` values per utterance); ``labels``: the
     transcript's characters through a vocabulary of the train split, shifted to 1..V (a character the
-    train split never had is dropped), when the input has a transcript."""
-    out = {FRAMES_KEY: normalized_frames(inputs[AUDIO_KEY]).merge_dims(1, 2)}
+    train split never had is dropped), when the input has a transcript. The train split's words, most
+    frequent first, are the ``WORDS`` vocabulary a lexicon-constrained decoder snaps to."""
+    out = {FRAMES_KEY: normalized_frames(inputs[AUDIO_KEY], utterance_mean).merge_dims(1, 2)}
     if TRANSCRIPT_KEY in inputs:
-        ids = tft.compute_and_apply_vocabulary(characters(_dense_strings(inputs[TRANSCRIPT_KEY])), default_value=-1,
+        transcripts = _dense_strings(inputs[TRANSCRIPT_KEY])
+        ids = tft.compute_and_apply_vocabulary(characters(transcripts), default_value=-1,
                                                vocab_filename=VOCABULARY, name="char_vocabulary")
         out[LABELS_KEY] = tf.ragged.boolean_mask(ids, ids >= 0) + 1
+        tft.vocabulary(tf.strings.split(transcripts), vocab_filename=WORDS, name="word_vocabulary")
     return out

@@ -5,7 +5,8 @@ Signatures (each takes raw audio; feature extraction and normalization run insid
 
 * ``serving_default``: ``audio`` (string per row: a WAV file's bytes, 16-bit PCM at 16 kHz, any number of
   channels; or a path the server can read) -> ``text`` (the transcript, greedy or beam-search decoding as
-  ``model.decoder`` says) and ``frames`` (output frames per row);
+  ``model.decoder`` says, each word then snapped to the nearest word of the train split with
+  ``model.lexicon``) and ``frames`` (output frames per row);
 * ``frame_probabilities``: ``audio`` -> ``probabilities`` ``[batch, frames, classes]`` (class 0 is the CTC
   blank; rows past a row's ``frames`` valid frames are zeros), ``frames`` and ``classes`` (each class's
   character, "" for the blank);
@@ -24,10 +25,10 @@ import tensorflow as tf
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.models.ctc import CTCLoss, build_speech_recognizer, ctc_decode_dense, output_frames
 
-from .features import AUDIO_KEY, FRAMES_KEY, LABELS_KEY, N_MELS, SAMPLE_RATE, TRANSCRIPT_KEY, VOCABULARY
+from .features import AUDIO_KEY, FRAMES_KEY, LABELS_KEY, N_MELS, SAMPLE_RATE, TRANSCRIPT_KEY, VOCABULARY, WORDS
 
 BLANK = 0  # the CTC blank and the label padding: characters are 1..V
-DECODING_KEYS = ("decoder", "beam_width")
+DECODING_KEYS = ("decoder", "beam_width", "lexicon")
 
 
 def _ragged(x: Any) -> tf.RaggedTensor:
@@ -69,9 +70,36 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     model = build_speech_recognizer(len(vocabulary(tft_output)), num_features=N_MELS, conv_strides=strides,
                                     blank_index=BLANK, **hparams)
     # What the serving signatures need besides the weights: read when the model is exported.
+    if not isinstance(decoding.get("lexicon", False), bool):
+        raise ValueError(f"model.lexicon must be true or false. Received: {decoding['lexicon']!r}")
     model.rnnpipe_decoding = {"conv_strides": strides, "greedy": decoding.get("decoder", "greedy") == "greedy",
-                              "beam_width": int(decoding.get("beam_width", 8))}
+                              "beam_width": int(decoding.get("beam_width", 8)),
+                              "lexicon": lexicon(tft_output) if decoding.get("lexicon") else []}
     return model
+
+
+def lexicon(tft_output: Any) -> list[str]:
+    """The train split's words, most frequent first."""
+    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(WORDS)]
+
+
+def nearest_words(text: tf.Tensor, words: tf.Tensor) -> tf.Tensor:
+    """``[batch]`` strings with each word replaced by the nearest of ``words`` in edit distance (a tie goes to
+    the earlier word: the more frequent one in a vocabulary).
+
+    >>> nearest_words(tf.constant(["fiv sevn", ""]), tf.constant(["five", "seven", "six"])).numpy()
+    array([b'five seven', b''], dtype=object)
+    """
+    said = tf.strings.split(text)
+    # One word more than said ("" is never said): edit_distance refuses an empty batch.
+    flat = tf.concat([said.flat_values, [""]], 0)
+    n, k = tf.shape(flat)[0], tf.shape(words)[0]
+    codes = tf.strings.unicode_decode  # code points: edit_distance has no kernel for strings
+    hypothesis = codes(tf.repeat(flat, k), "UTF-8").to_sparse()
+    truth = codes(tf.tile(words, [n]), "UTF-8").to_sparse()
+    distance = tf.reshape(tf.edit_distance(hypothesis, truth, normalize=False), [n, k])
+    snapped = said.with_flat_values(tf.gather(words, tf.argmin(distance, axis=1))[:-1])
+    return tf.strings.reduce_join(snapped, axis=1, separator=" ")
 
 
 def wav_bytes_only(audio: tf.Tensor) -> tf.Tensor:
@@ -111,7 +139,10 @@ def transcribe(model: Any, transform: Any, audio: tf.Tensor, tft_output: Any) ->
                            blank_index=BLANK)
     table = tf.constant(["", *vocabulary(tft_output)])
     chars = tf.gather(table, tf.maximum(ids, 0))  # -1 pads the decoded ids: it maps to ""
-    return {"text": tf.strings.reduce_join(chars, axis=1), "frames": frames}
+    text = tf.strings.reduce_join(chars, axis=1)
+    if settings["lexicon"]:
+        text = nearest_words(text, tf.constant(settings["lexicon"]))
+    return {"text": text, "frames": frames}
 
 
 def serve(model: Any, transform: Any, inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:

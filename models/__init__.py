@@ -11,6 +11,7 @@ from .classifier import build_sequence_classifier
 from .crnn import BlankPaddedFrames, FrameMask, LineAugmentation, ZeroPaddedColumns, build_crnn
 from .ctc import (
     CTCLoss,
+    FrequencyWarp,
     SpecAugment,
     build_ctc_recognizer,
     build_speech_recognizer,
@@ -34,6 +35,7 @@ __all__ = [
     "CTCLoss",
     "FrameMask",
     "LineAugmentation",
+    "FrequencyWarp",
     "SpecAugment",
     "ZeroPaddedColumns",
     "GRU",

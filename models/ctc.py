@@ -26,6 +26,7 @@ from ._validation import check_bool, check_int_at_least, check_positive_int
 
 __all__ = [
     "CTCLoss",
+    "FrequencyWarp",
     "SpecAugment",
     "build_ctc_recognizer",
     "build_speech_recognizer",
@@ -446,6 +447,66 @@ def build_ctc_recognizer(
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
+class FrequencyWarp(keras.layers.Layer):
+    """Random stretching of the feature (frequency) axis of `[batch, frames, features]` inputs, in training only.
+
+    Vocal tract length perturbation (Jaitly and Hinton, 2013) on filterbank frames: a shorter vocal tract
+    moves every formant up by the same factor, so each example's features are read at positions
+    `f * alpha` (linear interpolation between neighbouring features; positions past the last feature take
+    its value), with one `alpha` per example drawn uniformly from `[1 - max_warp, 1 + max_warp]`. A model
+    trained on a few voices then meets many more. At inference the layer is the identity.
+
+    Args:
+        max_warp: largest relative stretch, in [0, 1) (0.1: +-10 %).
+        seed: optional seed of the warp factors' random draws.
+
+    Call arguments:
+        inputs: `[batch, frames, features]` float tensor.
+        training: whether to warp.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models.ctc import FrequencyWarp
+    >>> layer = FrequencyWarp(max_warp=0.2, seed=1)
+    >>> x = np.tile(np.arange(8, dtype="float32"), (2, 3, 1))
+    >>> bool((layer(x, training=False).numpy() == x).all()), bool((layer(x, training=True).numpy() != x).any())
+    (True, True)
+    """
+
+    def __init__(self, max_warp: float = 0.1, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_warp, bool) or not isinstance(max_warp, (int, float, np.number)) or not (
+                0 <= max_warp < 1):
+            raise ValueError(f"Argument `max_warp` must be a number in [0, 1). Received: max_warp={max_warp!r}")
+        self.max_warp = float(max_warp)
+        if seed is not None:
+            seed = check_int_at_least("seed", seed, 0)
+        self.seed = seed
+        self._generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs: Any, training: bool | None = None) -> tf.Tensor:
+        if not training or self.max_warp == 0:
+            return inputs
+        shape = tf.shape(inputs)
+        alpha = keras.random.uniform([shape[0], 1], 1 - self.max_warp, 1 + self.max_warp, seed=self._generator)
+        last = tf.cast(shape[2] - 1, tf.float32)
+        at = tf.minimum(tf.cast(tf.range(shape[2]), tf.float32)[None, :] * alpha, last)  # [batch, features]
+        below = tf.floor(at)
+        weight = tf.cast((at - below)[:, None, :], inputs.dtype)
+        low = tf.cast(below, tf.int32)
+        high = tf.minimum(low + 1, shape[2] - 1)
+        gather = lambda index: tf.gather(inputs, index, axis=2, batch_dims=1)  # noqa: E731
+        return gather(low) * (1 - weight) + gather(high) * weight
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "max_warp": self.max_warp, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
 class SpecAugment(keras.layers.Layer):
     """SpecAugment-style masking of `[batch, frames, features]` inputs, in training only.
 
@@ -567,13 +628,14 @@ def build_speech_recognizer(
     bidirectional: bool = True,
     dropout: float = 0.0,
     spec_augment: dict[str, Any] | None = None,
+    frequency_warp: float = 0.0,
     blank_index: int = 0,
 ) -> keras.Model:
     """Hybrid CTC acoustic model: Conv2D front end -> stacked (bi)RNN -> per-frame softmax.
 
     The input is `[batch, frames, num_features]` (e.g. normalized log-mel
-    frames, any number of frames). Optional SpecAugment masking (training
-    only), then each entry of `conv_filters` adds a 3x3 ReLU `Conv2D` with
+    frames, any number of frames). Optional frequency warping and
+    SpecAugment masking (training only), then each entry of `conv_filters` adds a 3x3 ReLU `Conv2D` with
     "same" padding and its `(time, frequency)` stride from `conv_strides`:
     the time strides subsample the sequence (`frames' = ceil(frames /
     prod(time strides))`, see `output_frames`), the frequency strides
@@ -592,6 +654,7 @@ def build_speech_recognizer(
         bidirectional: wrap each recurrent layer in `keras.layers.Bidirectional`.
         dropout: input dropout of each recurrent layer, in [0, 1).
         spec_augment: `SpecAugment` arguments, or None for no masking.
+        frequency_warp: `FrequencyWarp`'s `max_warp`; 0 for none.
         blank_index: 0 or -1: where the blank sits among the outputs.
 
     Returns:
@@ -629,7 +692,8 @@ def build_speech_recognizer(
     )
 
     inputs = keras.Input(shape=(None, num_features), name="frames")
-    x = SpecAugment(**spec_augment, name="spec_augment")(inputs) if spec_augment else inputs
+    x = FrequencyWarp(frequency_warp, name="frequency_warp")(inputs) if frequency_warp else inputs
+    x = SpecAugment(**spec_augment, name="spec_augment")(x) if spec_augment else x
     if conv_filters:
         x = keras.layers.Reshape((-1, num_features, 1), name="add_channel")(x)
         for index, (filters, strides) in enumerate(zip(conv_filters, conv_strides, strict=True)):

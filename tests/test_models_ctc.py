@@ -244,6 +244,25 @@ def test_spec_augment_masks_bands_only_in_training_and_round_trips():
         SpecAugment(max_time_width=0)
 
 
+def test_frequency_warp_stretches_each_example_only_in_training_and_round_trips():
+    from rnnpipe.models.ctc import FrequencyWarp
+
+    layer = FrequencyWarp(max_warp=0.2, seed=3)
+    ramp = np.tile(np.arange(10, dtype="float32"), (16, 5, 1))  # feature f holds f
+    np.testing.assert_array_equal(layer(ramp, training=False).numpy(), ramp)
+    warped = layer(ramp, training=True).numpy()
+    # Feature f now holds min(f * alpha, 9): one alpha per example, in [0.8, 1.2], the same in every frame.
+    np.testing.assert_allclose(warped, warped[:, :1, :].repeat(5, axis=1))
+    alpha = warped[:, 0, 1]
+    assert ((alpha >= 0.8) & (alpha <= 1.2)).all() and alpha.std() > 0.01
+    np.testing.assert_allclose(warped[:, 0, :], np.minimum(np.arange(10)[None, :] * alpha[:, None], 9), atol=1e-5)
+    clone = FrequencyWarp.from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    assert keras.saving.get_registered_object("rnnpipe>FrequencyWarp") is FrequencyWarp
+    with pytest.raises(ValueError, match=r"`max_warp` must be a number in \[0, 1\)\. Received: max_warp=1\.5"):
+        FrequencyWarp(max_warp=1.5)
+
+
 def test_speech_recognizer_subsamples_time_and_saves(tmp_path):
     from rnnpipe.models.ctc import build_speech_recognizer, output_frames
 

@@ -4,12 +4,14 @@ the pushed model answering raw histories in original units; a NaN with `missing:
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import numpy as np
 import pytest
 
@@ -42,8 +44,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return max((work / "pipeline_root" / "forecasting" / step).glob("[0-9]*"), key=lambda p: int(p.name))
+latest = functools.partial(executions.latest, app="forecasting")
 
 
 def test_the_model_beats_seasonal_naive_and_is_scored_beside_ets(pushed: dict) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.cli import main
@@ -22,8 +23,7 @@ def test_default_run_beats_seasonal_naive_and_ets(workdir: Path, monkeypatch: py
     assert f"data ready at {workdir / 'cache' / 'forecasting' / series}.csv" in capsys.readouterr().out
     assert main(["run", "forecasting", "--set", f"data.series={series}"]) == 0
     assert "pushed: version 1" in capsys.readouterr().out
-    evaluation_dir = max((workdir / "pipeline_root" / "forecasting" / "Evaluator").glob("[0-9]*"),
-                         key=lambda p: int(p.name))
+    evaluation_dir = executions.latest(workdir, "Evaluator", app="forecasting")
     overall = json.loads((evaluation_dir / "evaluation" / "evaluation.json").read_text())["overall"]
     assert overall["model"]["mase"] < overall["baseline"]["mase"]
     assert overall["model"]["mase"] < overall["ets"]["mase"]

@@ -6,12 +6,14 @@ mislabelled image stops the run naming its path and pushes nothing."""
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import numpy as np
 import pytest
 from PIL import Image
@@ -57,8 +59,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "handwriting" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="handwriting")
 
 
 def test_tiny_crnn_beats_the_empty_transcript_and_is_pushed(pushed: dict) -> None:

@@ -4,8 +4,10 @@ above all where digits touch, and greedy and beam decoding agree closely."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -14,8 +16,7 @@ from rnnpipe.cli import main
 pytestmark = pytest.mark.slow
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "handwriting" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="handwriting")
 
 
 def test_default_model_beats_the_segmentation_peer_clearly_on_touching_digits(workdir: Path) -> None:

@@ -3,12 +3,14 @@ export, a fresh-process reload, caching, gating and bad input through the CLI.""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.cli import main
@@ -43,9 +45,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    dirs = sorted((work / "pipeline_root" / "sentiment" / step).glob("[0-9]*"), key=lambda p: int(p.name))
-    return dirs[-1]
+latest = functools.partial(executions.latest, app="sentiment")
 
 
 def test_pushed_model_reloads_in_a_fresh_process_with_the_evaluators_probabilities(pushed: dict) -> None:

@@ -6,12 +6,14 @@ only TensorFlow and transcribes a WAV file's bytes; a truncated WAV stops the ru
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -72,8 +74,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "speech" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="speech")
 
 
 def test_tiny_recognizer_beats_the_empty_transcript_and_is_pushed(pushed: dict) -> None:

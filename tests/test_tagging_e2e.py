@@ -5,12 +5,14 @@ malformed CoNLL-U line stops the run with its file and line and pushes nothing."
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -51,8 +53,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "tagging" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="tagging")
 
 
 def test_tiny_tagger_beats_the_most_frequent_tag_baseline_and_is_pushed(pushed: dict) -> None:

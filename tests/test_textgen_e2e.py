@@ -4,12 +4,14 @@ fresh-process reload that generates text, and an empty file that stops the run w
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -52,8 +54,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "textgen" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="textgen")
 
 
 def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: dict) -> None:

@@ -7,12 +7,14 @@ malformed TSV line stops the run naming file and line, with nothing pushed."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import executions
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -58,8 +60,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp.undo()
 
 
-def latest(work: Path, step: str) -> Path:
-    return sorted((work / "pipeline_root" / "translation" / step).glob("[0-9]*"), key=lambda p: int(p.name))[-1]
+latest = functools.partial(executions.latest, app="translation")
 
 
 def test_tiny_translator_beats_copying_the_source_and_is_pushed(pushed: dict) -> None:

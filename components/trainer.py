@@ -36,6 +36,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     from .training import (
         AtomicBackupAndRestore,
         MetricsLogger,
+        TimeBudget,
         fresh,
         lr_schedule_callbacks,
         make_dataset,
@@ -75,6 +76,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         model.compile(optimizer=optimizer(params, learning_rate), loss=fresh(task.loss),
                       metrics=[fresh(m) for m in task.metrics])
     backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
+    budget = TimeBudget(params["max_minutes"]) if params["max_minutes"] else None
     callbacks = [
         backup,
         keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
@@ -82,6 +84,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         keras.callbacks.TerminateOnNaN(),
         MetricsLogger(ctx.tracker),
         *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"]),
+        *([budget] if budget else []),
     ]
     with warnings.catch_warnings():
         # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
@@ -90,6 +93,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                             shuffle=False, verbose=2)  # the dataset shuffles itself
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
+    if budget and budget.stopped_after:
+        ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
+                f"trainer.max_minutes={params['max_minutes']:g}")
 
     run_dir = outputs["model_run"].path()
     ModelRun.write(run_dir, model, hist, warm_start=warm)
@@ -100,8 +106,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
-    return {"epochs": epochs, f"best_{params['monitor']}": best,
-            "parameters": int(model.count_params()), "warm_started": int(warm is not None)}
+    return {"epochs": epochs, f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
+            "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after))}
 
 
 def optimizer(params: dict, learning_rate: float) -> Any:
@@ -137,6 +143,9 @@ class Trainer(Component):
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),
         "hparams": Param(dict, {}, doc="passed to task.build_model"),
         "epochs": Param(int, 5, min=1),
+        "max_minutes": Param((float, type(None)), None, min=0, min_exclusive=True,
+                             doc="stop after the epoch past which another would overrun this many minutes of "
+                                 "training (best weights kept); null = no limit"),
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
         "lr_schedule": Param(str, "constant", choices=("constant", "cosine", "plateau"),

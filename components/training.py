@@ -10,6 +10,7 @@ import json
 import logging
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,29 @@ def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, moni
         return [keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.5, patience=1,
                                                   min_lr=learning_rate / 64)]
     return []
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops ``fit`` after the epoch past which one more (as long as the longest so far) would end beyond
+    ``max_minutes`` of fitting, so that a run's length does not depend on the machine's speed. The weights
+    kept are EarlyStopping's best, restored when fit ends. ``stopped_after`` is that epoch's number, or None."""
+
+    def __init__(self, max_minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.seconds, self.clock = 60.0 * max_minutes, clock
+        self.stopped_after: int | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started, self.longest, self.stopped_after = self.clock(), 0.0, None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch_started = self.clock()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        now = self.clock()
+        self.longest = max(self.longest, now - self.epoch_started)
+        if now - self.started + self.longest > self.seconds and not self.model.stop_training:
+            self.model.stop_training, self.stopped_after = True, epoch + 1
 
 
 BACKUP_STATE = "training_metadata.json"

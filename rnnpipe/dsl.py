@@ -229,6 +229,9 @@ def check_param(owner: str, key: str, spec: Param, value: Any) -> Any:
             raise TypeError(f"{owner}: parameter '{key}': {e}") from None
     if value is None and not spec.required and spec.default is None:
         return None
+    types = spec.type if isinstance(spec.type, tuple) else (spec.type,)
+    if float in types and int not in types and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)  # `max_minutes: 14` means 14.0
     if not isinstance(value, spec.type) or (isinstance(value, bool) and spec.type in (int, float)):
         expected = spec.type.__name__ if isinstance(spec.type, type) else " or ".join(t.__name__ for t in spec.type)
         raise ParamError(owner, key, f"must be {expected}, got {type(value).__name__} {value!r}")

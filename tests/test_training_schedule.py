@@ -1,5 +1,5 @@
 """trainer.lr_schedule: the learning rate by epoch, as Keras applies it during fit; trainer.optimizer and its
-clipping keys."""
+clipping keys; trainer.max_minutes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rnnpipe.components.trainer import Trainer, optimizer
-from rnnpipe.components.training import lr_schedule_callbacks
+from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks
 from rnnpipe.errors import ConfigError
 
 
@@ -52,3 +52,22 @@ def test_trainer_builds_the_named_optimizer_with_the_clipping_asked_for() -> Non
     with pytest.raises(ConfigError, match=r"at most one of .* Received: clipnorm=2\.0, global_clipnorm=1\.0.*"
                                           r"trainer\.global_clipnorm, trainer\.clipnorm, trainer\.clipvalue"):
         optimizer({**defaults, "clipnorm": 2.0}, 0.01)
+
+
+def test_time_budget_stops_before_an_epoch_that_would_overrun() -> None:
+    now = [0.0]
+    budget = TimeBudget(max_minutes=1.0, clock=lambda: now[0])  # 60 s; every epoch "takes" 25 s
+
+    class Tick(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            now[0] += 25.0 if epoch else 20.0  # the first epoch is quicker: the longest one counts
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+    history = model.fit(x, y, epochs=10, verbose=0, callbacks=[Tick(), budget])
+    # After epoch 2 (45 s), a third of 25 s would end at 70 s > 60 s: two epochs, not ten.
+    assert len(history.history["loss"]) == 2 and budget.stopped_after == 2
+    roomy = TimeBudget(max_minutes=10.0, clock=lambda: now[0])
+    assert len(model.fit(x, y, epochs=3, verbose=0, callbacks=[Tick(), roomy]).history["loss"]) == 3
+    assert roomy.stopped_after is None

@@ -296,6 +296,8 @@ def test_numeric_parameters_have_ranges() -> None:
     with pytest.raises(ConfigError, match="parameter 'max_string_domain' must be >= 0"):
         SchemaGen(statistics=stats, max_string_domain=-1)
     assert ExampleValidator(statistics=stats, schema=schema, max_js=None).params["max_js"] is None
+    whole = ExampleValidator(statistics=stats, schema=schema, max_js=1).params["max_js"]  # a float param takes 1
+    assert whole == 1.0 and isinstance(whole, float)
 
 
 def test_statistics_gen_keeps_hashes_and_the_validator_quotes_leaked_records(tmp_path: Path) -> None:

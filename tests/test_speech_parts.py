@@ -43,6 +43,18 @@ def test_log_mel_in_the_graph_matches_the_numpy_reference() -> None:
         np.testing.assert_allclose(loud.numpy(), row.numpy(), atol=5e-3)  # up to LOG_OFFSET
 
 
+def test_cepstral_smoothing_keeps_the_envelope_drops_the_ripple_and_matches_numpy() -> None:
+    bins = np.arange(features.N_MELS)
+    envelope = np.sin(bins / 12.0)  # slow across the bins: formants
+    ripple = 0.5 * np.cos(np.pi * bins * 0.8)  # fast: harmonics of the pitch
+    frames = np.stack([envelope + ripple, 2 * envelope - ripple]).astype("float32")
+    got = features.smoothed(tf.RaggedTensor.from_tensor(frames[None]), 13)[0].numpy()
+    np.testing.assert_allclose(got, features.smoothed_numpy(frames.astype("float64"), 13), atol=1e-5)
+    inner = np.abs(got - np.stack([envelope, 2 * envelope]))[:, 3:-3]  # the outermost bins bend at the edges
+    assert inner.max() < 0.1 < np.abs(ripple).max()
+    np.testing.assert_allclose(features.smoothed_numpy(frames, features.N_MELS), frames, atol=1e-5)  # all kept
+
+
 def test_lexicon_decoding_snaps_each_word_to_the_nearest_known_word() -> None:
     words = tf.constant(["one", "nine", "seven", "five"])
     snapped = model.nearest_words(tf.constant(["nin sevn", "", "on  fiive", "xxx"]), words).numpy().tolist()

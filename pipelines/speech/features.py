@@ -9,7 +9,8 @@ The WAV must be 16-bit PCM at 16 kHz (``tf.audio.decode_wav``; another rate
 fails an assertion that names it); channels are averaged to mono.
 
 Log-mel: 25 ms Hann windows every 10 ms, a 512-point FFT, ``N_MELS`` triangular mel filters from
-``LOWER_HZ`` to ``UPPER_HZ`` over the magnitude spectrum, then log(x + ``LOG_OFFSET``). Each utterance's
+``LOWER_HZ`` to ``UPPER_HZ`` over the magnitude spectrum, then log(x + ``LOG_OFFSET``), optionally smoothed
+through its first cepstral coefficients (``cepstra``: a speaker's pitch harmonics go). Each utterance's
 own mean per mel bin is subtracted (cepstral mean normalization: a microphone's, a channel's or a voice's
 fixed spectral tilt is a constant in the log domain), then the per-bin mean and variance over every frame of
 the train split (tensorflow-transform analyzers) normalize the frames. ``log_mel_numpy`` is the NumPy twin
@@ -96,15 +97,35 @@ def _dense_strings(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     return tf.reshape(x, [-1])
 
 
+def smoothed(frames: tf.RaggedTensor, cepstra: int) -> tf.RaggedTensor:
+    """Each log-mel frame through its first ``cepstra`` cepstral coefficients (DCT-II, the rest zeroed, then
+    the inverse DCT): the spectral envelope (formants) stays, the harmonics of the speaker's pitch go."""
+    coefficients = tf.signal.dct(frames.flat_values, type=2, norm="ortho")
+    kept = coefficients * tf.cast(tf.range(N_MELS) < cepstra, coefficients.dtype)
+    return frames.with_flat_values(tf.signal.idct(kept, type=2, norm="ortho"))
+
+
+def smoothed_numpy(frames: np.ndarray, cepstra: int) -> np.ndarray:
+    """The NumPy reference of ``smoothed`` for ``[frames, N_MELS]``."""
+    n = np.arange(N_MELS)
+    basis = np.sqrt(2 / N_MELS) * np.cos(np.pi * (2 * n[None, :] + 1) * n[:, None] / (2 * N_MELS))  # [k, n]
+    basis[0] /= np.sqrt(2)  # orthonormal DCT-II: row k is the k-th cosine
+    return frames @ basis[:cepstra].T @ basis[:cepstra]
+
+
 def utterance_mean_removed(frames: tf.RaggedTensor) -> tf.RaggedTensor:
     """Ragged [batch, (frames), N_MELS] less each row's mean frame."""
     return frames - tf.reduce_mean(frames, axis=1, keepdims=True)
 
 
-def normalized_frames(audio: tf.Tensor, utterance_mean: bool = True) -> tf.RaggedTensor:
-    """[batch] audio -> ragged [batch, (frames), N_MELS] log-mel (less each utterance's mean, if
-    ``utterance_mean``) normalized by the train split's per-bin mean and variance."""
+def normalized_frames(audio: tf.Tensor, utterance_mean: bool = True, cepstra: int | None = None
+                      ) -> tf.RaggedTensor:
+    """[batch] audio -> ragged [batch, (frames), N_MELS] log-mel (smoothed to ``cepstra`` coefficients if set,
+    less each utterance's mean if ``utterance_mean``) normalized by the train split's per-bin mean and
+    variance."""
     frames = log_mel(decode_audio(_dense_strings(audio)))
+    if cepstra:
+        frames = smoothed(frames, cepstra)
     if utterance_mean:
         frames = utterance_mean_removed(frames)
     values = frames.flat_values  # every frame of the batch: the statistics are per mel bin, over frames
@@ -113,12 +134,12 @@ def normalized_frames(audio: tf.Tensor, utterance_mean: bool = True) -> tf.Ragge
     return frames.with_flat_values((values - mean) * tf.math.rsqrt(var + 1e-6))
 
 
-def preprocessing_fn(inputs: dict, *, utterance_mean: bool = True) -> dict:
+def preprocessing_fn(inputs: dict, *, utterance_mean: bool = True, cepstra: int | None = None) -> dict:
     """``frames``: normalized log-mel, flattened (``frames * N_MELS`` values per utterance); ``labels``: the
     transcript's characters through a vocabulary of the train split, shifted to 1..V (a character the
     train split never had is dropped), when the input has a transcript. The train split's words, most
     frequent first, are the ``WORDS`` vocabulary a lexicon-constrained decoder snaps to."""
-    out = {FRAMES_KEY: normalized_frames(inputs[AUDIO_KEY], utterance_mean).merge_dims(1, 2)}
+    out = {FRAMES_KEY: normalized_frames(inputs[AUDIO_KEY], utterance_mean, cepstra).merge_dims(1, 2)}
     if TRANSCRIPT_KEY in inputs:
         transcripts = _dense_strings(inputs[TRANSCRIPT_KEY])
         ids = tft.compute_and_apply_vocabulary(characters(transcripts), default_value=-1,

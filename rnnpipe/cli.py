@@ -16,6 +16,7 @@ from typing import Any
 
 from .app import Application, applications, load_application
 from .artifacts import ModelEvaluation
+from .compare import primary_metric
 from .config import Config, load_config
 from .dsl import ParamError, Pipeline
 from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
@@ -141,11 +142,6 @@ def _fmt(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
-def primary_metric(metrics: dict[str, dict]) -> tuple[str, dict] | None:
-    """The first step whose metrics carry a primary metric, with them; None when no step has one."""
-    return next(((step, m) for step, m in metrics.items() if "primary_metric" in m), None)
-
-
 def describe_primary(m: dict, *, short: bool = False) -> str:
     """'mase 0.8123 (lower is better; baseline 1.0400; no champion)'; ``short``: 'mase 0.8123 (baseline 1.0400)'."""
     value, baseline, champion = (m.get(k) for k in ("primary_value", "primary_baseline", "primary_champion"))
@@ -215,6 +211,43 @@ def cmd_runs(args: argparse.Namespace) -> int:
             for line in metric_lines(r["metrics"], every=True):
                 print(f"    {line}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mlflow.tracking import MlflowClient
+
+    from . import compare
+    from .metadata import MetadataStore
+    from .runner import metadata_url
+    from .tracking import experiment_id, tracking_uri
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    rows = MetadataStore(metadata_url(cfg)).list_runs(args.app, None if args.runs else args.limit)
+    rows = compare.select_runs(rows, args.runs) if args.runs else rows
+    if not rows:
+        print(f"no runs of {args.app} yet")
+        return EXIT_OK
+    uri = tracking_uri(cfg.mlflow.tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+
+    def params(mlflow_run_id: str | None) -> dict[str, str]:
+        try:
+            return dict(client.get_run(mlflow_run_id).data.params) if mlflow_run_id else {}
+        except Exception:  # noqa: BLE001  (a run deleted in the MLflow UI: compare what is left)
+            return {}
+
+    runs = [compare.describe(r, params(r["mlflow_run_id"])) for r in rows]
+    ids = [r["mlflow_run_id"] for r in runs if r["mlflow_run_id"]]
+    url = compare.compare_url(f"http://localhost:{args.port}", experiment_id(uri, cfg.mlflow.experiment or args.app),
+                              ids)
+    if args.json:
+        print(json.dumps({"runs": runs, "differing": compare.differing_params(runs), "mlflow_compare_url": url}))
+    else:
+        print(compare.render(runs, url))
+    if args.plot:
+        print(f"plot: {compare.plot(runs, Path(args.plot))}")
+    return EXIT_OK
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -351,6 +384,15 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--all-metrics", action="store_true", help="also every step's metrics (slices, peers, ...)")
     runs.set_defaults(fn=cmd_runs)
+    compare = command(sub, "compare", "an application's runs side by side: primary metric, baseline, champion, "
+                                      "outcome, the config keys that differ, the MLflow comparison view")
+    compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids or prefixes (`rnnpipe runs APP`); "
+                                                                "default: the last --limit runs")
+    compare.add_argument("--limit", type=int, default=5)
+    compare.add_argument("--plot", metavar="PNG", help="also draw the primary metric over the runs")
+    compare.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare.add_argument("--port", type=int, default=5000, help="the MLflow UI's port, for the link")
+    compare.set_defaults(fn=cmd_compare)
     predict = command(sub, "predict", "query the latest pushed model")
     predict.add_argument("--model", help="the served model's name, if pusher.model_name set one (default: APP)")
     predict.add_argument("--input", action="append", metavar="NAME=VALUE",

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .compare import run_outcome
 from .config import Config
 from .context import ExecutionContext, RecordingTracker
 from .dsl import Artifact, Component, Pipeline
@@ -135,12 +136,7 @@ def _close(store: MetadataStore, tracker: Tracker, result: RunResult, error: Bas
 def outcome(result: RunResult) -> str:
     """What a run did for the served model: pushed (a new version), not_blessed (the gate held the model back)
     or unchanged (the push was a cache hit, or the model was already served)."""
-    for step, m in result.metrics.items():
-        if m.get("pushed") == 1 and not m.get("already_served") and step not in result.cache_hits:
-            return "pushed"
-        if m.get("pushed") == 0 and "same_as_version" not in m:
-            return "not_blessed"
-    return "unchanged"
+    return run_outcome(result.metrics, result.cache_hits)
 
 
 def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = None,

@@ -27,6 +27,7 @@ from rnnpipe.artifacts import Examples, ExampleStatistics
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
 
+from .beam_options import pipeline_options
 from .content_hashes import HASHES_KEY, count_duplicates, decode_hashes
 
 
@@ -89,12 +90,11 @@ def run_statistics_gen(inputs: dict[str, Artifact], outputs: dict[str, Artifact]
         sources[f"{ExampleStatistics.PREVIOUS_PREFIX}{s}"] = Examples.file_pattern(Examples.previous_span(examples), s)
     out = outputs["statistics"].path()
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions
 
     from .statistics_fn import ExampleStatsFn
 
     ctx.log(f"Beam pipeline over {list(sources)} ({ctx.beam_args[0]})")
-    with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p:
+    with beam.Pipeline(options=pipeline_options(ctx.beam_args)) as p:
         for name, pattern in sources.items():
             _ = (p
                  | f"Read[{name}]" >> beam.io.ReadFromTFRecord(pattern)

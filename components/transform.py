@@ -12,6 +12,8 @@ from rnnpipe.artifacts import Examples, Schema, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref, check_param
 
+from .beam_options import pipeline_options
+
 
 def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                   ctx: ExecutionContext) -> dict:
@@ -19,7 +21,6 @@ def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     import apache_beam as beam
     import tensorflow_transform as tft
     import tensorflow_transform.beam as tft_beam
-    from apache_beam.options.pipeline_options import PipelineOptions
     from tensorflow_transform.tf_metadata import dataset_metadata, metadata_io
     from tfx_bsl.public import tfxio
 
@@ -35,7 +36,7 @@ def run_transform(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
         return tfxio.TFExampleRecord(file_pattern=Examples.file_pattern(examples, split), schema=schema,
                                      telemetry_descriptors=["rnnpipe", "Transform"])
 
-    with beam.Pipeline(options=PipelineOptions(ctx.beam_args)) as p, tft_beam.Context(temp_dir=str(temp_dir)):
+    with beam.Pipeline(options=pipeline_options(ctx.beam_args)) as p, tft_beam.Context(temp_dir=str(temp_dir)):
         train = source("train")
         raw_train = p | "Read[train]" >> train.BeamSource()
         transformed_train, transform_fn = (

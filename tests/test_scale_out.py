@@ -75,3 +75,14 @@ def test_portable_runner_matches_the_direct_runner(tmp_path: Path, monkeypatch: 
     vocab, records = transformed(tmp_path / "direct")
     assert vocab and records["train"]
     assert transformed(tmp_path / "portable") == (vocab, records)
+
+
+@pytest.mark.parametrize("runner", ["DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"])
+def test_a_runner_that_cannot_run_the_preprocessing_is_refused_naming_the_key(runner: str) -> None:
+    from rnnpipe.components.beam_options import pipeline_options
+    from rnnpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=rf"beam\.runner={runner}: Beam's DaskRunner .* has no Impulse.*"
+                                          r"Use the PortableRunner"):
+        pipeline_options([f"--runner={runner}", "--dask_client_address=tcp://localhost:8786"])
+    assert pipeline_options(["--runner=DirectRunner"]).get_all_options()["runner"] == "DirectRunner"

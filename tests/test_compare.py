@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -17,9 +16,10 @@ def gate(value: float, champion: float | None) -> dict:
             "primary_baseline": 0.5, "primary_champion": champion}
 
 
-@pytest.fixture()
-def recorded(tmp_path: Path) -> dict:
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Three runs of sentiment: one pushed (units 32), one held back by the gate (units 64), one failed."""
+    tmp_path = tmp_path_factory.mktemp("compare")
     metadata, mlflow = f"sqlite:///{tmp_path / 'metadata.sqlite'}", f"sqlite:///{tmp_path / 'mlflow.db'}"
     store = MetadataStore(metadata)
     ids = []

@@ -234,10 +234,11 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
             ),
         },
     ),
-    "speech": (  # SpecAugment is in the graph: the identity at inference
+    "speech": (  # FrequencyWarp and SpecAugment are in the graph: the identity at inference
         lambda: build_speech_recognizer(4, num_features=4, conv_filters=(2,), conv_strides=((2, 1),), units=4,
                                         num_layers=1, spec_augment={"time_masks": 1, "max_time_width": 2,
-                                                                    "freq_masks": 1, "max_freq_width": 1}),
+                                                                    "freq_masks": 1, "max_freq_width": 1},
+                                        frequency_warp=0.1),
         {"serve": Endpoint(lambda model, x: {"probabilities": model(x)}, (FRAMES_INPUT,), FRAMES)},
     ),
     "crnn": (  # a padded line: FrameMask, ZeroPaddedColumns and BlankPaddedFrames act on its columns
@@ -283,6 +284,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),
     "ctc_decode_dense-beam": ("ctc", "beam/"),
     "SpecAugment": ("speech", "serve/"),
+    "FrequencyWarp": ("speech", "serve/"),
     **{name: ("crnn", "serve/") for name in ("FrameMask", "ZeroPaddedColumns", "BlankPaddedFrames",
                                              "LineAugmentation")},
     "Seq2Seq": ("seq2seq", "serve/"),

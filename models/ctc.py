@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from ._stack import check_stack_arguments, recurrent_stack
-from ._validation import check_bool, check_int_at_least, check_positive_int
+from ._validation import check_bool, check_int_at_least, check_positive_int, check_rate
 
 __all__ = [
     "CTCLoss",
@@ -476,10 +476,7 @@ class FrequencyWarp(keras.layers.Layer):
 
     def __init__(self, max_warp: float = 0.1, seed: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_warp, bool) or not isinstance(max_warp, (int, float, np.number)) or not (
-                0 <= max_warp < 1):
-            raise ValueError(f"Argument `max_warp` must be a number in [0, 1). Received: max_warp={max_warp!r}")
-        self.max_warp = float(max_warp)
+        self.max_warp = check_rate("max_warp", max_warp)
         if seed is not None:
             seed = check_int_at_least("seed", seed, 0)
         self.seed = seed

@@ -259,7 +259,7 @@ def test_frequency_warp_stretches_each_example_only_in_training_and_round_trips(
     clone = FrequencyWarp.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_object("rnnpipe>FrequencyWarp") is FrequencyWarp
-    with pytest.raises(ValueError, match=r"`max_warp` must be a number in \[0, 1\)\. Received: max_warp=1\.5"):
+    with pytest.raises(ValueError, match=r"`max_warp` must be a float in \[0, 1\)\. Received: max_warp=1\.5"):
         FrequencyWarp(max_warp=1.5)
 
 

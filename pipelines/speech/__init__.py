@@ -26,10 +26,9 @@ def synthesis_settings(cfg: Config) -> dict:
 
 
 def default_path(cfg: Config) -> Path:
-    from .data import SYNTHESIS_VERSION, settings_key
+    from .data import dataset_folder
 
-    key = settings_key({**synthesis_settings(cfg), "version": SYNTHESIS_VERSION})
-    return cache_dir(NAME, cfg.data.cache_dir) / f"digits-{key}"
+    return cache_dir(NAME, cfg.data.cache_dir) / dataset_folder(synthesis_settings(cfg))
 
 
 def data_path(cfg: Config) -> Path:

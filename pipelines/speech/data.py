@@ -173,8 +173,10 @@ def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
         w.writeframes(np.ascontiguousarray(samples, dtype="<i2").tobytes())
 
 
-def settings_key(settings: dict) -> str:
-    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
+def dataset_folder(settings: dict) -> str:
+    """The folder name of the data that ``synthesize`` makes with these settings (and this SYNTHESIS_VERSION)."""
+    versioned = {**settings, "version": SYNTHESIS_VERSION}
+    return f"digits-{hashlib.sha256(json.dumps(versioned, sort_keys=True).encode()).hexdigest()[:12]}"
 
 
 def synthesize(dest_root: Path, *, utterances: int, heldout: int, flite: int, seed: int = 0, min_digits: int = 3,
@@ -185,8 +187,8 @@ def synthesize(dest_root: Path, *, utterances: int, heldout: int, flite: int, se
     exists). Returns its folder, which holds ``manifest.jsonl``, ``wav/`` and ``synthesis.json`` (timing)."""
     settings = {"utterances": utterances, "heldout": heldout, "flite": flite, "seed": seed, "min_digits": min_digits,
                 "max_digits": max_digits, "noise_fraction": noise_fraction, "pitch_shift_cents": pitch_shift_cents,
-                "band_limit_fraction": band_limit_fraction, "version": SYNTHESIS_VERSION}
-    dest = dest_root / f"digits-{settings_key(settings)}"
+                "band_limit_fraction": band_limit_fraction}
+    dest = dest_root / dataset_folder(settings)
     if (dest / MANIFEST).is_file():
         return dest
     dest_root.mkdir(parents=True, exist_ok=True)
@@ -207,8 +209,8 @@ def synthesize(dest_root: Path, *, utterances: int, heldout: int, flite: int, se
                        speed_bucket=speed_bucket(u.rate), duration_s=round(duration, 3), engine=u.engine,
                        snr_db=-1.0 if u.snr_db is None else u.snr_db)  # -1: no noise added
             rows.append(row)
-        stats = {"settings": settings, "utterances": len(todo), "seconds": round(seconds, 2),
-                 "utterances_per_second": round(len(todo) / max(seconds, 1e-9), 1),
+        stats = {"settings": {**settings, "version": SYNTHESIS_VERSION}, "utterances": len(todo),
+                 "seconds": round(seconds, 2), "utterances_per_second": round(len(todo) / max(seconds, 1e-9), 1),
                  "audio_hours": round(sum(durations) / 3600, 3)}
         (staging / "synthesis.json").write_text(json.dumps(stats, indent=1))
         (staging / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in rows))  # last: marks it complete

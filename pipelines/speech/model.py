@@ -57,8 +57,9 @@ def targets(features: dict) -> tf.Tensor:
     return _dense(features[LABELS_KEY], tf.int32)
 
 
-def vocabulary(tft_output: Any) -> list[str]:
-    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(VOCABULARY)]
+def vocabulary(tft_output: Any, name: str = VOCABULARY) -> list[str]:
+    """A vocabulary of the transform graph, most frequent first: the characters, or the train split's words."""
+    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(name)]
 
 
 def build_model(hparams: dict, tft_output: Any) -> keras.Model:
@@ -74,13 +75,8 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
         raise ValueError(f"model.lexicon must be true or false. Received: {decoding['lexicon']!r}")
     model.rnnpipe_decoding = {"conv_strides": strides, "greedy": decoding.get("decoder", "greedy") == "greedy",
                               "beam_width": int(decoding.get("beam_width", 8)),
-                              "lexicon": lexicon(tft_output) if decoding.get("lexicon") else []}
+                              "lexicon": vocabulary(tft_output, WORDS) if decoding.get("lexicon") else []}
     return model
-
-
-def lexicon(tft_output: Any) -> list[str]:
-    """The train split's words, most frequent first."""
-    return [v.decode("utf-8") for v in tft_output.vocabulary_by_name(WORDS)]
 
 
 def nearest_words(text: tf.Tensor, words: tf.Tensor) -> tf.Tensor:

@@ -7,9 +7,10 @@ import keras
 import numpy as np
 import pytest
 
-from rnnpipe.components.trainer import Trainer, optimizer
+from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
 from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks
 from rnnpipe.errors import ConfigError
+from rnnpipe.models.optimizers import OPTIMIZERS
 
 
 def fit_rates(schedule: str, epochs: int) -> list[float]:
@@ -42,6 +43,7 @@ def test_plateau_halves_the_rate_when_the_monitored_metric_stalls() -> None:
 
 
 def test_trainer_builds_the_named_optimizer_with_the_clipping_asked_for() -> None:
+    assert set(OPTIMIZER_NAMES) == set(OPTIMIZERS)  # written out in the Trainer so that building imports no Keras
     defaults = {key: p.default for key, p in Trainer.PARAMETERS.items() if key in
                 ("optimizer", "global_clipnorm", "clipnorm", "clipvalue")}
     adam = optimizer(defaults, 0.01)

@@ -23,11 +23,11 @@ MISSING = [p for p, exe in (("espeak-ng", "espeak-ng"), ("sox", "sox"), ("flite"
 pytestmark = pytest.mark.skipif(bool(MISSING), reason=f"needs the Debian package(s) {', '.join(MISSING)} "
                                                       "(`make system-deps`)")
 
-TINY = ["--set", "data.synthesis.utterances=300", "--set", "data.synthesis.heldout=30",
+TINY = ["--set", "data.synthesis.utterances=360", "--set", "data.synthesis.heldout=30",
         "--set", "data.synthesis.flite=30", "--set", "data.synthesis.max_digits=4",
         "--set", "data.synthesis.pitch_shift_cents=0", "--set", "data.synthesis.band_limit_fraction=0",
-        "--set", "trainer.epochs=7", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.004",
-        "--set", "trainer.patience=7", "--set", "model.conv_filters=[16, 16]", "--set", "model.units=64",
+        "--set", "trainer.epochs=8", "--set", "trainer.batch_size=16", "--set", "trainer.learning_rate=0.004",
+        "--set", "trainer.patience=8", "--set", "model.conv_filters=[16, 16]", "--set", "model.units=64",
         "--set", "model.num_layers=1", "--set", "model.dropout=0.0",
         "--set", "model.spec_augment=null", "--set", "evaluator.thresholds={}",
         "--set", "evaluator.metrics.pocketsphinx_max_utterances=12", "--set", "infra_validator.warmup_requests=2"]

@@ -20,6 +20,7 @@ from .ctc import (
     ctc_decode_dense,
     ctc_greedy_decode,
 )
+from .ctc_lexicon import ctc_lexicon_decode
 from .diagnostics import GradientDiagnostics
 from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
@@ -59,5 +60,6 @@ __all__ = [
     "ctc_beam_search_decode",
     "ctc_decode_dense",
     "ctc_greedy_decode",
+    "ctc_lexicon_decode",
     "make_optimizer",
 ]

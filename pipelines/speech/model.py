@@ -4,9 +4,10 @@ bidirectional rnnpipe GRU/LSTM -> per-frame character probabilities, trained wit
 Signatures (each takes raw audio; feature extraction and normalization run inside the graph):
 
 * ``serving_default``: ``audio`` (string per row: a WAV file's bytes, 16-bit PCM at 16 kHz, any number of
-  channels; or a path the server can read) -> ``text`` (the transcript, greedy or beam-search decoding as
-  ``model.decoder`` says, each word then snapped to the nearest word of the train split with
-  ``model.lexicon``) and ``frames`` (output frames per row);
+  channels; or a path the server can read) -> ``text`` (the transcript, decoded as ``model.decoder`` says:
+  greedy or beam search, each word then snapped to the nearest word of the train split with ``model.lexicon``;
+  or ``lexicon``, the best path through a loop of the train split's words) and ``frames`` (output frames per
+  row);
 * ``frame_probabilities``: ``audio`` -> ``probabilities`` ``[batch, frames, classes]`` (class 0 is the CTC
   blank; rows past a row's ``frames`` valid frames are zeros), ``frames`` and ``classes`` (each class's
   character, "" for the blank);
@@ -24,11 +25,13 @@ import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.models.ctc import CTCLoss, build_speech_recognizer, ctc_decode_dense, output_frames
+from rnnpipe.models.ctc_lexicon import ctc_lexicon_decode
 
 from .features import AUDIO_KEY, FRAMES_KEY, LABELS_KEY, N_MELS, SAMPLE_RATE, TRANSCRIPT_KEY, VOCABULARY, WORDS
 
 BLANK = 0  # the CTC blank and the label padding: characters are 1..V
-DECODING_KEYS = ("decoder", "beam_width", "lexicon")
+DECODING_KEYS = ("decoder", "beam_width", "lexicon", "word_penalty")
+DECODERS = ("greedy", "beam", "lexicon")
 
 
 def _ragged(x: Any) -> tf.RaggedTensor:
@@ -65,16 +68,18 @@ def vocabulary(tft_output: Any, name: str = VOCABULARY) -> list[str]:
 def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     hparams = dict(hparams)
     decoding = {k: hparams.pop(k) for k in DECODING_KEYS if k in hparams}
-    if decoding.get("decoder", "greedy") not in ("greedy", "beam"):
-        raise ValueError(f"model.decoder must be greedy or beam. Received: {decoding['decoder']!r}")
+    decoder = decoding.get("decoder", "greedy")
+    if decoder not in DECODERS:
+        raise ValueError(f"model.decoder must be one of {', '.join(DECODERS)}. Received: {decoder!r}")
     strides = [tuple(s) for s in hparams.pop("conv_strides", ((2, 2), (1, 2)))]
     model = build_speech_recognizer(len(vocabulary(tft_output)), num_features=N_MELS, conv_strides=strides,
                                     blank_index=BLANK, **hparams)
     # What the serving signatures need besides the weights: read when the model is exported.
     if not isinstance(decoding.get("lexicon", False), bool):
         raise ValueError(f"model.lexicon must be true or false. Received: {decoding['lexicon']!r}")
-    model.rnnpipe_decoding = {"conv_strides": strides, "greedy": decoding.get("decoder", "greedy") == "greedy",
+    model.rnnpipe_decoding = {"conv_strides": strides, "decoder": decoder,
                               "beam_width": int(decoding.get("beam_width", 8)),
+                              "word_penalty": float(decoding.get("word_penalty", 0.0)),
                               "lexicon": vocabulary(tft_output, WORDS) if decoding.get("lexicon") else []}
     return model
 
@@ -128,11 +133,27 @@ def frame_probabilities(model: Any, transform: Any, audio: tf.Tensor) -> tuple[t
     return probabilities.to_tensor(), output_frames(lengths, model.rnnpipe_decoding["conv_strides"])
 
 
+def word_loop_decode(probabilities: tf.Tensor, frames: tf.Tensor, tft_output: Any, penalty: float) -> tf.Tensor:
+    """``[batch]`` transcripts: the best path through a loop of the train split's words, joined by spaces."""
+    characters = {c: i + 1 for i, c in enumerate(vocabulary(tft_output))}  # class 0 is the blank
+    words = vocabulary(tft_output, WORDS)
+    if " " not in characters:
+        raise ValueError("model.decoder lexicon needs transcripts of several words (the space is the separator); "
+                         "no training transcript has a space. Use decoder greedy or beam.")
+    ids = ctc_lexicon_decode(probabilities, frames, lexicon=[[characters[c] for c in w] for w in words],
+                             separator=characters[" "], blank_index=BLANK, word_penalty=penalty)
+    said = tf.gather(tf.constant(words), tf.RaggedTensor.from_tensor(ids, padding=-1))
+    return tf.strings.reduce_join(said, axis=1, separator=" ")
+
+
 def transcribe(model: Any, transform: Any, audio: tf.Tensor, tft_output: Any) -> dict[str, tf.Tensor]:
     probabilities, frames = frame_probabilities(model, transform, audio)
     settings = model.rnnpipe_decoding
-    ids = ctc_decode_dense(probabilities, frames, greedy=settings["greedy"], beam_width=settings["beam_width"],
-                           blank_index=BLANK)
+    if settings["decoder"] == "lexicon":
+        return {"text": word_loop_decode(probabilities, frames, tft_output, settings["word_penalty"]),
+                "frames": frames}
+    ids = ctc_decode_dense(probabilities, frames, greedy=settings["decoder"] == "greedy",
+                           beam_width=settings["beam_width"], blank_index=BLANK)
     table = tf.constant(["", *vocabulary(tft_output)])
     chars = tf.gather(table, tf.maximum(ids, 0))  # -1 pads the decoded ids: it maps to ""
     text = tf.strings.reduce_join(chars, axis=1)

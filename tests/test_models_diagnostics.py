@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import LSTM, GradientDiagnostics, SimpleRNN, make_optimizer
+from rnnpipe.models import GRU, LSTM, GradientDiagnostics, SimpleRNN, make_optimizer
 
 T, FEATURES, CLASSES, UNITS = 100, 8, 4, 32
 THRESHOLD = 1e-3
@@ -141,6 +141,72 @@ def test_masked_builtin_layers_replay_exactly():
         assert record["timestep_norms"][padded] == 0.0
 
 
+def test_both_directions_of_a_bidirectional_stack_are_diagnosed_and_plotted(tmp_path):
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((None, 3))
+    hidden = keras.layers.Bidirectional(GRU(5, return_sequences=True), name="lower")(inputs)
+    hidden = keras.layers.Bidirectional(LSTM(4), name="upper")(hidden)  # the top layer returns its last output
+    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(hidden))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32")
+    y = np.array([0, 1, 2, 3], "int32")
+    diagnostics = GradientDiagnostics(None, None, (x, y), plot_dir=str(tmp_path))
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[diagnostics])
+
+    assert diagnostics.layer_names == ["forward_gru", "backward_gru", "forward_lstm", "backward_lstm"]
+    assert diagnostics.probe_steps == [0, 1, 2]  # before training, then each epoch's end
+    record = diagnostics.history[-1]
+    assert record["replay_error"] < 1e-5
+    for name in diagnostics.layer_names:
+        assert diagnostics.timestep_norms_of(name).shape == (3, 6)
+        assert (record["layers"][name]["timestep_norms"] > 0).all()
+    # The upper layer's last step (processing order) reaches the loss directly: its norm is that of dL/dy_T.
+    upper = model.get_layer("upper")
+    with tf.GradientTape() as tape:
+        lower = model.get_layer("lower")(x)
+        tape.watch(lower)
+        last = upper.forward_layer(lower)
+        tape.watch(last)
+        merged = tf.concat([last, upper.backward_layer(lower)], -1)
+        loss = model.compute_loss(x=x, y=y, y_pred=model.layers[-1](merged))
+    np.testing.assert_allclose(record["layers"]["forward_lstm"]["timestep_norms"][-1],
+                               np.linalg.norm(tape.gradient(loss, last)), rtol=1e-5)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["epoch_001.png", "epoch_002.png"]
+
+
+def test_layers_inside_a_subclassed_model_with_initial_states_are_diagnosed():
+    class EncoderDecoder(keras.Model):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = LSTM(6, return_state=True, name="encoder")
+            self.decoder = LSTM(6, return_sequences=True, name="decoder")
+            self.head = keras.layers.Dense(CLASSES)
+
+        def call(self, inputs):
+            _, h, c = self.encoder(inputs)
+            return self.head(self.decoder(inputs, initial_state=[h, c]))
+
+    keras.utils.set_random_seed(4)
+    model = EncoderDecoder()
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(1).normal(size=(2, 7, 3)).astype("float32")
+    y = np.zeros((2, 7), "int32")
+    model(x)
+    diagnostics = GradientDiagnostics(None, None, (x, y))
+    diagnostics.set_model(model)
+    record = diagnostics.diagnose(0)
+    assert list(record["layers"]) == ["encoder", "decoder"] and record["replay_error"] < 1e-5
+    # The encoder reaches the loss only through its final states: at its last step, dL/dh_T is the gradient
+    # with respect to the h it hands the decoder; earlier steps reach the loss through the recurrence.
+    with tf.GradientTape() as tape:
+        _, h, c = model.encoder(x)
+        tape.watch(h)
+        loss = model.compute_loss(x=x, y=y, y_pred=model.head(model.decoder(x, initial_state=[h, c])))
+    norms = record["layers"]["encoder"]["timestep_norms"]
+    np.testing.assert_allclose(norms[-1], np.linalg.norm(tape.gradient(loss, h)), rtol=1e-5)
+    assert (norms[:-1] > 0).all()
+
+
 def test_exploding_is_flagged_and_the_logger_gets_metrics_tags_and_a_png(caplog):
     keras.utils.set_random_seed(2)
     # A linear RNN whose recurrent matrix has all singular values 2 doubles the signal every step.
@@ -167,10 +233,10 @@ def test_exploding_is_flagged_and_the_logger_gets_metrics_tags_and_a_png(caplog)
             "gradients/exploding", "gradients/layer/rnn"} <= keys
     assert sorted({step for _, _, step in recorder.metrics}) == [0, 1, 2]
     assert [v for k, v, s in recorder.metrics if k == "gradients/exploding" and s == 0] == [1.0]
-    assert recorder.tags == {"gradients.layer": "rnn", "gradients.vanishing": str(
+    assert recorder.tags == {"gradients.layers": "rnn", "gradients.vanishing": str(
         any(r["vanishing"] for r in diagnostics.history)).lower(), "gradients.exploding": "true"}
-    (path, artifact_path, content), = recorder.artifacts
-    assert artifact_path == "gradient_diagnostics" and path.endswith("rnn_grad_norms.png")
+    (path, artifact_path, content), = recorder.artifacts  # one heatmap per epoch
+    assert artifact_path == "gradient_diagnostics" and path.endswith("epoch_001.png")
     assert content.startswith(b"\x89PNG\r\n\x1a\n") and len(content) > 1000
 
 
@@ -199,17 +265,15 @@ def test_bad_arguments_and_unsupported_layers_raise_value_errors():
     model = last_step_classifier(SimpleRNN(4, return_sequences=True, name="rnn"), steps=3, features=2)
     model.compile("sgd", "mse")
     for name, message in (("nope", r"must name a layer of the model, one of \["),
-                          (model.layers[-1].name, r"recurrent layer with a `cell` and return_sequences=True.*Dense")):
+                          (model.layers[-1].name, r"recurrent layer with a `cell`\. Received: Dense")):
         diagnostics = GradientDiagnostics(1, name, probe)
         diagnostics.set_model(model)
         with pytest.raises(ValueError, match=message):
             diagnostics.diagnose(0)
-
     inputs = keras.Input((3, 2))
-    model = keras.Model(inputs, keras.layers.Dense(CLASSES)(LSTM(4, name="rnn")(inputs)))
-    diagnostics = GradientDiagnostics(1, "rnn", probe)
-    diagnostics.set_model(model)
-    with pytest.raises(ValueError, match=r"return_sequences=True\. Received: LSTM 'rnn'"):
+    diagnostics = GradientDiagnostics(None, None, probe)
+    diagnostics.set_model(keras.Model(inputs, keras.layers.Dense(CLASSES)(keras.layers.Flatten()(inputs))))
+    with pytest.raises(ValueError, match=r"at least one recurrent layer"):
         diagnostics.diagnose(0)
 
 
@@ -219,7 +283,8 @@ def test_get_config_covers_every_constructor_argument():
     diagnostics = GradientDiagnostics(3, "rnn", probe, 0.5, 7.0, logger=recorder)
     config = diagnostics.get_config()
     assert config == {"every_n_steps": 3, "layer_name": "rnn", "probe_data": probe,
-                      "vanishing_ratio_threshold": 0.5, "exploding_norm_threshold": 7.0, "logger": recorder}
+                      "vanishing_ratio_threshold": 0.5, "exploding_norm_threshold": 7.0, "logger": recorder,
+                      "plot_dir": None}
     assert GradientDiagnostics.from_config(config).get_config() == config
 
 

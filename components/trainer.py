@@ -38,6 +38,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         MetricsLogger,
         TimeBudget,
         fresh,
+        gradient_diagnostics,
         lr_schedule_callbacks,
         make_dataset,
         warm_start_from,
@@ -77,6 +78,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                       metrics=[fresh(m) for m in task.metrics])
     backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
     budget = TimeBudget(params["max_minutes"]) if params["max_minutes"] else None
+    run_dir = outputs["model_run"].path()
+    diagnostics = gradient_diagnostics(eval_ds, params["diagnostics_every_n_steps"], ctx.tracker,
+                                       run_dir / "gradient_diagnostics") if params["gradient_diagnostics"] else None
     callbacks = [
         backup,
         keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
@@ -85,6 +89,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         MetricsLogger(ctx.tracker),
         *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"]),
         *([budget] if budget else []),
+        *([diagnostics] if diagnostics else []),
     ]
     with warnings.catch_warnings():
         # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
@@ -97,7 +102,6 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
                 f"trainer.max_minutes={params['max_minutes']:g}")
 
-    run_dir = outputs["model_run"].path()
     ModelRun.write(run_dir, model, hist, warm_start=warm)
     if hist:
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
@@ -107,7 +111,22 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
     return {"epochs": epochs, f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
-            "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after))}
+            "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
+            **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
+
+
+def _gradient_flags(history: list[dict], params: dict, ctx: ExecutionContext) -> dict[str, float]:
+    """What the gradient probes saw, as the Trainer's metrics; exploding gradients with clipping off are
+    also a warning in the run's summary (``gradients_exploding_unclipped``)."""
+    exploding = any(record["exploding"] for record in history)
+    unclipped = exploding and not any(params[key] for key in CLIPPING)
+    if unclipped:
+        ctx.log(f"exploding gradients (global norm up to {max(r['global_norm'] for r in history):.3g}) with "
+                "clipping off: set trainer.clipnorm or trainer.global_clipnorm")
+    ratios = [r["first_last_ratio"] for r in history if math.isfinite(r["first_last_ratio"])]
+    return {"gradients_vanishing": int(history[-1]["vanishing"]), "gradients_exploding": int(exploding),
+            "gradients_exploding_unclipped": int(unclipped),
+            **({"gradients_first_last_ratio": ratios[-1]} if ratios else {})}
 
 
 def optimizer(params: dict, learning_rate: float) -> Any:
@@ -162,6 +181,11 @@ class Trainer(Component):
                                  min=0),
         "clipnorm": Param(float, 0.0, doc="rescale each variable's gradient to this norm; 0 = off", min=0),
         "clipvalue": Param(float, 0.0, doc="clip each gradient element to +-this; 0 = off", min=0),
+        "gradient_diagnostics": Param(bool, True, doc="probe dL/dh_t of every recurrent layer on one eval batch "
+                                      "before training and after each epoch (models.GradientDiagnostics): MLflow "
+                                      "metrics gradients/*, tags and a heatmap per epoch"),
+        "diagnostics_every_n_steps": Param((int, type(None)), None, min=1,
+                                           doc="also probe every this many training steps; null = per epoch"),
         "monitor": Param(str, "val_loss"),
         "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),
         "bucket_boundaries": Param(list, [10, 20, 40, 80]),

@@ -109,6 +109,28 @@ def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, moni
     return []
 
 
+def gradient_diagnostics(probe: tf.data.Dataset, every_n_steps: int | None, tracker: Any, plot_dir: Path) -> Any:
+    """The Trainer's gradient-flow probe on the first batch of ``probe``: dL/dh_t of every recurrent layer before
+    training and after each epoch, logged to MLflow (metrics gradients/*, a heatmap per epoch). A model it cannot
+    probe is trained all the same, with a warning."""
+    from rnnpipe.models import GradientDiagnostics
+
+    class TrainerDiagnostics(GradientDiagnostics):
+        failed: str | None = None
+
+        def diagnose(self, step: int) -> dict[str, Any]:
+            if self.failed is None:
+                try:
+                    return super().diagnose(step)
+                except (ValueError, TypeError, tf.errors.OpError) as e:
+                    self.failed = str(e).splitlines()[0][:300]
+                    log.warning("Trainer: gradient diagnostics off for this run: %s", self.failed)
+            return {}
+
+    x, y = next(iter(probe.take(1)))
+    return TrainerDiagnostics(every_n_steps, None, (x, y), logger=tracker, plot_dir=str(plot_dir))
+
+
 class TimeBudget(keras.callbacks.Callback):
     """Stops ``fit`` after the epoch past which one more (as long as the longest so far) would end beyond
     ``max_minutes`` of fitting, so that a run's length does not depend on the machine's speed. The weights

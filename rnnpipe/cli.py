@@ -73,6 +73,10 @@ def _summary(result: Any, *, verbose: bool = False) -> int:
                   "or superseded since; `rnnpipe rollback` serves it again)")
         elif metrics.get("pushed") == 0:
             print("  pushed: nothing (the model was not blessed)")
+    for step, metrics in result.metrics.items():
+        if metrics.get("gradients_exploding_unclipped"):
+            print(f"  warning: {step} saw exploding gradients with clipping off: set trainer.clipnorm or "
+                  "trainer.global_clipnorm (MLflow: gradients/global_norm, the gradient_diagnostics heatmaps)")
     print(f"  MLflow run: {result.mlflow_run_id} (see `rnnpipe ui`)")
     return EXIT_NOT_BLESSED if outcome(result) == "not_blessed" else EXIT_OK
 

@@ -86,6 +86,13 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: 
     assert {"plots/confusion_matrix.png", "plots/learning_curves.png", "schema/schema.pbtxt",
             "evaluation/predictions_sample.jsonl", "evaluation/model_card.md", "statistics/summary.txt",
             "statistics/statistics.html"} <= artifacts
+    # The gradient-flow probe: before training and after each of the 2 epochs, both directions of the GRU.
+    assert {f.path for f in client.list_artifacts(run.info.run_id, "gradient_diagnostics")} == {
+        "gradient_diagnostics/epoch_001.png", "gradient_diagnostics/epoch_002.png"}
+    assert run.data.tags["gradients.layers"] == "forward_gru_0,backward_gru_0"
+    ratios = client.get_metric_history(run.info.run_id, "gradients/first_last_ratio/backward_gru_0")
+    assert len(ratios) == 3 and all(m.value > 0 for m in ratios)
+    assert run.data.metrics["Trainer/gradients_exploding_unclipped"] == 0
 
 
 def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, capsys: pytest.CaptureFixture) -> None:

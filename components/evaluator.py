@@ -196,7 +196,7 @@ def _bounds(spec: Any) -> tuple[float | None, float | None]:
 
 
 def gate(evaluation: dict, params: dict) -> list[str]:
-    """The reasons not to bless (empty = blessed), from thresholds, the baseline and the champion."""
+    """The reasons not to bless (empty = blessed), from thresholds, the peers, the baseline and the champion."""
     model, baseline = evaluation["overall"]["model"], evaluation["overall"].get("baseline", {})
     failures = []
     for name, spec in params["thresholds"].items():
@@ -208,6 +208,11 @@ def gate(evaluation: dict, params: dict) -> list[str]:
             failures.append(f"{name} {value:.4f} > threshold {high}")
     primary, higher = params["primary_metric"], params["higher_is_better"]
     ours = model.get(primary, float("nan"))
+    if params.get("must_beat_peers"):
+        for name, values in evaluation["overall"].items():
+            theirs = values.get(primary, float("nan")) if name.startswith("peer/") else None
+            if theirs is not None and not (ours > theirs if higher else ours < theirs):
+                failures.append(f"{primary} {ours:.4f} does not beat the peer {name[5:]} {theirs:.4f}")
     if params["must_beat_baseline"]:
         theirs = baseline.get(primary, float("nan"))
         if not (ours > theirs if higher else ours < theirs):
@@ -303,13 +308,15 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
     overall = evaluation["overall"]
     shown = set(evaluation.get("card_metrics") or overall["model"])
     metrics = {}
+    def key(peer: str, metric: str) -> str:  # test_accuracy, baseline_accuracy, peer/<name>/accuracy
+        return f"{peer}/{metric}" if peer.startswith("peer/") else f"{'test' if peer == 'model' else peer}_{metric}"
+
     for peer, values in overall.items():
-        prefix = "test" if peer == "model" else peer
-        metrics.update({f"{prefix}_{k}": v for k, v in _scalars(values).items() if k in shown})
+        metrics.update({key(peer, k): v for k, v in _scalars(values).items() if k in shown})
     for name, s in evaluation.get("slices", {}).items():
         for peer, values in s.items():
             if primary in values and math.isfinite(values[primary]):
-                metrics[f"{'test' if peer == 'model' else peer}_{primary}.{name}"] = float(values[primary])
+                metrics[f"{key(peer, primary)}.{name}"] = float(values[primary])
     metrics["blessed"] = float(blessing["blessed"])
     metrics.update(summary)
     return metrics
@@ -330,6 +337,8 @@ class Evaluator(Component):
         "higher_is_better": Param(bool, True, doc="direction of the primary metric"),
         "thresholds": Param(dict, {}, doc="metric -> lower bound, or {lower_bound: x, upper_bound: y}"),
         "must_beat_baseline": Param(bool, True),
+        "must_beat_peers": Param(bool, False, doc="bless only a model ahead of every peer (evaluator.metrics.peers) "
+                                                  "on the primary metric"),
         "champion_dir": Param((str, type(None)), None, doc="serving folder of the model the candidate must match"),
         "max_regression": Param((float, type(None)), None, doc="how much worse than the champion still passes",
                                 min=0),

@@ -78,7 +78,7 @@ def length_bucket(text: str, edges: list[int]) -> str:
 
 CLASSIFICATION_DEFAULTS = {
     "label_key": "label", "class_names": None, "prediction_key": "label_id", "probability_key": "probabilities",
-    "slice_keys": [], "length_feature": None, "length_edges": [8, 16, 32],
+    "slice_keys": [], "length_feature": None, "length_edges": [8, 16, 32], "peers": [], "text_key": None,
 }
 
 
@@ -96,12 +96,21 @@ def evaluate_classification(ev: Any) -> dict:
     beside the majority class of the train split; a confusion matrix and the predictions as files. Streams the
     split (one confusion matrix per slice), so memory does not grow with it.
 
+    ``peers`` (names of components.peers.TEXT_CLASSIFIERS, fit on the train split's ``text_key``) are scored
+    beside the model on the same examples, overall and per slice, as ``peer/<name>``.
+
     ``ev`` is the Evaluator's EvalContext; ``ev.config`` keys: see CLASSIFICATION_DEFAULTS
     (``class_names`` is required)."""
+    from .peers import TEXT_CLASSIFIERS, check_peers
+
     cfg = {**CLASSIFICATION_DEFAULTS, **ev.config}
     classes, label_key = cfg["class_names"], cfg["label_key"]
     if not classes:
         raise ValueError("evaluator.metrics.class_names is required for classification metrics")
+    peers = check_peers(cfg["peers"] or [], TEXT_CLASSIFIERS) if ev.out_dir is not None else []
+    if peers and not cfg["text_key"]:
+        raise ValueError("evaluator.metrics.peers needs evaluator.metrics.text_key, the text feature they read")
+    scored: list[tuple[np.ndarray, dict[str, np.ndarray], list[str]]] = []  # what the peers are scored on
     k, out = len(classes), ev.out_dir
     majority = None
     if out is not None:  # scoring the champion: the overall model metrics are all that is read
@@ -123,6 +132,8 @@ def evaluate_classification(ev: Any) -> dict:
                 np.add.at(model[group], (y_true[idx], y_pred[idx]), 1)
                 if majority is not None:
                     baseline[group][:, majority] += np.bincount(y_true[idx], minlength=k)
+            if peers:
+                scored.append((y_true, groups, [str(r[cfg["text_key"]]) for r in batch]))
             if writer is not None:
                 probabilities = outputs[cfg["probability_key"]]
                 writer.write({**r, "predicted": int(y_pred[i]), "probabilities": probabilities[i].tolist()}
@@ -130,8 +141,11 @@ def evaluate_classification(ev: Any) -> dict:
     if out is None:
         return {"overall": {"model": confusion_metrics(model["overall"])}}
 
+    peer_matrices = _score_peers(peers, scored, ev, cfg, k)
+
     def both(group: str) -> dict:
-        return {"model": confusion_metrics(model[group]), "baseline": confusion_metrics(baseline[group])}
+        return {"model": confusion_metrics(model[group]), "baseline": confusion_metrics(baseline[group]),
+                **{f"peer/{name}": confusion_metrics(m[group]) for name, m in peer_matrices.items()}}
 
     order = {name: i for i, name in enumerate(by_slice)}  # slices by slicer, then by value
     sliced = sorted((g for g in model if g != "overall"), key=lambda g: (order[g.split(":", 1)[0]], g))
@@ -141,3 +155,24 @@ def evaluate_classification(ev: Any) -> dict:
     plot_confusion_matrix(model["overall"].tolist(), classes, out / "confusion_matrix.png")
     evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (writer.sample_path, "evaluation")]
     return evaluation
+
+
+def _score_peers(peers: list[str], scored: list[tuple[np.ndarray, dict[str, np.ndarray], list[str]]], ev: Any,
+                 cfg: dict, k: int) -> dict[str, dict[str, np.ndarray]]:
+    """Per peer, a confusion matrix per group (overall and slices) of its predictions on the scored examples."""
+    from .peers import text_classifier_predictions
+
+    matrices: dict[str, dict[str, np.ndarray]] = {}
+    if not peers:
+        return matrices
+    train = [(str(r[cfg["text_key"]]), int(r[cfg["label_key"]])) for r in ev.train_records()]
+    texts = [text for _, _, batch_texts in scored for text in batch_texts]
+    for name in peers:
+        predicted, offset = text_classifier_predictions(name, train, texts, ev.log), 0
+        matrices[name] = defaultdict(lambda: np.zeros((k, k), np.int64))
+        for y_true, groups, batch_texts in scored:
+            batch_pred = predicted[offset:offset + len(batch_texts)]
+            for group, idx in groups.items():
+                np.add.at(matrices[name][group], (y_true[idx], batch_pred[idx]), 1)
+            offset += len(batch_texts)
+    return matrices

@@ -153,7 +153,10 @@ def describe_primary(m: dict, *, short: bool = False) -> str:
     if short:
         return text + (f" (baseline {_fmt(baseline)})" if baseline is not None else "")
     direction = "higher is better" if m.get("higher_is_better", True) else "lower is better"
+    peers = [f"{key.split('/')[1]} {_fmt(v)}" for key, v in m.items()
+             if key.startswith("peer/") and key.endswith(f"/{m['primary_metric']}")]
     return (f"{text} ({direction}; " + (f"baseline {_fmt(baseline)}" if baseline is not None else "no baseline")
+            + "".join(f"; peer {p}" for p in peers)
             + "; " + (f"champion {_fmt(champion)}" if champion is not None else "no champion") + ")")
 
 

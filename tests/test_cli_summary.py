@@ -25,6 +25,8 @@ def gate(name: str, value: float, higher: bool, baseline: float | None, champion
     (gate("accuracy", 0.9, True, 0.85, None), "accuracy 0.9000 (higher is better; baseline 0.8500; no champion)"),
     (gate("mase", 0.7, False, 1.25, 0.75), "mase 0.7000 (lower is better; baseline 1.2500; champion 0.7500)"),
     (gate("bpc", 2.5, False, None, None), "bpc 2.5000 (lower is better; no baseline; no champion)"),
+    (gate("accuracy", 0.77, True, 0.5, None) | {"peer/tfidf_svm/accuracy": 0.79, "peer/tfidf_svm/macro_f1": 0.7},
+     "accuracy 0.7700 (higher is better; baseline 0.5000; peer tfidf_svm 0.7900; no champion)"),
 ])
 def test_the_primary_metric_line_shows_its_direction_baseline_and_champion(metrics: dict, line: str) -> None:
     assert describe_primary(metrics) == line

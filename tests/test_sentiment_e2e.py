@@ -93,6 +93,10 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: 
     ratios = client.get_metric_history(run.info.run_id, "gradients/first_last_ratio/backward_gru_0")
     assert len(ratios) == 3 and all(m.value > 0 for m in ratios)
     assert run.data.metrics["Trainer/gradients_exploding_unclipped"] == 0
+    # The TF-IDF peers, fit on the same train split and scored on the same test examples.
+    for peer in ("tfidf_logreg", "tfidf_svm"):
+        assert 0.0 <= run.data.metrics[f"Evaluator/peer/{peer}/accuracy"] <= 1.0
+        assert f"Evaluator/peer/{peer}/accuracy.source:movie" in run.data.metrics
 
 
 def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, capsys: pytest.CaptureFixture) -> None:

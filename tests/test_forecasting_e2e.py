@@ -50,7 +50,7 @@ latest = functools.partial(executions.latest, app="forecasting")
 def test_the_model_beats_seasonal_naive_and_is_scored_beside_ets(pushed: dict) -> None:
     evaluation = json.loads((latest(pushed["work"], "Evaluator") / "evaluation" / "evaluation.json").read_text())
     overall = evaluation["overall"]
-    assert set(overall) == {"model", "baseline", "ets"}
+    assert set(overall) == {"model", "baseline", "peer/ets"}
     assert overall["model"]["count"] == 131  # every test origin: 156 test weeks - 26 + 1
     assert overall["model"]["mase"] < overall["baseline"]["mase"]
     assert all(0 < overall[p]["mase"] < 3 and 0 < overall[p]["smape"] < 5 for p in overall)
@@ -92,7 +92,7 @@ def test_mlflow_run_has_forecast_metrics_and_the_plot(pushed: dict) -> None:
     run = client.search_runs([client.get_experiment_by_name("forecasting").experiment_id])[0]
     assert run.info.status == "FINISHED" and run.data.tags["rnnpipe.pushed_version"] == "1"
     metrics = run.data.metrics
-    assert {"Evaluator/test_mase", "Evaluator/baseline_mase", "Evaluator/ets_mase", "Evaluator/test_smape",
+    assert {"Evaluator/test_mase", "Evaluator/baseline_mase", "Evaluator/peer/ets/mase", "Evaluator/test_smape",
             "Evaluator/test_rmse", "Evaluator/test_mae", "Evaluator/test_mase.steps:1-9"} <= set(metrics)
     assert metrics["Evaluator/test_mase"] < metrics["Evaluator/baseline_mase"]
     assert run.data.params["data.missing"] == "interpolate" and run.data.params["model.cell"] == "gru"

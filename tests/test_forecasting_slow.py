@@ -26,4 +26,4 @@ def test_default_run_beats_seasonal_naive_and_ets(workdir: Path, monkeypatch: py
     evaluation_dir = executions.latest(workdir, "Evaluator", app="forecasting")
     overall = json.loads((evaluation_dir / "evaluation" / "evaluation.json").read_text())["overall"]
     assert overall["model"]["mase"] < overall["baseline"]["mase"]
-    assert overall["model"]["mase"] < overall["ets"]["mase"]
+    assert overall["model"]["mase"] < overall["peer/ets"]["mase"]

@@ -85,7 +85,7 @@ def test_tiny_recognizer_beats_the_empty_transcript_and_is_pushed(pushed: dict) 
     assert model["wer"] < 0.9 and model["cer"] < 0.8, model  # words snap to the lexicon: CER follows WER
     assert {"test_set:espeak_heldout", "test_set:flite"} <= set(evaluation["slices"])
     assert any(k.startswith("speed_bucket:") for k in evaluation["slices"])
-    ps = evaluation["overall"]["pocketsphinx"]
+    ps = evaluation["overall"]["peer/pocketsphinx"]
     assert ps["count"] == evaluation["overall"]["model_on_pocketsphinx_subset"]["count"] > 0
     assert (latest(work, "Evaluator") / "evaluation" / "digit_confusions.png").stat().st_size > 1000
     assert ModelBlessing.read(latest(work, "Evaluator") / "blessing").blessed

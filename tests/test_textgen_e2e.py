@@ -63,7 +63,7 @@ def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: d
     overall = evaluation["overall"]
     assert overall["model"]["chars"] == overall["unigram"]["chars"] == 3976  # d_hamlet.txt less its first char
     assert overall["model"]["bpc"] < overall["unigram"]["bpc"] == overall["baseline"]["bpc"]
-    assert overall["kn3"]["bpc"] < overall["bigram"]["bpc"] < overall["unigram"]["bpc"]
+    assert overall["peer/kn3"]["bpc"] < overall["bigram"]["bpc"] < overall["unigram"]["bpc"]
     assert list(evaluation["slices"]) == ["work:d_hamlet"]
     assert ModelBlessing.read(latest(work, "Evaluator") / "blessing").blessed
 

@@ -136,8 +136,8 @@ def test_metrics_function_scores_the_same_characters_as_the_model(tmp_path: Path
     result = evaluate_bpc(_Ev(test, predictions, config, tmp_path, train))
     overall = result["overall"]
     assert overall["model"] == {"bpc": 6.0, "chars": len(data.read_text(SAMPLE / "d_hamlet.txt")) - 1}
-    assert set(overall) == {"model", "unigram", "bigram", "kn3", "baseline"}
-    assert overall["baseline"] == overall["bigram"] and overall["kn3"]["bpc"] < overall["bigram"]["bpc"]
+    assert set(overall) == {"model", "unigram", "bigram", "peer/kn3", "baseline"}
+    assert overall["baseline"] == overall["bigram"] and overall["peer/kn3"]["bpc"] < overall["bigram"]["bpc"]
     assert result["slices"]["work:d_hamlet"]["model"]["bpc"] == 6.0
     text = data.read_text(SAMPLE / "d_hamlet.txt")
     expected = CharNgram([t for w, t in work_texts(train).items()], 1).bits(text, 1)[0] / (len(text) - 1)

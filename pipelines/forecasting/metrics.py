@@ -77,7 +77,7 @@ def evaluate_forecasts(ev: Any) -> dict:
     def peers(rows: np.ndarray, steps: slice = slice(None)) -> dict:
         return {"model": point_metrics(truth[rows, steps], forecast[rows, steps], scale[rows]),
                 "baseline": point_metrics(truth[rows, steps], naive[rows, steps], scale[rows]),
-                "ets": point_metrics(truth[rows, steps], ets[rows, steps], scale[rows])}
+                "peer/ets": point_metrics(truth[rows, steps], ets[rows, steps], scale[rows])}
 
     everything = np.arange(len(records))
     slices = {}
@@ -93,7 +93,7 @@ def evaluate_forecasts(ev: Any) -> dict:
                                                  "train_range_end": data.timestamps[ranges.train_end - 1]}}
     o = evaluation["overall"]
     ev.log(f"MASE model {o['model']['mase']:.3f}, {baseline.split(' (')[0]} {o['baseline']['mase']:.3f}, "
-           f"ETS {o['ets']['mase']:.3f} over {len(records)} test windows")
+           f"ETS {o['peer/ets']['mase']:.3f} over {len(records)} test windows")
 
     out = ev.out_dir
     with PredictionsWriter(out) as writer:

@@ -103,6 +103,9 @@ def digit_confusions(references: list[str], hypotheses: list[str]) -> tuple[list
     return matrix.tolist(), labels
 
 
+PEER = "peer/pocketsphinx"  # as the Evaluator names peers: MLflow metrics peer/pocketsphinx/wer, ...
+
+
 def evaluate_speech(ev: Any) -> dict:
     """The Evaluator's metrics function (``ev`` is its EvalContext); predictions come from the serving
     signature's ``text``."""
@@ -118,7 +121,7 @@ def evaluate_speech(ev: Any) -> dict:
         step = max(1, -(-len(records) // cfg["pocketsphinx_max_utterances"]))
         start = time.perf_counter()
         heard = iter(pocketsphinx_transcripts([r["audio"] for r in records[::step]]))
-        peers["pocketsphinx"] = [next(heard) if i % step == 0 else None for i in range(len(records))]
+        peers[PEER] = [next(heard) if i % step == 0 else None for i in range(len(records))]
         ev.log(f"PocketSphinx decoded {len(records[::step])} test utterances in {time.perf_counter() - start:.1f}s")
 
     def scored(idx: list[int]) -> dict:
@@ -126,8 +129,8 @@ def evaluate_speech(ev: Any) -> dict:
         for name, guesses in peers.items():
             kept = [i for i in idx if guesses[i] is not None]
             out[name] = error_rates([refs[i] for i in kept], [guesses[i] for i in kept])
-        if "pocketsphinx" in peers:  # the model on exactly the utterances PocketSphinx decoded
-            kept = [i for i in idx if peers["pocketsphinx"][i] is not None]
+        if PEER in peers:  # the model on exactly the utterances PocketSphinx decoded
+            kept = [i for i in idx if peers[PEER][i] is not None]
             out["model_on_pocketsphinx_subset"] = error_rates([refs[i] for i in kept], [hyps[i] for i in kept])
         return out
 

@@ -157,23 +157,26 @@ def evaluate_bpc(ev: Any) -> dict:
                 raise ValueError(f"record {i} ({r['work']}@{r['start']}): the model scored {chars[i]} characters, "
                                  f"the baseline {n}: the score signature and the records disagree")
             peer_bits[name][i] = b
+    # The Kneser-Ney model of evaluator.metrics.ngram_order is a peer (peer/kn<n>); unigram and bigram are baselines.
+    shown = {name: f"peer/{name}" if name.startswith("kn") else name for name in peers}
     for name in peers:
-        overall[name] = _bpc(peer_bits[name].sum(), chars.sum())
-    overall["baseline"] = overall[gate_peer]
+        overall[shown[name]] = _bpc(peer_bits[name].sum(), chars.sum())
+    overall["baseline"] = overall[shown[gate_peer]]
 
     slices = {}
     for work in sorted(set(works)):
         idx = np.array([i for i, w in enumerate(works) if w == work])
         slices[f"work:{work}"] = {"model": _bpc(bits[idx].sum(), chars[idx].sum()),
-                                  **{name: _bpc(peer_bits[name][idx].sum(), chars[idx].sum()) for name in peers}}
-        slices[f"work:{work}"]["baseline"] = slices[f"work:{work}"][gate_peer]
+                                  **{shown[name]: _bpc(peer_bits[name][idx].sum(), chars[idx].sum())
+                                     for name in peers}}
+        slices[f"work:{work}"]["baseline"] = slices[f"work:{work}"][shown[gate_peer]]
     described = {1: "add-one unigram", 2: "Kneser-Ney bigram"}
     result = {"overall": overall, "slices": slices, "card_metrics": ["bpc", "chars"],
               "baseline": f"{described.get(orders[gate_peer], f'Kneser-Ney {orders[gate_peer]}-gram')} "
                           f"fitted on the {len(train)} train works",
               "artifacts": []}
     ev.log("bits per character on held-out works: model {:.4f}, ".format(overall["model"]["bpc"])
-           + ", ".join(f"{name} {overall[name]['bpc']:.4f}" for name in peers))
+           + ", ".join(f"{name} {overall[shown[name]]['bpc']:.4f}" for name in peers))
 
     if ev.model_dir and cfg.get("sample_temperatures"):
         prompts = list(cfg.get("sample_prompts") or [])

@@ -1,9 +1,10 @@
 """Peers: the non-recurrent models a user would otherwise pick, fit on the train split and scored by the Evaluator
 on the same split as the model (``evaluator.metrics.peers``).
 
-Each peer is a scikit-learn pipeline, not a hand-written learner. Its test predictions are cached under the
-user's cache folder (``peers/``), keyed on the peer, the scikit-learn version and the exact train and test data,
-so a re-run that trains another model on the same data scores the peers for free.
+Each peer comes from a well-kept library (scikit-learn pipelines, sklearn-crfsuite), not a hand-written
+learner. Its test predictions are cached under the user's cache folder (``peers/``), keyed on the peer, the
+scikit-learn version and the exact train and test data, so a re-run that trains another model on the same data
+scores the peers for free.
 """
 
 from __future__ import annotations
@@ -63,33 +64,74 @@ def check_peers(names: Sequence[str], known: dict[str, Callable[[], Any]]) -> li
     return list(names)
 
 
-def _key(name: str, train: Sequence[tuple[str, int]], test: Sequence[str]) -> str:
+def _cached(name: str, data: Any, predict: Callable[[], Any], log: Callable[[str], None],
+            cache: Path | None) -> Any:
+    """``predict()``'s JSON-able result, kept under the cache keyed on the peer, its libraries and ``data``."""
     import sklearn
 
-    digest = hashlib.sha256(json.dumps([name, PEER_VERSION, sklearn.__version__]).encode())
-    for text, label in train:
-        digest.update(f"{label}\t{text}\n".encode())
-    digest.update(b"\0test\0")
-    for text in test:
-        digest.update(f"{text}\n".encode())
-    return digest.hexdigest()[:24]
+    digest = hashlib.sha256(json.dumps([name, PEER_VERSION, sklearn.__version__, data]).encode()).hexdigest()[:24]
+    folder = cache or cache_dir("peers")
+    path = folder / f"{name}-{digest}.json"
+    if path.exists():
+        log(f"peer {name}: predictions cached ({path.name})")
+        return json.loads(path.read_text(encoding="utf-8"))
+    result = predict()
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".json", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(result, handle)
+    os.replace(tmp, path)  # a reader never sees a half-written file
+    return result
 
 
 def text_classifier_predictions(name: str, train: Sequence[tuple[str, int]], test: Sequence[str],
                                 log: Callable[[str], None] = print, cache: Path | None = None) -> np.ndarray:
     """Class ids the peer ``name`` (one of TEXT_CLASSIFIERS) predicts for ``test`` texts after fitting on the
     ``train`` (text, class id) pairs; from the cache when the same peer saw the same data before."""
-    folder = cache or cache_dir("peers")
-    path = folder / f"{name}-{_key(name, train, test)}.npy"
-    if path.exists():
-        log(f"peer {name}: predictions cached ({path.name})")
-        return np.load(path)
-    model = TEXT_CLASSIFIERS[name]()
-    model.fit([text for text, _ in train], np.array([label for _, label in train]))
-    predicted = np.asarray(model.predict(list(test)), dtype=np.int64) if test else np.zeros(0, np.int64)
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".npy", dir=folder)
-    with os.fdopen(fd, "wb") as handle:
-        np.save(handle, predicted)
-    os.replace(tmp, path)  # a reader never sees a half-written file
-    log(f"peer {name}: fit on {len(train)} train examples, predicted {len(test)}")
-    return predicted
+    def predict() -> list[int]:
+        model = TEXT_CLASSIFIERS[name]()
+        model.fit([text for text, _ in train], np.array([label for _, label in train]))
+        log(f"peer {name}: fit on {len(train)} train examples, predicting {len(test)}")
+        return [int(c) for c in model.predict(list(test))] if test else []
+
+    data = [[[text, int(label)] for text, label in train], list(test)]
+    return np.asarray(_cached(name, data, predict, log, cache), dtype=np.int64)
+
+
+def _token_features(tokens: Sequence[str], i: int) -> dict[str, Any]:
+    """The usual CRF features of token i: the word, its shape and affixes, and its neighbours'."""
+    word = tokens[i]
+    shape = "".join("X" if c.isupper() else "x" if c.isalpha() else "d" if c.isdigit() else c for c in word)
+    features: dict[str, Any] = {
+        "bias": 1.0, "lower": word.lower(), "suffix2": word[-2:].lower(), "suffix3": word[-3:].lower(),
+        "suffix4": word[-4:].lower(), "prefix2": word[:2].lower(), "prefix3": word[:3].lower(),
+        "title": word.istitle(), "upper": word.isupper(), "digit": any(c.isdigit() for c in word),
+        "punct": not any(c.isalnum() for c in word), "shape": shape[:6], "length": min(len(word), 10),
+    }
+    for offset in (-2, -1, 1, 2):
+        j = i + offset
+        if 0 <= j < len(tokens):
+            features[f"{offset}:lower"] = tokens[j].lower()
+            features[f"{offset}:suffix3"] = tokens[j][-3:].lower()
+            features[f"{offset}:title"] = tokens[j].istitle()
+        else:
+            features[f"{offset}:edge"] = True
+    return features
+
+
+def crf_tagger_predictions(train: Sequence[tuple[Sequence[str], Sequence[str]]], test: Sequence[Sequence[str]],
+                           log: Callable[[str], None] = print, cache: Path | None = None) -> list[list[str]]:
+    """The tags a linear-chain CRF (sklearn-crfsuite, L-BFGS with L1 and L2) fit on the ``train`` (tokens, tags)
+    sentences predicts for each ``test`` sentence; from the cache when it saw the same data before."""
+    def predict() -> list[list[str]]:
+        import sklearn_crfsuite
+
+        crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=0.1, c2=0.05, max_iterations=150,
+                                   all_possible_transitions=True)
+        crf.fit([[_token_features(tokens, i) for i in range(len(tokens))] for tokens, _ in train],
+                [list(tags) for _, tags in train])
+        log(f"peer crf: fit on {len(train)} train sentences, predicting {len(test)}")
+        return [list(crf.predict_single([_token_features(s, i) for i in range(len(s))])) if s else []
+                for s in test]
+
+    data = [[list(tokens), list(tags)] for tokens, tags in train], [list(s) for s in test]
+    return _cached("crf", data, predict, log, cache)

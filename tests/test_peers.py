@@ -33,7 +33,7 @@ def test_a_peer_learns_on_train_predicts_the_test_texts_and_is_cached(tmp_path) 
     again = text_classifier_predictions("tfidf_logreg", pairs, texts, messages.append, cache=tmp_path)
     assert np.array_equal(first, again) and "cached" in messages[-1] and "cached" not in messages[0]
     other = text_classifier_predictions("tfidf_logreg", pairs[:-1], texts, messages.append, cache=tmp_path)
-    assert "cached" not in messages[-1] and len(list(tmp_path.glob("tfidf_logreg-*.npy"))) == 2
+    assert "cached" not in messages[-1] and len(list(tmp_path.glob("tfidf_logreg-*.json"))) == 2
     assert len(other) == len(texts)
 
 
@@ -70,3 +70,39 @@ def test_an_unknown_peer_or_a_missing_text_key_is_named(tmp_path) -> None:
         with pytest.raises(ValueError, match=message):
             evaluate_classification(EvalContext(test, predictions, {**base, **extra}, tmp_path, "unused",
                                                 lambda msg: None, test))
+
+
+def tagged_sentences(n: int, seed: int) -> list[dict]:
+    """The tag follows the suffix (-ler NOUN, -di VERB, else ADJ), so unseen words are taggable by their ending."""
+    rng = np.random.default_rng(seed)
+    stems = ["".join(rng.choice(list("abcdefgkmnprstuvyz"), size=4)) for _ in range(300)]
+    rows = []
+    for _ in range(n):
+        tokens, tags = [], []
+        for _ in range(int(rng.integers(3, 7))):
+            suffix, tag = [("ler", "NOUN"), ("di", "VERB"), ("", "ADJ")][int(rng.integers(0, 3))]
+            tokens.append(str(rng.choice(stems)) + suffix)
+            tags.append(tag)
+        rows.append({"tokens": tokens, "tags": tags, "text": " ".join(tokens), "source": "web"})
+    return rows
+
+
+def test_the_crf_peer_tags_unseen_words_by_their_affixes_where_the_most_frequent_tag_cannot(tmp_path,
+                                                                                          monkeypatch) -> None:
+    from rnnpipe.pipelines.tagging.metrics import evaluate_tagging
+
+    monkeypatch.setenv("RNNPIPE_CACHE", str(tmp_path / "cache"))
+    train, test = tagged_sentences(150, 5), tagged_sentences(40, 6)
+    width = max(len(r["tokens"]) for r in test)
+
+    def padded(rows: list[list[str]]) -> np.ndarray:
+        return np.array([[t.encode() for t in row] + [b""] * (width - len(row)) for row in rows], dtype=object)
+
+    served = {"tokens": padded([r["tokens"] for r in test]), "tags": padded([r["tags"] for r in test]),
+              "length": np.array([len(r["tokens"]) for r in test])}
+    evaluation = evaluate_tagging(EvalContext(test, served, {"peers": ["crf"]}, tmp_path, "unused",
+                                              lambda msg: None, train))
+    crf, baseline = evaluation["overall"]["peer/crf"], evaluation["overall"]["baseline"]
+    assert crf["count"] == baseline["count"] == sum(len(r["tokens"]) for r in test)
+    assert crf["oov_accuracy"] > 0.95 > baseline["oov_accuracy"]
+    assert "peer/crf" in evaluation["slices"]["source:web"]

@@ -1,6 +1,6 @@
 """Tagging metrics for the Evaluator: token accuracy, accuracy on out-of-vocabulary tokens, per-tag F1,
 beside the most-frequent-tag baseline (each word's most frequent tag in the train split; the overall most
-frequent tag for a word the train split never had)."""
+frequent tag for a word the train split never had) and, with ``peers: [crf]``, a CRF fit on the train split."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from rnnpipe.components.metrics import PredictionsWriter, length_bucket
+from rnnpipe.components.peers import check_peers, crf_tagger_predictions
 from rnnpipe.components.plots import plot_confusion_matrix
 
-DEFAULTS = {"slice_keys": ["source"], "length_edges": [8, 16, 32], "sample_size": 200}
+DEFAULTS = {"slice_keys": ["source"], "length_edges": [8, 16, 32], "sample_size": 200, "peers": []}
+PEERS = ("crf",)  # components.peers: a linear-chain CRF on word-shape, affix and neighbour features
 
 
 def as_list(value: Any) -> list:
@@ -89,6 +91,10 @@ def evaluate_tagging(ev: Any) -> dict:
 
     baseline = MostFrequentTag(ev.train_records())
     base = [baseline(s) for s in tokens]
+    peers = {}
+    if "crf" in check_peers(cfg["peers"] or [], dict.fromkeys(PEERS)):
+        train = [(as_list(r["tokens"]), as_list(r["tags"])) for r in ev.train_records()]
+        peers["peer/crf"] = crf_tagger_predictions(train, tokens, ev.log)
     oov = [[t not in baseline.vocabulary for t in s] for s in tokens]
     tags = sorted({t for s in gold_tags for t in s} | {t for s in predicted for t in s if t})
 
@@ -96,7 +102,8 @@ def evaluate_tagging(ev: Any) -> dict:
         def pick(rows: list[list]) -> list:
             return [x for i in idx for x in rows[i]]
         return {"model": tag_metrics(pick(gold_tags), pick(predicted), pick(oov), tags),
-                "baseline": tag_metrics(pick(gold_tags), pick(base), pick(oov), tags)}
+                "baseline": tag_metrics(pick(gold_tags), pick(base), pick(oov), tags),
+                **{name: tag_metrics(pick(gold_tags), pick(tagged), pick(oov), tags) for name, tagged in peers.items()}}
 
     everything = list(range(len(records)))
     evaluation = {"overall": both(everything), "slices": {},

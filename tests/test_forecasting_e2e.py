@@ -50,7 +50,7 @@ latest = functools.partial(executions.latest, app="forecasting")
 def test_the_model_beats_seasonal_naive_and_is_scored_beside_ets(pushed: dict) -> None:
     evaluation = json.loads((latest(pushed["work"], "Evaluator") / "evaluation" / "evaluation.json").read_text())
     overall = evaluation["overall"]
-    assert set(overall) == {"model", "baseline", "peer/ets"}
+    assert set(overall) == {"model", "baseline", "peer/ets", "peer/theta"}
     assert overall["model"]["count"] == 131  # every test origin: 156 test weeks - 26 + 1
     assert overall["model"]["mase"] < overall["baseline"]["mase"]
     assert all(0 < overall[p]["mase"] < 3 and 0 < overall[p]["smape"] < 5 for p in overall)

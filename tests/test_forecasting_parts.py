@@ -15,7 +15,7 @@ from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_forecaster
 from rnnpipe.pipelines.forecasting import APPLICATION, check_model, data_path, model_hparams, window
-from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, point_metrics, seasonal_naive
+from rnnpipe.pipelines.forecasting.baselines import ETS, Theta, mase_scale, point_metrics, seasonal_naive
 from rnnpipe.pipelines.forecasting.data import Ranges, fetch, read_series, read_windows
 
 
@@ -172,6 +172,24 @@ def test_ets_rolls_forward_with_the_parameters_fitted_on_the_training_range() ->
     # Without a season, and with the trend chosen by AIC.
     _, info = ETS().forecasts(y, 200, origins, 6, 1)
     assert info["model"] in ("ETS(A,A,N)", "ETS(A,Ad,N)")
+
+
+def test_theta_refits_at_each_origin_on_the_values_before_it_and_stops_at_its_time_budget() -> None:
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    rng = np.random.default_rng(1)
+    t = np.arange(240)
+    y = 50 + 0.2 * t + 8 * np.sin(2 * np.pi * t / 12) + rng.normal(size=240)
+    origins = np.array([180, 204, 228])
+    forecasts, info = Theta().forecasts(y, origins, 12, 12)
+    assert info == {**info, "model": "Theta(theta=2, deseasonalized)", "origins": 3, "of": 3}
+    np.testing.assert_allclose(forecasts[1], ThetaModel(y[:204], period=12).fit().forecast(12, theta=2), rtol=1e-9)
+    truth = y[origins[:, None] + np.arange(12)]
+    scale = np.full(3, mase_scale(y[:180], 12))
+    assert point_metrics(truth, forecasts, scale)["mase"] < point_metrics(
+        truth, seasonal_naive(y, origins, 12, 12), scale)["mase"]  # the trend it follows, the naive one lags
+    skipped, info = Theta(max_seconds=0).forecasts(y, origins, 12, 12)
+    assert info["origins"] == 0 and np.isnan(skipped).all()
 
 
 def test_presets_follow_the_series_and_explicit_values_win(tmp_path: Path) -> None:

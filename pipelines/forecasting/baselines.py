@@ -1,4 +1,5 @@
-"""The forecasts the model is measured against: seasonal-naive, and an ETS model fitted by statsmodels.
+"""The forecasts the model is measured against: seasonal-naive, an ETS model fitted by statsmodels and statsmodels'
+Theta method.
 
 Both forecast from every origin of the rolling evaluation with only the values before the origin, like
 the model. The ETS parameters (smoothing weights, damping, initial states) are fitted once on the
@@ -103,3 +104,35 @@ class ETS:
             out = out + seasons[last[:, None] + h[None, :] - season * ((h[None, :] - 1) // season + 1)]
         params = {k: round(float(v), 4) for k, v in smoothing.items() if k != "damping_trend" or damped}
         return out, {"model": self.description(season, bool(damped)), **params}
+
+
+@dataclass
+class Theta:
+    """The Theta method (Assimakopoulos & Nikolopoulos, 2000; statsmodels' ``ThetaModel``): simple exponential
+    smoothing with half the linear trend as drift, on the series deseasonalized by classical decomposition
+    when it has a season. Cheap to fit, so it is refitted at each origin on the values before it, as a
+    forecaster in production would be, until ``max_seconds`` have passed; later origins are left out (NaN)."""
+
+    theta: float = 2.0
+    max_seconds: float = 120.0
+
+    def forecasts(self, y: np.ndarray, origins: np.ndarray, horizon: int, season: int) -> tuple[np.ndarray, dict]:
+        """``[len(origins), horizon]`` forecasts (NaN rows past the time budget) and a description."""
+        import time
+
+        from statsmodels.tsa.forecasting.theta import ThetaModel
+
+        out = np.full((len(origins), horizon), np.nan)
+        start, done = time.perf_counter(), 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for i, origin in enumerate(origins):
+                if time.perf_counter() - start > self.max_seconds:
+                    break
+                history = y[:origin]
+                seasonal = season > 1 and len(history) >= 2 * season
+                fit = ThetaModel(history, period=season if seasonal else 1, deseasonalize=seasonal).fit()
+                out[i] = np.asarray(fit.forecast(horizon, theta=self.theta))
+                done += 1
+        return out, {"model": f"Theta(theta={self.theta:g}{', deseasonalized' if season > 1 else ''})",
+                     "origins": done, "of": len(origins), "seconds": round(time.perf_counter() - start, 1)}

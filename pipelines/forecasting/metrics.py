@@ -18,7 +18,7 @@ from rnnpipe.artifacts import Examples
 from rnnpipe.components.metrics import PredictionsWriter
 from rnnpipe.errors import DataError
 
-from .baselines import ETS, mase_scale, point_metrics, seasonal_naive
+from .baselines import ETS, Theta, mase_scale, point_metrics, seasonal_naive
 from .data import Ranges, read_series
 
 CARD_METRICS = ["count", "mae", "rmse", "smape", "mase"]
@@ -65,7 +65,8 @@ def evaluate_forecasts(ev: Any) -> dict:
 
     naive = np.zeros_like(truth)
     ets = np.zeros_like(truth)
-    ets_models = {}
+    ets_models, theta_models = {}, {}
+    theta = np.full_like(truth, np.nan)
     for name in sorted(set(names)):
         rows = np.flatnonzero(names == name)
         y = data.values[name]
@@ -73,11 +74,16 @@ def evaluate_forecasts(ev: Any) -> dict:
         ets[rows], ets_models[name] = ETS(**cfg.get("ets", {})).forecasts(y, ranges.train_end, origins[rows],
                                                                            horizon, season)
         ev.log(f"ETS peer for '{name}': {ets_models[name]}")
+        if cfg.get("theta") is not None:
+            theta[rows], theta_models[name] = Theta(**cfg["theta"]).forecasts(y, origins[rows], horizon, season)
+            ev.log(f"Theta peer for '{name}': {theta_models[name]}")
 
     def peers(rows: np.ndarray, steps: slice = slice(None)) -> dict:
         return {"model": point_metrics(truth[rows, steps], forecast[rows, steps], scale[rows]),
                 "baseline": point_metrics(truth[rows, steps], naive[rows, steps], scale[rows]),
-                "peer/ets": point_metrics(truth[rows, steps], ets[rows, steps], scale[rows])}
+                "peer/ets": point_metrics(truth[rows, steps], ets[rows, steps], scale[rows]),
+                **({"peer/theta": point_metrics(truth[done, steps], theta[done, steps], scale[done])}
+                   if theta_models and len(done := rows[~np.isnan(theta[rows, 0])]) else {})}
 
     everything = np.arange(len(records))
     slices = {}
@@ -88,7 +94,7 @@ def evaluate_forecasts(ev: Any) -> dict:
         slices[f"steps:{a + 1}-{b}"] = peers(everything, slice(a, b))
     baseline = "naive (the last value)" if season == 1 else f"seasonal naive (m={season}: the value one season earlier)"
     evaluation = {"overall": peers(everything), "slices": slices, "baseline": baseline, "card_metrics": CARD_METRICS,
-                  "ets": ets_models, "windows": {"test_origins": len(set(origins.tolist())),
+                  "ets": ets_models, "theta": theta_models, "windows": {"test_origins": len(set(origins.tolist())),
                                                  "first_origin": data.timestamps[int(origins.min())],
                                                  "train_range_end": data.timestamps[ranges.train_end - 1]}}
     o = evaluation["overall"]

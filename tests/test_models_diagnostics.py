@@ -144,8 +144,8 @@ def test_masked_builtin_layers_replay_exactly():
 def test_both_directions_of_a_bidirectional_stack_are_diagnosed_and_plotted(tmp_path):
     keras.utils.set_random_seed(3)
     inputs = keras.Input((None, 3))
-    hidden = keras.layers.Bidirectional(GRU(5, return_sequences=True), name="lower")(inputs)
-    hidden = keras.layers.Bidirectional(LSTM(4), name="upper")(hidden)  # the top layer returns its last output
+    hidden = keras.layers.Bidirectional(GRU(5, return_sequences=True, name="gru"), name="lower")(inputs)
+    hidden = keras.layers.Bidirectional(LSTM(4, name="lstm"), name="upper")(hidden)  # returns its last output
     model = keras.Model(inputs, keras.layers.Dense(CLASSES)(hidden))
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(size=(4, 6, 3)).astype("float32")

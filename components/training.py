@@ -112,7 +112,7 @@ def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, moni
 def gradient_diagnostics(probe: tf.data.Dataset, every_n_steps: int | None, tracker: Any, plot_dir: Path) -> Any:
     """The Trainer's gradient-flow probe on the first batch of ``probe``: dL/dh_t of every recurrent layer before
     training and after each epoch, logged to MLflow (metrics gradients/*, a heatmap per epoch). A model it cannot
-    probe is trained all the same, with a warning."""
+    probe is trained all the same, with a warning; None when ``probe`` has no batch."""
     from rnnpipe.models import GradientDiagnostics
 
     class TrainerDiagnostics(GradientDiagnostics):
@@ -127,8 +127,11 @@ def gradient_diagnostics(probe: tf.data.Dataset, every_n_steps: int | None, trac
                     log.warning("Trainer: gradient diagnostics off for this run: %s", self.failed)
             return {}
 
-    x, y = next(iter(probe.take(1)))
-    return TrainerDiagnostics(every_n_steps, None, (x, y), logger=tracker, plot_dir=str(plot_dir))
+    batch = next(iter(probe.take(1)), None)
+    if batch is None:
+        log.warning("Trainer: gradient diagnostics off for this run: the probe split has no examples")
+        return None
+    return TrainerDiagnostics(every_n_steps, None, tuple(batch), logger=tracker, plot_dir=str(plot_dir))
 
 
 class TimeBudget(keras.callbacks.Callback):

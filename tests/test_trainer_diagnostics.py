@@ -86,3 +86,8 @@ def test_exploding_gradients_with_clipping_off_warn_in_the_run_summary(tmp_path,
     else:
         assert "with clipping off: set trainer.clipnorm or trainer.global_clipnorm" in messages[0]
         assert "warning: Trainer saw exploding gradients with clipping off: set trainer.clipnorm" in printed
+
+
+def test_an_empty_probe_split_leaves_the_diagnostics_off() -> None:
+    empty = tf.data.Dataset.from_tensor_slices((np.zeros((0, 3, 2), "float32"), np.zeros(0, "int64"))).batch(4)
+    assert gradient_diagnostics(empty, None, Tracker(), None) is None

@@ -19,6 +19,7 @@ from .schema_gen import SchemaGen
 from .statistics_gen import StatisticsGen
 from .trainer import Trainer
 from .transform import Transform
+from .tuner import Tuner
 
 METRICS_KEY = "metrics"  # evaluator.metrics: the metrics function's settings, the Evaluator's metrics_config
 
@@ -61,8 +62,9 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                       transform_config: dict[str, Any] | None = None, builtin_schema: Path | None = None,
                       trainer: dict[str, Any] | None = None, checks: list[Callable[[], None]] | None = None
                       ) -> Pipeline:
-    """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> Trainer -> Evaluator
-    -> InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
+    """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> (Tuner, with
+    ``tuner.enabled``) -> Trainer -> Evaluator -> InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage
+    set by its section of ``cfg``.
 
     The application brings what differs: ``preprocessing_fn`` and ``task`` ('module:name' references);
     ``hparams`` (default: the model section) and ``transform_config`` (default: the transform section), which
@@ -85,9 +87,11 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
     serving_dir = Path(cfg.serving_dir).resolve()
     served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
+    hparams = cfg.model.to_dict() if hparams is None else hparams
+    tuner = tuner_step(cfg, transform, task, hparams, trainer)
     model = Trainer(transformed_examples=transform["transformed_examples"],
-                    transform_graph=transform["transform_graph"], task=task,
-                    hparams=cfg.model.to_dict() if hparams is None else hparams,
+                    transform_graph=transform["transform_graph"], task=task, hparams=hparams,
+                    best_hyperparameters=tuner["best_hyperparameters"] if tuner else None,
                     **stage_params("trainer", cfg.trainer.to_dict(), trainer,
                                    defaults={"warm_start_dir": str(serving_dir / served)}))
     pusher_cfg = cfg.pusher.to_dict()
@@ -102,4 +106,24 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
         "pusher", pusher_cfg, {"model_name": served, "serving_dir": str(serving_dir)},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
-    return Pipeline(name, [examples, stats, schema, anomalies, transform, model, gate, infra, pusher], checks)
+    steps = [examples, stats, schema, anomalies, transform, *([tuner] if tuner else []), model, gate, infra, pusher]
+    return Pipeline(name, steps, checks)
+
+
+# What a tuning trial trains with, from the trainer section (the search space may replace some of them).
+TUNER_TRAINER_KEYS = ("batch_size", "learning_rate", "optimizer", "global_clipnorm", "clipnorm", "clipvalue",
+                      "bucket_boundaries", "shuffle_buffer", "steps_per_epoch", "seed")
+
+
+def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, Any],
+               trainer: dict[str, Any] | None) -> Tuner | None:
+    """The Tuner between Transform and Trainer when ``tuner.enabled``; its trials train as the trainer section
+    (and what the application fixes there) says."""
+    section = cfg.get("tuner", {})
+    if not section or not section.get("enabled"):
+        return None
+    trained = {**cfg.trainer.to_dict(), **(trainer or {})}
+    tuner_cfg = {k: v for k, v in section.items() if k != "enabled"}
+    return Tuner(transformed_examples=transform["transformed_examples"], transform_graph=transform["transform_graph"],
+                 **stage_params("tuner", tuner_cfg, {"task": task, "hparams": hparams},
+                                defaults={k: trained[k] for k in TUNER_TRAINER_KEYS if k in trained}))

@@ -11,7 +11,7 @@ import math
 import warnings
 from typing import Any
 
-from rnnpipe.artifacts import Examples, Model, ModelRun, TransformGraph
+from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
@@ -46,6 +46,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     )
 
     task: TrainingTask = Ref(params["task"]).resolve()
+    params = tuned(params, inputs.get("best_hyperparameters"), ctx)
     tft_output = TransformGraph.load(inputs["transform_graph"])
     data = inputs["transformed_examples"]
     keras.utils.set_random_seed(params["seed"])
@@ -115,6 +116,19 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
 
 
+def tuned(params: dict, best: Artifact | None, ctx: ExecutionContext) -> dict:
+    """The Trainer's parameters with the Tuner's best values in place: model keys in ``hparams``, the learning
+    rate and clipping (one clipping mode: a tuned one turns the others off)."""
+    if best is None:
+        return params
+    chosen = HyperParameters.read(best)
+    ctx.log(f"the Tuner's best values: {chosen['model']} {chosen['trainer']}")
+    params = {**params, "hparams": {**params["hparams"], **chosen["model"]}, **chosen["trainer"]}
+    if any(key in chosen["trainer"] for key in CLIPPING):
+        params.update({key: params[key] if key in chosen["trainer"] else 0.0 for key in CLIPPING})
+    return params
+
+
 def _gradient_flags(history: list[dict], params: dict, ctx: ExecutionContext) -> dict[str, float]:
     """What the gradient probes saw, as the Trainer's metrics; exploding gradients with clipping off are
     also a warning in the run's summary (``gradients_exploding_unclipped``)."""
@@ -156,7 +170,9 @@ def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: in
 
 
 class Trainer(Component):
-    INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE}
+    INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE,
+              "best_hyperparameters": HyperParameters.TYPE}
+    OPTIONAL_INPUTS = frozenset({"best_hyperparameters"})  # the Tuner's, when tuner.enabled
     OUTPUTS = {"model": Model.TYPE, "model_run": ModelRun.TYPE}
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),

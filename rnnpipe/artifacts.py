@@ -330,6 +330,22 @@ class ModelRun:
         return _read_json(_root(where) / cls.HISTORY, cls.TYPE)
 
 
+class HyperParameters:
+    """The Tuner's choice: ``best_hyperparameters.json`` with ``model`` (keys of the model section) and
+    ``trainer`` (learning rate, clipping) values, the ``objective`` and every trial's values and score."""
+
+    TYPE: ClassVar[str] = "HyperParameters"
+    FILE: ClassVar[str] = "best_hyperparameters.json"
+
+    @classmethod
+    def write(cls, where: Any, best: dict) -> Path:
+        return _write_json(_root(where) / cls.FILE, best)
+
+    @classmethod
+    def read(cls, where: Any) -> dict:
+        return _read_json(_root(where) / cls.FILE, cls.TYPE)
+
+
 class ModelEvaluation:
     """The Evaluator's metrics, ``evaluation.json``: overall and per slice for the model, its baseline and peers,
     and the champion's primary metric."""

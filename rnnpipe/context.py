@@ -43,6 +43,10 @@ class RecordingTracker:
         self._tracker.set_tag(key, value)
         self.record["tags"].append([key, value])
 
+    def child(self, run_name: str, tags: dict[str, str] | None = None) -> Tracker:
+        # Not recorded: a cache hit reuses the step's output and runs nothing, so it has no children to show.
+        return self._tracker.child(run_name, tags)
+
     def register_model(self, *args: Any, **kwargs: Any) -> str:
         # Not recorded: a registry entry is an effect, not a log; a cache hit of the Pusher registers nothing.
         return self._tracker.register_model(*args, **kwargs)

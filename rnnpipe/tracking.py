@@ -220,6 +220,14 @@ class Tracker:
         self.client.set_registered_model_alias(name, alias, version)
         return str(version)
 
+    def child(self, run_name: str, tags: dict[str, str] | None = None) -> Tracker:
+        """A run nested under this one (the MLflow UI lists it under its parent; its parallel-coordinates view
+        compares such runs)."""
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        run = self.client.create_run(experiment, run_name=run_name,
+                                     tags={"mlflow.parentRunId": self.run_id, **(tags or {})})
+        return Tracker(self.client, run.info.run_id)
+
     def finish(self, status: str) -> None:
         self.client.set_terminated(self.run_id, status=status)
 

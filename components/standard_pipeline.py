@@ -19,7 +19,7 @@ from .schema_gen import SchemaGen
 from .statistics_gen import StatisticsGen
 from .trainer import Trainer
 from .transform import Transform
-from .tuner import Tuner
+from .tuner import Tuner, check_search_space
 
 METRICS_KEY = "metrics"  # evaluator.metrics: the metrics function's settings, the Evaluator's metrics_config
 
@@ -124,6 +124,7 @@ def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, 
         return None
     trained = {**cfg.trainer.to_dict(), **(trainer or {})}
     tuner_cfg = {k: v for k, v in section.items() if k != "enabled"}
+    check_search_space(tuner_cfg.get("search_space") or {}, hparams)  # before any step runs
     return Tuner(transformed_examples=transform["transformed_examples"], transform_graph=transform["transform_graph"],
                  **stage_params("tuner", tuner_cfg, {"task": task, "hparams": hparams},
                                 defaults={k: trained[k] for k in TUNER_TRAINER_KEYS if k in trained}))

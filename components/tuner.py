@@ -29,7 +29,7 @@ TRAINER_KEYS = ("learning_rate", *CLIPPING)
 ALGORITHMS = ("random", "bayesian", "hyperband")
 
 
-def _check_space(space: dict, hparams: dict) -> None:
+def check_search_space(space: dict, hparams: dict) -> None:
     """Names the first key or range a search cannot use, before anything trains."""
     if not space:
         raise ConfigError("tuner.search_space is empty: give at least one key, e.g. {units: [32, 64, 128]}")
@@ -68,7 +68,7 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
 
     task = Ref(params["task"]).resolve()
     space, hparams = params["search_space"], params["hparams"]
-    _check_space(space, hparams)
+    check_search_space(space, hparams)
     tft_output = TransformGraph.load(inputs["transform_graph"])
     data = inputs["transformed_examples"]
     ds_args = dict(batch_size=params["batch_size"], bucket_boundaries=params["bucket_boundaries"],

@@ -8,17 +8,24 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import executions
 import pytest
 
+from rnnpipe.artifacts import HyperParameters
 from rnnpipe.cli import main
 from rnnpipe.components.infra_validator import read_warmup
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
+# With the optional Tuner stage on (the last tests here check what it did): a learning rate of 1e-6 barely moves
+# the weights in two epochs, so 0.01 is clearly the better choice.
+TUNED = ["--set", "tuner.enabled=true", "--set", "tuner.search_space={learning_rate: [0.000001, 0.01]}",
+         "--set", "tuner.algorithm=random", "--set", "tuner.objective=val_loss",
+         "--set", "tuner.max_trials=2", "--set", "tuner.epochs=2"]
 SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=2", "--set", "transform.min_frequency=1",
-         "--set", "model.units=16", "--set", "model.embedding_dim=16"]
+         "--set", "model.units=16", "--set", "model.embedding_dim=16", *TUNED]
 PUSH_ANYWAY = ["--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
 
 RELOAD = """
@@ -104,8 +111,8 @@ def test_second_run_is_all_cache_hits_then_predict_and_history(pushed: dict, cap
     assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY]) == 0
     out = capsys.readouterr().out
     assert "executed:   nothing" in out
-    assert "cache hits: ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Transform, Trainer, Evaluator, " \
-           "InfraValidator, Pusher" in out
+    assert "cache hits: ExampleGen, StatisticsGen, SchemaGen, ExampleValidator, Transform, Tuner, Trainer, " \
+           "Evaluator, InfraValidator, Pusher" in out  # the Tuner's choice too
     assert main(["predict", "sentiment", "a wonderful, moving film", "awful"]) == 0
     out = capsys.readouterr().out
     assert "'a wonderful, moving film': label=" in out and "probabilities=" in out
@@ -205,3 +212,30 @@ def test_registered_model_loads_with_mlflow_pyfunc_and_answers_like_the_saved_mo
     assert_same(out["pyfunc"], out["saved_model"])
     for row, probs in zip(logged, out["pyfunc"]["probabilities"], strict=True):
         assert probs == pytest.approx(row["probabilities"], abs=1e-5)
+
+
+def test_the_tuner_picks_the_better_choice_and_the_trainer_trains_with_it(pushed: dict) -> None:
+    work = pushed["work"]
+    best = HyperParameters.read(latest(work, "Tuner") / "best_hyperparameters")
+    assert best["trainer"] == {"learning_rate": 0.01} and best["model"] == {}
+    scores = {t["values"]["learning_rate"]: t["score"] for t in best["trials"]}
+    assert set(scores) == {0.000001, 0.01} and scores[0.01] < scores[0.000001]
+    assert best["objective"] == {"name": "val_loss", "direction": "min", "best": scores[0.01]}
+    # The Trainer's optimizer ran at the tuned rate, not the config's.
+    with zipfile.ZipFile(latest(work, "Trainer") / "model_run" / "model.keras") as saved:
+        compiled = json.loads(saved.read("config.json"))["compile_config"]
+    assert compiled["optimizer"]["config"]["learning_rate"] == pytest.approx(0.01)
+
+
+def test_each_tuner_trial_is_an_mlflow_run_nested_under_the_pipelines(pushed: dict) -> None:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{pushed['work'] / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("sentiment").experiment_id
+    parent = client.search_runs([experiment], order_by=["attributes.start_time ASC"])[0]
+    trials = client.search_runs([experiment], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    assert sorted(r.data.params["hp.learning_rate"] for r in trials) == ["0.01", "1e-06"]
+    for run in trials:
+        assert run.info.status == "FINISHED" and "objective/val_loss" in run.data.metrics
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
+    assert parent.data.tags["rnnpipe.tuned.learning_rate"] == "0.01"

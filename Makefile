@@ -9,7 +9,7 @@ KERNELS := $(VENV)/.kernels-built
 AIRFLOW := $(VENV)/.airflow-installed
 UV_VERSION := 0.13.9
 
-.PHONY: run test test-slow bench lint system-deps lock clean
+.PHONY: run test test-slow notebooks bench lint system-deps lock clean
 
 # --compile-bytecode: uv writes no .pyc by default, and where PYTHONDONTWRITEBYTECODE is set (as on this
 # project's machines) every process would compile TensorFlow's sources again: about 19 s of each start-up.
@@ -40,6 +40,10 @@ test: $(KERNELS) $(AIRFLOW)
 
 test-slow: $(KERNELS) $(AIRFLOW)
 	$(BIN)/pytest -m slow -q
+
+# After `make run`: executes notebooks/*.ipynb against this folder's runs; copies with outputs in notebooks/executed/.
+notebooks: $(KERNELS)
+	$(BIN)/python notebooks/run.py .
 
 bench: $(KERNELS)
 	$(BIN)/python benchmarks/stage_times.py

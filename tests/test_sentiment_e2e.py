@@ -19,6 +19,7 @@ from rnnpipe.cli import main
 from rnnpipe.components.infra_validator import read_warmup
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # With the optional Tuner stage on (the last tests here check what it did): a learning rate of 1e-6 barely moves
 # the weights in two epochs, so 0.01 is clearly the better choice.
 TUNED = ["--set", "tuner.enabled=true", "--set", "tuner.search_space={learning_rate: [0.000001, 0.01]}",
@@ -239,3 +240,19 @@ def test_each_tuner_trial_is_an_mlflow_run_nested_under_the_pipelines(pushed: di
         assert run.info.status == "FINISHED" and "objective/val_loss" in run.data.metrics
         assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
     assert parent.data.tags["rnnpipe.tuned.learning_rate"] == "0.01"
+
+
+@pytest.mark.parametrize("notebook", ["compare_runs", "serve_and_query", "attention_and_errors", "gradient_flow"])
+def test_the_notebooks_run_top_to_bottom_on_this_run(pushed: dict, notebook: str, monkeypatch) -> None:
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        from run import execute
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    # gradient_flow's toy task: shorter and fewer sequences, the same lesson.
+    monkeypatch.setenv("RNNPIPE_NOTEBOOK_T", "30")
+    monkeypatch.setenv("RNNPIPE_NOTEBOOK_SAMPLES", "64")
+    executed = execute(NOTEBOOKS / f"{notebook}.ipynb", pushed["work"], pushed["work"] / "notebooks")
+    cells = json.loads(executed.read_text())["cells"]
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in outputs if o["output_type"] == "error"] and len(outputs) >= 3

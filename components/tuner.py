@@ -22,6 +22,7 @@ from rnnpipe.artifacts import Examples, HyperParameters, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
+from rnnpipe.faults import fault_point
 
 from .trainer import CLIPPING, OPTIMIZER_NAMES
 
@@ -117,6 +118,7 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
 
     class Search(algorithm[params["algorithm"]]):
         def pre_create_trial(self) -> None:
+            fault_point("Tuner.trial")  # tests: a kill between trials (the oracle has saved the finished ones)
             # The time budget: no new trial once it is spent (the oracle stops at max_trials).
             if time.monotonic() - started > budget and self.oracle.max_trials:
                 ctx.log(f"tuner.max_minutes={params['max_minutes']:g} spent after {len(self.oracle.trials)} trials")

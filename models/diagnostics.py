@@ -28,7 +28,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._validation import check_positive_float, check_positive_int
+from ._validation import check_bool, check_positive_float, check_positive_int
 
 __all__ = ["GradientDiagnostics", "recurrent_layers"]
 
@@ -174,6 +174,8 @@ class GradientDiagnostics(keras.callbacks.Callback):
         exploding_norm_threshold: flag `exploding` above this global gradient norm, > 0.
         logger: optional experiment logger, see above.
         plot_dir: optional folder for the heatmaps (kept there).
+        compile_probe: trace the probe as a `tf.function` (seconds once, then fast: for long runs); False runs
+            it eagerly (for a few probes of a small model, e.g. in a notebook).
 
     Example:
 
@@ -200,6 +202,7 @@ class GradientDiagnostics(keras.callbacks.Callback):
         exploding_norm_threshold: float = 1e3,
         logger: Any = None,
         plot_dir: str | None = None,
+        compile_probe: bool = True,
     ) -> None:
         super().__init__()
         self.every_n_steps = None if every_n_steps is None else check_positive_int("every_n_steps", every_n_steps)
@@ -223,6 +226,7 @@ class GradientDiagnostics(keras.callbacks.Callback):
                 )
         self.logger = logger
         self.plot_dir = plot_dir
+        self.compile_probe = check_bool("compile_probe", compile_probe)
         self.history: list[dict[str, Any]] = []
         self._layers: list[keras.layers.Layer] | None = None
         self._layers_model_id: int | None = None
@@ -240,6 +244,7 @@ class GradientDiagnostics(keras.callbacks.Callback):
             "exploding_norm_threshold": self.exploding_norm_threshold,
             "logger": self.logger,
             "plot_dir": self.plot_dir,
+            "compile_probe": self.compile_probe,
         }
 
     @classmethod
@@ -296,7 +301,9 @@ class GradientDiagnostics(keras.callbacks.Callback):
         return layers
 
     def _probe(self, x: Any, y: Any) -> dict[str, Any]:
-        # Traced once per model: replaying the cells eagerly would cost seconds per probe.
+        if not self.compile_probe:
+            return self._probe_graph(x, y)
+        # Traced once per model: for long sequences, replaying the cells eagerly costs seconds per probe.
         if self._probe_fn is None or self._probe_model_id != id(self.model):
             self._probe_fn = tf.function(self._probe_graph, reduce_retracing=True)
             self._probe_model_id = id(self.model)

@@ -47,9 +47,9 @@ def brute_force(log_probs: np.ndarray, max_words: int, penalty: float) -> tuple[
 def test_the_decoded_words_are_the_best_scoring_word_sequence(penalty: float) -> None:
     rng = np.random.default_rng(7)
     frames = 9  # at most 4 words fit in 9 frames ("a_a_a_a"), so the brute force up to 4 words is exhaustive
-    logits = rng.normal(size=(6, frames + 3, 4)) * 2
+    logits = rng.normal(size=(4, frames + 3, 4)) * 2
     probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    lengths = np.array([frames, frames, frames - 2, frames, 5, frames])
+    lengths = np.array([frames, frames - 2, 5, frames])
     decoded = ctc_lexicon_decode(probs.astype("float32"), lengths, lexicon=LEXICON, separator=SEP,
                                  blank_index=BLANK, word_penalty=penalty).numpy()
     for row, length in enumerate(lengths):

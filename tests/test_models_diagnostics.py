@@ -132,7 +132,7 @@ def test_masked_builtin_layers_replay_exactly():
         pooled = keras.layers.GlobalAveragePooling1D()(layer(embedded))
         model = keras.Model(tokens, keras.layers.Dense(2)(pooled))
         model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-        diagnostics = GradientDiagnostics(1, "rnn", (x, y))
+        diagnostics = GradientDiagnostics(1, "rnn", (x, y), compile_probe=layer.go_backwards)  # both paths
         diagnostics.set_model(model)
         record = diagnostics.diagnose(0)
         assert record["replay_error"] < 1e-6
@@ -284,7 +284,7 @@ def test_get_config_covers_every_constructor_argument():
     config = diagnostics.get_config()
     assert config == {"every_n_steps": 3, "layer_name": "rnn", "probe_data": probe,
                       "vanishing_ratio_threshold": 0.5, "exploding_norm_threshold": 7.0, "logger": recorder,
-                      "plot_dir": None}
+                      "plot_dir": None, "compile_probe": True}
     assert GradientDiagnostics.from_config(config).get_config() == config
 
 

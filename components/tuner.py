@@ -79,7 +79,9 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     if params["steps_per_epoch"]:
         train_ds = train_ds.repeat().take(params["steps_per_epoch"])
     objective = params["objective"]
-    direction = "min" if "loss" in objective or params["objective_direction"] == "min" else "max"
+    direction = params["objective_direction"]
+    if direction == "auto":
+        direction = "min" if "loss" in objective else "max"
 
     def values(hp: Any) -> dict[str, Any]:
         return {key: _value(hp, key, spec) for key, spec in space.items()}

@@ -208,14 +208,18 @@ def gate(evaluation: dict, params: dict) -> list[str]:
             failures.append(f"{name} {value:.4f} > threshold {high}")
     primary, higher = params["primary_metric"], params["higher_is_better"]
     ours = model.get(primary, float("nan"))
+
+    def beats(theirs: float) -> bool:  # NaN on either side never beats
+        return ours > theirs if higher else ours < theirs
+
     if params.get("must_beat_peers"):
         for name, values in evaluation["overall"].items():
-            theirs = values.get(primary, float("nan")) if name.startswith("peer/") else None
-            if theirs is not None and not (ours > theirs if higher else ours < theirs):
+            theirs = values.get(primary, float("nan"))
+            if name.startswith("peer/") and not beats(theirs):
                 failures.append(f"{primary} {ours:.4f} does not beat the peer {name[5:]} {theirs:.4f}")
     if params["must_beat_baseline"]:
         theirs = baseline.get(primary, float("nan"))
-        if not (ours > theirs if higher else ours < theirs):
+        if not beats(theirs):
             failures.append(f"{primary} {ours:.4f} does not beat the baseline {theirs:.4f}")
     champion = evaluation.get("champion")
     if champion is not None:

@@ -40,7 +40,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         fresh,
         gradient_diagnostics,
         lr_schedule_callbacks,
-        make_dataset,
+        train_and_eval_datasets,
         warm_start_from,
         weights_digest,
     )
@@ -48,14 +48,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     task: TrainingTask = Ref(params["task"]).resolve()
     params = tuned(params, inputs.get("best_hyperparameters"), ctx)
     tft_output = TransformGraph.load(inputs["transform_graph"])
-    data = inputs["transformed_examples"]
     keras.utils.set_random_seed(params["seed"])
-    ds_args = dict(batch_size=params["batch_size"], bucket_boundaries=params["bucket_boundaries"],
-                   seed=params["seed"], shuffle_buffer=params["shuffle_buffer"])
-    train_ds = make_dataset(Examples.file_pattern(data, "train"), tft_output, task, training=True, **ds_args)
-    eval_ds = make_dataset(Examples.file_pattern(data, "eval"), tft_output, task, training=False, **ds_args)
-    if params["steps_per_epoch"]:
-        train_ds = train_ds.repeat().take(params["steps_per_epoch"])
+    train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, params)
 
     strategy = make_strategy(ctx.strategy)
     ctx.log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
@@ -123,9 +117,15 @@ def tuned(params: dict, best: Artifact | None, ctx: ExecutionContext) -> dict:
         return params
     chosen = HyperParameters.read(best)
     ctx.log(f"the Tuner's best values: {chosen['model']} {chosen['trainer']}")
-    params = {**params, "hparams": {**params["hparams"], **chosen["model"]}, **chosen["trainer"]}
-    if any(key in chosen["trainer"] for key in CLIPPING):
-        params.update({key: params[key] if key in chosen["trainer"] else 0.0 for key in CLIPPING})
+    return with_trainer_values({**params, "hparams": {**params["hparams"], **chosen["model"]}}, chosen["trainer"])
+
+
+def with_trainer_values(params: dict, values: dict) -> dict:
+    """``params`` with ``values`` of the learning rate and clipping in place; a clipping mode among ``values``
+    turns the other modes off (Keras takes one), as the Tuner's trials and the Trainer both need."""
+    params = {**params, **values}
+    if any(key in values for key in CLIPPING):
+        params.update({key: params[key] if key in values else 0.0 for key in CLIPPING})
     return params
 
 

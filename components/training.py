@@ -47,6 +47,21 @@ def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_siz
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def train_and_eval_datasets(data: Any, tft_output: Any, task: TrainingTask, params: dict
+                            ) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """The train and eval splits of the transformed examples ``data`` as the trainer-style ``params`` say
+    (batch size, bucketing, seed, shuffle buffer; ``steps_per_epoch`` caps the train split, repeated)."""
+    from rnnpipe.artifacts import Examples
+
+    args = dict(batch_size=params["batch_size"], bucket_boundaries=params["bucket_boundaries"],
+                seed=params["seed"], shuffle_buffer=params["shuffle_buffer"])
+    train = make_dataset(Examples.file_pattern(data, "train"), tft_output, task, training=True, **args)
+    evaluation = make_dataset(Examples.file_pattern(data, "eval"), tft_output, task, training=False, **args)
+    if params["steps_per_epoch"]:
+        train = train.repeat().take(params["steps_per_epoch"])
+    return train, evaluation
+
+
 def fresh(obj: Any) -> Any:
     """A new instance of a Keras loss or metric object, created in the strategy's scope (names pass)."""
     return obj if isinstance(obj, str) else type(obj).from_config(obj.get_config())

@@ -64,20 +64,14 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     import keras
     import keras_tuner as kt
 
-    from .trainer import optimizer
-    from .training import fresh, make_dataset
+    from .trainer import optimizer, with_trainer_values
+    from .training import fresh, train_and_eval_datasets
 
     task = Ref(params["task"]).resolve()
     space, hparams = params["search_space"], params["hparams"]
     check_search_space(space, hparams)
     tft_output = TransformGraph.load(inputs["transform_graph"])
-    data = inputs["transformed_examples"]
-    ds_args = dict(batch_size=params["batch_size"], bucket_boundaries=params["bucket_boundaries"],
-                   seed=params["seed"], shuffle_buffer=params["shuffle_buffer"])
-    train_ds = make_dataset(Examples.file_pattern(data, "train"), tft_output, task, training=True, **ds_args)
-    eval_ds = make_dataset(Examples.file_pattern(data, "eval"), tft_output, task, training=False, **ds_args)
-    if params["steps_per_epoch"]:
-        train_ds = train_ds.repeat().take(params["steps_per_epoch"])
+    train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, params)
     objective = params["objective"]
     direction = params["objective_direction"]
     if direction == "auto":
@@ -90,9 +84,7 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
         chosen = values(hp)
         model = task.build_model({**hparams, **{k: v for k, v in chosen.items() if k not in TRAINER_KEYS}},
                                  tft_output)
-        trainer = {**params, **{k: v for k, v in chosen.items() if k in TRAINER_KEYS}}
-        if sum(1 for key in CLIPPING if trainer[key]) > 1:  # a searched clipping mode replaces the config's
-            trainer.update({key: 0.0 for key in CLIPPING if key not in chosen})
+        trainer = with_trainer_values(params, {k: v for k, v in chosen.items() if k in TRAINER_KEYS})
         model.compile(optimizer=optimizer(trainer, trainer["learning_rate"]), loss=fresh(task.loss),
                       metrics=[fresh(m) for m in task.metrics])
         return model

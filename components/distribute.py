@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
-import tensorflow as tf
+from typing import TYPE_CHECKING
 
 from rnnpipe.errors import ConfigError, RnnpipeError
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
 
 
-def make_strategy(name: str) -> tf.distribute.Strategy:
+def resolve_strategy(name: str, workers: int) -> str:
+    """The strategy to train with: ``auto`` with ``workers`` > 1 is ``multi_worker``; other strategies take
+    one process. Raises ConfigError naming the key for a value that cannot work."""
     if name not in STRATEGIES:
         raise ConfigError(f"distribution.strategy must be one of {STRATEGIES}, got '{name}'")
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "auto":
-        name = "mirrored" if len(gpus) > 1 else "default"
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise ConfigError(f"distribution.workers must be an integer of 1 or more, got {workers!r}")
+    if workers > 1 and name not in ("auto", "multi_worker"):
+        raise ConfigError(f"distribution.workers={workers} needs distribution.strategy multi_worker (or auto), "
+                          f"got '{name}'")
+    return "multi_worker" if workers > 1 else name
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    import tensorflow as tf
+
+    resolve_strategy(name, 1)
+    if name == "auto":  # listing devices starts TensorFlow's runtime: never before a multi-worker strategy
+        name = "mirrored" if len(tf.config.list_logical_devices("GPU")) > 1 else "default"
     if name == "default":
         return tf.distribute.get_strategy()
     if name == "mirrored":

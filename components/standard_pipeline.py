@@ -10,6 +10,7 @@ from rnnpipe.config import Config
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
 
+from .distribute import resolve_strategy
 from .evaluator import Evaluator
 from .example_gen import ExampleGen
 from .example_validator import ExampleValidator
@@ -75,6 +76,7 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     ``metrics_config``; a configured key the application also fixes must agree with it (else ConfigError).
     ``checks`` go to the Pipeline: they run before the first step executes.
     """
+    resolve_strategy(cfg.distribution.strategy, cfg.distribution.workers)  # a bad pair fails before any step
     stats = StatisticsGen(examples=examples)
     schema_cfg = cfg.schema_gen.to_dict()
     if builtin_schema is not None and schema_cfg.get("curated_schema") == "builtin":

@@ -8,6 +8,7 @@ The exported SavedModel's serving signature takes raw features (see export.py).
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from typing import Any
 
@@ -27,6 +28,13 @@ OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax", "nada
 
 def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
                 ctx: ExecutionContext) -> dict:
+    from .distribute import resolve_strategy
+
+    strategy_name = resolve_strategy(ctx.strategy, ctx.workers)
+    if strategy_name == "multi_worker" and "TF_CONFIG" not in os.environ:  # this process is not a worker yet
+        from .multi_worker import run_on_workers
+
+        return run_on_workers(f"{__name__}:run_trainer", inputs, outputs, params, ctx)
     # TensorFlow and Keras only here: a pipeline that finds this step cached never imports them.
     import keras
 
@@ -35,8 +43,11 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     from .plots import plot_learning_curves
     from .training import (
         AtomicBackupAndRestore,
+        BatchFaultPoint,
         MetricsLogger,
         TimeBudget,
+        agree_across_workers,
+        fix_keras_multi_worker,
         fresh,
         gradient_diagnostics,
         lr_schedule_callbacks,
@@ -45,14 +56,14 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         weights_digest,
     )
 
+    strategy = make_strategy(strategy_name)  # first: a multi-worker one must precede every TensorFlow op
+    ctx.log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     task: TrainingTask = Ref(params["task"]).resolve()
     params = tuned(params, inputs.get("best_hyperparameters"), ctx)
     tft_output = TransformGraph.load(inputs["transform_graph"])
     keras.utils.set_random_seed(params["seed"])
     train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, params)
 
-    strategy = make_strategy(ctx.strategy)
-    ctx.log(f"strategy {type(strategy).__name__} with {strategy.num_replicas_in_sync} replica(s)")
     learning_rate, warm = params["learning_rate"], None
     with strategy.scope():
         model = task.build_model(params["hparams"], tft_output)
@@ -71,8 +82,11 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
         model.compile(optimizer=optimizer(params, learning_rate), loss=fresh(task.loss),
                       metrics=[fresh(m) for m in task.metrics])
-    backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup")
-    budget = TimeBudget(params["max_minutes"]) if params["max_minutes"] else None
+    fix_keras_multi_worker(model)
+    # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
+    backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup", write=ctx.chief)
+    budget = TimeBudget(params["max_minutes"], agree=agree_across_workers(strategy)) \
+        if params["max_minutes"] else None
     run_dir = outputs["model_run"].path()
     diagnostics = gradient_diagnostics(eval_ds, params["diagnostics_every_n_steps"], ctx.tracker,
                                        run_dir / "gradient_diagnostics") if params["gradient_diagnostics"] else None
@@ -85,6 +99,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"]),
         *([budget] if budget else []),
         *([diagnostics] if diagnostics else []),
+        *([BatchFaultPoint(f"Trainer.worker{ctx.worker_index}.batch")] if ctx.workers > 1 else []),
     ]
     with warnings.catch_warnings():
         # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
@@ -105,7 +120,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
     monitored = hist.get(params["monitor"], [])
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
-    return {"epochs": epochs, f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
+    return {"epochs": epochs, "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+            f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
             "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
 

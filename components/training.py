@@ -154,9 +154,11 @@ class TimeBudget(keras.callbacks.Callback):
     ``max_minutes`` of fitting, so that a run's length does not depend on the machine's speed. The weights
     kept are EarlyStopping's best, restored when fit ends. ``stopped_after`` is that epoch's number, or None."""
 
-    def __init__(self, max_minutes: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, max_minutes: float, clock: Callable[[], float] = time.monotonic,
+                 agree: Callable[[bool], bool] = bool) -> None:
+        # agree: the workers' common decision (any of them), so that all stop after the same epoch.
         super().__init__()
-        self.seconds, self.clock = 60.0 * max_minutes, clock
+        self.seconds, self.clock, self.agree = 60.0 * max_minutes, clock, agree
         self.stopped_after: int | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
@@ -168,8 +170,70 @@ class TimeBudget(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = self.clock()
         self.longest = max(self.longest, now - self.epoch_started)
-        if now - self.started + self.longest > self.seconds and not self.model.stop_training:
+        if self.agree(now - self.started + self.longest > self.seconds) and not self.model.stop_training:
             self.model.stop_training, self.stopped_after = True, epoch + 1
+
+
+class BatchFaultPoint(keras.callbacks.Callback):
+    """``fault_point(name)`` after every training batch: tests kill one worker of a multi-worker Trainer
+    mid-epoch with ``RNNPIPE_FAULT=Trainer.worker1.batch#3``."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        fault_point(self.name)
+
+
+def agree_across_workers(strategy: tf.distribute.Strategy) -> Callable[[bool], bool]:
+    """A function of one worker's yes/no that returns True on every worker when any says yes (an all-reduce
+    under MultiWorkerMirroredStrategy; the value itself elsewhere). Decisions that end ``fit`` must be the
+    same on every worker, or those still training wait for the others forever."""
+    if not _multi_worker(strategy):
+        return bool
+    return lambda vote: bool(strategy.reduce("MAX", tf.constant(float(vote)), axis=None) > 0)
+
+
+def _multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.extended._num_workers > 1
+
+
+def fix_keras_multi_worker(model: keras.Model) -> None:
+    """Works around Keras 3's TF trainer under MultiWorkerMirroredStrategy (keras-team/keras#20585, open in
+    Keras 3.15): ``fit`` reduces the first batch's per-worker values to build the model and reduces the
+    scalar step outputs along axis 0, and both raise. Here the build takes this worker's first local batch,
+    and the step outputs (metrics, synchronized already) are averaged over the workers without an axis.
+    A no-op under other strategies. tests/test_multi_worker.py fails if a Keras upgrade breaks this."""
+    if not _multi_worker(model.distribute_strategy):
+        return
+    import types
+
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    def local(value: Any) -> Any:
+        if isinstance(value, tf.distribute.DistributedValues):
+            return model.distribute_strategy.experimental_local_results(value)[0]
+        return value
+
+    def maybe_symbolic_build(self: keras.Model, iterator: Any = None, data_batch: Any = None) -> None:
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(local, next(it))
+                break
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = types.MethodType(maybe_symbolic_build, model)
+    keras_reduce = getattr(tf_trainer.reduce_per_replica, "__wrapped__", tf_trainer.reduce_per_replica)
+
+    def reduce_per_replica(values: Any, strategy: Any, reduction: str = "auto") -> Any:
+        if reduction in ("auto", "mean") and _multi_worker(strategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return keras_reduce(values, strategy, reduction)
+
+    reduce_per_replica.__wrapped__ = keras_reduce
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 BACKUP_STATE = "training_metadata.json"
@@ -207,9 +271,11 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     ``Trainer.backup.commit`` (weights renamed, metadata not yet).
     """
 
-    def __init__(self, backup_dir: str | Path, warn: Callable[[str], None] = log.warning) -> None:
-        super().__init__(str(backup_dir), save_freq="epoch")
-        self.dir, self.warn = Path(backup_dir), warn
+    def __init__(self, backup_dir: str | Path, warn: Callable[[str], None] = log.warning, *,
+                 write: bool = True) -> None:
+        # write=False: restore only (a multi-worker Trainer's other workers read the chief's backup).
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=write)
+        self.dir, self.warn, self.write = Path(backup_dir), warn, write
         self.restored_epoch = 0  # epochs finished before this fit, as restored from the backup
         self._committed: str | None = None  # the weights file the metadata names
 
@@ -219,8 +285,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             problem = self._restore(state_path)
             if problem:
                 self.warn(f"Trainer: discarding the epoch backup: {problem}; training starts from the first epoch")
-                state_path.unlink()
-        self._remove_uncommitted()
+                if self.write:
+                    state_path.unlink()
+        if self.write:
+            self._remove_uncommitted()
 
     def _restore(self, state_path: Path) -> str | None:
         try:
@@ -252,6 +320,8 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
 
     def _save_model(self) -> None:
+        if not self.write:
+            return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{self._current_epoch:04d}.weights.h5"
         tmp_weights, tmp_state = self.dir / f".tmp-{name}", self.dir / f".tmp-{BACKUP_STATE}"

@@ -27,7 +27,10 @@ log = logging.getLogger("rnnpipe")
 
 
 def _config(app: Application, args: argparse.Namespace) -> Config:
-    return load_config(app.config_file, getattr(args, "config", None), getattr(args, "set", None) or [])
+    sets = [*(getattr(args, "set", None) or [])]
+    if getattr(args, "workers", None) is not None:  # `--workers N` is `--set distribution.workers=N`
+        sets.append(f"distribution.workers={args.workers}")
+    return load_config(app.config_file, getattr(args, "config", None), sets)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -385,6 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = command(sub, "run", "run an application's pipeline")
     run.add_argument("--from", dest="from_step", metavar="STAGE", help="re-run STAGE and everything after it")
     run.add_argument("--only", metavar="STAGE", help="re-run STAGE alone on the latest upstream outputs")
+    run.add_argument("--workers", type=int, metavar="N", help="train on N localhost worker processes "
+                     "(MultiWorkerMirroredStrategy; the same as --set distribution.workers=N)")
     run.set_defaults(fn=cmd_run)
     command(sub, "config", "print an application's resolved configuration").set_defaults(fn=cmd_config)
     runs = command(sub, "runs", "history of an application's runs")
@@ -435,19 +440,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def setup_logging(verbose: bool) -> None:
+    """rnnpipe's console: INFO lines of its own, warnings of the libraries (everything with ``verbose``)."""
+    # TensorFlow's C++ start-up lines are printed before any Python logging is set up: mute them by default.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "2")
+    if not verbose:
+        mute_tensorflow_startup()  # the lines TF_CPP_MIN_LOG_LEVEL does not reach
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow", "h5py", "matplotlib", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse: --help (0) or a usage error (2)
         return int(e.code or 0)
-    # TensorFlow's C++ start-up lines are printed before any Python logging is set up: mute them by default.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if args.verbose else "2")
-    if not args.verbose:
-        mute_tensorflow_startup()  # the lines TF_CPP_MIN_LOG_LEVEL does not reach
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("absl", "apache_beam", "tensorflow", "alembic", "mlflow", "h5py", "matplotlib", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.INFO if args.verbose else logging.WARNING)
+    setup_logging(args.verbose)
     try:
         return args.fn(args)
     except RnnpipeError as e:

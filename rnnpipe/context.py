@@ -66,6 +66,12 @@ class ExecutionContext:
     beam_args: list[str]
     strategy: str
     tracker: RecordingTracker
+    workers: int = 1  # distribution.workers: the Trainer's localhost worker processes
+    worker_index: int = 0  # a multi-worker Trainer's task; only the chief (0) writes what lasts
+
+    @property
+    def chief(self) -> bool:
+        return self.worker_index == 0
 
     def log(self, message: str) -> None:
         log.info("%s: %s", self.step, message)

@@ -386,7 +386,8 @@ def _context(step: Component, pipeline: str, execution_id: int, root: Path, key:
              tracker: Tracker, tmp: Path, final: Path | None = None) -> ExecutionContext:
     return ExecutionContext(pipeline, step.id, execution_id, root / ".scratch" / step.id / key[:16],
                             [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
-                            RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()))
+                            RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()),
+                            cfg.distribution.get("workers", 1))
 
 
 def _io_message(step: str, e: OSError) -> str:

@@ -86,3 +86,18 @@ def test_a_runner_that_cannot_run_the_preprocessing_is_refused_naming_the_key(ru
                                           r"Use the PortableRunner"):
         pipeline_options([f"--runner={runner}", "--dask_client_address=tcp://localhost:8786"])
     assert pipeline_options(["--runner=DirectRunner"]).get_all_options()["runner"] == "DirectRunner"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "2", "--set", "distribution.strategy=mirrored"],
+     "distribution.workers=2 needs distribution.strategy multi_worker (or auto), got 'mirrored'"),
+    (["--workers", "0"], "distribution.workers must be an integer of 1 or more, got 0"),
+    (["--set", "distribution.strategy=horovod"], "distribution.strategy must be one of"),
+])
+def test_a_distribution_that_cannot_work_is_refused_before_any_step_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, args: list[str],
+        message: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "sentiment", "--set", f"data.path={SAMPLE}", *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "pipeline_root").exists()

@@ -257,3 +257,55 @@ def test_the_notebooks_run_top_to_bottom_on_this_run(pushed: dict, notebook: str
     cells = json.loads(executed.read_text())["cells"]
     outputs = [o for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
     assert not [o for o in outputs if o["output_type"] == "error"] and len(outputs) >= 3
+
+
+# Last in this module: they add Trainer executions that the tests above would take for the fixture's.
+def _trainer_metrics(work: Path) -> list[dict[str, float]]:
+    """Trainer/* metrics of the pipeline runs (not the Tuner's trials) that executed a Trainer, oldest first."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("sentiment").experiment_id
+    runs = client.search_runs([experiment], "tags.`rnnpipe.executed` LIKE '%Trainer%'",
+                              order_by=["attributes.start_time ASC"])
+    return [{**r.data.metrics, "run_id": r.info.run_id} for r in runs]
+
+
+def test_two_localhost_workers_train_like_one_at_the_same_global_batch(pushed: dict,
+                                                                        capfd: pytest.CaptureFixture) -> None:
+    work = pushed["work"]
+    before = {p.name for p in (work / "pipeline_root" / "sentiment" / "Trainer").glob("[0-9]*")}
+    assert main(["run", "sentiment", *SMALL, "--workers", "2", "--only", "Trainer"]) == 0
+    assert "CollectiveAllReduceStrategy with 2 replica(s)" in capfd.readouterr().err
+    one, two = _trainer_metrics(work)[0], _trainer_metrics(work)[-1]
+    # The same global batch: as many optimizer steps, each on a batch split between the two workers.
+    assert two["Trainer/steps"] == one["Trainer/steps"] > 0
+    new, first = latest(work, "Trainer"), min(before, key=int)
+    losses = [json.loads((work / "pipeline_root" / "sentiment" / "Trainer" / execution / "model_run" /
+                          "history.json").read_text())["val_loss"] for execution in (first, new.name)]
+    assert losses[1] == pytest.approx(losses[0], abs=0.05)  # per epoch, on 83 eval sentences
+    # Only the chief's outputs are the execution's; the workers' copies went with the scratch folder.
+    assert new.name not in before and (new / "model" / "saved_model.pb").is_file()
+    assert not list((work / "pipeline_root" / "sentiment" / ".scratch").rglob("worker-1"))
+    from mlflow.tracking import MlflowClient
+
+    history = MlflowClient(f"sqlite:///{work / 'mlflow.db'}").get_metric_history(two["run_id"], "val/loss")
+    assert [m.step for m in history] == [0, 1]  # the chief's per-epoch metrics, replayed into the run
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_epoch_fails_the_trainer_and_the_rerun_resumes(pushed: dict, monkeypatch,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    work = pushed["work"]
+    before = {p.name for p in (work / "pipeline_root" / "sentiment" / "Trainer").glob("[0-9]*")}
+    monkeypatch.setenv("RNNPIPE_FAULT", "Trainer.worker1.batch#16")  # in the second epoch (12 batches each)
+    assert main(["run", "sentiment", *SMALL, "--workers", "2", "--only", "Trainer"]) == 1
+    err = capsys.readouterr().err
+    assert "worker 1 of 2 was killed by SIGKILL" in err and "nothing was exported" in err
+    assert {p.name for p in (work / "pipeline_root" / "sentiment" / "Trainer").glob("[0-9]*")} == before
+    monkeypatch.delenv("RNNPIPE_FAULT")
+    assert main(["run", "sentiment", *SMALL, "--workers", "2", "--only", "Trainer"]) == 0
+    # Both workers restored the chief's backup of epoch 1 and trained epoch 2 only.
+    assert len(next(iter(json.loads((latest(work, "Trainer") / "model_run" / "history.json").read_text())
+                         .values()))) == 1
+    assert _trainer_metrics(work)[-1]["Trainer/epochs"] == 2

@@ -57,7 +57,7 @@ lint: $(STAMP)
 # Debian packages the later applications need (speech: espeak-ng, sox, flite; translation: sword).
 system-deps:
 	apt-get update && apt-get install -y --no-install-recommends espeak-ng sox flite pocketsphinx-testdata \
-		libsword-utils sword-text-kjv sword-text-sparv
+		libsword-utils sword-text-kjv sword-text-sparv postgresql
 
 # Re-pin the whole stack after editing requirements.in (or requirements-airflow.in).
 lock: $(STAMP)

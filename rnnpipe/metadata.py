@@ -75,7 +75,13 @@ class MetadataStore:
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine = sa.create_engine(url)
-        _meta.create_all(self.engine)
+        for attempt in range(5):
+            try:
+                _meta.create_all(self.engine)
+                break
+            except sa.exc.DBAPIError:  # a shared database: another process created a table since our check
+                if attempt == 4:
+                    raise
 
     # runs -------------------------------------------------------------------------------------
     def start_run(self, pipeline: str, status: str = "RUNNING") -> str:

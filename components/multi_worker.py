@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -43,7 +44,8 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
     """Runs ``executor`` ('module:function', an executor) on ``ctx.workers`` localhost processes under
     MultiWorkerMirroredStrategy; returns the chief's metrics after replaying its MLflow calls into ``ctx``."""
     root = ctx.scratch_dir / "multi_worker"
-    root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(root, ignore_errors=True)  # a failed attempt's worker outputs (the backup is beside it)
+    root.mkdir(parents=True)
     cluster = {"worker": [f"localhost:{port}" for port in _free_ports(ctx.workers)]}
     processes = []
     for index in range(ctx.workers):
@@ -59,11 +61,11 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
             "tf_config": {"cluster": cluster, "task": {"type": "worker", "index": index}},
         }
         (where / "spec.json").write_text(json.dumps(spec))
-        log = open(where / "output.log", "w")  # noqa: SIM115 - closed with the process below
         # The chief's output (Keras' epoch lines) goes to the pipeline's console; the others' to their logs.
+        log = None if chief else open(where / "output.log", "w")  # noqa: SIM115 - closed with the process
         processes.append((subprocess.Popen(
-            [sys.executable, "-m", __name__, str(where / "spec.json")],
-            stdout=None if chief else log, stderr=None if chief else subprocess.STDOUT,
+            [sys.executable, "-m", __name__, str(where / "spec.json")], stdout=log,
+            stderr=None if chief else subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}), log))
     ctx.log(f"training on {ctx.workers} localhost workers ({', '.join(cluster['worker'])}); worker logs in {root}")
     try:
@@ -73,7 +75,8 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
             if process.poll() is None:
                 process.kill()
                 process.wait()
-            log.close()
+            if log is not None:
+                log.close()
     if failed is not None:
         index, code = failed
         error = root / f"worker-{index}" / ERROR
@@ -83,9 +86,10 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
         how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with status {code}"
         log_file = root / f"worker-{index}" / "output.log"
         tail = "" if index == 0 else "\n  " + "\n  ".join(log_file.read_text(errors="replace").splitlines()[-5:])
-        raise errors.RnnpipeError(f"{ctx.step}: worker {index} of {ctx.workers} {how}; the other workers were stopped "
-                           f"and nothing was exported. Its log: {'the output above' if index == 0 else log_file}."
-                           f" Run again to resume from the last finished epoch.{tail}")
+        where = "the output above" if index == 0 else log_file
+        raise errors.RnnpipeError(
+            f"{ctx.step}: worker {index} of {ctx.workers} {how}; the other workers were stopped and nothing was "
+            f"exported. Its log: {where}. Run again to resume from the last finished epoch.{tail}")
     chief = root / "worker-0"
     for method, args in json.loads((chief / CALLS).read_text()):
         getattr(ctx.tracker, method)(*args)

@@ -14,7 +14,9 @@ The loop is plain TensorFlow, so the layers trace in a `tf.function`, export
 to a SavedModel, and compile with XLA (`jit_compile=True`). They are
 therefore TensorFlow-backend only. In training on a CPU, `LSTM` and `GRU` run the
 recurrence in the fused C++ kernels of `rnnpipe.models.fused` where they are
-built (same results; see that module for when).
+built (same results; see that module for when). On a GPU, `LSTM` and `GRU` in
+their standard form run on cuDNN, through the kernels Keras' own layers call
+(`rnnpipe.models.cudnn` says when).
 
 Masking reproduces `keras.layers.RNN` on the TensorFlow backend exactly: at a
 masked step the states keep their previous value and the output is the
@@ -32,7 +34,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from . import fused
+from . import cudnn, fused
 from ._validation import check_bool
 from .cells import GRUCell, LSTMCell, SimpleRNNCell, _RecurrentCell
 
@@ -154,20 +156,17 @@ class _FastRecurrent(keras.layers.Layer):
             )
 
         # Time-major so that each loop iteration reads one contiguous slice.
-        projected = cell.project_inputs(tf.transpose(sequences, [1, 0, 2]))
+        time_major = tf.transpose(sequences, [1, 0, 2])
         if mask is not None:
             mask = tf.transpose(tf.cast(mask, tf.bool), [1, 0])
-        if self.go_backwards:
-            projected = tf.reverse(projected, [0])
-            if mask is not None:
-                mask = tf.reverse(mask, [0])
 
-        if training and fused.supports(cell, projected.dtype):
-            last_output, outputs, states = fused.sequence(
-                cell, projected, states, mask, recurrent_mask, self.zero_output_for_mask
-            )
+        def recurrence() -> tuple[tf.Tensor, tf.Tensor | None, list[tf.Tensor]]:
+            return self._recurrence(time_major, states, mask, recurrent_mask, training)
+
+        if cudnn.applies(self, mask, training):
+            last_output, outputs, states = cudnn.sequence(self, time_major, states, mask, recurrence)
         else:
-            last_output, outputs, states = self._loop(projected, states, mask, recurrent_mask)
+            last_output, outputs, states = recurrence()
 
         if self.return_sequences:
             output = tf.transpose(outputs, [1, 0, 2])
@@ -177,6 +176,25 @@ class _FastRecurrent(keras.layers.Layer):
         if self.return_state:
             return (output, *states)
         return output
+
+    def _recurrence(
+        self,
+        time_major: tf.Tensor,
+        states: list[tf.Tensor],
+        mask: tf.Tensor | None,
+        recurrent_mask: tf.Tensor | None,
+        training: bool,
+    ) -> tuple[tf.Tensor, tf.Tensor | None, list[tf.Tensor]]:
+        """The layer over time-major (dropped-out) inputs without cuDNN: the fused kernel or the loop."""
+        cell = self.cell
+        projected = cell.project_inputs(time_major)
+        if self.go_backwards:
+            projected = tf.reverse(projected, [0])
+            if mask is not None:
+                mask = tf.reverse(mask, [0])
+        if training and fused.supports(cell, projected.dtype):
+            return fused.sequence(cell, projected, states, mask, recurrent_mask, self.zero_output_for_mask)
+        return self._loop(projected, states, mask, recurrent_mask)
 
     def _loop(
         self,

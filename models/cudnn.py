@@ -1,0 +1,94 @@
+"""cuDNN for the standard `LSTM` and `GRU` on a GPU, through the kernels Keras' own layers call.
+
+rnnpipe's cells keep the weights of `keras.layers.LSTMCell` / `GRUCell` in the same layout, so the fast
+layers can hand them to Keras' TensorFlow backend (`keras.src.backend.tensorflow.rnn.lstm` / `gru`, which
+build `tf.raw_ops.CudnnRNNV3`), as `keras.layers.LSTM(use_cudnn="auto")` does. They do when `applies` says so:
+
+- a GPU is visible and the layer is not compiled with XLA (cuDNN ops are not XLA ops);
+- the cell is the standard one: tanh and sigmoid, a bias, no layer norm, no peepholes, GRU with
+  `reset_after=True`, no recurrent dropout while training;
+- the masking semantics are the same: no mask, or outputs at masked steps that are zeros anyway
+  (`zero_output_for_mask`, which `Bidirectional` sets) or not returned (`return_sequences=False`).
+
+A mask must also be right-padded with no empty row, which only the data can tell: `sequence` checks it in the
+graph and runs the loop (`fallback`) for a batch that is not. `tests/test_models_cudnn.py` compares both paths
+on a GPU and is skipped elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import tensorflow as tf
+from keras import activations
+
+from .cells import GRUCell, LSTMCell
+
+Result = tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]
+
+
+def applies(layer: Any, mask: Any, training: bool) -> bool:
+    """Whether `layer` (an rnnpipe LSTM or GRU) computes this call with cuDNN."""
+    cell = layer.cell
+    if isinstance(cell, LSTMCell):
+        kind_ok = not cell.peepholes
+    elif isinstance(cell, GRUCell):
+        kind_ok = cell.reset_after
+    else:
+        return False
+    return (
+        kind_ok
+        and not cell.layer_norm
+        and cell.use_bias
+        and activations.serialize(cell.activation) == "tanh"
+        and activations.serialize(cell.recurrent_activation) == "sigmoid"
+        and not (training and cell.recurrent_dropout > 0.0)
+        and (mask is None or layer.zero_output_for_mask or not layer.return_sequences)
+        and not _in_xla()
+        and gpu_visible()
+    )
+
+
+def gpu_visible() -> bool:
+    return bool(tf.config.list_logical_devices("GPU"))
+
+
+def sequence(layer: Any, sequences: tf.Tensor, states: list[tf.Tensor], mask: tf.Tensor | None,
+             fallback: Callable[[], Result]) -> Result:
+    """`(last_output, outputs [T, B, U] or [1, B, U], states)` of `layer` over time-major (dropped-out)
+    `sequences` [T, B, F] and time-major `mask` [T, B], on cuDNN; `fallback()` (the loop) for a mask that is not
+    right-padded or has an empty sequence, which cuDNN cannot run."""
+    from keras.src.backend.tensorflow import rnn as keras_rnn
+
+    cell = layer.cell
+
+    def cudnn() -> Result:
+        common = dict(kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
+                      activation=cell.activation, recurrent_activation=cell.recurrent_activation,
+                      return_sequences=layer.return_sequences, go_backwards=layer.go_backwards, time_major=True)
+        if isinstance(cell, LSTMCell):
+            last, outputs, new_states = keras_rnn.lstm(sequences, states[0], states[1], mask, **common)
+        else:
+            last, outputs, new_states = keras_rnn.gru(sequences, states[0], mask, reset_after=True, **common)
+        return last, outputs, list(new_states)
+
+    def same_structure(run: Callable[[], Result]) -> Callable[[], Result]:
+        # Both branches of the cond return outputs; without return_sequences the caller reads only `last`.
+        def call() -> Result:
+            last, outputs, new_states = run()
+            return last, outputs if layer.return_sequences else last, list(new_states)
+        return call
+
+    if mask is None:
+        return same_structure(cudnn)()
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=0)
+    right_padded = tf.reduce_all(tf.equal(mask, tf.transpose(tf.sequence_mask(lengths, tf.shape(mask)[0]))))
+    return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), same_structure(cudnn),
+                   same_structure(fallback))
+
+
+def _in_xla() -> bool:
+    from .fused import _in_xla as in_xla
+
+    return in_xla()

@@ -61,7 +61,7 @@ def stage_seconds(cfg, run_id: str) -> dict[str, float]:
     with sa.create_engine(metadata_url(cfg)).connect() as c:
         rows = c.execute(sa.select(executions.c.component, executions.c.started_at, executions.c.finished_at)
                          .where(executions.c.run_id == run_id)).all()
-    return {r.component: r.finished_at - r.started_at for r in rows}
+    return {r.component: (r.finished_at or r.started_at) - r.started_at for r in rows}
 
 
 def preprocessing(sentences: int) -> None:

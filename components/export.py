@@ -15,18 +15,31 @@ from .task import Signature, TrainingTask
 
 
 class ServingModule(tf.Module):
-    def __init__(self, model: Any, tft_output: Any) -> None:
+    """The exported module. With a ``temperature`` (trainer.calibration), the signatures see a model whose class
+    probabilities are temperature-scaled; the Keras model itself stays ``model`` in the checkpoint, so a warm
+    start reads it as before."""
+
+    def __init__(self, model: Any, tft_output: Any, temperature: float | None = None) -> None:
         super().__init__()
         self.model = model
         self.tft_layer = tft_output.transform_features_layer()
         self._tft_output = tft_output
+        self.temperature = None if temperature is None else tf.Variable(
+            float(temperature), trainable=False, name="calibration_temperature")
 
     def transform(self, raw: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return self.tft_layer(raw)
 
+    def calibrated(self, inputs: Any, training: bool = False) -> Any:
+        from rnnpipe.models.calibration import scale_tensor
+
+        return scale_tensor(self.model(inputs, training=training), self.temperature)
+
     def concrete(self, signature: Signature) -> Any:
+        model = self.model if self.temperature is None else self.calibrated
+
         def fn(**inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-            return signature.fn(self.model, self.transform, inputs, self._tft_output)
+            return signature.fn(model, self.transform, inputs, self._tft_output)
 
         specs = {**raw_input_specs(self._tft_output, signature.raw_features), **signature.extra_inputs}
         specs = {name: tf.TensorSpec(s.shape, s.dtype, name=name) for name, s in specs.items()}
@@ -45,7 +58,8 @@ def raw_input_specs(tft_output: Any, names: tuple[str, ...]) -> dict[str, tf.Ten
     return out
 
 
-def export_serving_model(model: Any, tft_output: Any, task: TrainingTask, path: str | Path) -> None:
-    module = ServingModule(model, tft_output)
+def export_serving_model(model: Any, tft_output: Any, task: TrainingTask, path: str | Path,
+                         temperature: float | None = None) -> None:
+    module = ServingModule(model, tft_output, temperature)
     signatures = {name: module.concrete(sig) for name, sig in task.signatures().items()}
     tf.saved_model.save(module, str(path), signatures=signatures)

@@ -13,6 +13,8 @@ import numpy as np
 
 from .plots import plot_confusion_matrix
 
+CALIBRATION_BINS = 15  # equal-width bins of the top probability, for the expected calibration error
+
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
     m = np.zeros((num_classes, num_classes), dtype=np.int64)
@@ -101,6 +103,8 @@ def evaluate_classification(ev: Any) -> dict:
 
     ``ev`` is the Evaluator's EvalContext; ``ev.config`` keys: see CLASSIFICATION_DEFAULTS
     (``class_names`` is required)."""
+    from rnnpipe.models.calibration import calibration_bins, ece_from_bins
+
     from .peers import TEXT_CLASSIFIERS, check_peers
 
     cfg = {**CLASSIFICATION_DEFAULTS, **ev.config}
@@ -117,6 +121,7 @@ def evaluate_classification(ev: Any) -> dict:
         counts = Counter(int(r[label_key]) for r in ev.iter_records("train"))
         majority = min(counts, key=lambda c: (-counts[c], c))  # ties: the smallest label
     by_slice = slicers(cfg)
+    reliability = [np.zeros(CALIBRATION_BINS) for _ in range(3)]  # per confidence bin: count, confidence, correct
     model: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((k, k), np.int64))
     baseline: dict[str, np.ndarray] = defaultdict(lambda: np.zeros((k, k), np.int64))
     with contextlib.ExitStack() as stack:
@@ -134,24 +139,31 @@ def evaluate_classification(ev: Any) -> dict:
                     baseline[group][:, majority] += np.bincount(y_true[idx], minlength=k)
             if peers:
                 scored.append((y_true, groups, [str(r[cfg["text_key"]]) for r in batch]))
+            probabilities = outputs[cfg["probability_key"]]
+            for total, part in zip(reliability, calibration_bins(probabilities, y_true, CALIBRATION_BINS),
+                                   strict=True):
+                total += part
             if writer is not None:
-                probabilities = outputs[cfg["probability_key"]]
                 writer.write({**r, "predicted": int(y_pred[i]), "probabilities": probabilities[i].tolist()}
                              for i, r in enumerate(batch))
+    # The calibration of the probabilities clients get: an average over a document's sentences means something
+    # only if 0.8 is right 80 % of the time (trainer.calibration fits a temperature on the eval split).
+    ece = {"ece": ece_from_bins(*reliability)}
     if out is None:
-        return {"overall": {"model": confusion_metrics(model["overall"])}}
+        return {"overall": {"model": {**confusion_metrics(model["overall"]), **ece}}}
 
     peer_matrices = _score_peers(peers, scored, ev, cfg, k)
 
     def both(group: str) -> dict:
-        return {"model": confusion_metrics(model[group]), "baseline": confusion_metrics(baseline[group]),
+        return {"model": {**confusion_metrics(model[group]), **(ece if group == "overall" else {})},
+                "baseline": confusion_metrics(baseline[group]),
                 **{f"peer/{name}": confusion_metrics(m[group]) for name, m in peer_matrices.items()}}
 
     order = {name: i for i, name in enumerate(by_slice)}  # slices by slicer, then by value
     sliced = sorted((g for g in model if g != "overall"), key=lambda g: (order[g.split(":", 1)[0]], g))
     evaluation = {"overall": both("overall"), "slices": {g: both(g) for g in sliced},
                   "baseline": f"majority class '{classes[majority]}'",
-                  "card_metrics": ["count", "accuracy", "macro_f1"]}
+                  "card_metrics": ["count", "accuracy", "macro_f1", "ece"]}
     plot_confusion_matrix(model["overall"].tolist(), classes, out / "confusion_matrix.png")
     evaluation["artifacts"] = [(out / "confusion_matrix.png", "plots"), (writer.sample_path, "evaluation")]
     return evaluation

@@ -47,6 +47,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         MetricsLogger,
         TimeBudget,
         agree_across_workers,
+        fit_calibration,
         fix_keras_multi_worker,
         fresh,
         gradient_diagnostics,
@@ -115,7 +116,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     ModelRun.write(run_dir, model, hist, warm_start=warm)
     if hist:
         ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
-    export_serving_model(model, tft_output, task, outputs["model"].uri)
+    calibration = fit_calibration(model, eval_ds, ctx.log) if params["calibration"] == "temperature" else {}
+    export_serving_model(model, tft_output, task, outputs["model"].uri, calibration.get("calibration_temperature"))
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
     monitored = hist.get(params["monitor"], [])
@@ -123,6 +125,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     return {"epochs": epochs, "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
             f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
             "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
+            **calibration,
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
 
 
@@ -218,6 +221,10 @@ class Trainer(Component):
                                       "metrics gradients/*, tags and a heatmap per epoch"),
         "diagnostics_every_n_steps": Param((int, type(None)), None, min=1,
                                            doc="also probe every this many training steps; null = per epoch"),
+        "calibration": Param(str, "none", choices=("none", "temperature"),
+                             doc="temperature: fit one temperature on the eval split (NLL) that the exported model "
+                                 "divides its logits by, for calibrated class probabilities; the model must output "
+                                 "[batch, classes] probabilities"),
         "monitor": Param(str, "val_loss"),
         "patience": Param(int, 2, doc="early stopping patience in epochs", min=0),
         "bucket_boundaries": Param(list, [10, 20, 40, 80]),

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from rnnpipe.faults import fault_point
@@ -172,6 +173,40 @@ class TimeBudget(keras.callbacks.Callback):
         self.longest = max(self.longest, now - self.epoch_started)
         if self.agree(now - self.started + self.longest > self.seconds) and not self.model.stop_training:
             self.model.stop_training, self.stopped_after = True, epoch + 1
+
+
+def fit_calibration(model: keras.Model, evaluation: tf.data.Dataset, log: Callable[[str], None]
+                    ) -> dict[str, float]:
+    """Temperature scaling on the eval split (models.calibration): the fitted temperature and the split's expected
+    calibration error and NLL before and after, as the Trainer's metrics; {} when the split is empty. Raises
+    ConfigError for a model whose output is not [batch, classes] probabilities of integer labels."""
+    from rnnpipe.errors import ConfigError
+    from rnnpipe.models.calibration import expected_calibration_error, fit_temperature, negative_log_likelihood, scale
+
+    probabilities, labels = [], []
+    for inputs, y in evaluation:
+        p = model(inputs, training=False)
+        if len(p.shape) != 2 or len(y.shape) != 1 or not y.dtype.is_integer:
+            raise ConfigError(f"trainer.calibration: temperature needs a model that outputs [batch, classes] "
+                              f"probabilities of integer labels [batch]; got outputs of shape {tuple(p.shape)} "
+                              f"and labels of shape {tuple(y.shape)} ({y.dtype.name}). Set trainer.calibration: "
+                              "none")
+        probabilities.append(keras.ops.convert_to_numpy(p))
+        labels.append(y.numpy())
+    if not probabilities:
+        log("no calibration: the eval split is empty")
+        return {}
+    p, y = np.concatenate(probabilities), np.concatenate(labels)
+    temperature = fit_temperature(p, y)
+    calibrated = scale(p, temperature)
+    found = {"calibration_temperature": temperature,
+             "eval_ece_uncalibrated": expected_calibration_error(p, y),
+             "eval_ece": expected_calibration_error(calibrated, y),
+             "eval_nll_uncalibrated": negative_log_likelihood(p, y), "eval_nll": negative_log_likelihood(calibrated, y)}
+    log(f"calibration: temperature {temperature:.3f} on {len(y)} eval examples; ECE "
+        f"{found['eval_ece_uncalibrated']:.4f} -> {found['eval_ece']:.4f}, NLL {found['eval_nll_uncalibrated']:.4f} "
+        f"-> {found['eval_nll']:.4f}")
+    return found
 
 
 class BatchFaultPoint(keras.callbacks.Callback):

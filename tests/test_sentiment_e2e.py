@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import executions
+import numpy as np
 import pytest
 
 from rnnpipe.artifacts import HyperParameters
@@ -75,6 +76,39 @@ def test_pushed_model_reloads_in_a_fresh_process_with_the_evaluators_probabiliti
         assert label == ["negative", "positive"][row["predicted"]]
 
 
+def test_served_probabilities_are_the_keras_models_scaled_by_the_fitted_temperature(pushed: dict) -> None:
+    import keras
+    import tensorflow as tf
+
+    from rnnpipe.artifacts import TransformGraph
+    from rnnpipe.models.calibration import scale
+    from rnnpipe.pipelines.sentiment.model import TASK
+
+    work = pushed["work"]
+    trainer = recorded_metrics(work, "Trainer")
+    t = trainer["calibration_temperature"]
+    assert 0.05 < t < 20 and t != pytest.approx(1.0, abs=1e-3)
+    assert trainer["eval_nll"] <= trainer["eval_nll_uncalibrated"] + 1e-9  # the fit minimizes it on eval
+    served = tf.saved_model.load(str(work / "serving" / "sentiment" / "1"))
+    assert float(served.temperature.numpy()) == pytest.approx(t, rel=1e-6)
+    logged = [json.loads(line) for line in (latest(work, "Evaluator") / "evaluation" / "predictions.jsonl").open()]
+    raw = {"text": tf.constant([r["text"] for r in logged[:20]])}
+    features = TransformGraph.load(latest(work, "Transform") / "transform_graph").transform_features_layer()(raw)
+    model = keras.saving.load_model(latest(work, "Trainer") / "model_run" / "model.keras")
+    uncalibrated = keras.ops.convert_to_numpy(model(TASK.model_inputs(features), training=False))
+    np.testing.assert_allclose(scale(uncalibrated, t), [r["probabilities"] for r in logged[:20]], atol=1e-5)
+
+
+def recorded_metrics(work: Path, component: str) -> dict:
+    """The metrics the metadata store recorded for the latest execution of ``component``."""
+    import sqlite3
+
+    with sqlite3.connect(work / "pipeline_root" / "metadata.sqlite") as db:
+        (metrics,) = db.execute("SELECT metrics FROM executions WHERE component = ? AND status = 'COMPLETE' "
+                                "ORDER BY id DESC LIMIT 1", (component,)).fetchone()
+    return json.loads(metrics)["final"]
+
+
 def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: dict) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -85,6 +119,7 @@ def test_mlflow_run_has_params_epoch_metrics_test_metrics_and_artifacts(pushed: 
     assert run.data.params["trainer.epochs"] == "2" and run.data.params["model.cell"] == "gru"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]
     assert 0.0 <= run.data.metrics["Evaluator/test_accuracy"] <= 1.0
+    assert 0.0 <= run.data.metrics["Evaluator/test_ece"] <= 1.0  # of the calibrated probabilities
     assert "Evaluator/test_accuracy.source:movie" in run.data.metrics
     assert run.data.tags["rnnpipe.pushed_version"] == "1"
     assert len(run.data.tags["rnnpipe.data_fingerprint.ExampleGen"]) == 64

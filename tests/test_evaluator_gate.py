@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import tensorflow as tf
 
 from rnnpipe.artifacts import Blessing, Examples, ExamplesInfo, ModelBlessing, ModelEvaluation
@@ -83,13 +84,16 @@ def test_a_worse_candidate_is_not_blessed_and_a_good_one_is(tmp_path: Path) -> N
     metrics, blessing = evaluate(tmp_path, worse, serving, max_regression=0.02, must_beat_baseline=False)
     assert not blessing.blessed
     assert any("worse than the champion's (version 1) 1.0000 by more than 0.02" in r for r in blessing.reasons)
+    # Always sure (probabilities 0 or 1): the calibration error is the error rate.
+    assert metrics["test_ece"] == pytest.approx(1 - metrics["test_accuracy"]) and metrics["test_ece"] > 0
 
     metrics, blessing = evaluate(tmp_path, good, serving, max_regression=0.02)
     assert (blessing.blessed, blessing.reasons) == (True, []) and metrics["test_accuracy"] == 1.0
     assert blessing.details["primary_metric"] == "accuracy" and blessing.details["primary_value"] == 1.0
     assert metrics["baseline_accuracy"] < 0.7  # the majority class is 'positive', 2 in 3
     card = next(tmp_path.glob("eval-1/evaluation/model_card.md")).read_text()
-    assert "| overall | 60 | 1.0000 | 1.0000 | 0.6667 |" in card and "- blessed" in card
+    # Columns: count, accuracy, macro F1, ECE (sure and right: 0), then the baseline's accuracy.
+    assert "| overall | 60 | 1.0000 | 1.0000 | 0.0000 | 0.6667 |" in card and "- blessed" in card
 
 
 class PairModel(tf.Module):

@@ -22,8 +22,8 @@ def _data(true_temperature: float, n: int = 4000, classes: int = 3, seed: int = 
     """Model probabilities softmax(z) whose labels follow softmax(z / true_temperature)."""
     rng = np.random.default_rng(seed)
     logits = rng.normal(scale=3.0, size=(n, classes))
-    calibrated = softmax(logits / true_temperature)
-    labels = np.array([rng.choice(classes, p=p) for p in calibrated])
+    cumulative = softmax(logits / true_temperature).cumsum(axis=1)
+    labels = (rng.random((n, 1)) > cumulative[:, :-1]).sum(axis=1)  # one draw per row from its distribution
     return softmax(logits), labels
 
 

@@ -46,9 +46,10 @@ def test_a_pipeline_records_to_and_reuses_from_a_postgresql_metadata_store(postg
 def test_processes_opening_a_new_shared_store_at_once_all_succeed(postgres: str, tmp_path: Path) -> None:
     # The first runs against an empty database race to create the tables: none may fail.
     url, go = create_database(postgres, "race"), tmp_path / "go"
-    procs = [subprocess.Popen([sys.executable, "-c", RACE, url, str(go)], stderr=subprocess.PIPE, text=True)
-             for _ in range(6)]
-    time.sleep(3)  # all have imported SQLAlchemy and wait for the start
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, url, str(go), str(tmp_path / f"ready-{i}")],
+                              stderr=subprocess.PIPE, text=True) for i in range(6)]
+    while len(list(tmp_path.glob("ready-*"))) < 6 and all(p.poll() is None for p in procs):
+        time.sleep(0.01)  # until all have imported SQLAlchemy and wait for the start
     go.touch()
     errors = [p.communicate(timeout=120)[1] for p in procs]
     assert [p.returncode for p in procs] == [0] * 6, errors
@@ -59,6 +60,7 @@ def test_processes_opening_a_new_shared_store_at_once_all_succeed(postgres: str,
 RACE = """
 import os, sys, time
 from rnnpipe.metadata import MetadataStore
+open(sys.argv[3], "w").close()
 while not os.path.exists(sys.argv[2]):
     time.sleep(0.001)
 MetadataStore(sys.argv[1]).start_run("p")

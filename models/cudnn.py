@@ -21,9 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 import tensorflow as tf
-from keras import activations
 
-from .cells import GRUCell, LSTMCell
+from .cells import LSTMCell
+from .fused import _in_xla as in_xla
+from .fused import standard_cell
 
 Result = tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]
 
@@ -31,21 +32,12 @@ Result = tuple[tf.Tensor, tf.Tensor, list[tf.Tensor]]
 def applies(layer: Any, mask: Any, training: bool) -> bool:
     """Whether `layer` (an rnnpipe LSTM or GRU) computes this call with cuDNN."""
     cell = layer.cell
-    if isinstance(cell, LSTMCell):
-        kind_ok = not cell.peepholes
-    elif isinstance(cell, GRUCell):
-        kind_ok = cell.reset_after
-    else:
-        return False
     return (
-        kind_ok
-        and not cell.layer_norm
+        standard_cell(cell)
         and cell.use_bias
-        and activations.serialize(cell.activation) == "tanh"
-        and activations.serialize(cell.recurrent_activation) == "sigmoid"
         and not (training and cell.recurrent_dropout > 0.0)
         and (mask is None or layer.zero_output_for_mask or not layer.return_sequences)
-        and not _in_xla()
+        and not in_xla()
         and gpu_visible()
     )
 
@@ -86,9 +78,3 @@ def sequence(layer: Any, sequences: tf.Tensor, states: list[tf.Tensor], mask: tf
     right_padded = tf.reduce_all(tf.equal(mask, tf.transpose(tf.sequence_mask(lengths, tf.shape(mask)[0]))))
     return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), same_structure(cudnn),
                    same_structure(fallback))
-
-
-def _in_xla() -> bool:
-    from .fused import _in_xla as in_xla
-
-    return in_xla()

@@ -130,8 +130,9 @@ def _in_xla() -> bool:
     return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
 
 
-def supports(cell: Any, dtype: tf.DType) -> bool:
-    """Whether `sequence(cell, ...)` computes exactly what `cell.recurrent_step` in a loop computes."""
+def standard_cell(cell: Any) -> bool:
+    """An LSTM cell without peepholes or a GRU cell with `reset_after`, tanh and sigmoid, no layer norm: the cell
+    that the fused kernels here and cuDNN (`rnnpipe.models.cudnn`) compute."""
     if isinstance(cell, LSTMCell):
         kind_ok = not cell.peepholes
     elif isinstance(cell, GRUCell):
@@ -143,6 +144,13 @@ def supports(cell: Any, dtype: tf.DType) -> bool:
         and not cell.layer_norm
         and activations.serialize(cell.activation) == "tanh"
         and activations.serialize(cell.recurrent_activation) == "sigmoid"
+    )
+
+
+def supports(cell: Any, dtype: tf.DType) -> bool:
+    """Whether `sequence(cell, ...)` computes exactly what `cell.recurrent_step` in a loop computes."""
+    return (
+        standard_cell(cell)
         and dtype == tf.float32
         and available()
         and not _in_xla()

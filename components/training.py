@@ -239,7 +239,8 @@ def fix_keras_multi_worker(model: keras.Model) -> None:
     Keras 3.15): ``fit`` reduces the first batch's per-worker values to build the model and reduces the
     scalar step outputs along axis 0, and both raise. Here the build takes this worker's first local batch,
     and the step outputs (metrics, synchronized already) are averaged over the workers without an axis.
-    A no-op under other strategies. tests/test_multi_worker.py fails if a Keras upgrade breaks this."""
+    A no-op under other strategies. The multi-worker tests of tests/test_sentiment_e2e.py (make test-slow) fail
+    if a Keras upgrade breaks this."""
     if not _multi_worker(model.distribute_strategy):
         return
     import types

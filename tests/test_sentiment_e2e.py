@@ -306,6 +306,7 @@ def _trainer_metrics(work: Path) -> list[dict[str, float]]:
     return [{**r.data.metrics, "run_id": r.info.run_id} for r in runs]
 
 
+@pytest.mark.slow  # 20-30 s of two fresh TensorFlow processes: over the fast suite's budget
 def test_two_localhost_workers_train_like_one_at_the_same_global_batch(pushed: dict,
                                                                         capfd: pytest.CaptureFixture) -> None:
     work = pushed["work"]

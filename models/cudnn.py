@@ -7,8 +7,9 @@ build `tf.raw_ops.CudnnRNNV3`), as `keras.layers.LSTM(use_cudnn="auto")` does. T
 - a GPU is visible and the layer is not compiled with XLA (cuDNN ops are not XLA ops);
 - the cell is the standard one: tanh and sigmoid, a bias, no layer norm, no peepholes, GRU with
   `reset_after=True`, no recurrent dropout while training;
-- the masking semantics are the same: no mask, or outputs at masked steps that are zeros anyway
-  (`zero_output_for_mask`, which `Bidirectional` sets) or not returned (`return_sequences=False`).
+- the masking semantics are the same: no mask; or sequences returned with zeros at masked steps
+  (`zero_output_for_mask`, which `Bidirectional` sets); or only the last output returned, which is then the last
+  valid step's (without `zero_output_for_mask`).
 
 A mask must also be right-padded with no empty row, which only the data can tell: `sequence` checks it in the
 graph and runs the loop (`fallback`) for a batch that is not. `tests/test_models_cudnn.py` compares both paths
@@ -17,6 +18,7 @@ on a GPU and is skipped elsewhere.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +38,8 @@ def applies(layer: Any, mask: Any, training: bool) -> bool:
         standard_cell(cell)
         and cell.use_bias
         and not (training and cell.recurrent_dropout > 0.0)
-        and (mask is None or layer.zero_output_for_mask or not layer.return_sequences)
+        # Masked steps: cuDNN's outputs are zeros, its last output the last valid step's.
+        and (mask is None or layer.zero_output_for_mask == layer.return_sequences)
         and not in_xla()
         and gpu_visible()
     )
@@ -48,33 +51,32 @@ def gpu_visible() -> bool:
 
 def sequence(layer: Any, sequences: tf.Tensor, states: list[tf.Tensor], mask: tf.Tensor | None,
              fallback: Callable[[], Result]) -> Result:
-    """`(last_output, outputs [T, B, U] or [1, B, U], states)` of `layer` over time-major (dropped-out)
-    `sequences` [T, B, F] and time-major `mask` [T, B], on cuDNN; `fallback()` (the loop) for a mask that is not
-    right-padded or has an empty sequence, which cuDNN cannot run."""
-    from keras.src.backend.tensorflow import rnn as keras_rnn
+    """`(last_output, outputs [T, B, U] (with return_sequences; else `last_output` again), states)` of `layer`
+    over batch-major (dropped-out) `sequences` [B, T, F] and a batch-major boolean `mask` [B, T], on cuDNN;
+    `fallback()` (the loop) for a batch whose mask is not right-padded or has an empty row, which cuDNN cannot
+    run. Raises NotImplementedError where Keras finds no cuDNN kernel: run the loop then."""
+    # The module itself: `from keras.src.backend.tensorflow import rnn` is the package's function `rnn`.
+    keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
     cell = layer.cell
 
     def cudnn() -> Result:
+        # Batch-major, as Keras' layers call it: its mask checks read [batch, time].
         common = dict(kernel=cell.kernel, recurrent_kernel=cell.recurrent_kernel, bias=cell.bias,
                       activation=cell.activation, recurrent_activation=cell.recurrent_activation,
-                      return_sequences=layer.return_sequences, go_backwards=layer.go_backwards, time_major=True)
+                      return_sequences=layer.return_sequences, go_backwards=layer.go_backwards)
         if isinstance(cell, LSTMCell):
             last, outputs, new_states = keras_rnn.lstm(sequences, states[0], states[1], mask, **common)
         else:
             last, outputs, new_states = keras_rnn.gru(sequences, states[0], mask, reset_after=True, **common)
-        return last, outputs, list(new_states)
+        return last, tf.transpose(outputs, [1, 0, 2]) if layer.return_sequences else last, list(new_states)
 
-    def same_structure(run: Callable[[], Result]) -> Callable[[], Result]:
-        # Both branches of the cond return outputs; without return_sequences the caller reads only `last`.
-        def call() -> Result:
-            last, outputs, new_states = run()
-            return last, outputs if layer.return_sequences else last, list(new_states)
-        return call
+    def loop() -> Result:
+        last, outputs, new_states = fallback()
+        return last, outputs if layer.return_sequences else last, list(new_states)
 
     if mask is None:
-        return same_structure(cudnn)()
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=0)
-    right_padded = tf.reduce_all(tf.equal(mask, tf.transpose(tf.sequence_mask(lengths, tf.shape(mask)[0]))))
-    return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), same_structure(cudnn),
-                   same_structure(fallback))
+        return cudnn()
+    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+    right_padded = tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+    return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), cudnn, loop)

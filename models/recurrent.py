@@ -156,17 +156,20 @@ class _FastRecurrent(keras.layers.Layer):
             )
 
         # Time-major so that each loop iteration reads one contiguous slice.
+        batch_mask = None if mask is None else tf.cast(mask, tf.bool)
         time_major = tf.transpose(sequences, [1, 0, 2])
-        if mask is not None:
-            mask = tf.transpose(tf.cast(mask, tf.bool), [1, 0])
+        mask = None if batch_mask is None else tf.transpose(batch_mask, [1, 0])
 
         def recurrence() -> tuple[tf.Tensor, tf.Tensor | None, list[tf.Tensor]]:
             return self._recurrence(time_major, states, mask, recurrent_mask, training)
 
+        result = None
         if cudnn.applies(self, mask, training):
-            last_output, outputs, states = cudnn.sequence(self, time_major, states, mask, recurrence)
-        else:
-            last_output, outputs, states = recurrence()
+            try:
+                result = cudnn.sequence(self, sequences, states, batch_mask, recurrence)
+            except NotImplementedError:  # Keras found no cuDNN kernel on this device
+                pass
+        last_output, outputs, states = result or recurrence()
 
         if self.return_sequences:
             output = tf.transpose(outputs, [1, 0, 2])

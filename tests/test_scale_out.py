@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,41 @@ def test_a_distribution_that_cannot_work_is_refused_before_any_step_runs(
     assert main(["run", "sentiment", "--set", f"data.path={SAMPLE}", *args]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "pipeline_root").exists()
+
+
+def _launch(tmp_path: Path, executor: str) -> tuple[dict, object, Path]:
+    from rnnpipe.components.multi_worker import DeferredTracker, run_on_workers
+    from rnnpipe.context import ExecutionContext
+    from rnnpipe.dsl import Artifact
+
+    out = tmp_path / "out"
+    out.mkdir()
+    tracker = DeferredTracker()
+    ctx = ExecutionContext("toy", "Trainer", 1, tmp_path / "scratch", [], "multi_worker", tracker, workers=2)
+    metrics = run_on_workers(f"worker_executors:{executor}", {}, {"out": Artifact("out", "Dir", str(out))}, {}, ctx)
+    return metrics, tracker, out
+
+
+def test_the_chief_writes_the_outputs_and_its_mlflow_calls_reach_the_run(tmp_path: Path) -> None:
+    metrics, tracker, out = _launch(tmp_path, "report_index")
+    assert metrics == {"index": 0, "workers": 2}
+    assert (out / "index.txt").read_text() == "0"  # worker 1 wrote into the scratch folder
+    assert (tmp_path / "scratch" / "multi_worker" / "worker-1" / "out" / "index.txt").read_text() == "1"
+    assert tracker.calls == [("log_metric", ["loss", 0.5, 1]), ("set_tag", ["worker", 0])]
+
+
+def test_a_worker_that_dies_stops_the_others_and_is_named(tmp_path: Path) -> None:
+    from rnnpipe.errors import RnnpipeError
+
+    started = time.monotonic()
+    with pytest.raises(RnnpipeError, match=r"Trainer: worker 1 of 2 exited with status 3; the other workers were "
+                                           r"stopped and nothing was exported\. Its log: .*worker-1/output\.log"):
+        _launch(tmp_path, "one_worker_dies")
+    assert time.monotonic() - started < 60  # the chief, waiting, was stopped: not left to its 120 s
+
+
+def test_a_workers_own_error_is_raised_as_it_was(tmp_path: Path) -> None:
+    from rnnpipe.errors import DataError
+
+    with pytest.raises(DataError, match=r"^data\.csv:7: the label 'maybe' is not one of"):
+        _launch(tmp_path, "chief_finds_bad_data")

@@ -66,8 +66,8 @@ class KerasLoopAsCudnn:
 
 
 @pytest.mark.parametrize("cls, kind", [(LSTM, "lstm"), (GRU, "gru")])
-@pytest.mark.parametrize("lengths", [(7, 7, 7), (7, 4, 1), "not right-padded", None])
-@pytest.mark.parametrize("return_sequences, go_backwards", [(False, False), (True, False), (True, True)])
+@pytest.mark.parametrize("lengths", [(7, 4, 1), "not right-padded", None])
+@pytest.mark.parametrize("return_sequences, go_backwards", [(False, True), (True, False), (True, True)])
 def test_the_cudnn_route_hands_keras_what_its_layers_do(monkeypatch, cls, kind: str, lengths,
                                                           return_sequences: bool, go_backwards: bool) -> None:
     keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")

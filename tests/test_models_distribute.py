@@ -52,6 +52,7 @@ print(json.dumps(report))
 """
 
 
+@pytest.mark.slow  # about 20 s in a fresh process: over the fast suite's budget
 def test_mirrored_training_over_two_replicas_matches_one_device() -> None:
     proc = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -277,7 +277,9 @@ def test_each_tuner_trial_is_an_mlflow_run_nested_under_the_pipelines(pushed: di
     assert parent.data.tags["rnnpipe.tuned.learning_rate"] == "0.01"
 
 
-@pytest.mark.parametrize("notebook", ["compare_runs", "serve_and_query", "attention_and_errors", "gradient_flow"])
+# gradient_flow trains its own toy models (about 20 s): in make test-slow, to keep the fast suite under budget.
+@pytest.mark.parametrize("notebook", ["compare_runs", "serve_and_query", "attention_and_errors",
+                                      pytest.param("gradient_flow", marks=pytest.mark.slow)])
 def test_the_notebooks_run_top_to_bottom_on_this_run(pushed: dict, notebook: str, monkeypatch) -> None:
     sys.path.insert(0, str(NOTEBOOKS))
     try:

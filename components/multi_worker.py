@@ -53,7 +53,7 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
         where = root / f"worker-{index}"
         where.mkdir(exist_ok=True)
         spec = {
-            "executor": executor, "params": params, "chief": chief,
+            "executor": executor, "params": params,
             "inputs": {k: asdict(a) for k, a in inputs.items()},
             "outputs": {k: asdict(a) if chief else {**asdict(a), "uri": str(where / k)} for k, a in outputs.items()},
             "context": {"pipeline": ctx.pipeline, "step": ctx.step, "execution_id": ctx.execution_id,
@@ -157,7 +157,7 @@ def worker_main(spec_path: str) -> int:
     except errors.RnnpipeError as e:  # the pipeline's process raises it again, as if it were its own
         (report / ERROR).write_text(json.dumps([type(e).__name__, str(e)]))
         return 1
-    if spec["chief"]:
+    if ctx.chief:
         (report / CALLS).write_text(json.dumps(tracker.calls))
         (report / RESULT).write_text(json.dumps(metrics))
     return 0

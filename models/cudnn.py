@@ -54,7 +54,7 @@ def sequence(layer: Any, sequences: tf.Tensor, states: list[tf.Tensor], mask: tf
     """`(last_output, outputs [T, B, U] (with return_sequences; else `last_output` again), states)` of `layer`
     over batch-major (dropped-out) `sequences` [B, T, F] and a batch-major boolean `mask` [B, T], on cuDNN;
     `fallback()` (the loop) for a batch whose mask is not right-padded or has an empty row, which cuDNN cannot
-    run. Raises NotImplementedError where Keras finds no cuDNN kernel: run the loop then."""
+    run, and where Keras finds no cuDNN kernel on this device."""
     # The module itself: `from keras.src.backend.tensorflow import rnn` is the package's function `rnn`.
     keras_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
 
@@ -75,8 +75,11 @@ def sequence(layer: Any, sequences: tf.Tensor, states: list[tf.Tensor], mask: tf
         last, outputs, new_states = fallback()
         return last, outputs if layer.return_sequences else last, list(new_states)
 
-    if mask is None:
-        return cudnn()
-    lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
-    right_padded = tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
-    return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), cudnn, loop)
+    try:
+        if mask is None:
+            return cudnn()
+        lengths = tf.reduce_sum(tf.cast(mask, tf.int32), axis=1)
+        right_padded = tf.reduce_all(tf.equal(mask, tf.sequence_mask(lengths, tf.shape(mask)[1])))
+        return tf.cond(tf.logical_and(right_padded, tf.reduce_all(lengths > 0)), cudnn, loop)
+    except NotImplementedError:  # Keras' backend: no cuDNN kernel here
+        return loop()

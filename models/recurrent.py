@@ -163,13 +163,10 @@ class _FastRecurrent(keras.layers.Layer):
         def recurrence() -> tuple[tf.Tensor, tf.Tensor | None, list[tf.Tensor]]:
             return self._recurrence(time_major, states, mask, recurrent_mask, training)
 
-        result = None
         if cudnn.applies(self, mask, training):
-            try:
-                result = cudnn.sequence(self, sequences, states, batch_mask, recurrence)
-            except NotImplementedError:  # Keras found no cuDNN kernel on this device
-                pass
-        last_output, outputs, states = result or recurrence()
+            last_output, outputs, states = cudnn.sequence(self, sequences, states, batch_mask, recurrence)
+        else:
+            last_output, outputs, states = recurrence()
 
         if self.return_sequences:
             output = tf.transpose(outputs, [1, 0, 2])

@@ -387,7 +387,7 @@ def _context(step: Component, pipeline: str, execution_id: int, root: Path, key:
     return ExecutionContext(pipeline, step.id, execution_id, root / ".scratch" / step.id / key[:16],
                             [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
                             RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()),
-                            cfg.distribution.get("workers", 1))
+                            cfg.distribution.workers)
 
 
 def _io_message(step: str, e: OSError) -> str:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .storage import join
+
 if TYPE_CHECKING:
     from .tracking import Tracker
 
@@ -19,7 +21,7 @@ log = logging.getLogger("rnnpipe")
 class RecordingTracker:
     """Logs to MLflow and remembers what was logged, so a later cache hit can log the same again."""
 
-    def __init__(self, tracker: Tracker, tmp_dir: Path, final_dir: Path) -> None:
+    def __init__(self, tracker: Tracker, tmp_dir: Path, final_dir: str) -> None:
         self._tracker = tracker
         self._tmp, self._final = tmp_dir, final_dir
         self.record: dict[str, list] = {"metrics": [], "files": [], "tags": []}
@@ -37,7 +39,7 @@ class RecordingTracker:
         self._tracker.log_artifact(path, artifact_path)
         path = Path(path).resolve()
         if path.is_relative_to(self._tmp):  # replayable only if it lives in the step's own outputs
-            self.record["files"].append([str(self._final / path.relative_to(self._tmp)), artifact_path])
+            self.record["files"].append([join(self._final, path.relative_to(self._tmp).as_posix()), artifact_path])
 
     def set_tag(self, key: str, value: Any) -> None:
         self._tracker.set_tag(key, value)

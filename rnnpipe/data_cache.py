@@ -41,7 +41,12 @@ def pip_download(requirement: str, dest: Path, *, sha256: str, wheel: bool = Fal
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Writes a file so that readers see either nothing or the whole content."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Writes a file so that readers see either nothing or the whole content."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp", encoding="utf-8") as fh:
-        fh.write(text)
+    with tempfile.NamedTemporaryFile("wb", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        fh.write(data)
     os.replace(fh.name, path)

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from . import storage
 
 _meta = sa.MetaData()
 
@@ -205,7 +208,7 @@ class MetadataStore:
             rows = c.execute(q.order_by(executions.c.id.desc())).mappings().all()
         for row in rows:
             outs = self.outputs_of(row["id"])
-            if outs and all(Path(a.uri).exists() for a in outs.values()):
+            if outs and all(_published(a.uri) for a in outs.values()):
                 return row["id"]
         return None
 
@@ -225,3 +228,8 @@ class MetadataStore:
                 frontier += [r.artifact_id for r in c.execute(sa.select(events.c.artifact_id).where(
                     (events.c.execution_id == ex["id"]) & (events.c.kind == "input")))]
         return chain
+
+
+def _published(uri: str) -> bool:
+    """Whether an artifact is still there: its folder (local), its execution's completion marker (remote)."""
+    return Path(uri).exists() if storage.is_local(uri) else storage.complete(posixpath.dirname(uri))

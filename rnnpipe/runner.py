@@ -3,7 +3,8 @@
 Each execution writes into ``<root>/<app>/<step>/.tmp-<execution_id>/`` and is renamed to
 ``<root>/<app>/<step>/<execution_id>/`` only when its executor returns, so a killed run never leaves
 something that looks finished; the next run deletes the leftovers and resumes from the last
-complete step.
+complete step. A ``pipeline_root`` on a remote filesystem (``s3://``, ``gs://``: rnnpipe/storage.py) is
+written the same way, with an upload and a completion marker in place of the rename.
 """
 
 from __future__ import annotations
@@ -15,15 +16,19 @@ import hashlib
 import json
 import logging
 import os
+import posixpath
 import shutil
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import storage
 from .compare import run_outcome
 from .config import Config
 from .context import ExecutionContext, RecordingTracker
+from .data_cache import cache_dir
 from .dsl import Artifact, Component, Pipeline
 from .errors import ConfigError, PipelineLockedError, RnnpipeError, StageIOError
 from .faults import fault_point
@@ -37,8 +42,39 @@ log = logging.getLogger("rnnpipe")
 def replay(tracker: Tracker, record: dict) -> None:
     tracker.log_batch(record.get("metrics", []), record.get("tags", []))
     for path, artifact_path in record.get("files", []):
-        if Path(path).exists():
-            tracker.log_artifact(path, artifact_path)
+        if storage.is_local(path):
+            if Path(path).exists():
+                tracker.log_artifact(path, artifact_path)
+            continue
+        with contextlib.suppress(FileNotFoundError), tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp, posixpath.basename(path))
+            local.write_bytes(storage.read_bytes(path))
+            tracker.log_artifact(str(local), artifact_path)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a pipeline's executions live, ``uri`` (``<pipeline_root>/<app>``, a path or a URI), and where this
+    machine works on them, ``local``: the same folder, or for a remote root a local one (``$RNNPIPE_CACHE/
+    pipelines/<hash>``) for the lock, the scratch space and the outputs being written."""
+
+    uri: str
+    local: Path
+
+    @classmethod
+    def of(cls, cfg: Config, pipeline: str) -> Layout:
+        uri = storage.join(storage.resolve(cfg.pipeline_root), pipeline)
+        if storage.is_local(uri):
+            return cls(uri, Path(uri))
+        storage.filesystem(uri)  # a missing filesystem package: a ConfigError before anything runs
+        return cls(uri, cache_dir("pipelines") / hashlib.sha256(uri.encode()).hexdigest()[:16])
+
+    @property
+    def remote(self) -> bool:
+        return not storage.is_local(self.uri)
+
+    def execution(self, step: str, execution_id: int) -> str:
+        return storage.join(self.uri, step, str(execution_id))
 
 
 @dataclass
@@ -74,7 +110,13 @@ def pipeline_lock(root: Path) -> Iterator[None]:
 
 
 def metadata_url(cfg: Config) -> str:
-    return cfg.metadata_url or f"sqlite:///{Path(cfg.pipeline_root).resolve() / 'metadata.sqlite'}"
+    if cfg.metadata_url:
+        return cfg.metadata_url
+    if not storage.is_local(cfg.pipeline_root):
+        raise ConfigError(f"pipeline_root {cfg.pipeline_root} is not a local path, and the default metadata store "
+                          "is a SQLite file inside it: set metadata_url to a database every machine reaches "
+                          "(postgresql://user@host/db)")
+    return f"sqlite:///{Path(storage.resolve(cfg.pipeline_root)) / 'metadata.sqlite'}"
 
 
 def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str) -> str:
@@ -141,9 +183,9 @@ def outcome(result: RunResult) -> str:
 
 def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = None,
                  only: str | None = None) -> RunResult:
-    root = Path(cfg.pipeline_root).resolve() / pipeline.name
+    root = Layout.of(cfg, pipeline.name)
     forced, reuse_latest = _selected(pipeline, from_step, only)
-    with pipeline_lock(root):
+    with pipeline_lock(root.local):
         store = MetadataStore(metadata_url(cfg))
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
@@ -174,7 +216,7 @@ def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = Non
     return result
 
 
-def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, root: Path, store: MetadataStore,
+def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, root: Layout, store: MetadataStore,
              run_id: str, tracker: Tracker, cfg: Config, *, result: RunResult, force: bool = False,
              reuse_latest: bool = False, before_execute: Callable[[], None] = lambda: None
              ) -> dict[str, StoredArtifact]:
@@ -199,8 +241,8 @@ OPEN = "OPEN"
 def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | None = None) -> str:
     """Starts a run whose stages ``run_scheduled_stage`` executes one at a time, until ``close_scheduled_run``.
     Returns the run's id."""
-    root = Path(cfg.pipeline_root).resolve() / pipeline.name
-    with pipeline_lock(root):
+    root = Layout.of(cfg, pipeline.name)
+    with pipeline_lock(root.local):
         store = MetadataStore(metadata_url(cfg))
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
@@ -224,8 +266,8 @@ def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str
     """Runs one stage of an open run, cached as in `rnnpipe run`, on what this run's upstream stages produced.
     A retry after a killed attempt discards that attempt's leftovers and resumes (the Trainer from its backup)."""
     step = _step(pipeline, stage)
-    root = Path(cfg.pipeline_root).resolve() / pipeline.name
-    with pipeline_lock(root):
+    root = Layout.of(cfg, pipeline.name)
+    with pipeline_lock(root.local):
         store = MetadataStore(metadata_url(cfg))
         _recover(store, pipeline.name, root, tracking_uri(cfg.mlflow.tracking_uri))
         tracker = _attach_open_run(store, run_id, cfg)
@@ -245,8 +287,8 @@ def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str
 def close_scheduled_run(pipeline: Pipeline, cfg: Config, run_id: str) -> RunResult:
     """Ends an open run: COMPLETE when every stage completed (executed or cached), else FAILED naming the
     stages that did not; the MLflow run gets the same status and the outcome tag."""
-    root = Path(cfg.pipeline_root).resolve() / pipeline.name
-    with pipeline_lock(root):
+    root = Layout.of(cfg, pipeline.name)
+    with pipeline_lock(root.local):
         store = MetadataStore(metadata_url(cfg))
         tracker = _attach_open_run(store, run_id, cfg)
         result = RunResult(run_id, tracker.run_id)
@@ -301,10 +343,12 @@ def _step(pipeline: Pipeline, stage: str) -> Component:
 
 
 def _artifact(stored: StoredArtifact) -> Artifact:
-    return Artifact(stored.name, stored.type, stored.uri, stored.fingerprint)
+    """What an executor reads: the artifact's folder, or a local copy of it when it is remote."""
+    return Artifact(stored.name, stored.type, str(storage.local_copy(stored.uri, stored.fingerprint)),
+                    stored.fingerprint)
 
 
-def _recover(store: MetadataStore, pipeline: str, root: Path, uri: str) -> None:
+def _recover(store: MetadataStore, pipeline: str, root: Layout, uri: str) -> None:
     """Cleans up after a killed run: its executions are ABANDONED (their outputs, renamed in or not, are
     deleted: nothing reads them), its MLflow runs are closed as KILLED, and temporary folders go."""
     abandoned, mlflow_runs = store.abandon_stale(pipeline)
@@ -312,15 +356,15 @@ def _recover(store: MetadataStore, pipeline: str, root: Path, uri: str) -> None:
         log.warning("found %d execution(s) left unfinished by a killed run (%s); they are discarded and re-run",
                     len(abandoned), ", ".join(f"{c} {i}" for c, i in abandoned))
     for component, execution_id in abandoned:
-        shutil.rmtree(root / component / str(execution_id), ignore_errors=True)
-    for tmp in root.glob("*/.tmp-*"):
+        storage.remove(root.execution(component, execution_id))
+    for tmp in root.local.glob("*/.tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
     for run_id in mlflow_runs:
         close_run(uri, run_id, "KILLED")
 
 
 def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: dict[str, Artifact], external: str,
-              pipeline: str, root: Path, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
+              pipeline: str, root: Layout, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
               force: bool, reuse_latest: bool, result: RunResult, before_execute: Callable[[], None] = lambda: None
               ) -> tuple[dict[str, StoredArtifact], dict]:
     key = _cache_key(step, inputs, external)
@@ -332,7 +376,8 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
         previous = None if force else store.find_complete(pipeline, step.id, key)
     if previous is not None and not reuse_latest:
         reason = step.verify_cached({n: _artifact(a) for n, a in store.outputs_of(previous).items()},
-                                    _context(step, pipeline, previous, root, key, cfg, tracker, root / step.id))
+                                    _context(step, pipeline, previous, root, key, cfg, tracker,
+                                             root.local / step.id))
         if reason:
             log.warning("%s: cached execution %d cannot be reused: %s; running it again", step.id, previous, reason)
             previous = None
@@ -347,8 +392,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
     before_execute()
     execution_id = store.start_execution(run_id, pipeline, step.id, key)
     store.record_inputs(execution_id, inputs)
-    step_dir = root / step.id
-    tmp, final = step_dir / f".tmp-{execution_id}", step_dir / str(execution_id)
+    tmp, final = root.local / step.id / f".tmp-{execution_id}", root.execution(step.id, execution_id)
     out_artifacts = {name: Artifact(name, type_, str(tmp / name)) for name, type_ in step.OUTPUTS.items()}
     ctx = _context(step, pipeline, execution_id, root, key, cfg, tracker, tmp, final)
     log.info("%s: running (execution %d)", step.id, execution_id)
@@ -362,14 +406,19 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
         elapsed = time.time() - started
         ctx.tracker.log_metric(f"time/{step.id}_seconds", elapsed)
         ctx.tracker.log_metrics({f"{step.id}/{k}": v for k, v in metrics.items()})
-        os.replace(tmp, final)
+        fingerprints = {name: fingerprint_dir(tmp / name) for name in step.OUTPUTS}
+        storage.publish(tmp, final)
         fault_point(f"renamed:{step.id}")
         outs = {a.name: a for a in store.record_outputs(execution_id, [
-            (name, type_, str(final / name), fingerprint_dir(final / name)) for name, type_ in step.OUTPUTS.items()])}
+            (name, type_, storage.join(final, name), fingerprints[name]) for name, type_ in step.OUTPUTS.items()])}
+        if root.remote:  # this machine keeps what it uploaded: the next steps read it without a download
+            for name in step.OUTPUTS:
+                storage.keep_copy(tmp / name, fingerprints[name])
+            shutil.rmtree(tmp, ignore_errors=True)
     except BaseException as e:
         store.finish_execution(execution_id, "FAILED")
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(final, ignore_errors=True)
+        storage.remove(final)
         if isinstance(e, OSError):  # a read-only mount, a full disk: one line naming the stage and the path
             raise StageIOError(_io_message(step.id, e)) from e
         raise
@@ -382,11 +431,11 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
     return outs, metrics
 
 
-def _context(step: Component, pipeline: str, execution_id: int, root: Path, key: str, cfg: Config,
-             tracker: Tracker, tmp: Path, final: Path | None = None) -> ExecutionContext:
-    return ExecutionContext(pipeline, step.id, execution_id, root / ".scratch" / step.id / key[:16],
+def _context(step: Component, pipeline: str, execution_id: int, root: Layout, key: str, cfg: Config,
+             tracker: Tracker, tmp: Path, final: str | None = None) -> ExecutionContext:
+    return ExecutionContext(pipeline, step.id, execution_id, root.local / ".scratch" / step.id / key[:16],
                             [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
-                            RecordingTracker(tracker, tmp.resolve(), (final or tmp).resolve()),
+                            RecordingTracker(tracker, tmp.resolve(), final or str(tmp.resolve())),
                             cfg.distribution.workers)
 
 

@@ -1,0 +1,104 @@
+"""pipeline_root and serving_dir on a remote filesystem (rnnpipe/storage.py), tested against a real S3 API on
+localhost (moto's server): published executions carry a completion marker, another machine (a fresh local cache)
+reads them as cache hits and downloads what it executes on, and an upload killed before its marker is never read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from object_store import make_bucket, s3_server
+from toy_components import toy_config, toy_pipeline
+
+from rnnpipe.errors import ConfigError
+from rnnpipe.runner import run_pipeline
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory):
+    with s3_server(tmp_path_factory.mktemp("moto") / "server.log") as env:
+        yield env
+
+
+@pytest.fixture
+def bucket(s3: dict[str, str], workdir: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh bucket, with this process pointed at the server and its local copies in a fresh cache."""
+    for key, value in s3.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-a"))
+    name = f"rnnpipe-{uuid.uuid4().hex[:12]}"
+    make_bucket(s3, name)
+    return name
+
+
+def remote_config(workdir: Path, bucket: str, **extra: str):
+    (workdir / "toy.yaml").write_text(f"pipeline_root: s3://{bucket}/root\nmetadata_url: sqlite:///"
+                                      f"{workdir / 'metadata.sqlite'}\n"
+                                      + "".join(f"{k}: {v}\n" for k, v in extra.items()))
+    return toy_config(workdir)
+
+
+def objects(bucket: str) -> list[str]:
+    import s3fs
+
+    return sorted(p.removeprefix(f"{bucket}/") for p in s3fs.S3FileSystem(skip_instance_cache=True).find(bucket))
+
+
+def test_executions_are_published_with_a_marker_and_read_back_on_another_machine(
+        workdir: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = remote_config(workdir, bucket)
+    first = run_pipeline(toy_pipeline(), cfg)
+    assert first.executed == ["Source", "Scale", "ScaleAgain"]
+    executions = (("Scale", 2), ("ScaleAgain", 3), ("Source", 1))
+    assert objects(bucket) == [f"root/toy/{step}/{i}/{name}" for step, i in executions
+                               for name in ("_COMPLETE", "numbers/n.txt")]
+    assert Path(first.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "60"
+    # Nothing of the pipeline's is kept locally but copies and the lock: the artifacts are the bucket's.
+    assert not (workdir / "pipeline_root").exists()
+
+    # Another machine: an empty local cache. Everything is a cache hit (the markers say the uploads are whole);
+    # what the executed step reads is downloaded, and its output lands in the bucket.
+    monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-b"))
+    again = run_pipeline(toy_pipeline(), cfg)
+    assert again.cache_hits == ["Source", "Scale", "ScaleAgain"] and again.executed == []
+    assert Path(again.outputs["ScaleAgain"]["numbers"].uri).is_relative_to(workdir / "cache-b")
+    monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-c"))
+    changed = run_pipeline(toy_pipeline(factor=5), cfg)
+    assert changed.cache_hits == ["Source"] and changed.executed == ["Scale", "ScaleAgain"]
+    assert Path(changed.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "150"
+    assert sum(p.startswith("root/toy/ScaleAgain/") and p.endswith("/_COMPLETE") for p in objects(bucket)) == 2
+
+
+def test_an_upload_killed_before_its_marker_is_discarded_and_run_again(
+        workdir: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = remote_config(workdir, bucket)
+    (workdir / "run.py").write_text(
+        "import sys; sys.path.insert(0, sys.argv[1])\nfrom pathlib import Path\n"
+        "from toy_components import toy_config, toy_pipeline\nfrom rnnpipe.runner import run_pipeline\n"
+        "run_pipeline(toy_pipeline(), toy_config(Path.cwd()))\n")
+    env = {**os.environ, "RNNPIPE_FAULT": "publish.marker#2"}  # SIGKILL once Scale is uploaded, before its marker
+    proc = subprocess.run([sys.executable, "run.py", str(TESTS)], cwd=workdir, env=env, capture_output=True,
+                          text=True)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert "root/toy/Scale/2/numbers/n.txt" in objects(bucket)
+    assert "root/toy/Scale/2/_COMPLETE" not in objects(bucket)
+
+    resumed = run_pipeline(toy_pipeline(), cfg)
+    assert resumed.cache_hits == ["Source"] and resumed.executed == ["Scale", "ScaleAgain"]
+    assert not any(p.startswith("root/toy/Scale/2/") for p in objects(bucket))  # the half upload is gone
+    assert Path(resumed.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "60"
+
+
+def test_a_remote_root_needs_a_shared_metadata_store_and_its_filesystem(workdir: Path) -> None:
+    (workdir / "toy.yaml").write_text("pipeline_root: s3://some-bucket/root\n")
+    with pytest.raises(ConfigError, match="set metadata_url to a database every machine reaches"):
+        run_pipeline(toy_pipeline(), toy_config(workdir))
+    (workdir / "toy.yaml").write_text(f"pipeline_root: gs://some-bucket/root\nmetadata_url: sqlite:///{workdir}/m.db\n")
+    with pytest.raises(ConfigError, match=r"gs://some-bucket/root/toy: no filesystem for gs:// .*pip install gcsfs"):
+        run_pipeline(toy_pipeline(), toy_config(workdir))

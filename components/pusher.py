@@ -12,13 +12,16 @@ entry is an MLflow pyfunc model wrapping the served version (``rnnpipe/mlflow_mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from rnnpipe import storage
 from rnnpipe.artifacts import InfraBlessing, Model, ModelBlessing, PushedModel
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param
@@ -30,9 +33,12 @@ from rnnpipe.serving import (
     ROLLED_BACK,
     TMP_PREFIX,
     find_pushed,
+    local_version,
     next_version,
     read_push_record,
     remove_stale_tmp,
+    served_key,
+    version_folders,
     versions,
     warmup_path,
     write_models_config,
@@ -53,27 +59,47 @@ def _copy_tree(src: Path, dst: Path, skip: str) -> None:
             shutil.copy2(path, target)
 
 
-def push(model_dir: Path, base: Path, fingerprint: str, warmup: Path | None = None,
-         data_source: dict | None = None, request_defaults: dict | None = None) -> tuple[int, Path]:
+def _assemble(model_dir: Path, tmp: Path, fingerprint: str, warmup: Path | None, data_source: dict | None,
+              request_defaults: dict | None) -> None:
+    """A version folder in ``tmp``: the model, the warmup requests and the push record, saved_model.pb last."""
+    tmp.mkdir()
+    _copy_tree(model_dir, tmp, skip=Model.SAVED_MODEL)
+    (tmp / PUSH_RECORD).parent.mkdir(exist_ok=True)
+    if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
+        fault_point("Pusher.copy", warmup_path(tmp))
+        shutil.copy2(warmup, warmup_path(tmp))
+    (tmp / PUSH_RECORD).write_text(json.dumps({
+        "model_fingerprint": fingerprint, "source": str(model_dir), "data_source": data_source,
+        "request_defaults": request_defaults or {}, "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
+    fault_point("Pusher.copy", tmp / Model.SAVED_MODEL)
+    shutil.copy2(model_dir / Model.SAVED_MODEL, tmp / Model.SAVED_MODEL)  # last: TF Serving's "complete" mark
+
+
+def push(model_dir: Path, base: str, fingerprint: str, warmup: Path | None = None, data_source: dict | None = None,
+         request_defaults: dict | None = None, staging: Path | None = None) -> tuple[int, str]:
     """Copies ``model_dir`` in as the next version under ``base``; on failure no version and no temporary
-    folder is left behind (raises StageIOError naming the folder)."""
+    folder is left behind (raises StageIOError naming the folder).
+
+    A local ``base`` gets the version assembled under a temporary name beside it and renamed. A remote one (no
+    rename there) gets it assembled in ``staging`` and uploaded with saved_model.pb last: TF Serving loads a
+    version only once that file is there, and ``versions`` counts only folders that have it."""
     version = next_version(base)
-    tmp, final = base / f"{TMP_PREFIX}{version}-{os.getpid()}", base / str(version)
+    final = storage.join(base, str(version))
+    remote = not storage.is_local(base)
+    tmp = (staging or Path(tempfile.mkdtemp())) / str(version) if remote \
+        else Path(base) / f"{TMP_PREFIX}{version}-{os.getpid()}"
     try:
-        tmp.mkdir()
-        _copy_tree(model_dir, tmp, skip=Model.SAVED_MODEL)
-        (tmp / PUSH_RECORD).parent.mkdir(exist_ok=True)
-        if warmup is not None and warmup.exists():  # TF Serving replays these before it serves
-            fault_point("Pusher.copy", warmup_path(tmp))
-            shutil.copy2(warmup, warmup_path(tmp))
-        (tmp / PUSH_RECORD).write_text(json.dumps({
-            "model_fingerprint": fingerprint, "source": str(model_dir), "data_source": data_source,
-            "request_defaults": request_defaults or {}, "pushed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}))
-        fault_point("Pusher.copy", tmp / Model.SAVED_MODEL)
-        shutil.copy2(model_dir / Model.SAVED_MODEL, tmp / Model.SAVED_MODEL)  # last: TF Serving's "complete" mark
-        os.replace(tmp, final)
+        _assemble(model_dir, tmp, fingerprint, warmup, data_source, request_defaults)
+        if remote:
+            storage.upload(tmp, final, last=Model.SAVED_MODEL)
+            storage.keep_copy(tmp, served_key(final, fingerprint))  # what the registry entry and champion read
+        else:
+            os.replace(tmp, final)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if remote:  # what was uploaded has no saved_model.pb, so nothing loads it; removed when reachable
+            with contextlib.suppress(Exception):
+                storage.remove(final)
         raise StageIOError(f"Pusher: cannot write version {version} to {base}: {e.strerror or e} "
                            f"({e.filename or tmp}); {StageIOError.hint(e, 'serving_dir')}. Nothing was pushed.") from e
     fault_point("Pusher.renamed", final)  # a kill here: the re-run finds the version and completes the rest
@@ -98,18 +124,23 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
     name, base = params["model_name"], _base(params)
     model = inputs["model"]
     fingerprint = model.fingerprint or fingerprint_dir(model.path())
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StageIOError(f"Pusher: cannot create {base}: {e.strerror or e}; point serving_dir at a writable "
-                           "location. Nothing was pushed.") from e
-    if stale := remove_stale_tmp(base):
-        ctx.log(f"removed {len(stale)} unfinished push(es) left in {base}: {', '.join(stale)}")
+    if storage.is_local(base):
+        try:
+            Path(base).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StageIOError(f"Pusher: cannot create {base}: {e.strerror or e}; point serving_dir at a writable "
+                               "location. Nothing was pushed.") from e
+        if stale := remove_stale_tmp(Path(base)):
+            ctx.log(f"removed {len(stale)} unfinished push(es) left in {base}: {', '.join(stale)}")
+    elif unfinished := sorted(set(version_folders(base)) - set(versions(base))):
+        # Not deleted: from here a push killed midway and one still uploading from another machine look alike.
+        ctx.log(f"version folder(s) {unfinished} under {base} have no {Model.SAVED_MODEL} (a push killed midway, "
+                "or one in progress elsewhere): TF Serving does not load them; delete them once no push is running")
 
     found = find_pushed(base, fingerprint)
     if found is not None and (found[1] or found[0] != versions(base)[-1]):
         version, rolled_back = found
-        where = (f"was rolled back (it is kept under {base / ROLLED_BACK})" if rolled_back else
+        where = (f"was rolled back (it is kept under {storage.join(base, ROLLED_BACK)})" if rolled_back else
                  f"is older than the served version {versions(base)[-1]} (`rnnpipe rollback {name} {version}` "
                  "serves it again)")
         reason = f"this model is already version {version} under {base}, which {where}: not pushed again"
@@ -117,17 +148,17 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         PushedModel.write_not_pushed(record, [reason], same_as_version=version)
         return {"pushed": 0, "same_as_version": version}
     if found is not None:
-        version, path = found[0], base / str(found[0])
+        version, path = found[0], storage.join(base, str(found[0]))
         ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
     else:
         version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None,
-                             blessing.details.get("data_source"), params["request_defaults"])
+                             blessing.details.get("data_source"), params["request_defaults"], ctx.scratch_dir)
     for old in versions(base)[:-params["keep_versions"]]:
-        shutil.rmtree(base / str(old), ignore_errors=True)
-    write_models_config(base.parent)
+        storage.remove(storage.join(base, str(old)))
+    write_models_config(storage.parent(base))
     ctx.tracker.set_tag("rnnpipe.pushed_version", str(version))
-    registered = ctx.tracker.register_model(name, _registry_model(path, params, ctx), version,
-                                            serving_path=str(base), fingerprint=fingerprint)
+    registered = ctx.tracker.register_model(name, _registry_model(local_version(path), params, ctx), version,
+                                            serving_path=base, fingerprint=fingerprint)
     PushedModel.write_pushed(record, version=version, path=path, model_name=name, model_fingerprint=fingerprint,
                              registry_version=int(registered))
     ctx.log(f"{'pushed' if found is None else 'serving'} version {version} at {path}; MLflow model '{name}' "
@@ -168,19 +199,19 @@ def _warmup_inputs(path: Path) -> list[dict[str, Any]]:
             for log in read_warmup(path)]
 
 
-def _base(params: dict) -> Path:
-    return Path(params["serving_dir"]).resolve() / params["model_name"]
+def _base(params: dict) -> str:
+    return storage.join(storage.resolve(params["serving_dir"]), params["model_name"])
 
 
-def verify_push(record: dict, name: str, base: Path, tracker: Any) -> str | None:
+def verify_push(record: dict, name: str, base: str, tracker: Any) -> str | None:
     """Why a recorded push is no longer in effect (version folder gone or replaced, registry entry missing),
     or None while it is. Reads two small files and asks the registry once: no TensorFlow."""
     if not record.get("pushed"):
         return None  # nothing was pushed: nothing outside the pipeline root to check
-    version, path = record["version"], Path(record["path"])
-    if path.parent != base:
-        return f"version {version} was pushed to {path.parent}, not to {base}"
-    if not (path / Model.SAVED_MODEL).exists():
+    version, path = record["version"], record["path"]
+    if storage.parent(path) != base:
+        return f"version {version} was pushed to {storage.parent(path)}, not to {base}"
+    if not storage.exists(storage.join(path, Model.SAVED_MODEL)):
         return f"version {version} is no longer in {base}"
     if read_push_record(path).get("model_fingerprint") != record.get("model_fingerprint"):
         return f"{path} holds a different model than the one pushed"

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rnnpipe import storage
 from rnnpipe.config import Config
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
@@ -87,7 +88,7 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
         "example_validator", cfg.example_validator.to_dict(), {"task": task}))
     transform = Transform(examples=examples, schema=schema, preprocessing_fn=preprocessing_fn,
                           config=cfg.transform.to_dict() if transform_config is None else transform_config)
-    serving_dir = Path(cfg.serving_dir).resolve()
+    serving_dir = storage.resolve(cfg.serving_dir)  # a path or a URI (s3://, gs://): rnnpipe/storage.py
     served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     hparams = cfg.model.to_dict() if hparams is None else hparams
     tuner = tuner_step(cfg, transform, task, hparams, trainer)
@@ -95,18 +96,18 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                     transform_graph=transform["transform_graph"], task=task, hparams=hparams,
                     best_hyperparameters=tuner["best_hyperparameters"] if tuner else None,
                     **stage_params("trainer", cfg.trainer.to_dict(), trainer,
-                                   defaults={"warm_start_dir": str(serving_dir / served)}))
+                                   defaults={"warm_start_dir": storage.join(serving_dir, served)}))
     pusher_cfg = cfg.pusher.to_dict()
     pusher_cfg.pop("model_name", None)
     gate = Evaluator(model=model["model"], examples=examples,
                      **evaluator_params(cfg.evaluator.to_dict(), {"task": task, **(evaluator or {})},
-                                        str(serving_dir / served)))
+                                        storage.join(serving_dir, served)))
     infra_cfg = cfg.infra_validator.to_dict()
     infra = InfraValidator(model=model["model"], examples=examples,
                            **stage_params("infra_validator", infra_cfg, {"model_name": served, "task": task}))
     # The registered MLflow model answers requests like the validated one: the same request defaults.
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
-        "pusher", pusher_cfg, {"model_name": served, "serving_dir": str(serving_dir)},
+        "pusher", pusher_cfg, {"model_name": served, "serving_dir": serving_dir},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
     steps = [examples, stats, schema, anomalies, transform, *([tuner] if tuner else []), model, gate, infra, pusher]
     return Pipeline(name, steps, checks)

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import storage
 from .app import Application, applications, load_application
 from .artifacts import ModelEvaluation
 from .compare import primary_metric
@@ -21,7 +22,7 @@ from .config import Config, load_config
 from .dsl import ParamError, Pipeline
 from .errors import EXIT_NOT_BLESSED, EXIT_OK, ConfigError, RnnpipeError
 from .native_logs import mute_tensorflow_startup
-from .serving import latest_version, read_push_record
+from .serving import latest_champion, read_push_record
 
 log = logging.getLogger("rnnpipe")
 
@@ -266,18 +267,18 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    base = Path(cfg.serving_dir) / (args.model or args.app)
-    version = latest_version(base)
-    if version is None:
+    base = storage.join(storage.resolve(cfg.serving_dir), args.model or args.app)
+    champion = latest_champion(base)
+    if champion is None:
         raise RnnpipeError(f"no pushed model under {base}; run `rnnpipe run {args.app}` first")
-    fn = tf.saved_model.load(str(base / str(version))).signatures["serving_default"]
+    fn = tf.saved_model.load(str(champion)).signatures["serving_default"]
     specs = fn.structured_input_signature[1]
     text_inputs = [n for n, s in specs.items() if s.dtype == tf.string]
     if len(text_inputs) != 1:
         raise RnnpipeError(f"`rnnpipe predict` sends text; the model's inputs are {sorted(specs)}: "
                            "query it through TF Serving or tf.saved_model.load instead")
     # The other inputs: --input NAME=VALUE, else the defaults the push recorded (what the InfraValidator sent).
-    defaults = {**read_push_record(base / str(version)).get("request_defaults", {}), **_inputs(args.input)}
+    defaults = {**read_push_record(champion).get("request_defaults", {}), **_inputs(args.input)}
     inputs = {text_inputs[0]: tf.constant(args.inputs)}
     for name, spec in specs.items():
         if name in inputs:
@@ -336,10 +337,9 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     app = load_application(args.app)
     cfg = _config(app, args)
     name = args.model or args.app
-    base = (Path(cfg.serving_dir) / name).resolve()
+    base = storage.join(storage.resolve(cfg.serving_dir), name)
     target, parked = rollback(base, args.version)
-    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), name, target,
-                                             serving_path=str(base))
+    registry = move_alias_to_serving_version(tracking_uri(cfg.mlflow.tracking_uri), name, target, serving_path=base)
     print(f"{name}: serving version {target} again (parked {parked or 'nothing'} under .rolled_back/)")
     print("  MLflow: " + (f"'{name}' version {registry} is @champion" if registry
                            else f"no registry version was pushed as {target}; alias unchanged"))

@@ -46,6 +46,10 @@ def join(uri: str, *parts: str) -> str:
     return os.path.join(uri, *parts) if is_local(uri) else posixpath.join(uri, *parts)
 
 
+def parent(uri: str) -> str:
+    return os.path.dirname(uri) if is_local(uri) else posixpath.dirname(uri.rstrip("/"))
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """fsspec's filesystem for ``uri`` and the path in it; a missing protocol package is a ConfigError naming it."""
     import fsspec
@@ -113,6 +117,19 @@ def remove(uri: str) -> None:
         pass
 
 
+def move(src: str, dst: str) -> None:
+    """Moves a folder: a rename on a local filesystem, a copy and a delete on an object store."""
+    if is_local(src):
+        Path(resolve(dst)).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(resolve(src), resolve(dst))
+        return
+    fs, path = filesystem(src)
+    target = filesystem(dst)[1]
+    for found in fs.find(path):  # file by file: fsspec's recursive mv also copies the folder's own key
+        fs.copy(found, posixpath.join(target, posixpath.relpath(found, path)))
+    fs.rm(path, recursive=True)
+
+
 def upload(local: Path, uri: str, *, last: str | None = None) -> None:
     """Copies the folder ``local`` to ``uri`` file by file, the relative path ``last`` after every other file
     (what makes the folder complete for its reader: TF Serving's ``saved_model.pb``)."""
@@ -120,10 +137,8 @@ def upload(local: Path, uri: str, *, last: str | None = None) -> None:
     files = sorted(p for p in local.rglob("*") if p.is_file())
     for f in sorted(files, key=lambda p: p.relative_to(local).as_posix() == last):
         target = posixpath.join(root, f.relative_to(local).as_posix())
-        try:
-            fs.put_file(str(f), target)
-        except OSError as e:
-            raise StageIOError(f"cannot upload {f} to {uri}: {e}") from e
+        fault_point("upload", target)
+        fs.put_file(str(f), target)  # an OSError names the target: the caller says what was not published
 
 
 def publish(local: Path, uri: str) -> None:
@@ -153,6 +168,7 @@ def keep_copy(local: Path, key: str) -> Path:
     if target.exists():
         shutil.rmtree(local)
     else:
+        target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, target)
     return target
 

@@ -4,6 +4,7 @@ reads them as cache hits and downloads what it executes on, and an upload killed
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pytest
 from object_store import make_bucket, s3_server
 from toy_components import toy_config, toy_pipeline
 
-from rnnpipe.errors import ConfigError
+from rnnpipe.errors import ConfigError, StageIOError
 from rnnpipe.runner import run_pipeline
+from rnnpipe.serving import rollback, versions
 
 TESTS = Path(__file__).resolve().parent
 
@@ -102,3 +104,42 @@ def test_a_remote_root_needs_a_shared_metadata_store_and_its_filesystem(workdir:
     (workdir / "toy.yaml").write_text(f"pipeline_root: gs://some-bucket/root\nmetadata_url: sqlite:///{workdir}/m.db\n")
     with pytest.raises(ConfigError, match=r"gs://some-bucket/root/toy: no filesystem for gs:// .*pip install gcsfs"):
         run_pipeline(toy_pipeline(), toy_config(workdir))
+
+
+def test_pusher_serves_from_a_bucket_with_saved_model_written_last(
+        workdir: Path, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlflow.tracking import MlflowClient
+    from test_pusher import demo
+
+    from rnnpipe.serving import PUSH_RECORD
+
+    cfg = toy_config(workdir)  # a local pipeline, a remote serving_dir: only the Pusher uploads
+    serving = f"s3://{bucket}/serving"
+    # The upload fails at its fourth and last file, saved_model.pb: nothing is served, nothing is left.
+    monkeypatch.setenv("RNNPIPE_FAULT", "upload#4=EIO")
+    with pytest.raises(StageIOError, match=f"cannot write version 1 to {serving}/demo.*Nothing was pushed"):
+        run_pipeline(demo(serving_dir=serving), cfg)
+    assert not any(p.startswith("serving/") for p in objects(bucket))
+    monkeypatch.delenv("RNNPIPE_FAULT")
+
+    first = run_pipeline(demo(serving_dir=serving), cfg)
+    assert first.metrics["Pusher"]["pushed"] == 1 and first.metrics["Pusher"]["version"] == 1
+    served = [p for p in objects(bucket) if p.startswith("serving/")]
+    assert served == ["serving/demo/1/assets.extra/rnnpipe_push.json", "serving/demo/1/saved_model.pb",
+                      "serving/demo/1/variables/variables.data-00000-of-00001",
+                      "serving/demo/1/variables/variables.index", "serving/models.config"]
+    import s3fs
+
+    fs = s3fs.S3FileSystem(skip_instance_cache=True)
+    assert 'base_path: "/models/demo"' in fs.cat(f"{bucket}/serving/models.config").decode()
+    assert json.loads(fs.cat(f"{bucket}/serving/demo/1/{PUSH_RECORD}"))["model_fingerprint"]
+    version = MlflowClient("sqlite:///mlflow.db").get_model_version_by_alias("demo", "champion")
+    assert version.tags["rnnpipe.serving_path"] == f"{serving}/demo"
+
+    # Without a local copy: the push is verified in the bucket and kept; a new model becomes version 2.
+    monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-b"))
+    assert run_pipeline(demo(serving_dir=serving), cfg).cache_hits == ["FakeTrainer", "FakeGate", "Pusher"]
+    second = run_pipeline(demo(weights="w2", serving_dir=serving), cfg)
+    assert second.metrics["Pusher"]["version"] == 2 and versions(f"{serving}/demo") == [1, 2]
+    assert rollback(f"{serving}/demo") == (1, [2]) and versions(f"{serving}/demo") == [1]
+    assert any(p.startswith("serving/demo/.rolled_back/2-") for p in objects(bucket))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from toy_components import toy_config
 
-from rnnpipe import faults
+from rnnpipe import faults, storage
 from rnnpipe.artifacts import Model, ModelBlessing
 from rnnpipe.components.pusher import Pusher
 from rnnpipe.dsl import Component, Param, Pipeline
@@ -54,11 +54,12 @@ class FakeGate(Component):
     executor = staticmethod(_fake_gate)
 
 
-def demo(weights: str = "w1", serving_dir: Path | None = None) -> Pipeline:
+def demo(weights: str = "w1", serving_dir: Path | str | None = None) -> Pipeline:
     model = FakeTrainer(weights=weights)
     gate = FakeGate(model=model)
-    serving = (serving_dir or Path("serving")).resolve()  # the working directory's, as the config's default
-    pusher = Pusher(model=model, blessing=gate, model_name="demo", serving_dir=str(serving))
+    # The working directory's, as the config's default (or a URI: tests/test_artifact_uris.py).
+    serving = storage.resolve(serving_dir or "serving")
+    pusher = Pusher(model=model, blessing=gate, model_name="demo", serving_dir=serving)
     return Pipeline("demo", [model, gate, pusher])
 
 

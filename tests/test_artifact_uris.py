@@ -133,7 +133,7 @@ def test_pusher_serves_from_a_bucket_with_saved_model_written_last(
     fs = s3fs.S3FileSystem(skip_instance_cache=True)
     assert 'base_path: "/models/demo"' in fs.cat(f"{bucket}/serving/models.config").decode()
     assert json.loads(fs.cat(f"{bucket}/serving/demo/1/{PUSH_RECORD}"))["model_fingerprint"]
-    version = MlflowClient("sqlite:///mlflow.db").get_model_version_by_alias("demo", "champion")
+    version = MlflowClient(f"sqlite:///{workdir / 'mlflow.db'}").get_model_version_by_alias("demo", "champion")
     assert version.tags["rnnpipe.serving_path"] == f"{serving}/demo"
 
     # Without a local copy: the push is verified in the bucket and kept; a new model becomes version 2.

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import posixpath
+import socket
+import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from . import storage
+from .errors import PipelineLockedError
 
 _meta = sa.MetaData()
 
@@ -52,6 +58,15 @@ artifacts = sa.Table(
     sa.Column("fingerprint", sa.String(64), nullable=False),
 )
 
+leases = sa.Table(
+    "pipeline_leases", _meta,
+    sa.Column("pipeline", sa.String(128), primary_key=True),  # one holder per pipeline: the insert is the lock
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("token", sa.String(32), nullable=False),
+    sa.Column("renewed_at", sa.Float, nullable=False),
+)
+
 events = sa.Table(
     "events", _meta,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
@@ -60,6 +75,10 @@ events = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # input, output
     sa.Column("name", sa.String(128), nullable=False),
 )
+
+
+LEASE_SECONDS = 120.0  # a holder that has not renewed its lease for this long is gone (a lost machine or pod)
+RENEW_SECONDS = 20.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +175,53 @@ class MetadataStore:
             c.execute(runs.update().where(stale_runs).values(status="ABANDONED", finished_at=time.time()))
         return abandoned, mlflow_ids
 
+    # the lease ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lease(self, pipeline: str) -> Iterator[None]:
+        """Holds the pipeline's lease in this store while the block runs: one run (or scheduled stage) of a
+        pipeline at a time across every machine that shares the store, whatever its pipeline root. The lease is
+        renewed in the background; one whose holder stopped renewing (a machine that died) or is a dead process
+        on this host is taken over, so a killed run never blocks the next."""
+        token = uuid.uuid4().hex
+        self._take_lease(pipeline, token)
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(RENEW_SECONDS):
+                with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as c:
+                    c.execute(leases.update().where((leases.c.pipeline == pipeline) & (leases.c.token == token))
+                              .values(renewed_at=time.time()))
+
+        renewer = threading.Thread(target=renew, name=f"rnnpipe-lease-{pipeline}", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+            with self.engine.begin() as c:
+                c.execute(leases.delete().where((leases.c.pipeline == pipeline) & (leases.c.token == token)))
+
+    def _take_lease(self, pipeline: str, token: str) -> None:
+        host, now = socket.gethostname(), time.time()
+        with self.engine.begin() as c:
+            held = c.execute(leases.select().where(leases.c.pipeline == pipeline)).mappings().first()
+            if held is not None:
+                gone = now - held["renewed_at"] > LEASE_SECONDS or (held["host"] == host and not _alive(held["pid"]))
+                if not gone:
+                    raise PipelineLockedError(
+                        f"another run of pipeline {pipeline} is in progress (host {held['host']}, pid {held['pid']}, "
+                        f"its lease in the metadata store renewed {now - held['renewed_at']:.0f} s ago); wait for it "
+                        f"to finish (a holder that stops renewing is taken over after {LEASE_SECONDS:.0f} s)")
+                c.execute(leases.delete().where((leases.c.pipeline == pipeline) & (leases.c.token == held["token"])))
+        try:  # the primary key lets one of two racing inserts through
+            with self.engine.begin() as c:
+                c.execute(leases.insert().values(pipeline=pipeline, host=host, pid=os.getpid(), token=token,
+                                                 renewed_at=now))
+        except sa.exc.IntegrityError:
+            raise PipelineLockedError(f"another run of pipeline {pipeline} took its lease in the metadata store at "
+                                      "the same moment; wait for it to finish") from None
+
     # executions -------------------------------------------------------------------------------
     def start_execution(self, run_id: str, pipeline: str, component: str, cache_key: str,
                         status: str = "RUNNING", reused: int | None = None) -> int:
@@ -228,6 +294,16 @@ class MetadataStore:
                 frontier += [r.artifact_id for r in c.execute(sa.select(events.c.artifact_id).where(
                     (events.c.execution_id == ex["id"]) & (events.c.kind == "input")))]
         return chain
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _published(uri: str) -> bool:

@@ -109,6 +109,17 @@ def pipeline_lock(root: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def _locked(cfg: Config, pipeline: str) -> Iterator[tuple[Layout, MetadataStore]]:
+    """The pipeline's folders and metadata store, with this machine's lock file and the store's lease held: no
+    other run of the pipeline, on this machine or on any other sharing the store, can start meanwhile."""
+    root = Layout.of(cfg, pipeline)
+    with pipeline_lock(root.local):
+        store = MetadataStore(metadata_url(cfg))
+        with store.lease(pipeline):
+            yield root, store
+
+
 def metadata_url(cfg: Config) -> str:
     if cfg.metadata_url:
         return cfg.metadata_url
@@ -183,10 +194,8 @@ def outcome(result: RunResult) -> str:
 
 def run_pipeline(pipeline: Pipeline, cfg: Config, *, from_step: str | None = None,
                  only: str | None = None) -> RunResult:
-    root = Layout.of(cfg, pipeline.name)
     forced, reuse_latest = _selected(pipeline, from_step, only)
-    with pipeline_lock(root.local):
-        store = MetadataStore(metadata_url(cfg))
+    with _locked(cfg, pipeline.name) as (root, store):
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
         run_id, tracker = _open(store, pipeline, cfg, uri)
@@ -241,9 +250,7 @@ OPEN = "OPEN"
 def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | None = None) -> str:
     """Starts a run whose stages ``run_scheduled_stage`` executes one at a time, until ``close_scheduled_run``.
     Returns the run's id."""
-    root = Layout.of(cfg, pipeline.name)
-    with pipeline_lock(root.local):
-        store = MetadataStore(metadata_url(cfg))
+    with _locked(cfg, pipeline.name) as (root, store):
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
         run_id, tracker = _open(store, pipeline, cfg, uri, status=OPEN)
@@ -266,9 +273,7 @@ def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str
     """Runs one stage of an open run, cached as in `rnnpipe run`, on what this run's upstream stages produced.
     A retry after a killed attempt discards that attempt's leftovers and resumes (the Trainer from its backup)."""
     step = _step(pipeline, stage)
-    root = Layout.of(cfg, pipeline.name)
-    with pipeline_lock(root.local):
-        store = MetadataStore(metadata_url(cfg))
+    with _locked(cfg, pipeline.name) as (root, store):
         _recover(store, pipeline.name, root, tracking_uri(cfg.mlflow.tracking_uri))
         tracker = _attach_open_run(store, run_id, cfg)
         produced = store.run_outputs(run_id)
@@ -287,9 +292,7 @@ def run_scheduled_stage(pipeline: Pipeline, cfg: Config, run_id: str, stage: str
 def close_scheduled_run(pipeline: Pipeline, cfg: Config, run_id: str) -> RunResult:
     """Ends an open run: COMPLETE when every stage completed (executed or cached), else FAILED naming the
     stages that did not; the MLflow run gets the same status and the outcome tag."""
-    root = Layout.of(cfg, pipeline.name)
-    with pipeline_lock(root.local):
-        store = MetadataStore(metadata_url(cfg))
+    with _locked(cfg, pipeline.name) as (root, store):
         tracker = _attach_open_run(store, run_id, cfg)
         result = RunResult(run_id, tracker.run_id)
         done = store.run_executions(run_id)

@@ -143,3 +143,27 @@ def test_pusher_serves_from_a_bucket_with_saved_model_written_last(
     assert second.metrics["Pusher"]["version"] == 2 and versions(f"{serving}/demo") == [1, 2]
     assert rollback(f"{serving}/demo") == (1, [2]) and versions(f"{serving}/demo") == [1]
     assert any(p.startswith("serving/demo/.rolled_back/2-") for p in objects(bucket))
+
+
+@pytest.mark.slow
+def test_sentiment_runs_from_and_serves_into_a_bucket(workdir: Path, bucket: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real pipeline (Beam, tf.Transform, training, the gates) with both locations in the bucket; a second
+    machine finds every step cached there, and `rnnpipe predict` answers from the served version in the bucket."""
+    from test_sentiment_e2e import PUSH_ANYWAY, SMALL
+
+    from rnnpipe.cli import main
+
+    where = ["--set", f"pipeline_root=s3://{bucket}/root", "--set", f"serving_dir=s3://{bucket}/serving",
+             "--set", f"metadata_url=sqlite:///{workdir / 'metadata.sqlite'}",
+             "--set", f"data.cache_dir={workdir / 'data'}"]  # the same datasets on both machines (part of the key)
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, *where]) == 0
+    assert "serving/sentiment/1/saved_model.pb" in objects(bucket)
+    monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-b"))
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, *where]) == 0
+    runs = [line for line in objects(bucket) if line.endswith("/_COMPLETE")]
+    assert len(runs) == 10  # nine steps and the Tuner, each published once: the second run executed nothing
+    proc = subprocess.run([sys.executable, "-m", "rnnpipe.cli", "predict", "sentiment", *SMALL, *where,
+                           "a wonderful, moving film"], capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "'a wonderful, moving film': label=" in proc.stdout

@@ -349,3 +349,28 @@ def test_a_worker_killed_mid_epoch_fails_the_trainer_and_the_rerun_resumes(pushe
     assert len(next(iter(json.loads((latest(work, "Trainer") / "model_run" / "history.json").read_text())
                          .values()))) == 1
     assert _trainer_metrics(work)[-1]["Trainer/epochs"] == 2
+
+
+@pytest.mark.slow  # another whole pipeline run: over the fast suite's budget
+def test_three_classes_train_evaluate_and_serve_neutral(workdir: Path) -> None:
+    """The 800 sentences relabelled as the default three-class data is (|score| <= 0.5: neutral), end to end: the
+    Evaluator reports each class's F1 beside the peers', and the served model answers with the three names."""
+    records = [json.loads(line) for line in SAMPLE.open()]
+    for r in records:
+        r["label"] = 1 if abs(r["score"]) <= 0.5 else (2 if r["score"] > 0 else 0)
+    three = workdir / "three.jsonl"
+    three.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--set", f"data.path={three}",
+                 "--set", "data.classes=3"]) == 0
+    evaluation = json.loads((latest(workdir, "Evaluator") / "evaluation" / "evaluation.json").read_text())
+    for scorer in ("model", "baseline", "peer/tfidf_logreg"):
+        assert {"f1_class_0", "f1_class_1", "f1_class_2", "macro_f1"} <= set(evaluation["overall"][scorer])
+    assert evaluation["overall"]["model"]["accuracy"] > evaluation["overall"]["baseline"]["accuracy"]
+    proc = subprocess.run([sys.executable, "-m", "rnnpipe.cli", "predict", "sentiment", "--set", "data.classes=3",
+                           "an average, unremarkable film", "a wonderful film", "a dreadful film"],
+                          capture_output=True, text=True, cwd=workdir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = re.findall(r"label=(\w+)", proc.stdout)
+    assert len(labels) == 3 and set(labels) <= {"negative", "neutral", "positive"}
+    probabilities = [p.split() for p in re.findall(r"probabilities=\[([^\]]*)\]", proc.stdout)]
+    assert [len(p) for p in probabilities] == [3, 3, 3]

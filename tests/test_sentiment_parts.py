@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.errors import DataError
+from rnnpipe.app import load_application
+from rnnpipe.config import load_config
+from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_sequence_classifier
 from rnnpipe.pipelines.sentiment.data import parse_ground_truth
 from rnnpipe.pipelines.sentiment.features import tokenize
-from rnnpipe.pipelines.sentiment.model import lexicon_features
+from rnnpipe.pipelines.sentiment.model import TASK, THREE_CLASS_TASK, lexicon_features
 
 
 def test_ground_truth_parsing_labels_polarity_and_drops_neutral() -> None:
@@ -16,6 +20,37 @@ def test_ground_truth_parsing_labels_polarity_and_drops_neutral() -> None:
     records = parse_ground_truth("movie.txt", text, "movie", neutral_band=0.0)
     assert [(r["id"], r["label"], r["source"]) for r in records] == [("1", 1, "movie"), ("3", 0, "movie")]
     assert [r["id"] for r in parse_ground_truth("movie.txt", text, "movie", neutral_band=0.2)] == ["1"]
+
+
+def test_three_classes_keep_the_neutral_band_as_the_middle_class() -> None:
+    text = "1\t2.5\tGreat film\n2\t0.0\tA film\n3\t-0.4\tMeh\n4\t-0.6\tDull\n5\t0.5\tFine\n"
+    records = parse_ground_truth("movie.txt", text, "movie", neutral_band=0.5, classes=3)
+    assert [(r["id"], r["label"]) for r in records] == [("1", 2), ("2", 1), ("3", 1), ("4", 0), ("5", 1)]
+
+
+def test_three_class_config_builds_a_three_class_pipeline_and_refuses_other_counts(tmp_path: Path) -> None:
+    application = load_application("sentiment")
+
+    def build(*sets: str):
+        cfg = load_config(application.config_file, sets=[f"serving_dir={tmp_path}", f"data.cache_dir={tmp_path}",
+                                                         *sets])
+        return {s.id: s.params for s in application.build_pipeline(cfg).steps}
+
+    params = build("data.classes=3")
+    assert params["Trainer"]["task"].endswith("model:THREE_CLASS_TASK")
+    assert params["Evaluator"]["metrics_config"]["class_names"] == ["negative", "neutral", "positive"]
+    assert params["SchemaGen"]["curated_schema"].endswith("schema_three_class.pbtxt")
+    assert params["ExampleGen"]["source"].endswith("vader_sentences-3class-band0.5.jsonl")  # not the 2-class file
+    assert build("data.classes=3", "data.neutral_band=0.25")["ExampleGen"]["source"].endswith("band0.25.jsonl")
+    assert build()["ExampleGen"]["source"].endswith("/vader_sentences.jsonl")
+    with pytest.raises(ConfigError, match=r"data.classes: expected 2 .* or 3 .*, got 4"):
+        build("data.classes=4")
+
+
+def test_three_class_task_names_the_middle_class_neutral() -> None:
+    out = THREE_CLASS_TASK.postprocess(tf.constant([[0.1, 0.7, 0.2], [0.1, 0.2, 0.7]]), None)
+    assert [x.decode() for x in out["label"].numpy()] == ["neutral", "positive"]
+    assert TASK.postprocess(tf.constant([[0.3, 0.7]]), None)["label"].numpy()[0] == b"positive"
 
 
 def test_ground_truth_parse_error_names_file_and_line() -> None:

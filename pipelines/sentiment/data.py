@@ -2,8 +2,9 @@
 
 The four ``*_GroundTruth.txt`` files ship inside the sdist of ``vaderSentiment==3.3.2`` (in
 ``additional_resources/hutto_ICWSM_2014.tar.gz``): tab-separated id, mean human score in [-4, 4],
-text. Sentences whose |score| is at most ``neutral_band`` have no polarity and are dropped (with the
-default 0.0 only exact zeros); the rest get label 1 (positive, score > 0) or 0 (negative).
+text. With two classes, sentences whose |score| is at most ``neutral_band`` have no polarity and are dropped
+(with the default 0.0 only exact zeros); the rest get label 1 (positive, score > 0) or 0 (negative). With three,
+they are the neutral class: labels 0 (negative), 1 (neutral), 2 (positive).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from rnnpipe.data_cache import atomic_write_text, pip_download
 from rnnpipe.errors import DataError
 
 CLASS_NAMES = ["negative", "positive"]  # label 0 and 1
+THREE_CLASS_NAMES = ["negative", "neutral", "positive"]  # data.classes: 3
+
+
+def class_names(classes: int) -> list[str]:
+    return THREE_CLASS_NAMES if classes == 3 else CLASS_NAMES
 REQUIREMENT = "vaderSentiment==3.3.2"
 SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"  # its sdist on PyPI
 SOURCES = {
@@ -29,7 +35,14 @@ SOURCES = {
 }
 
 
-def parse_ground_truth(name: str, text: str, source: str, neutral_band: float) -> list[dict]:
+def label(score: float, neutral_band: float, classes: int = 2) -> int | None:
+    """The class of a mean human rating; None for a two-class neutral (dropped)."""
+    if abs(score) <= neutral_band:
+        return 1 if classes == 3 else None
+    return (2 if classes == 3 else 1) if score > 0 else 0
+
+
+def parse_ground_truth(name: str, text: str, source: str, neutral_band: float, classes: int = 2) -> list[dict]:
     records = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -42,14 +55,14 @@ def parse_ground_truth(name: str, text: str, source: str, neutral_band: float) -
             score = float(score_text)
         except ValueError:
             raise DataError(f"{name}:{lineno}: score {score_text!r} is not a number") from None
-        if abs(score) <= neutral_band:
-            continue
-        records.append({"id": rid.strip(), "source": source, "score": score, "text": sentence.strip(),
-                        "label": int(score > 0)})
+        cls = label(score, neutral_band, classes)
+        if cls is not None:
+            records.append({"id": rid.strip(), "source": source, "score": score, "text": sentence.strip(),
+                            "label": cls})
     return records
 
 
-def records_from_sdist(sdist: Path, neutral_band: float = 0.0) -> list[dict]:
+def records_from_sdist(sdist: Path, neutral_band: float = 0.0, classes: int = 2) -> list[dict]:
     with tarfile.open(sdist) as outer:
         member = next((m for m in outer.getmembers() if m.name.endswith("hutto_ICWSM_2014.tar.gz")), None)
         if member is None:
@@ -62,7 +75,7 @@ def records_from_sdist(sdist: Path, neutral_band: float = 0.0) -> list[dict]:
             if filename not in names:
                 raise DataError(f"{sdist}: {filename} missing from hutto_ICWSM_2014.tar.gz")
             text = decode_utf8(inner.extractfile(names[filename]).read(), f"{sdist}!{filename}")
-            records += parse_ground_truth(filename, text, source, neutral_band)
+            records += parse_ground_truth(filename, text, source, neutral_band, classes)
     return records
 
 
@@ -75,13 +88,14 @@ def lexicon_from_sdist(sdist: Path) -> str:
         return decode_utf8(outer.extractfile(member).read(), f"{sdist}!{member.name}")
 
 
-def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0) -> Path:
-    """Writes the sentences to ``dest`` (JSONL) and the word lexicon to ``lexicon`` once."""
+def fetch(dest: Path, lexicon: Path, neutral_band: float = 0.0, classes: int = 2) -> Path:
+    """Writes the sentences to ``dest`` (JSONL) and the word lexicon to ``lexicon`` once (``dest`` is named by
+    the classes and the band: another choice is another file)."""
     if dest.exists() and lexicon.exists():
         return dest
     with tempfile.TemporaryDirectory() as tmp:
         sdist = pip_download(REQUIREMENT, Path(tmp), sha256=SHA256)
-        records = records_from_sdist(sdist, neutral_band)
+        records = records_from_sdist(sdist, neutral_band, classes)
         atomic_write_text(lexicon, lexicon_from_sdist(sdist))
     atomic_write_text(dest, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
     return dest

@@ -1,7 +1,9 @@
-"""The sentiment model: token ids -> rnnpipe's bidirectional recurrent classifier -> P(negative), P(positive)."""
+"""The sentiment model: token ids -> rnnpipe's bidirectional recurrent classifier -> P(negative), P(positive)
+(and P(neutral) between them, with three classes)."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +13,7 @@ import tensorflow as tf
 from rnnpipe.components.task import TrainingTask, dense
 from rnnpipe.models import build_sequence_classifier
 
-from .data import CLASS_NAMES, read_lexicon
+from .data import CLASS_NAMES, THREE_CLASS_NAMES, read_lexicon
 from .features import LABEL_KEY, TEXT_KEY, TOKENS_KEY, VOCABULARY
 
 
@@ -30,27 +32,33 @@ def lexicon_features(vocabulary: list[bytes], lexicon: dict[str, float]) -> np.n
     return features
 
 
-def build_model(hparams: dict, tft_output: Any) -> Any:
+def build_model(hparams: dict, tft_output: Any, class_names: list[str] = CLASS_NAMES) -> Any:
     hparams = dict(hparams)
     lexicon_path = hparams.pop("lexicon_path", None)
     vocabulary = tft_output.vocabulary_by_name(VOCABULARY)
     features = lexicon_features(vocabulary, read_lexicon(Path(lexicon_path))) if lexicon_path else None
-    return build_sequence_classifier(len(vocabulary) + 2, len(CLASS_NAMES), token_features=features, **hparams)
+    return build_sequence_classifier(len(vocabulary) + 2, len(class_names), token_features=features, **hparams)
 
 
-def postprocess(probabilities: tf.Tensor, tft_output: Any) -> dict[str, tf.Tensor]:
+def postprocess(probabilities: tf.Tensor, tft_output: Any, class_names: list[str] = CLASS_NAMES
+                ) -> dict[str, tf.Tensor]:
     label_id = tf.argmax(probabilities, axis=-1)
     return {"probabilities": probabilities, "label_id": label_id,
-            "label": tf.gather(tf.constant(CLASS_NAMES), label_id)}
+            "label": tf.gather(tf.constant(class_names), label_id)}
 
 
-TASK = TrainingTask(
-    label_key=LABEL_KEY,
-    serving_features=(TEXT_KEY,),
-    build_model=build_model,
-    model_inputs=model_inputs,
-    postprocess=postprocess,
-    loss="sparse_categorical_crossentropy",
-    metrics=("accuracy",),
-    sequence_length=lambda ids: tf.shape(ids)[0],
-)
+def make_task(class_names: list[str]) -> TrainingTask:
+    return TrainingTask(
+        label_key=LABEL_KEY,
+        serving_features=(TEXT_KEY,),
+        build_model=functools.partial(build_model, class_names=class_names),
+        model_inputs=model_inputs,
+        postprocess=functools.partial(postprocess, class_names=class_names),
+        loss="sparse_categorical_crossentropy",
+        metrics=("accuracy",),
+        sequence_length=lambda ids: tf.shape(ids)[0],
+    )
+
+
+TASK = make_task(CLASS_NAMES)
+THREE_CLASS_TASK = make_task(THREE_CLASS_NAMES)  # data.classes: 3

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from rnnpipe import storage
 from rnnpipe.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
@@ -356,4 +357,5 @@ class Evaluator(Component):
         if champion is None:
             return ""
         theirs = fingerprint_dir(champion / Model.SAVED_MODEL)
-        return "" if theirs == fingerprint_dir(Model.saved_model(inputs["model"])) else f"{champion}:{theirs}"
+        where = storage.join(storage.resolve(self.params["champion_dir"]), champion.name)  # not a local copy's path
+        return "" if theirs == fingerprint_dir(Model.saved_model(inputs["model"])) else f"{where}:{theirs}"

@@ -12,6 +12,7 @@ import os
 import warnings
 from typing import Any
 
+from rnnpipe import storage
 from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
@@ -239,4 +240,8 @@ class Trainer(Component):
         if self.params["warm_start"] != "champion":
             return ""
         champion = latest_champion(self.params["warm_start_dir"])
-        return "" if champion is None else f"{champion}:{fingerprint_dir(champion / 'variables')}"
+        if champion is None:
+            return ""
+        # Named by where it is served, not by a remote version's local copy: the same on every machine.
+        return f"{storage.join(storage.resolve(self.params['warm_start_dir']), champion.name)}:" \
+               f"{fingerprint_dir(champion / 'variables')}"

@@ -58,8 +58,9 @@ def filesystem(uri: str) -> tuple[Any, str]:
     try:
         fs, path = fsspec.core.url_to_fs(uri)
     except ImportError as e:
-        package = PACKAGES.get(protocol, f"the fsspec implementation of {protocol}://")
-        raise ConfigError(f"{uri}: no filesystem for {protocol}:// is installed ({e}); pip install {package}") from None
+        hint = f"pip install {PACKAGES[protocol]}" if protocol in PACKAGES else \
+            f"install fsspec's implementation of {protocol}://"
+        raise ConfigError(f"{uri}: no filesystem for {protocol}:// is installed ({e}); {hint}") from None
     except ValueError as e:
         raise ConfigError(f"{uri}: fsspec knows no protocol {protocol}:// ({e})") from None
     fs.invalidate_cache(path)  # another process or machine may have written there since this one listed it

@@ -45,6 +45,8 @@ def test_three_class_config_builds_a_three_class_pipeline_and_refuses_other_coun
     assert build()["ExampleGen"]["source"].endswith("/vader_sentences.jsonl")
     with pytest.raises(ConfigError, match=r"data.classes: expected 2 .* or 3 .*, got 4"):
         build("data.classes=4")
+    with pytest.raises(ConfigError, match=r"data.neutral_band: expected a number >= 0 .*, got -0.5"):
+        build("data.neutral_band=-0.5")
 
 
 def test_three_class_task_names_the_middle_class_neutral() -> None:

@@ -31,7 +31,12 @@ def classes(cfg: Config) -> int:
 
 def neutral_band(cfg: Config) -> float:
     band = cfg.data.neutral_band
-    return DEFAULT_BAND[classes(cfg)] if band is None else float(band)
+    if band is None:
+        return DEFAULT_BAND[classes(cfg)]
+    if not isinstance(band, int | float) or band < 0:
+        raise ConfigError(f"data.neutral_band: expected a number >= 0 (a distance from 0 on VADER's -4..4 scale), "
+                          f"got {band!r}")
+    return float(band)
 
 
 def data_path(cfg: Config) -> Path:

@@ -21,10 +21,6 @@ from rnnpipe.errors import DataError
 
 CLASS_NAMES = ["negative", "positive"]  # label 0 and 1
 THREE_CLASS_NAMES = ["negative", "neutral", "positive"]  # data.classes: 3
-
-
-def class_names(classes: int) -> list[str]:
-    return THREE_CLASS_NAMES if classes == 3 else CLASS_NAMES
 REQUIREMENT = "vaderSentiment==3.3.2"
 SHA256 = "5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9"  # its sdist on PyPI
 SOURCES = {
@@ -33,6 +29,10 @@ SOURCES = {
     "amazonReviewSnippets_GroundTruth.txt": "amazon",
     "nytEditorialSnippets_GroundTruth.txt": "nyt",
 }
+
+
+def class_names(classes: int) -> list[str]:
+    return THREE_CLASS_NAMES if classes == 3 else CLASS_NAMES
 
 
 def label(score: float, neutral_band: float, classes: int = 2) -> int | None:

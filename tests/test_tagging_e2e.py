@@ -24,7 +24,8 @@ SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=6", "--set", "
          "--set", "trainer.batch_size=16", "--set", "trainer.bucket_boundaries=[10, 20]",
          "--set", "model.units=32", "--set", "model.embedding_dim=32", "--set", "model.char_units=24",
          "--set", "model.char_embedding_dim=16", "--set", "model.dropout=0.2",
-         "--set", "evaluator.thresholds={}", "--set", "infra_validator.warmup_requests=4",
+         "--set", "evaluator.thresholds={}", "--set", "evaluator.must_beat_peers=false",  # a tiny model vs a CRF
+         "--set", "infra_validator.warmup_requests=4",
          "--set", "trainer.gradient_diagnostics=false"]  # tested in the sentiment e2e: saves 5-30 s
 
 RELOAD = """

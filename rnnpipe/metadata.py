@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from . import storage
 from .errors import PipelineLockedError
+from .processes import pid_alive
 
 _meta = sa.MetaData()
 
@@ -207,7 +208,7 @@ class MetadataStore:
         with self.engine.begin() as c:
             held = c.execute(leases.select().where(leases.c.pipeline == pipeline)).mappings().first()
             if held is not None:
-                gone = now - held["renewed_at"] > LEASE_SECONDS or (held["host"] == host and not _alive(held["pid"]))
+                gone = now - held["renewed_at"] > LEASE_SECONDS or (held["host"] == host and not pid_alive(held["pid"]))
                 if not gone:
                     raise PipelineLockedError(
                         f"another run of pipeline {pipeline} is in progress (host {held['host']}, pid {held['pid']}, "
@@ -294,16 +295,6 @@ class MetadataStore:
                 frontier += [r.artifact_id for r in c.execute(sa.select(events.c.artifact_id).where(
                     (events.c.execution_id == ex["id"]) & (events.c.kind == "input")))]
         return chain
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def _published(uri: str) -> bool:

@@ -21,6 +21,7 @@ from . import storage
 from .artifacts import InfraBlessing
 from .errors import ConfigError
 from .faults import fault_point
+from .processes import pid_alive
 
 SIGNATURE = "serving_default"  # the signature TF Serving answers when a request names none
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads only its warmup file here
@@ -163,23 +164,13 @@ def find_pushed(base: str | Path, fingerprint: str) -> tuple[int, bool] | None:
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
 def remove_stale_tmp(base: Path) -> list[str]:
     """Removes ``.tmp-<version>-<pid>`` folders left under ``base`` by a killed or failed push (their process
     is gone, or is this one); returns their names. A folder of a live push elsewhere is left alone."""
     removed = []
     for tmp in sorted(base.glob(f"{TMP_PREFIX}*")) if base.is_dir() else []:
         pid = tmp.name.rsplit("-", 1)[-1]
-        if pid.isdigit() and int(pid) != os.getpid() and _pid_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and pid_alive(int(pid)):
             continue
         shutil.rmtree(tmp, ignore_errors=True)
         removed.append(tmp.name)

@@ -73,8 +73,9 @@ SENTIMENT = [f"data.path={TESTS / 'data' / 'sentiment_sample.jsonl'}", "trainer.
 TEXTGEN = [f"data.path={TESTS / 'data' / 'textgen_sample'}", "data.holdout_every=4", "data.chunk_chars=200",
            "data.eval_context=50", "trainer.epochs=1", "model.units=16", "model.embedding_dim=8", "model.bptt=50",
            "evaluator.metrics.baseline=unigram", "evaluator.metrics.ngram_order=3", "evaluator.thresholds={}",
-           "evaluator.must_beat_baseline=false", "evaluator.metrics.sample_length=20",
-           "infra_validator.warmup_requests=2", "trainer.gradient_diagnostics=false"]
+           "evaluator.must_beat_baseline=false", "evaluator.must_beat_peers=false",
+           "evaluator.metrics.sample_length=20", "infra_validator.warmup_requests=2",
+           "trainer.gradient_diagnostics=false"]
 
 
 @pytest.mark.slow

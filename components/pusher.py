@@ -88,6 +88,8 @@ def push(model_dir: Path, base: str, fingerprint: str, warmup: Path | None = Non
     remote = not storage.is_local(base)
     tmp = (staging or Path(tempfile.mkdtemp())) / str(version) if remote \
         else Path(base) / f"{TMP_PREFIX}{version}-{os.getpid()}"
+    if remote:  # a killed attempt may have left its assembly in the scratch space, which outlives it
+        shutil.rmtree(tmp, ignore_errors=True)
     try:
         _assemble(model_dir, tmp, fingerprint, warmup, data_source, request_defaults)
         if remote:

@@ -94,7 +94,6 @@ def push(model_dir: Path, base: str, fingerprint: str, warmup: Path | None = Non
         _assemble(model_dir, tmp, fingerprint, warmup, data_source, request_defaults)
         if remote:
             storage.upload(tmp, final, last=Model.SAVED_MODEL)
-            storage.keep_copy(tmp, served_key(final, fingerprint))  # what the registry entry and champion read
         else:
             os.replace(tmp, final)
     except OSError as e:
@@ -104,6 +103,10 @@ def push(model_dir: Path, base: str, fingerprint: str, warmup: Path | None = Non
                 storage.remove(final)
         raise StageIOError(f"Pusher: cannot write version {version} to {base}: {e.strerror or e} "
                            f"({e.filename or tmp}); {StageIOError.hint(e, 'serving_dir')}. Nothing was pushed.") from e
+    if remote:  # kept for the registry entry and the champion; without it, they download the version
+        with contextlib.suppress(OSError):
+            storage.keep_copy(tmp, served_key(final, fingerprint))
+        shutil.rmtree(tmp, ignore_errors=True)
     fault_point("Pusher.renamed", final)  # a kill here: the re-run finds the version and completes the rest
     return version, final
 

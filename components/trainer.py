@@ -110,7 +110,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                             shuffle=False, verbose=2)  # the dataset shuffles itself
     hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
     epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
-    if budget and budget.stopped_after:
+    if budget and budget.stopped_after and epochs < params["epochs"]:  # not at the last epoch: it ended anyway
         ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
                 f"trainer.max_minutes={params['max_minutes']:g}")
 

@@ -17,13 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from rnnpipe import storage
 from rnnpipe.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import SIGNATURE, latest_champion, read_push_record
+from rnnpipe.serving import SIGNATURE, latest_champion, read_push_record, version_location
 
 from .example_io import example_to_dict, read_examples
 from .task import request_preparer
@@ -357,5 +356,5 @@ class Evaluator(Component):
         if champion is None:
             return ""
         theirs = fingerprint_dir(champion / Model.SAVED_MODEL)
-        where = storage.join(storage.resolve(self.params["champion_dir"]), champion.name)  # not a local copy's path
+        where = version_location(self.params["champion_dir"], champion.name)  # not a local copy's path
         return "" if theirs == fingerprint_dir(Model.saved_model(inputs["model"])) else f"{where}:{theirs}"

@@ -39,6 +39,7 @@ from rnnpipe.serving import (
     remove_stale_tmp,
     served_key,
     version_folders,
+    version_location,
     versions,
     warmup_path,
     write_models_config,
@@ -84,7 +85,7 @@ def push(model_dir: Path, base: str, fingerprint: str, warmup: Path | None = Non
     rename there) gets it assembled in ``staging`` and uploaded with saved_model.pb last: TF Serving loads a
     version only once that file is there, and ``versions`` counts only folders that have it."""
     version = next_version(base)
-    final = storage.join(base, str(version))
+    final = version_location(base, version)
     remote = not storage.is_local(base)
     tmp = (staging or Path(tempfile.mkdtemp())) / str(version) if remote \
         else Path(base) / f"{TMP_PREFIX}{version}-{os.getpid()}"
@@ -153,7 +154,7 @@ def run_pusher(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params
         PushedModel.write_not_pushed(record, [reason], same_as_version=version)
         return {"pushed": 0, "same_as_version": version}
     if found is not None:
-        version, path = found[0], storage.join(base, str(found[0]))
+        version, path = found[0], version_location(base, found[0])
         ctx.log(f"this model is already served as version {version} in {base}: not pushed again")
     else:
         version, path = push(model.path(), base, fingerprint, InfraBlessing.warmup_path(infra) if infra else None,

@@ -12,13 +12,12 @@ import os
 import warnings
 from typing import Any
 
-from rnnpipe import storage
 from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
 from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import latest_champion
+from rnnpipe.serving import latest_champion, version_location
 
 from .task import TrainingTask
 
@@ -243,5 +242,5 @@ class Trainer(Component):
         if champion is None:
             return ""
         # Named by where it is served, not by a remote version's local copy: the same on every machine.
-        return f"{storage.join(storage.resolve(self.params['warm_start_dir']), champion.name)}:" \
+        return f"{version_location(self.params['warm_start_dir'], champion.name)}:" \
                f"{fingerprint_dir(champion / 'variables')}"

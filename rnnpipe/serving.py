@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import storage
-from .artifacts import InfraBlessing
+from .artifacts import InfraBlessing, Model
 from .errors import ConfigError
 from .faults import fault_point
 from .processes import pid_alive
@@ -27,13 +27,12 @@ SIGNATURE = "serving_default"  # the signature TF Serving answers when a request
 ASSETS_EXTRA = "assets.extra"  # TF Serving reads only its warmup file here
 PUSH_RECORD = f"{ASSETS_EXTRA}/rnnpipe_push.json"
 TMP_PREFIX = ".tmp-"  # a version being assembled: .tmp-<version>-<pid>
-SAVED_MODEL = "saved_model.pb"  # written last into a version: TF Serving loads a version that has it
 MODELS_CONFIG_MODE = 0o644  # TF Serving often runs as another user: it must be able to read the config
 
 
 def versions(base: str | Path) -> list[int]:
     """Complete versions (integer folders holding saved_model.pb), oldest first."""
-    return [v for v in version_folders(base) if storage.exists(storage.join(str(base), str(v), SAVED_MODEL))]
+    return [v for v in version_folders(base) if storage.exists(storage.join(str(base), str(v), Model.SAVED_MODEL))]
 
 
 def version_folders(base: str | Path) -> list[int]:
@@ -52,7 +51,12 @@ def latest_champion(base: str | Path | None) -> Path | None:
     if not base:
         return None
     version = latest_version(base)
-    return None if version is None else local_version(storage.join(storage.resolve(base), str(version)))
+    return None if version is None else local_version(version_location(base, version))
+
+
+def version_location(base: str | Path, version: int | str) -> str:
+    """Where a version is served: ``<base>/<version>``, an absolute path or a URI (never a local copy)."""
+    return storage.join(storage.resolve(base), str(version))
 
 
 def local_version(version: str) -> Path:
@@ -157,7 +161,7 @@ def find_pushed(base: str | Path, fingerprint: str) -> tuple[int, bool] | None:
     """(version, rolled back?) of the newest version folder under ``base`` that holds the model with
     ``fingerprint``, served or parked under ``.rolled_back/``; None if it was never pushed there."""
     served = [(v, storage.join(str(base), str(v)), False) for v in versions(base)]
-    rolled = [(v, p, True) for v, p in parked(base) if storage.exists(storage.join(p, SAVED_MODEL))]
+    rolled = [(v, p, True) for v, p in parked(base) if storage.exists(storage.join(p, Model.SAVED_MODEL))]
     for version, folder, rolled_back in sorted(served + rolled, reverse=True):
         if read_push_record(folder).get("model_fingerprint") == fingerprint:
             return version, rolled_back

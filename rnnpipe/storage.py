@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .data_cache import cache_dir
+from .data_cache import atomic_write_bytes, cache_dir
 from .errors import ConfigError, StageIOError
 from .faults import fault_point
 
@@ -86,8 +86,6 @@ def write_bytes(uri: str, data: bytes) -> None:
     """Writes a whole file: a local one through a temporary file and a rename, a remote one in one request
     (an object store's PUT is all or nothing)."""
     if is_local(uri):
-        from .data_cache import atomic_write_bytes
-
         atomic_write_bytes(Path(resolve(uri)), data)
         return
     fs, path = filesystem(uri)

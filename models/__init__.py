@@ -28,6 +28,7 @@ from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import Seq2Seq, build_seq2seq
+from .smoothing import HoltWinters
 from .tagger import build_sequence_tagger
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "LSTM",
     "GRUCell",
     "GradientDiagnostics",
+    "HoltWinters",
     "LSTMCell",
     "MaskedMaxPooling1D",
     "MaskedMeanPooling1D",

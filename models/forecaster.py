@@ -12,10 +12,14 @@ normalized units. Two ways to produce the horizon:
   (`AutoregressiveRNN`); trained on the whole horizon, so training and
   inference decode the same way.
 
-Either way two optional skips are added to the recurrent part. A
+Either way optional skips are added to the recurrent part. A
 `SeasonalNaive` skip adds last season's values (a fixed copy, no weights), so
 the network learns a correction to seasonal-naive rather than the season
-itself. A linear "highway" (as in LSTNet, Lai et al. 2018) maps
+itself. A `HoltWinters` skip adds exponential smoothing of the window instead
+(its smoothing weights learned with the network, whose output then starts at
+zero): on a short series, where a few dozen windows cannot teach a network
+the trend and the season, the model starts as the statistical forecast and
+learns only what the windows show beyond it. A linear "highway" (as in LSTNet, Lai et al. 2018) maps
 the last `highway_length` input steps straight to the horizon and is added to
 the recurrent part: a linear autoregression the RNN only has to correct. With
 `highway_length` at least the season length it can copy last season's values,
@@ -31,6 +35,7 @@ import tensorflow as tf
 
 from ._stack import check_stack_arguments, recurrent_stack
 from ._validation import check_bool, check_choice, check_positive_int
+from .smoothing import HoltWinters
 
 __all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive", "build_forecaster"]
 
@@ -236,6 +241,7 @@ def build_forecaster(
     recurrent_length: int | None = None,
     highway_length: int = 0,
     seasonal_skip: int = 0,
+    holt_winters_skip: int = 0,
     seasonal_difference: bool = False,
     highway_l2: float = 0.0,
 ) -> keras.Model:
@@ -261,9 +267,14 @@ def build_forecaster(
         seasonal_skip: add the seasonal-naive forecast of this season length
             (`SeasonalNaive`; 0 = none), at most `history_length`: the
             network then predicts the correction to it.
+        holt_winters_skip: add the additive Holt-Winters forecast of the
+            window with this season length (`HoltWinters`, damped; 1 = no
+            season, 0 = none); the window must hold two seasons. The
+            network's output layer starts at zero, so the untrained model
+            is the smoothing forecast. Not with `seasonal_skip`.
         seasonal_difference: also feed the RNN, as a second channel, each
-            step's difference from the same step a season (`seasonal_skip`)
-            earlier (`SeasonalDifference`): how this week runs against last
+            step's difference from the same step a season (`seasonal_skip`
+            or `holt_winters_skip`) earlier (`SeasonalDifference`): how this week runs against last
             week, which is what corrects seasonal-naive. The RNN then reads
             at most `history_length - seasonal_skip` steps. `"direct"` only.
         highway_l2: L2 penalty on the highway's weights (>= 0): keeps a
@@ -300,15 +311,26 @@ def build_forecaster(
             or not 0 <= seasonal_skip <= history_length:
         raise ValueError(f"Argument `seasonal_skip` must be an integer in [0, history_length={history_length}]. "
                          f"Received: seasonal_skip={seasonal_skip!r}")
+    if not isinstance(holt_winters_skip, int) or isinstance(holt_winters_skip, bool) \
+            or not 0 <= 2 * holt_winters_skip <= history_length:
+        raise ValueError(f"Argument `holt_winters_skip` must be an integer in [0, history_length / 2 = "
+                         f"{history_length // 2}]: the window must hold two seasons. Received: "
+                         f"holt_winters_skip={holt_winters_skip!r}")
+    if seasonal_skip and holt_winters_skip:
+        raise ValueError("Arguments `seasonal_skip` and `holt_winters_skip` are two forecasts for the network to "
+                         f"correct: pass one. Received: seasonal_skip={seasonal_skip}, "
+                         f"holt_winters_skip={holt_winters_skip}")
     check_bool("seasonal_difference", seasonal_difference)
+    season = seasonal_skip or holt_winters_skip
     if seasonal_difference:
-        if not seasonal_skip or seasonal_skip >= history_length or strategy != "direct":
-            raise ValueError("seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip < "
-                             f"history_length={history_length}. Received: seasonal_skip={seasonal_skip}, "
+        if not 1 <= season < history_length or strategy != "direct":
+            raise ValueError("seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip (or "
+                             f"holt_winters_skip) < history_length={history_length}. Received: "
+                             f"seasonal_skip={seasonal_skip}, holt_winters_skip={holt_winters_skip}, "
                              f"strategy={strategy!r}")
-        if (recurrent_length or 0) > history_length - seasonal_skip:
+        if (recurrent_length or 0) > history_length - season:
             raise ValueError(f"With seasonal_difference, `recurrent_length` must be at most history_length - "
-                             f"seasonal_skip = {history_length - seasonal_skip}. Received: "
+                             f"seasonal_skip = {history_length - season}. Received: "
                              f"recurrent_length={recurrent_length}")
     if isinstance(highway_l2, bool) or not isinstance(highway_l2, int | float) or not highway_l2 >= 0:
         raise ValueError(f"Argument `highway_l2` must be a number >= 0. Received: highway_l2={highway_l2!r}")
@@ -319,11 +341,11 @@ def build_forecaster(
     history = keras.Input(shape=(history_length, num_features), name="history")
     x = history
     if seasonal_difference:
-        length = recurrent_length or history_length - seasonal_skip
-        diff = SeasonalDifference(seasonal_skip, name="seasonal_difference")(history)
+        length = recurrent_length or history_length - season
+        diff = SeasonalDifference(season, name="seasonal_difference")(history)
         x = keras.layers.Concatenate(name="values_and_differences")([
             keras.layers.Cropping1D((history_length - length, 0), name="recurrent_window")(history),
-            keras.layers.Cropping1D((history_length - seasonal_skip - length, 0), name="difference_window")(diff)])
+            keras.layers.Cropping1D((history_length - season - length, 0), name="difference_window")(diff)])
     elif recurrent_length is not None and recurrent_length < history_length:
         x = keras.layers.Cropping1D((history_length - recurrent_length, 0), name="recurrent_window")(x)
     if strategy == "autoregressive":
@@ -335,7 +357,10 @@ def build_forecaster(
             x = rnn(x)
         if dropout > 0.0:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
-        forecast = keras.layers.Dense(horizon, name="direct")(x)
+        # Over Holt-Winters the correction starts at zero: training moves off the smoothing forecast only
+        # where the windows show it can do better (early stopping keeps the best epoch).
+        forecast = keras.layers.Dense(horizon, name="direct",
+                                      kernel_initializer="zeros" if holt_winters_skip else "glorot_uniform")(x)
     parts = [forecast]
     if highway_length:
         recent = keras.layers.Cropping1D((history_length - highway_length, 0), name="highway_window")(history)
@@ -345,6 +370,8 @@ def build_forecaster(
             keras.layers.Flatten(name="highway_flat")(recent)))
     if seasonal_skip:
         parts.append(SeasonalNaive(seasonal_skip, horizon, name="seasonal_naive")(history))
+    if holt_winters_skip:
+        parts.append(HoltWinters(horizon, holt_winters_skip, name="holt_winters")(history))
     if len(parts) > 1:
         forecast = keras.layers.Add(name="forecast")(parts)
     return keras.Model(history, forecast, name=f"{cell}_{strategy}_forecaster")

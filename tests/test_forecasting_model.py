@@ -155,8 +155,11 @@ def test_traces_without_autograph_for_serving() -> None:
                              r"highway_length=-1"),
     ({"seasonal_skip": 25}, r"`seasonal_skip` must be an integer in \[0, history_length=24\].*Received: "
                             r"seasonal_skip=25"),
-    ({"seasonal_difference": True}, r"seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip < "
-                                    r"history_length=24.*Received: seasonal_skip=0"),
+    ({"seasonal_difference": True}, r"seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip \(or "
+                                    r"holt_winters_skip\) < history_length=24.*Received: seasonal_skip=0"),
+    ({"holt_winters_skip": 13}, r"`holt_winters_skip` must be an integer in \[0, history_length / 2 = 12\].*"
+                                r"Received: holt_winters_skip=13"),
+    ({"holt_winters_skip": 12, "seasonal_skip": 12}, r"pass one. Received: seasonal_skip=12, holt_winters_skip=12"),
     ({"seasonal_difference": True, "seasonal_skip": 12, "recurrent_length": 13},
      r"recurrent_length` must be at most history_length - seasonal_skip = 12.*Received: recurrent_length=13"),
     ({"seasonal_difference": 1}, r"`seasonal_difference` must be a bool.*Received: seasonal_difference=1"),

@@ -200,12 +200,29 @@ def test_presets_follow_the_series_and_explicit_values_win(tmp_path: Path) -> No
     assert window(cfg("data.series=co2")) == {"history": 156, "horizon": 52, "season": 52}
     assert window(cfg("data.series=taylor", "data.horizon=96")) == {"history": 432, "horizon": 96, "season": 336}
     assert data_path(cfg("data.series=co2", f"data.cache_dir={tmp_path}")) == tmp_path / "forecasting" / "co2.csv"
-    with pytest.raises(ConfigError, match=r"set data\.history, data\.horizon, data\.season for your own series"):
+    with pytest.raises(ConfigError, match=r"set data\.horizon, data\.season for your own series"):
         window(cfg("data.path=mine.csv"))
     with pytest.raises(ConfigError, match=r"data\.history \(24\) must cover at least one season \(data\.season=52\)"):
         window(cfg("data.series=co2", "data.history=24"))
     with pytest.raises(ConfigError, match=r"data\.series must be one of sunspots, taylor, co2, got 'nile'"):
         data_path(cfg("data.series=nile"))
+
+
+def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(tmp_path: Path) -> None:
+    path = tmp_path / "monthly.csv"
+    path.write_text("timestamp,value\n" + "".join(f"{2000 + i // 12}-{i % 12 + 1:02d},{i % 12 + i / 10}\n"
+                                                   for i in range(144)))
+    cfg = load_config(APPLICATION.config_file, sets=[f"data.path={path}", "data.horizon=12", "data.season=12"])
+    # 144 values: the first 100 train; 100 - 12 + 1 - 30 = 59 steps at most, four whole seasons.
+    assert window(cfg) == {"history": 48, "horizon": 12, "season": 12}
+    assert len(Ranges.of(144, 0.1, 0.2).origins("train", 48, 12, 1)) == 41
+    assert len(Ranges.of(144, 0.1, 0.2).origins("train", 60, 12, 1)) < 30
+    path.write_text("timestamp,value\n" + "".join(f"{2000 + i // 12}-{i % 12 + 1:02d},{i}\n" for i in range(40)))
+    assert window(cfg)["history"] == 24
+    missing = load_config(APPLICATION.config_file, sets=[f"data.path={tmp_path / 'none.csv'}", "data.horizon=3",
+                                                         "data.season=1"])
+    with pytest.raises(DataError, match=r"data file not found: .*none\.csv"):
+        window(missing)
 
 
 def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_running() -> None:
@@ -218,7 +235,14 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
     assert hparams("data.series=co2")["highway_length"] == 156
     assert hparams("data.series=co2", "model.highway_length=10")["highway_length"] == 10
     own = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7")
-    assert (own["seasonal_skip"], own["recurrent_length"], own["highway_length"]) == (7, None, 0)
+    # Your own series: the network corrects Holt-Winters (short series) unless model.skip says otherwise.
+    assert (own["holt_winters_skip"], own["seasonal_skip"], own["recurrent_length"], own["highway_length"]) == \
+        (7, 0, None, 0)
+    assert hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7",
+                   "model.skip=seasonal_naive")["seasonal_skip"] == 7
+    assert hparams("data.series=co2")["holt_winters_skip"] == 0
+    with pytest.raises(ConfigError, match=r"model\.skip must be one of seasonal_naive, holt_winters, none, got 'ets'"):
+        hparams("model.skip=ets")
     # An autoregressive decoder feeds back values, not corrections to seasonal-naive: no seasonal parts.
     ar = hparams("data.series=co2", "model.decoding=autoregressive")
     assert (ar["seasonal_skip"], ar["seasonal_difference"]) == (0, False)

@@ -15,6 +15,8 @@ from . import data
 
 NAME = "forecasting"
 WINDOW_KEYS = ("history", "horizon", "season")
+SKIPS = ("seasonal_naive", "holt_winters", "none")
+AUTO_TRAIN_WINDOWS = 30
 
 
 def data_path(cfg: Config) -> Path:
@@ -33,19 +35,44 @@ def fetch_data(cfg: Config) -> Path:
 
 
 def window(cfg: Config) -> dict[str, int]:
-    """History, horizon and season: the configured values, else the default series' preset."""
+    """History, horizon and season: the configured values, else the default series' preset; for your own
+    series without ``data.history``, the longest whole number of seasons that leaves ``AUTO_TRAIN_WINDOWS``
+    training windows (``auto_history``)."""
     preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
     resolved = {key: cfg.data[key] if cfg.data[key] is not None else preset.get(key) for key in WINDOW_KEYS}
-    missing = [key for key, value in resolved.items() if value is None]
-    if missing:
-        raise ConfigError(f"set {', '.join('data.' + k for k in missing)} for your own series "
-                          f"(e.g. --set data.history=48 --set data.horizon=12 --set data.season=12)")
+    missing = [key for key, value in resolved.items() if value is None and key != "history"]
+    if missing or (resolved["history"] is None and not cfg.data.path):
+        raise ConfigError(f"set {', '.join('data.' + k for k in missing or ['history'])} for your own series "
+                          f"(e.g. --set data.horizon=12 --set data.season=12)")
     if not isinstance(resolved["season"], int) or resolved["season"] < 1:
         raise ConfigError(f"data.season must be a positive integer (1 = no season), got {resolved['season']!r}")
+    if resolved["history"] is None:
+        resolved["history"] = auto_history(cfg, resolved["horizon"], resolved["season"])
     if resolved["history"] < resolved["season"]:
         raise ConfigError(f"data.history ({resolved['history']}) must cover at least one season "
                           f"(data.season={resolved['season']}): seasonal-naive reads it from the window")
     return resolved
+
+
+def auto_history(cfg: Config, horizon: int, season: int) -> int:
+    """The longest history, in whole seasons (at least two), that leaves ``AUTO_TRAIN_WINDOWS`` windows in the
+    training range of the series at ``data.path``: on a short series a longer window lets the model see the
+    level, trend and season the way a statistical model fitted on the whole series does, while enough
+    windows remain to learn from."""
+    d = cfg.data
+    path = data_path(cfg)
+    version = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    length = _series_length(path, version, timestamp_column=d.timestamp_column,
+                            value_columns=tuple(d.value_columns), missing=d.missing)
+    train = data.Ranges.of(length, d.eval_fraction, d.test_fraction).train_end
+    room = train - horizon + 1 - AUTO_TRAIN_WINDOWS
+    return max(2 * season, room // season * season)
+
+
+@functools.lru_cache(maxsize=8)
+def _series_length(path: Path, version: tuple | None, **reading: object) -> int:
+    # window() runs several times while a pipeline is built: the CSV is read once (again when it changes).
+    return len(data.read_series(path, **{**reading, "value_columns": list(reading["value_columns"])}).timestamps)
 
 
 def model_hparams(cfg: Config) -> dict:
@@ -59,7 +86,11 @@ def model_hparams(cfg: Config) -> dict:
     season, direct = window(cfg)["season"], hparams["decoding"] == "direct"
     # The seasonal parts correct seasonal-naive in a direct forecast; an autoregressive decoder feeds its
     # own outputs back as values, so it does without them.
-    hparams["seasonal_skip"] = season if hparams["seasonal_skip"] and direct else 0
+    skip = hparams.pop("skip") or preset.get("skip", "holt_winters")
+    if skip not in SKIPS:
+        raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")
+    hparams["seasonal_skip"] = season if skip == "seasonal_naive" and direct else 0
+    hparams["holt_winters_skip"] = season if skip == "holt_winters" and direct else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)
     return hparams
 

@@ -19,11 +19,12 @@ itself. A `HoltWinters` skip adds exponential smoothing of the window instead
 (its smoothing weights learned with the network, whose output then starts at
 zero): on a short series, where a few dozen windows cannot teach a network
 the trend and the season, the model starts as the statistical forecast and
-learns only what the windows show beyond it. A linear "highway" (as in LSTNet, Lai et al. 2018) maps
-the last `highway_length` input steps straight to the horizon and is added to
-the recurrent part: a linear autoregression the RNN only has to correct. With
-`highway_length` at least the season length it can copy last season's values,
-which a recurrent state finds hard to keep over hundreds of steps.
+learns only what the windows show beyond it. A linear "highway" (as in
+LSTNet, Lai et al. 2018) maps the last `highway_length` input steps straight
+to the horizon and is added to the recurrent part: a linear autoregression
+the RNN only has to correct. With `highway_length` at least the season length
+it can copy last season's values, which a recurrent state finds hard to keep
+over hundreds of steps.
 """
 
 from __future__ import annotations
@@ -274,9 +275,10 @@ def build_forecaster(
             is the smoothing forecast. Not with `seasonal_skip`.
         seasonal_difference: also feed the RNN, as a second channel, each
             step's difference from the same step a season (`seasonal_skip`
-            or `holt_winters_skip`) earlier (`SeasonalDifference`): how this week runs against last
-            week, which is what corrects seasonal-naive. The RNN then reads
-            at most `history_length - seasonal_skip` steps. `"direct"` only.
+            or `holt_winters_skip`) earlier (`SeasonalDifference`): how this
+            week runs against last week, which is what corrects the seasonal
+            forecast. The RNN then reads at most `history_length - season`
+            steps. `"direct"` only.
         highway_l2: L2 penalty on the highway's weights (>= 0): keeps a
             long highway from fitting noise.
 

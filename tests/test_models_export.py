@@ -47,6 +47,7 @@ from rnnpipe.models import (
 )
 from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive
 from rnnpipe.models.language_model import build_language_model
+from rnnpipe.models.smoothing import HoltWinters
 
 
 def flatten(prefix: str, value: Any, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,6 +183,7 @@ def forecasting_model() -> keras.Model:
         "AutoregressiveRNN": AutoregressiveRNN(3, cell="lstm", units=4, num_layers=2)(inputs),
         "SeasonalNaive": SeasonalNaive(season=4, horizon=5)(inputs),
         "SeasonalDifference": SeasonalDifference(season=4)(inputs),
+        "HoltWinters": HoltWinters(horizon=6, season=3)(inputs),
     }
     return keras.Model(inputs, outputs)
 
@@ -279,6 +281,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "AutoregressiveRNN": ("forecasting", "/AutoregressiveRNN"),
     "SeasonalNaive": ("forecasting", "/SeasonalNaive"),
     "SeasonalDifference": ("forecasting", "/SeasonalDifference"),
+    "HoltWinters": ("forecasting", "/HoltWinters"),
     "LanguageModel": ("language_model", "serve/"),
     "ctc_recognizer": ("ctc", "serve/"),
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),

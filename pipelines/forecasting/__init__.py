@@ -84,8 +84,8 @@ def model_hparams(cfg: Config) -> dict:
         if hparams[key] is None:
             hparams[key] = preset.get(key, fallback)
     season, direct = window(cfg)["season"], hparams["decoding"] == "direct"
-    # The seasonal parts correct seasonal-naive in a direct forecast; an autoregressive decoder feeds its
-    # own outputs back as values, so it does without them.
+    # In a direct forecast the network corrects seasonal-naive or Holt-Winters; an autoregressive decoder
+    # feeds its own outputs back as values, so it does without a skip and the seasonal differences.
     skip = hparams.pop("skip") or preset.get("skip", "holt_winters")
     if skip not in SKIPS:
         raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")

@@ -243,6 +243,12 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
     assert hparams("data.series=co2")["holt_winters_skip"] == 0
     with pytest.raises(ConfigError, match=r"model\.skip must be one of seasonal_naive, holt_winters, none, got 'ets'"):
         hparams("model.skip=ets")
+    with pytest.raises(ConfigError, match=r"data\.history \(18\) must be at least 2 \* data\.season = 24; set a "
+                                          r"longer data\.history \(or leave it out\) or model\.skip=seasonal_naive"):
+        hparams("data.path=mine.csv", "data.history=18", "data.horizon=5", "data.season=12")
+    with pytest.raises(ConfigError, match=r"with model\.skip=none set model\.seasonal_difference=false"):
+        hparams("data.series=co2", "model.skip=none")
+    assert hparams("data.series=co2", "model.skip=none", "model.seasonal_difference=false")["seasonal_skip"] == 0
     # An autoregressive decoder feeds back values, not corrections to seasonal-naive: no seasonal parts.
     ar = hparams("data.series=co2", "model.decoding=autoregressive")
     assert (ar["seasonal_skip"], ar["seasonal_difference"]) == (0, False)

@@ -83,12 +83,20 @@ def model_hparams(cfg: Config) -> dict:
     for key, fallback in (("recurrent_length", None), ("highway_length", 0)):
         if hparams[key] is None:
             hparams[key] = preset.get(key, fallback)
-    season, direct = window(cfg)["season"], hparams["decoding"] == "direct"
+    w = window(cfg)
+    season, direct = w["season"], hparams["decoding"] == "direct"
     # In a direct forecast the network corrects seasonal-naive or Holt-Winters; an autoregressive decoder
     # feeds its own outputs back as values, so it does without a skip and the seasonal differences.
     skip = hparams.pop("skip") or preset.get("skip", "holt_winters")
     if skip not in SKIPS:
         raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")
+    if direct and skip == "holt_winters" and w["history"] < 2 * season:
+        raise ConfigError(f"model.skip=holt_winters starts its states from two seasons of the window: data.history "
+                          f"({w['history']}) must be at least 2 * data.season = {2 * season}; set a longer "
+                          "data.history (or leave it out) or model.skip=seasonal_naive")
+    if direct and skip == "none" and hparams["seasonal_difference"]:
+        raise ConfigError("model.seasonal_difference feeds the network the differences a skip corrects: with "
+                          "model.skip=none set model.seasonal_difference=false")
     hparams["seasonal_skip"] = season if skip == "seasonal_naive" and direct else 0
     hparams["holt_winters_skip"] = season if skip == "holt_winters" and direct else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)

@@ -217,6 +217,7 @@ def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(t
     assert window(cfg) == {"history": 48, "horizon": 12, "season": 12}
     assert len(Ranges.of(144, 0.1, 0.2).origins("train", 48, 12, 1)) == 41
     assert len(Ranges.of(144, 0.1, 0.2).origins("train", 60, 12, 1)) < 30
+    # 40 values leave no room for 30 windows: the window is still two seasons (and the file is read again).
     path.write_text("timestamp,value\n" + "".join(f"{2000 + i // 12}-{i % 12 + 1:02d},{i}\n" for i in range(40)))
     assert window(cfg)["history"] == 24
     missing = load_config(APPLICATION.config_file, sets=[f"data.path={tmp_path / 'none.csv'}", "data.horizon=3",

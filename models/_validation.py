@@ -49,6 +49,14 @@ def check_rate(name: str, value: Any) -> float:
     return float(value)
 
 
+def check_open_interval(name: str, value: Any, low: float, high: float) -> float:
+    """Return `value` as a float if it lies strictly between `low` and `high`, else raise."""
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and low < value < high):
+        raise ValueError(f"Argument `{name}` must be a float in ({low:g}, {high:g}). Received: {name}={value!r}")
+    return float(value)
+
+
 def check_bool(name: str, value: Any) -> bool:
     """Return `value` if it is a Python bool, else raise."""
     if value is not True and value is not False:

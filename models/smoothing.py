@@ -8,17 +8,11 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from ._validation import check_bool, check_positive_int
+from ._validation import check_bool, check_open_interval, check_positive_int
 
 __all__ = ["HoltWinters"]
 
 PHI_MIN = 0.8  # the damping range statsmodels and R's forecast::ets allow
-
-
-def _check_open_unit(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
-        raise ValueError(f"Argument `{name}` must be a float in (0, 1). Received: {name}={value!r}")
-    return float(value)
 
 
 def _logit(p: float) -> float:
@@ -68,12 +62,12 @@ class HoltWinters(keras.layers.Layer):
         horizon = check_positive_int("horizon", horizon)
         season = check_positive_int("season", season)
         damped = check_bool("damped", damped)
-        alpha, beta, gamma = (_check_open_unit(n, v) for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)))
-        if isinstance(phi, bool) or not isinstance(phi, int | float) or not PHI_MIN < phi < 1.0:
-            raise ValueError(f"Argument `phi` must be a float in ({PHI_MIN}, 1). Received: phi={phi!r}")
+        alpha, beta, gamma = (check_open_interval(n, v, 0.0, 1.0)
+                              for n, v in (("alpha", alpha), ("beta", beta), ("gamma", gamma)))
+        phi = check_open_interval("phi", phi, PHI_MIN, 1.0)
         super().__init__(**kwargs)
         self.horizon, self.season, self.damped = horizon, season, damped
-        self.alpha, self.beta, self.gamma, self.phi = alpha, beta, gamma, float(phi)
+        self.alpha, self.beta, self.gamma, self.phi = alpha, beta, gamma, phi
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if len(input_shape) != 3 or input_shape[1] is None or input_shape[1] < 2 * self.season:

@@ -72,7 +72,7 @@ def auto_history(cfg: Config, horizon: int, season: int) -> int:
 @functools.lru_cache(maxsize=8)
 def _series_length(path: Path, version: tuple | None, **reading: object) -> int:
     # window() runs several times while a pipeline is built: the CSV is read once (again when it changes).
-    return len(data.read_series(path, **{**reading, "value_columns": list(reading["value_columns"])}).timestamps)
+    return len(data.read_series(path, **reading).timestamps)
 
 
 def model_hparams(cfg: Config) -> dict:

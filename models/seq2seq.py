@@ -10,7 +10,8 @@ Architecture (Luong et al., 2015, with either attention score):
 * decoder: target embedding -> `num_layers` rnnpipe recurrent layers -> attention of the top decoder output
   over the top encoder outputs (`AdditiveAttention`, i.e. Bahdanau's score, or `MultiplicativeAttention` with
   Luong's "dot" / "general" / "concat" score), padding masked on both sides -> `Dense(units, tanh)` of
-  `[decoder output; context]` -> logits over the target vocabulary.
+  `[decoder output; context]` -> logits over the target vocabulary, plus, with `lexical_bias=True`, the log
+  of a translation lexicon's probabilities mixed by the same attention weights (`LexicalBias`).
 
 The attention is applied after the decoder's recurrence (the context is not fed back into the next step's
 input), so teacher-forced training runs the decoder as one fast sequence layer rather than a Python-level
@@ -34,12 +35,14 @@ import tensorflow as tf
 
 from ._stack import check_stack_arguments, recurrent_layer, recurrent_stack
 from ._validation import (
+    check_bool,
     check_choice,
     check_int_at_least,
     check_positive_float,
     check_positive_int,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
+from .lexical import LexicalBias
 
 __all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq"]
 
@@ -97,6 +100,9 @@ class Seq2Seq(keras.Model):
         start_id: target id that starts decoding.
         end_id: target id that ends a sequence.
         max_source_length, max_target_length: static lengths of the inputs, or `None` (variable).
+        lexical_bias: add a `LexicalBias` layer (named `"lexical_bias"`) to the logits; its table is all zeros,
+            i.e. no bias, until set with `model.get_layer("lexical_bias").set_table(...)` before training.
+        lexical_epsilon: the `LexicalBias` floor, in (0, 1).
         name: model name.
 
     Example:
@@ -132,6 +138,8 @@ class Seq2Seq(keras.Model):
         max_source_length: int | None = None,
         max_target_length: int | None = None,
         embeddings_initializer: Any = "uniform",
+        lexical_bias: bool = False,
+        lexical_epsilon: float = 1e-3,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -209,6 +217,9 @@ class Seq2Seq(keras.Model):
         attentional = keras.layers.Dense(units, activation="tanh", name="attentional")
         output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         logits_layer = keras.layers.Dense(target_vocab_size, name="logits")
+        lexical_bias = check_bool("lexical_bias", lexical_bias)
+        lexical = LexicalBias(source_vocab_size, target_vocab_size, lexical_epsilon, name="lexical_bias") \
+            if lexical_bias else None
 
         source = keras.Input(shape=(max_source_length,), dtype="int32", name="source")
         target_in = keras.Input(shape=(max_target_length,), dtype="int32", name="target_in")
@@ -222,9 +233,10 @@ class Seq2Seq(keras.Model):
             "attentional": attentional,
             "output_dropout": output_dropout,
             "logits": logits_layer,
+            "lexical_bias": lexical,
         }
         encoder_outputs, source_mask, initial_states = _encode(parts, source)
-        logits = _decode_teacher_forced(parts, target_in, encoder_outputs, source_mask, initial_states)
+        logits = _decode_teacher_forced(parts, source, target_in, encoder_outputs, source_mask, initial_states)
         super().__init__(
             inputs={"source": source, "target_in": target_in},
             outputs=logits,
@@ -248,6 +260,8 @@ class Seq2Seq(keras.Model):
             "max_source_length": max_source_length,
             "max_target_length": max_target_length,
             "embeddings_initializer": keras.initializers.serialize(initializer),
+            "lexical_bias": lexical_bias,
+            "lexical_epsilon": float(lexical_epsilon),
         }
 
     # -- config ------------------------------------------------------------
@@ -294,6 +308,7 @@ class Seq2Seq(keras.Model):
             "attentional": self.get_layer("attentional"),
             "output_dropout": self.get_layer("output_dropout"),
             "logits": self.get_layer("logits"),
+            "lexical_bias": self.get_layer("lexical_bias") if args["lexical_bias"] else None,
         }
 
     # -- decoding ----------------------------------------------------------
@@ -305,6 +320,7 @@ class Seq2Seq(keras.Model):
         states: list[tf.Tensor],
         encoder_outputs: tf.Tensor,
         source_mask: tf.Tensor,
+        source: tf.Tensor,
     ) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
         """One decoder step: `(log-probabilities [N, V], new flat states, attention [N, S])`."""
         x = parts["target_embedding"](tokens)
@@ -318,16 +334,18 @@ class Seq2Seq(keras.Model):
         context, weights = parts["attention"](x[:, None, :], encoder_outputs, mask=[None, source_mask])
         hidden = parts["attentional"](tf.concat([x, context[:, 0, :]], axis=-1))
         logits = tf.cast(parts["logits"](hidden), tf.float32)
+        if parts["lexical_bias"] is not None:
+            logits = parts["lexical_bias"]((logits[:, None, :], weights, source))[:, 0, :]
         # Padding and the start token are never outputs: renormalise over the other ids.
         logits = tf.where(self._never_emitted, tf.constant(_NEG, tf.float32), logits)
         return tf.nn.log_softmax(logits, axis=-1), new_states, weights[:, 0, :]
 
-    def _start(self, source: Any) -> tuple[dict[str, Any], tf.Tensor, tf.Tensor, list[tf.Tensor]]:
+    def _start(self, source: Any) -> tuple[dict[str, Any], tf.Tensor, tf.Tensor, list[tf.Tensor], tf.Tensor]:
         parts = self._parts()
         source = tf.cast(tf.convert_to_tensor(source), tf.int32)
         encoder_outputs, source_mask, initial_states = _encode(parts, source, training=False)
         flat_states = [s for layer_states in initial_states for s in layer_states]
-        return parts, encoder_outputs, source_mask, flat_states
+        return parts, encoder_outputs, source_mask, flat_states, source
 
     def greedy_decode(self, source: Any, max_length: Any = 50) -> dict[str, tf.Tensor]:
         """Most probable token at every step, until `end_id` in every row or `max_length` steps.
@@ -347,7 +365,7 @@ class Seq2Seq(keras.Model):
             when token i was chosen; 0 on source padding and after the end).
         """
         max_length = _check_max_length(max_length)
-        parts, encoder_outputs, source_mask, states = self._start(source)
+        parts, encoder_outputs, source_mask, states, source = self._start(source)
         batch = tf.shape(encoder_outputs)[0]
         source_steps = tf.shape(encoder_outputs)[1]
         tokens = tf.fill([batch], tf.constant(self.start_id, tf.int32))
@@ -361,7 +379,8 @@ class Seq2Seq(keras.Model):
             return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
 
         def body(step, tokens, finished, scores, lengths, token_buffer, attention_buffer, *states):
-            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask)
+            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask,
+                                                        source)
             chosen = tf.argmax(log_probs, axis=-1, output_type=tf.int32)
             chosen = tf.where(finished, tf.zeros_like(chosen), chosen)
             weights = tf.where(finished[:, None], tf.zeros_like(weights), tf.cast(weights, tf.float32))
@@ -416,7 +435,7 @@ class Seq2Seq(keras.Model):
         beam_width = check_positive_int("beam_width", beam_width)
         alpha = _check_length_penalty(length_penalty)
         max_length = _check_max_length(max_length)
-        parts, encoder_outputs, source_mask, states = self._start(source)
+        parts, encoder_outputs, source_mask, states, source = self._start(source)
         batch = tf.shape(encoder_outputs)[0]
         source_steps = tf.shape(encoder_outputs)[1]
         vocab = self._arguments["target_vocab_size"]
@@ -425,6 +444,7 @@ class Seq2Seq(keras.Model):
         # Beams live in the batch dimension, source-major: row b * width + k is beam k of source b.
         encoder_outputs = tf.repeat(encoder_outputs, width, axis=0)
         source_mask = tf.repeat(source_mask, width, axis=0)
+        source = tf.repeat(source, width, axis=0)
         states = [tf.repeat(s, width, axis=0) for s in states]
         tokens = tf.fill([batch * width], tf.constant(self.start_id, tf.int32))
         # Only beam 0 is live at first, so the first step does not pick the same token `width` times.
@@ -441,7 +461,8 @@ class Seq2Seq(keras.Model):
             return tf.logical_and(step < max_length, tf.logical_not(tf.reduce_all(finished)))
 
         def body(step, tokens, raw_scores, finished, lengths, _normalised, token_buffer, attention_buffer, *states):
-            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask)
+            log_probs, new_states, weights = self._step(parts, tokens, list(states), encoder_outputs, source_mask,
+                                                        source)
             log_probs = tf.reshape(log_probs, [batch, width, vocab])
             log_probs = tf.where(finished[:, :, None], pad_only[None, None, :], log_probs)
             weights = tf.reshape(tf.cast(weights, tf.float32), [batch, width, source_steps])
@@ -524,6 +545,7 @@ def _encode(
 
 def _decode_teacher_forced(
     parts: dict[str, Any],
+    source: Any,
     target_in: Any,
     encoder_outputs: Any,
     source_mask: Any,
@@ -535,9 +557,12 @@ def _decode_teacher_forced(
     y = parts["target_embedding"](target_in)
     for decoder, states in zip(parts["decoders"], initial_states, strict=True):
         y = decoder(y, initial_state=states, mask=target_mask, training=training)
-    context, _ = parts["attention"](y, encoder_outputs, mask=[target_mask, source_mask])
+    context, weights = parts["attention"](y, encoder_outputs, mask=[target_mask, source_mask])
     hidden = parts["attentional"](keras.ops.concatenate([y, context], axis=-1))
-    return parts["logits"](parts["output_dropout"](hidden, training=training))
+    logits = parts["logits"](parts["output_dropout"](hidden, training=training))
+    if parts["lexical_bias"] is not None:
+        logits = parts["lexical_bias"]((logits, weights, source))
+    return logits
 
 
 def build_seq2seq(
@@ -558,6 +583,8 @@ def build_seq2seq(
     max_source_length: int | None = None,
     max_target_length: int | None = None,
     embeddings_initializer: Any = "uniform",
+    lexical_bias: bool = False,
+    lexical_epsilon: float = 1e-3,
 ) -> Seq2Seq:
     """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
 
@@ -585,4 +612,6 @@ def build_seq2seq(
         max_source_length=max_source_length,
         max_target_length=max_target_length,
         embeddings_initializer=embeddings_initializer,
+        lexical_bias=lexical_bias,
+        lexical_epsilon=lexical_epsilon,
     )

@@ -140,3 +140,30 @@ def test_lexical_baseline_translates_word_for_word_by_dice() -> None:
     assert lexical.translate("unknown") == "unknown"
     perfect, copied = scores(["la luz"], ["la luz"]), scores(["the light"], ["la luz"])
     assert perfect["chrf"] == pytest.approx(100.0) and copied["chrf"] < 50
+
+
+def test_piece_cooccurrence_counts_sentences_and_round_trips_through_its_file(tmp_path: Path) -> None:
+    import numpy as np
+
+    from rnnpipe.pipelines.translation.features import (
+        MIN_COOCCURRENCE,
+        CountCooccurrence,
+        _add_counts,
+        cooccurrence_counts,
+        read_cooccurrence,
+    )
+
+    # Source id 5 is in both pairs of the first batch (twice in one: it counts once); 0 is padding.
+    first = cooccurrence_counts(np.array([[5, 5, 4], [5, 0, 0]]), np.array([[6, 7], [6, 0]]))
+    second = cooccurrence_counts(np.array([[5, 6]]), np.array([[9]]))
+    joint, source_counts, target_counts = _add_counts([first, second])
+    assert joint.shape == (7, 10) and joint[5, 6] == 2 and joint[5, 7] == 1 and joint[4, 6] == 1
+    assert joint[5, 9] == 1 and joint[0].sum() == 0 and joint[:, 0].sum() == 0
+    assert source_counts[5] == 3 and source_counts[4] == 1 and target_counts[6] == 2
+    analyzer = CountCooccurrence("counts.tsv")
+    analyzer.base_temp_dir = str(tmp_path)
+    path = analyzer._write((joint, source_counts, target_counts)).item().decode()
+    read_joint, read_source, read_target = read_cooccurrence(path, 6, 8)  # ids past the sizes are dropped
+    assert MIN_COOCCURRENCE == 2 and read_joint[5, 6] == 2 and read_joint.sum() == 2  # pairs seen once: not kept
+    np.testing.assert_array_equal(read_source, source_counts[:6])
+    np.testing.assert_array_equal(read_target, target_counts[:8])

@@ -22,10 +22,12 @@ import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.errors import ConfigError
-from rnnpipe.models import build_seq2seq
+from rnnpipe.models import build_seq2seq, dice_lexicon
 
 from .features import (
+    COOCCURRENCE,
     END_ID,
+    MIN_COOCCURRENCE,
     SOURCE_IDS,
     SOURCE_KEY,
     SOURCE_LENGTH,
@@ -34,32 +36,50 @@ from .features import (
     TARGET_OUT,
     TARGET_VOCABULARY,
     UNK_ID,
+    read_cooccurrence,
 )
 
 DECODERS = ("greedy", "beam")
 # Settings of the exported decoding, kept beside the Keras model (they are not Seq2Seq arguments).
 DECODING_DEFAULTS = {"decode": "greedy", "beam_width": 4, "length_penalty": 0.6, "max_target_tokens": 48}
+# The lexicon's settings (Seq2Seq takes the table, not how it was made).
+LEXICON_DEFAULTS = {"lexicon_top_k": 10}
+
+
+def _asset(tft_output: Any, name: str) -> Path:
+    path = Path(tft_output.transform_savedmodel_dir) / "assets" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: the transform graph has no asset {name}; re-run the Transform")
+    return path
 
 
 def vocabulary(tft_output: Any, name: str) -> list[str]:
     """A WordPiece vocabulary of the transform graph (an asset file), one piece per id."""
-    path = Path(tft_output.transform_savedmodel_dir) / "assets" / name
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: the transform graph has no vocabulary {name}; re-run the Transform")
-    return path.read_text(encoding="utf-8").splitlines()
+    return _asset(tft_output, name).read_text(encoding="utf-8").splitlines()
+
+
+def piece_lexicon(tft_output: Any, source_size: int, target_size: int, top_k: int) -> Any:
+    """The ``[source_size, target_size]`` table of ``models.LexicalBias`` from the train split's piece
+    co-occurrence counts (an asset of the transform graph): Dice-ranked, ``top_k`` target pieces a row."""
+    joint, source_counts, target_counts = read_cooccurrence(_asset(tft_output, COOCCURRENCE), source_size,
+                                                            target_size)
+    return dice_lexicon(joint, source_counts, target_counts, top_k=top_k, min_joint=MIN_COOCCURRENCE)
 
 
 def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     settings = {k: hparams.get(k, v) for k, v in DECODING_DEFAULTS.items()}
     if settings["decode"] not in DECODERS:
         raise ConfigError(f"model.decode must be one of {', '.join(DECODERS)}; got {settings['decode']!r}")
-    arguments = {k: v for k, v in hparams.items() if k not in DECODING_DEFAULTS}
+    arguments = {k: v for k, v in hparams.items() if k not in DECODING_DEFAULTS and k not in LEXICON_DEFAULTS}
     # Unit-variance embeddings: with Keras' default (+-0.05) and thousands of pieces the decoder stalls at
     # the unigram loss (see Seq2Seq's embeddings_initializer).
     arguments.setdefault("embeddings_initializer", keras.initializers.RandomNormal(stddev=1.0))
     # +1: the tokenizer's lookup table gives out-of-vocabulary pieces one more id (never met: [UNK] covers them).
-    model = build_seq2seq(len(vocabulary(tft_output, SOURCE_VOCABULARY)) + 1,
-                          len(vocabulary(tft_output, TARGET_VOCABULARY)) + 1, **arguments)
+    sizes = len(vocabulary(tft_output, SOURCE_VOCABULARY)) + 1, len(vocabulary(tft_output, TARGET_VOCABULARY)) + 1
+    model = build_seq2seq(*sizes, **arguments)
+    if arguments.get("lexical_bias"):
+        top_k = hparams.get("lexicon_top_k", LEXICON_DEFAULTS["lexicon_top_k"])
+        model.get_layer("lexical_bias").set_table(piece_lexicon(tft_output, *sizes, top_k))
     model.decoding = dict(settings)
     return model
 

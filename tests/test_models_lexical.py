@@ -1,0 +1,97 @@
+"""models.LexicalBias and dice_lexicon, alone and inside Seq2Seq: the lexicon steers the logits through the
+attention, a zero table changes no decision, bad tables are refused, and the table survives a .keras round
+trip and a SavedModel export."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnnpipe.models import LexicalBias, build_seq2seq, dice_lexicon
+
+
+def _one_hot_table(pairs: dict[int, int], source_size: int, target_size: int) -> np.ndarray:
+    table = np.zeros((source_size, target_size), np.float32)
+    for s, t in pairs.items():
+        table[s, t] = 1.0
+    return table
+
+
+def test_the_attended_source_token_decides_and_a_zero_table_changes_nothing() -> None:
+    layer = LexicalBias(4, 5, epsilon=1e-4)
+    logits = np.random.default_rng(0).normal(size=(2, 3, 5)).astype("float32")
+    attention = np.array([[[1, 0], [0, 1], [0.5, 0.5]]] * 2, "float32")
+    source = np.array([[1, 2], [3, 0]])
+    unbiased = layer((logits, attention, source)).numpy()
+    np.testing.assert_array_equal(unbiased.argmax(-1), logits.argmax(-1))
+    layer.set_table(_one_hot_table({1: 4, 2: 3, 3: 1}, 4, 5))
+    biased = layer((logits, attention, source)).numpy()
+    assert biased[0].argmax(-1).tolist()[:2] == [4, 3]
+    assert biased[1, 0].argmax() == 1
+    # Half the attention on each source token: both translations get log(0.5 + eps), the rest log(eps).
+    np.testing.assert_allclose(biased[0, 2] - logits[0, 2], np.log(np.array([0, 0, 0, 0.5, 0.5]) + 1e-4), rtol=1e-5)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    (np.zeros((3, 4)), r"shape \(2, 4\).*shape \(3, 4\)"),
+    (np.full((2, 4), 0.5), "distribution.*row sums from 2 to 2"),
+    (np.array([[1.5, -0.5, 0, 0], [0, 0, 0, 0]]), "non-negative"),
+])
+def test_a_table_that_is_not_a_lexicon_is_refused(table: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LexicalBias(2, 4).set_table(table)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"epsilon": 0.0}, r"epsilon.*\(0, 1\).*0.0"),
+    ({"source_vocab_size": 0}, "source_vocab_size.*>= 1"),
+])
+def test_bad_arguments_name_what_was_expected(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        LexicalBias(**{"source_vocab_size": 2, "target_vocab_size": 3, **kwargs})
+
+
+def test_dice_keeps_the_top_k_pairs_seen_often_enough() -> None:
+    joint = np.array([[5.0, 4.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    table = dice_lexicon(joint, np.array([5.0, 3.0]), np.array([5.0, 8.0, 1.0, 2.0]), top_k=1, min_joint=2)
+    assert table.tolist() == [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+    table = dice_lexicon(joint, np.array([5.0, 3.0]), np.array([5.0, 8.0, 1.0, 2.0]), top_k=3, min_joint=2)
+    assert table[0, 2] == 0.0  # seen together once: chance
+    np.testing.assert_allclose(table[0, :2], np.array([1.0, 8 / 13]) / (1 + 8 / 13), rtol=1e-6)
+
+
+def test_seq2seq_with_a_lexicon_decodes_its_translations_and_keeps_them_on_reload(tmp_path) -> None:
+    model = build_seq2seq(8, 9, embedding_dim=8, units=8, lexical_bias=True, lexical_epsilon=1e-6)
+    # Source ids 4..7 translate to target ids 8..5; untrained, the decoder follows the lexicon.
+    model.get_layer("lexical_bias").set_table(_one_hot_table({4: 8, 5: 7, 6: 6, 7: 5}, 8, 9))
+    source = np.array([[4, 0, 0], [7, 0, 0], [5, 0, 0]])
+    assert model.greedy_decode(source, max_length=1)["tokens"][:, 0].numpy().tolist() == [8, 5, 7]
+    beam = model.beam_search_decode(source, beam_width=3, max_length=1)["tokens"][:, 0].numpy().tolist()
+    assert beam == [8, 5, 7]
+    inputs = {"source": source, "target_in": np.array([[1, 8], [1, 5], [1, 7]])}
+    expected = model(inputs).numpy()
+    assert model.get_config()["lexical_bias"] is True and model.get_config()["lexical_epsilon"] == 1e-6
+
+    import keras
+
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.saving.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(reloaded(inputs).numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(reloaded.get_layer("lexical_bias").table.numpy(),
+                                  model.get_layer("lexical_bias").table.numpy())
+
+    export = tf.Module()
+    export.model = model
+    export.decode = tf.function(lambda s, n: model.greedy_decode(s, max_length=n)["tokens"], autograph=False,
+                                input_signature=[tf.TensorSpec([None, None], tf.int32), tf.TensorSpec([], tf.int32)])
+    tf.saved_model.save(export, str(tmp_path / "saved"))
+    served = tf.saved_model.load(str(tmp_path / "saved"))
+    assert served.decode(tf.constant(source, tf.int32), tf.constant(1))[:, 0].numpy().tolist() == [8, 5, 7]
+
+
+def test_without_a_lexicon_seq2seq_has_no_lexical_layer() -> None:
+    model = build_seq2seq(8, 9, embedding_dim=8, units=8)
+    assert "lexical_bias" not in [layer.name for layer in model.layers]
+    with pytest.raises(ValueError, match="lexical_bias.*Received: lexical_bias='yes'"):
+        build_seq2seq(8, 9, lexical_bias="yes")

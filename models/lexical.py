@@ -55,6 +55,7 @@ class LexicalBias(keras.layers.Layer):
         self.source_vocab_size = check_int_at_least("source_vocab_size", source_vocab_size, 1)
         self.target_vocab_size = check_int_at_least("target_vocab_size", target_vocab_size, 1)
         self.epsilon = check_open_interval("epsilon", epsilon, 0.0, 1.0)
+        self.supports_masking = True  # the logits' mask (target padding) passes through
         self.table = self.add_weight(shape=(self.source_vocab_size, self.target_vocab_size), initializer="zeros",
                                      trainable=False, dtype="float32", name="table")
 
@@ -75,6 +76,9 @@ class LexicalBias(keras.layers.Layer):
         rows = tf.gather(self.table, tf.cast(source, tf.int32))  # [batch, S, target vocabulary]
         lexical = tf.einsum("bts,bsv->btv", tf.cast(attention, tf.float32), rows)
         return tf.cast(logits, tf.float32) + tf.math.log(lexical + self.epsilon)
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return mask[0] if isinstance(mask, (list, tuple)) else mask
 
     def compute_output_shape(self, input_shape: Any) -> tuple:
         return tuple(input_shape[0])

@@ -35,13 +35,13 @@ print(json.dumps(out))
 """
 
 
-@pytest.mark.xfail(reason="not reached yet: the 2026-12-01 default run scored chrF 25.1 (beam 4: 26.0) against the "
-                          "lexical baseline's 40.6 and was not blessed", strict=False)
 def test_default_run_beats_both_baselines_and_serves_greedy_and_beam(workdir: Path) -> None:
     assert main(["run", "translation"]) == 0  # blessed: chrF above copy and lexical, and the threshold
     step = sorted((workdir / "pipeline_root" / "translation" / "Evaluator").glob("[0-9]*"), key=lambda p: int(p.name))
     overall = ModelEvaluation.read(step[-1] / "evaluation")["overall"]
-    assert overall["model"]["chrf"] > max(overall["copy"]["chrf"], overall["lexical"]["chrf"])
+    # The issue's aim: chrF >= 40 (measured 2026-12-02: 43.0 with beam 4, the lexicon baseline 40.6).
+    assert overall["model"]["chrf"] >= 40 and overall["model"]["chrf"] > overall["lexical"]["chrf"]
+    assert overall["model"]["bleu"] > overall["lexical"]["bleu"]
     assert overall["model"]["bleu"] > overall["copy"]["bleu"]
     proc = subprocess.run([sys.executable, "-c", RELOAD, str(workdir / "serving" / "translation" / "1"), SENTENCE],
                           capture_output=True, text=True, timeout=600)

@@ -24,7 +24,7 @@ from .ctc_lexicon import ctc_lexicon_decode
 from .diagnostics import GradientDiagnostics
 from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
-from .lexical import LexicalBias, dice_lexicon
+from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
@@ -60,7 +60,9 @@ __all__ = [
     "build_sequence_classifier",
     "build_sequence_tagger",
     "build_speech_recognizer",
-    "dice_lexicon",
+    "ibm1_expected_counts",
+    "keep_top_k",
+    "normalize_rows",
     "ctc_batch_cost",
     "ctc_beam_search_decode",
     "ctc_decode_dense",

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from ._validation import check_int_at_least, check_open_interval
 
-__all__ = ["LexicalBias", "dice_lexicon"]
+__all__ = ["LexicalBias", "ibm1_expected_counts", "keep_top_k", "normalize_rows"]
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -88,30 +88,55 @@ class LexicalBias(keras.layers.Layer):
                 "target_vocab_size": self.target_vocab_size, "epsilon": self.epsilon}
 
 
-def dice_lexicon(joint: np.ndarray, source_counts: np.ndarray, target_counts: np.ndarray, *, top_k: int = 10,
-                 min_joint: float = 2.0) -> np.ndarray:
-    """A lexicon table from sentence co-occurrence counts: each source row keeps its `top_k` target ids by
-    the Dice coefficient `2 c(s, t) / (c(s) + c(t))` among those seen together at least `min_joint` times,
-    normalised to sum to 1 (rows with none stay 0).
+def ibm1_expected_counts(table: np.ndarray, pairs: Any) -> np.ndarray:
+    """One E-step of IBM Model 1 (Brown et al., 1993): the expected number of times each source id
+    translates to each target id, given the translation probabilities `table[s, t] = p(t | s)`.
+
+    Every target token of a pair is aligned to one of its source tokens or to "no source word", which is row
+    0 (padding in the ids, never a real token), in proportion to `table`. `table` may be `None` for the
+    uniform start. Sum the counts over the corpus and `normalize_rows` them for the next `table`.
 
     Args:
-        joint: `[S, T]` sentence pairs in which source id s and target id t both occur.
-        source_counts: `[S]` sentence pairs in which each source id occurs.
-        target_counts: `[T]` the same for target ids.
+        table: `[S, T]` probabilities, or None (uniform).
+        pairs: `(source ids, target ids)` integer sequences; 0s (padding) are skipped.
 
     Example:
 
     >>> import numpy as np
-    >>> table = dice_lexicon(np.array([[3.0, 0.0], [2.0, 2.0]]), np.array([3.0, 4.0]), np.array([5.0, 2.0]))
-    >>> [[round(float(p), 3) for p in row] for row in table]
-    [[1.0, 0.0], [0.4, 0.6]]
+    >>> pairs = [([3], [5]), ([3, 4], [5, 6])]
+    >>> table = None
+    >>> for _ in range(10):
+    ...     table = normalize_rows(ibm1_expected_counts(table, pairs))
+    >>> int(table[3].argmax()), int(table[4].argmax())  # 4 -> 6 is all that explains 6
+    (5, 6)
     """
-    joint = np.asarray(joint, np.float64)
-    dice = 2 * joint / np.maximum(np.asarray(source_counts, np.float64)[:, None]
-                                  + np.asarray(target_counts, np.float64)[None, :], 1.0)
-    dice[joint < min_joint] = 0.0
-    if 0 < top_k < dice.shape[1]:
-        cut = -np.partition(-dice, top_k - 1, axis=1)[:, top_k - 1 : top_k]  # each row's k-th largest
-        dice[dice < cut] = 0.0
-    sums = dice.sum(axis=1, keepdims=True)
-    return np.where(sums > 0, dice / np.where(sums > 0, sums, 1.0), 0.0).astype(np.float32)
+    pairs = [(np.asarray(s).ravel(), np.asarray(t).ravel()) for s, t in pairs]
+    rows = max([int(s.max(initial=0)) + 1 for s, _ in pairs] + [0 if table is None else table.shape[0]])
+    cols = max([int(t.max(initial=0)) + 1 for _, t in pairs] + [0 if table is None else table.shape[1]])
+    counts, probabilities = np.zeros((rows, cols)), np.ones((rows, cols))
+    if table is not None:  # ids the table has not seen get no probability
+        probabilities[:] = 0.0
+        probabilities[: table.shape[0], : table.shape[1]] = table
+    for source, target in pairs:
+        source = np.concatenate([[0], source[source > 0]])  # row 0: no source word
+        target = target[target > 0]
+        share = probabilities[source[:, None], target[None, :]]
+        share = share / np.maximum(share.sum(axis=0, keepdims=True), 1e-300)
+        np.add.at(counts, (source[:, None], target[None, :]), share)
+    return counts
+
+
+def normalize_rows(counts: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (all-zero rows stay 0): counts -> conditional probabilities."""
+    counts = np.asarray(counts, np.float64)
+    sums = counts.sum(axis=1, keepdims=True)
+    return np.where(sums > 0, counts / np.where(sums > 0, sums, 1.0), 0.0)
+
+
+def keep_top_k(table: np.ndarray, top_k: int) -> np.ndarray:
+    """Each row's `top_k` largest entries renormalized to sum to 1; the rest 0 (float32)."""
+    table = np.array(table, np.float64)
+    if 0 < top_k < table.shape[1]:
+        cut = -np.partition(-table, top_k - 1, axis=1)[:, top_k - 1 : top_k]
+        table[table < cut] = 0.0
+    return normalize_rows(table).astype(np.float32)

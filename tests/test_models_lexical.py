@@ -1,4 +1,4 @@
-"""models.LexicalBias and dice_lexicon, alone and inside Seq2Seq: the lexicon steers the logits through the
+"""models.LexicalBias and the IBM Model 1 lexicon, alone and inside Seq2Seq: the lexicon steers the logits through the
 attention, a zero table changes no decision, bad tables are refused, and the table survives a .keras round
 trip and a SavedModel export."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import LexicalBias, build_seq2seq, dice_lexicon
+from rnnpipe.models import LexicalBias, build_seq2seq
 
 
 def _one_hot_table(pairs: dict[int, int], source_size: int, target_size: int) -> np.ndarray:
@@ -52,15 +52,6 @@ def test_bad_arguments_name_what_was_expected(kwargs: dict, message: str) -> Non
         LexicalBias(**{"source_vocab_size": 2, "target_vocab_size": 3, **kwargs})
 
 
-def test_dice_keeps_the_top_k_pairs_seen_often_enough() -> None:
-    joint = np.array([[5.0, 4.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])
-    table = dice_lexicon(joint, np.array([5.0, 3.0]), np.array([5.0, 8.0, 1.0, 2.0]), top_k=1, min_joint=2)
-    assert table.tolist() == [[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
-    table = dice_lexicon(joint, np.array([5.0, 3.0]), np.array([5.0, 8.0, 1.0, 2.0]), top_k=3, min_joint=2)
-    assert table[0, 2] == 0.0  # seen together once: chance
-    np.testing.assert_allclose(table[0, :2], np.array([1.0, 8 / 13]) / (1 + 8 / 13), rtol=1e-6)
-
-
 def test_seq2seq_with_a_lexicon_decodes_its_translations_and_keeps_them_on_reload(tmp_path) -> None:
     model = build_seq2seq(8, 9, embedding_dim=8, units=8, lexical_bias=True, lexical_epsilon=1e-6)
     # Source ids 4..7 translate to target ids 8..5; untrained, the decoder follows the lexicon.
@@ -95,3 +86,19 @@ def test_without_a_lexicon_seq2seq_has_no_lexical_layer() -> None:
     assert "lexical_bias" not in [layer.name for layer in model.layers]
     with pytest.raises(ValueError, match="lexical_bias.*Received: lexical_bias='yes'"):
         build_seq2seq(8, 9, lexical_bias="yes")
+
+
+def test_ibm1_explains_each_target_word_by_one_source_word() -> None:
+    from rnnpipe.models import ibm1_expected_counts, keep_top_k, normalize_rows
+
+    # 3 = "the", 4 = "house", 5 = "god"; 6 = "la", 7 = "casa", 8 = "dios". Co-occurrence alone ties "the"
+    # with everything; EM moves "casa" and "dios" to the words that explain them.
+    pairs = [([3, 4], [6, 7]), ([3, 5], [6, 8]), ([3], [6]), ([4], [7]), ([3, 4, 0], [6, 7, 0])]
+    table = None
+    for _ in range(20):
+        table = normalize_rows(ibm1_expected_counts(table, pairs))
+    assert table.shape == (6, 9) and table[3].argmax() == 6 and table[4].argmax() == 7 and table[5].argmax() == 8
+    assert table[3, 6] > 0.9 and table[0].sum() == pytest.approx(1.0)  # row 0: "no source word"
+    np.testing.assert_allclose(table[1:3].sum(), 0.0)  # ids never seen stay empty
+    top = keep_top_k(table, 1)
+    assert top[4].tolist() == [0, 0, 0, 0, 0, 0, 0, 1, 0] and top[1].sum() == 0

@@ -142,28 +142,19 @@ def test_lexical_baseline_translates_word_for_word_by_dice() -> None:
     assert perfect["chrf"] == pytest.approx(100.0) and copied["chrf"] < 50
 
 
-def test_piece_cooccurrence_counts_sentences_and_round_trips_through_its_file(tmp_path: Path) -> None:
+def test_ibm1_lexicon_file_keeps_the_likeliest_targets_and_reads_back(tmp_path: Path) -> None:
     import numpy as np
 
-    from rnnpipe.pipelines.translation.features import (
-        MIN_COOCCURRENCE,
-        CountCooccurrence,
-        _add_counts,
-        cooccurrence_counts,
-        read_cooccurrence,
-    )
+    from rnnpipe.pipelines.translation.features import LEXICON_KEEP, LearnIbm1Lexicon, read_lexicon
 
-    # Source id 5 is in both pairs of the first batch (twice in one: it counts once); 0 is padding.
-    first = cooccurrence_counts(np.array([[5, 5, 4], [5, 0, 0]]), np.array([[6, 7], [6, 0]]))
-    second = cooccurrence_counts(np.array([[5, 6]]), np.array([[9]]))
-    joint, source_counts, target_counts = _add_counts([first, second])
-    assert joint.shape == (7, 10) and joint[5, 6] == 2 and joint[5, 7] == 1 and joint[4, 6] == 1
-    assert joint[5, 9] == 1 and joint[0].sum() == 0 and joint[:, 0].sum() == 0
-    assert source_counts[5] == 3 and source_counts[4] == 1 and target_counts[6] == 2
-    analyzer = CountCooccurrence("counts.tsv")
+    table = np.zeros((4, LEXICON_KEEP + 8))
+    table[0, 5] = 1.0  # "no source word": not written
+    table[2, 4:] = np.linspace(1.0, 2.0, LEXICON_KEEP + 4)
+    table[2] /= table[2].sum()
+    analyzer = LearnIbm1Lexicon("lexicon.tsv", iterations=1)
     analyzer.base_temp_dir = str(tmp_path)
-    path = analyzer._write((joint, source_counts, target_counts)).item().decode()
-    read_joint, read_source, read_target = read_cooccurrence(path, 6, 8)  # ids past the sizes are dropped
-    assert MIN_COOCCURRENCE == 2 and read_joint[5, 6] == 2 and read_joint.sum() == 2  # pairs seen once: not kept
-    np.testing.assert_array_equal(read_source, source_counts[:6])
-    np.testing.assert_array_equal(read_target, target_counts[:8])
+    read = read_lexicon(analyzer._write(table).item().decode(), 3, LEXICON_KEEP + 6)
+    assert read.shape == (3, LEXICON_KEEP + 6) and read[0].sum() == 0 and read[1].sum() == 0
+    kept = np.nonzero(read[2])[0]
+    assert len(kept) == LEXICON_KEEP - 2 and kept.min() == 8  # the 20 largest are ids 8..27; 26 and 27 are cut
+    np.testing.assert_allclose(read[2, kept], table[2, kept], rtol=1e-5)

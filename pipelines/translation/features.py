@@ -39,12 +39,9 @@ PAD_ID, START_ID, END_ID, UNK_ID = range(4)
 JOINER = "##"
 # The asset files' names: the serving signatures and the metrics find them in the SavedModel's assets/.
 SOURCE_VOCABULARY, TARGET_VOCABULARY = "source_wordpiece.txt", "target_wordpiece.txt"
-# Sentence co-occurrence counts of source and target pieces on the train split (model.py turns them into
-# the lexicon of models.LexicalBias): `source_id target_id pairs` lines for the pieces seen together in at
-# least MIN_COOCCURRENCE pairs (once is chance, and most of the file), then `source_id -1 pairs` and
-# `-1 target_id pairs` for each language's own counts.
-COOCCURRENCE = "piece_cooccurrence.tsv"
-MIN_COOCCURRENCE = 2
+# IBM Model 1 translation probabilities p(target piece | source piece) on the train split, for
+# models.LexicalBias: `source_id target_id probability` lines, the LEXICON_KEEP likeliest targets a source.
+IBM1_LEXICON, IBM1_ITERATIONS, LEXICON_KEEP = "piece_lexicon_ibm1.tsv", 5, 20
 MAX_BYTES_PER_WORD = 100
 LEARNER_WORDS, LEARNER_ROUNDS = 5000, 2
 
@@ -112,84 +109,72 @@ class LearnWordpiece(tft_beam.experimental.PTransformAnalyzer):
                 | "Learn" >> beam.Map(write))
 
 
-class CountCooccurrence(tft_beam.experimental.PTransformAnalyzer):
-    """tf.Transform analyzer: batches of (source ids, target ids), 0-padded -> the path of a file counting, for
-    every pair of a source and a target piece, the sentence pairs in which both occur (see COOCCURRENCE).
+class LearnIbm1Lexicon(tft_beam.experimental.PTransformAnalyzer):
+    """tf.Transform analyzer: batches of (source ids, target ids), 0-padded -> the path of a file of IBM
+    Model 1 translation probabilities (see IBM1_LEXICON).
 
-    A Beam combine of one dense count matrix per batch (a few MB at the default vocabulary sizes).
+    Each EM iteration is a Beam stage: every batch's expected counts under the last table (a side input),
+    combined, then normalized; so it scales out like the other analyzers.
     """
 
-    def __init__(self, filename: str) -> None:
+    def __init__(self, filename: str, iterations: int) -> None:
         super().__init__()
-        self.filename = filename
+        self.filename, self.iterations = filename, iterations
 
     def expand(self, batches: beam.PCollection) -> beam.PCollection:
-        return (batches
-                | "Count" >> beam.Map(lambda batch: cooccurrence_counts(batch[0], batch[1]))
-                | "Sum" >> beam.CombineGlobally(_add_counts)
-                | "Write" >> beam.Map(self._write))
+        from rnnpipe.models import ibm1_expected_counts, normalize_rows
 
-    def _write(self, counts: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
-        joint, source_counts, target_counts = counts
-        folder = Path(self.base_temp_dir) / f"cooccurrence-{os.getpid()}-{id(self)}"
+        pairs = batches | "Pairs" >> beam.Map(lambda batch: list(zip(batch[0], batch[1], strict=True)))
+        table = (pairs | "Count0" >> beam.Map(lambda p: ibm1_expected_counts(None, p))
+                 | "Sum0" >> beam.CombineGlobally(_add_matrices) | "Normalize0" >> beam.Map(normalize_rows))
+        for i in range(1, self.iterations):
+            counts = pairs | f"Count{i}" >> beam.Map(lambda p, t: ibm1_expected_counts(t, p),
+                                                       beam.pvalue.AsSingleton(table))
+            table = (counts
+                     | f"Sum{i}" >> beam.CombineGlobally(_add_matrices) | f"Normalize{i}" >> beam.Map(normalize_rows))
+        return table | "Write" >> beam.Map(self._write)
+
+    def _write(self, table: np.ndarray) -> np.ndarray:
+        folder = Path(self.base_temp_dir) / f"lexicon-{os.getpid()}-{id(self)}"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / self.filename
-        rows = [f"{s}\t{t}\t{int(joint[s, t])}" for s, t in zip(*np.nonzero(joint >= MIN_COOCCURRENCE), strict=True)]
-        rows += [f"{s}\t-1\t{int(c)}" for s, c in enumerate(source_counts) if c]
-        rows += [f"-1\t{t}\t{int(c)}" for t, c in enumerate(target_counts) if c]
+        table = np.array(table)
+        table[0] = 0.0  # "no source word": padding, never attended
+        rows = []
+        for s in np.nonzero(table.sum(axis=1))[0]:
+            for t in np.argsort(-table[s])[:LEXICON_KEEP]:
+                if table[s, t] > 0:
+                    rows.append(f"{s}\t{t}\t{table[s, t]:.6g}")
         path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
         return np.array(str(path).encode())
 
 
-def cooccurrence_counts(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """0-padded id matrices ``[n, S]``, ``[n, T]`` -> (joint ``[max source id + 1, max target id + 1]``, source
-    counts, target counts), each counting sentence pairs (an id repeated in a sentence counts once)."""
-    def present(ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids, np.int64).reshape(len(ids), -1)
-        out = np.zeros((len(ids), int(ids.max(initial=0)) + 1), np.float32)
-        out[np.repeat(np.arange(len(ids)), ids.shape[1]), ids.ravel()] = 1.0
-        out[:, 0] = 0.0  # padding
-        return out
-
-    source_present, target_present = present(source), present(target)
-    return source_present.T @ target_present, source_present.sum(axis=0), target_present.sum(axis=0)
-
-
-def _add_counts(parts: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _add_matrices(parts: Any) -> np.ndarray:
     parts = list(parts)
-    if not parts:  # CombineGlobally's default on an empty split
-        return np.zeros((1, 1), np.float32), np.zeros(1, np.float32), np.zeros(1, np.float32)
-    rows = max(p[0].shape[0] for p in parts)
-    cols = max(p[0].shape[1] for p in parts)
-    joint, source_counts, target_counts = np.zeros((rows, cols)), np.zeros(rows), np.zeros(cols)
-    for j, s, t in parts:
-        joint[: j.shape[0], : j.shape[1]] += j
-        source_counts[: len(s)] += s
-        target_counts[: len(t)] += t
-    return joint, source_counts, target_counts
+    if not parts:
+        return np.zeros((1, 1))
+    out = np.zeros((max(p.shape[0] for p in parts), max(p.shape[1] for p in parts)))
+    for p in parts:
+        out[: p.shape[0], : p.shape[1]] += p
+    return out
 
 
-def read_cooccurrence(path: Any, source_size: int, target_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The counts of a COOCCURRENCE file as (joint ``[source_size, target_size]``, source counts, target
-    counts); ids at or past the sizes are dropped."""
-    joint, source_counts = np.zeros((source_size, target_size)), np.zeros(source_size)
-    target_counts = np.zeros(target_size)
-    s, t, c = np.loadtxt(path, dtype=np.int64, delimiter="\t", ndmin=2).reshape(-1, 3).T
-    pair = (0 <= s) & (s < source_size) & (0 <= t) & (t < target_size)
-    joint[s[pair], t[pair]] = c[pair]
-    own = (t == -1) & (0 <= s) & (s < source_size)
-    source_counts[s[own]] = c[own]
-    own = (s == -1) & (0 <= t) & (t < target_size)
-    target_counts[t[own]] = c[own]
-    return joint, source_counts, target_counts
+def read_lexicon(path: Any, source_size: int, target_size: int) -> np.ndarray:
+    """An IBM1_LEXICON file as a dense ``[source_size, target_size]`` table (ids past the sizes dropped)."""
+    table = np.zeros((source_size, target_size))
+    data = np.loadtxt(path, dtype=np.float64, delimiter="\t", ndmin=2).reshape(-1, 3)
+    s, t = data[:, 0].astype(np.int64), data[:, 1].astype(np.int64)
+    inside = (s < source_size) & (t < target_size)
+    table[s[inside], t[inside]] = data[inside, 2]
+    return table
 
 
-def cooccurrence_file(source: tf.RaggedTensor, target: tf.RaggedTensor) -> tf.Tensor:
-    """The path (an asset of the transform graph) of the train split's piece co-occurrence counts."""
+def ibm1_lexicon_file(source: tf.RaggedTensor, target: tf.RaggedTensor) -> tf.Tensor:
+    """The path (an asset of the transform graph) of the train split's IBM Model 1 piece lexicon."""
     return tft.experimental.ptransform_analyzer(
-        inputs=[source.to_tensor(), target.to_tensor()], ptransform=CountCooccurrence(COOCCURRENCE),
-        output_dtypes=[tf.string], output_shapes=[[]], output_asset_default_values=[COOCCURRENCE.encode()],
-        name=COOCCURRENCE.split(".")[0])[0]
+        inputs=[source.to_tensor(), target.to_tensor()], ptransform=LearnIbm1Lexicon(IBM1_LEXICON, IBM1_ITERATIONS),
+        output_dtypes=[tf.string], output_shapes=[[]], output_asset_default_values=[IBM1_LEXICON.encode()],
+        name=IBM1_LEXICON.split(".")[0])[0]
 
 
 def vocabulary_file(words: tf.RaggedTensor, filename: str, vocab_size: int, min_count: int) -> tf.Tensor:
@@ -210,7 +195,7 @@ def preprocessing_fn(inputs: dict, *, source_vocab_size: int = 8000, target_voca
         target_vocabulary = vocabulary_file(pre_tokenize(inputs[TARGET_KEY]), TARGET_VOCABULARY,
                                             target_vocab_size, min_count)
         target = tokenize(wordpiece_tokenizer(target_vocabulary), inputs[TARGET_KEY])[:, :max_target_tokens]
-        cooccurrence_file(out[SOURCE_IDS], target)
+        ibm1_lexicon_file(out[SOURCE_IDS], target)
         rows = target.nrows()
         start = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(START_ID, tf.int64)))
         end = tf.RaggedTensor.from_tensor(tf.fill([rows, 1], tf.constant(END_ID, tf.int64)))

@@ -22,12 +22,11 @@ import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.errors import ConfigError
-from rnnpipe.models import build_seq2seq, dice_lexicon
+from rnnpipe.models import build_seq2seq, keep_top_k
 
 from .features import (
-    COOCCURRENCE,
     END_ID,
-    MIN_COOCCURRENCE,
+    IBM1_LEXICON,
     SOURCE_IDS,
     SOURCE_KEY,
     SOURCE_LENGTH,
@@ -36,7 +35,7 @@ from .features import (
     TARGET_OUT,
     TARGET_VOCABULARY,
     UNK_ID,
-    read_cooccurrence,
+    read_lexicon,
 )
 
 DECODERS = ("greedy", "beam")
@@ -61,9 +60,7 @@ def vocabulary(tft_output: Any, name: str) -> list[str]:
 def piece_lexicon(tft_output: Any, source_size: int, target_size: int, top_k: int) -> Any:
     """The ``[source_size, target_size]`` table of ``models.LexicalBias`` from the train split's piece
     co-occurrence counts (an asset of the transform graph): Dice-ranked, ``top_k`` target pieces a row."""
-    joint, source_counts, target_counts = read_cooccurrence(_asset(tft_output, COOCCURRENCE), source_size,
-                                                            target_size)
-    return dice_lexicon(joint, source_counts, target_counts, top_k=top_k, min_joint=MIN_COOCCURRENCE)
+    return keep_top_k(read_lexicon(_asset(tft_output, IBM1_LEXICON), source_size, target_size), top_k)
 
 
 def build_model(hparams: dict, tft_output: Any) -> keras.Model:

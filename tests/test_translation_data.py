@@ -158,3 +158,11 @@ def test_ibm1_lexicon_file_keeps_the_likeliest_targets_and_reads_back(tmp_path: 
     kept = np.nonzero(read[2])[0]
     assert len(kept) == LEXICON_KEEP - 2 and kept.min() == 8  # the 20 largest are ids 8..27; 26 and 27 are cut
     np.testing.assert_allclose(read[2, kept], table[2, kept], rtol=1e-5)
+
+
+@pytest.mark.parametrize("top_k", [0, 2.5, True])
+def test_a_bad_lexicon_top_k_names_its_config_key(top_k: object) -> None:
+    from rnnpipe.pipelines.translation.model import build_model
+
+    with pytest.raises(ConfigError, match=rf"model.lexicon_top_k must be a positive integer; got {top_k!r}"):
+        build_model({"lexical_bias": True, "lexicon_top_k": top_k}, tft_output=None)

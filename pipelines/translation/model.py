@@ -58,8 +58,8 @@ def vocabulary(tft_output: Any, name: str) -> list[str]:
 
 
 def piece_lexicon(tft_output: Any, source_size: int, target_size: int, top_k: int) -> Any:
-    """The ``[source_size, target_size]`` table of ``models.LexicalBias`` from the train split's piece
-    co-occurrence counts (an asset of the transform graph): Dice-ranked, ``top_k`` target pieces a row."""
+    """The ``[source_size, target_size]`` table of ``models.LexicalBias``: the IBM Model 1 lexicon the Transform
+    learnt on the train split (an asset of the transform graph), the ``top_k`` likeliest target pieces a row."""
     return keep_top_k(read_lexicon(_asset(tft_output, IBM1_LEXICON), source_size, target_size), top_k)
 
 
@@ -67,6 +67,9 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     settings = {k: hparams.get(k, v) for k, v in DECODING_DEFAULTS.items()}
     if settings["decode"] not in DECODERS:
         raise ConfigError(f"model.decode must be one of {', '.join(DECODERS)}; got {settings['decode']!r}")
+    top_k = hparams.get("lexicon_top_k", LEXICON_DEFAULTS["lexicon_top_k"])
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise ConfigError(f"model.lexicon_top_k must be a positive integer; got {top_k!r}")
     arguments = {k: v for k, v in hparams.items() if k not in DECODING_DEFAULTS and k not in LEXICON_DEFAULTS}
     # Unit-variance embeddings: with Keras' default (+-0.05) and thousands of pieces the decoder stalls at
     # the unigram loss (see Seq2Seq's embeddings_initializer).
@@ -75,7 +78,6 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     sizes = len(vocabulary(tft_output, SOURCE_VOCABULARY)) + 1, len(vocabulary(tft_output, TARGET_VOCABULARY)) + 1
     model = build_seq2seq(*sizes, **arguments)
     if arguments.get("lexical_bias"):
-        top_k = hparams.get("lexicon_top_k", LEXICON_DEFAULTS["lexicon_top_k"])
         model.get_layer("lexical_bias").set_table(piece_lexicon(tft_output, *sizes, top_k))
     model.decoding = dict(settings)
     return model

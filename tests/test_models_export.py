@@ -268,6 +268,22 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
             ),
         },
     ),
+    "seq2seq_lexicon": (
+        # GRU, one direction: the other branch of the bridge and the decoding loops' states, with the lexicon.
+        lambda: build_seq2seq(10, 11, embedding_dim=4, units=4, bidirectional=False, lexical_bias=True),
+        {
+            "serve": Endpoint(
+                lambda model, inputs: {"logits": model(inputs)},
+                ({"source": SOURCE, "target_in": TARGET_IN},),
+                [{"source": IDS, "target_in": IDS}],
+            ),
+            "beam": Endpoint(
+                lambda model, s, n: model.beam_search_decode(s, beam_width=3, max_length=n),
+                (SOURCE, MAX_LENGTH),
+                DECODE,
+            ),
+        },
+    ),
 }
 
 # Parametrization by what is exported: layer (or piece) -> (case, output-name fragment).
@@ -293,13 +309,17 @@ PIECES: dict[str, tuple[str, str]] = {
     "Seq2Seq": ("seq2seq", "serve/"),
     "Seq2Seq.greedy_decode": ("seq2seq", "greedy/"),
     "Seq2Seq.beam_search_decode": ("seq2seq", "beam/"),
+    "LexicalBias": ("seq2seq_lexicon", "beam/"),
 }
 
 
 def randomize(model: keras.Model, seed: int) -> keras.Model:
-    # Non-default weights (forget-gate biases, layer-norm gains...) so every weight matters.
+    # Non-default weights (forget-gate biases, layer-norm gains...) so every weight matters. Weights training
+    # does not change are tables and statistics, non-negative by construction (LexicalBias' lexicon).
     rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(scale=0.5, size=w.shape).astype(w.dtype) for w in model.get_weights()])
+    values = [rng.normal(scale=0.5, size=w.shape) for w in model.weights]
+    model.set_weights([(v if w.trainable else np.abs(v)).astype(w.dtype) for v, w in zip(values, model.weights,
+                                                                                          strict=True)])
     return model
 
 

@@ -8,7 +8,9 @@ target token gets up to `log(1 / epsilon)` nats more than the others; a source t
 (an all-zero row) shifts every logit by the same amount, which the softmax ignores.
 
 The table is a weight that training leaves alone: a small parallel corpus teaches the network word order and
-agreement long before it learns rare word translations, which co-occurrence counts give at once.
+agreement long before it learns rare word translations, which a word-alignment model of the same pairs gives at
+once. `ibm1_expected_counts` and `normalize_rows` are the EM steps of IBM Model 1, the usual such model, and
+`keep_top_k` trims its table to the likeliest translations per source id.
 """
 
 from __future__ import annotations

@@ -96,12 +96,7 @@ class LearnWordpiece(tft_beam.experimental.PTransformAnalyzer):
             return collections.Counter(w.decode("utf-8", "replace") for w in np.ravel(batch[0]))
 
         def write(counts: collections.Counter) -> np.ndarray:
-            pieces = learn_vocabulary(dict(counts), self.vocab_size, self.min_count)
-            folder = Path(self.base_temp_dir) / f"wordpiece-{os.getpid()}-{id(self)}"
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / self.filename
-            path.write_text("".join(p + "\n" for p in pieces), encoding="utf-8")
-            return np.array(str(path).encode())
+            return write_asset(self, learn_vocabulary(dict(counts), self.vocab_size, self.min_count))
 
         return (batches
                 | "Count" >> beam.Map(count)
@@ -125,9 +120,8 @@ class LearnIbm1Lexicon(tft_beam.experimental.PTransformAnalyzer):
         from rnnpipe.models import ibm1_expected_counts, normalize_rows
 
         pairs = batches | "Pairs" >> beam.Map(lambda batch: list(zip(batch[0], batch[1], strict=True)))
-        table = (pairs | "Count0" >> beam.Map(lambda p: ibm1_expected_counts(None, p))
-                 | "Sum0" >> beam.CombineGlobally(_add_matrices) | "Normalize0" >> beam.Map(normalize_rows))
-        for i in range(1, self.iterations):
+        table = batches.pipeline | "Uniform" >> beam.Create([None])  # ibm1_expected_counts' uniform start
+        for i in range(self.iterations):
             counts = pairs | f"Count{i}" >> beam.Map(lambda p, t: ibm1_expected_counts(t, p),
                                                        beam.pvalue.AsSingleton(table))
             table = (counts
@@ -135,9 +129,6 @@ class LearnIbm1Lexicon(tft_beam.experimental.PTransformAnalyzer):
         return table | "Write" >> beam.Map(self._write)
 
     def _write(self, table: np.ndarray) -> np.ndarray:
-        folder = Path(self.base_temp_dir) / f"lexicon-{os.getpid()}-{id(self)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / self.filename
         table = np.array(table)
         table[0] = 0.0  # "no source word": padding, never attended
         rows = []
@@ -145,8 +136,17 @@ class LearnIbm1Lexicon(tft_beam.experimental.PTransformAnalyzer):
             for t in np.argsort(-table[s])[:LEXICON_KEEP]:
                 if table[s, t] > 0:
                     rows.append(f"{s}\t{t}\t{table[s, t]:.6g}")
-        path.write_text("".join(row + "\n" for row in rows), encoding="utf-8")
-        return np.array(str(path).encode())
+        return write_asset(self, rows)
+
+
+def write_asset(analyzer: tft_beam.experimental.PTransformAnalyzer, lines: list[str]) -> np.ndarray:
+    """Writes ``lines`` to the analyzer's file (``analyzer.filename``) in its temporary directory, from which
+    tf.Transform copies it into the transform graph's assets under the same name; returns the path."""
+    folder = Path(analyzer.base_temp_dir) / f"{type(analyzer).__name__}-{os.getpid()}-{id(analyzer)}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / analyzer.filename
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return np.array(str(path).encode())
 
 
 def _add_matrices(parts: Any) -> np.ndarray:
@@ -169,20 +169,21 @@ def read_lexicon(path: Any, source_size: int, target_size: int) -> np.ndarray:
     return table
 
 
+def _asset_file(inputs: list[tf.Tensor], analyzer: tft_beam.experimental.PTransformAnalyzer) -> tf.Tensor:
+    """The path, an asset of the transform graph, of the file ``analyzer`` writes from ``inputs``."""
+    return tft.experimental.ptransform_analyzer(
+        inputs=inputs, ptransform=analyzer, output_dtypes=[tf.string], output_shapes=[[]],
+        output_asset_default_values=[analyzer.filename.encode()], name=analyzer.filename.split(".")[0])[0]
+
+
 def ibm1_lexicon_file(source: tf.RaggedTensor, target: tf.RaggedTensor) -> tf.Tensor:
     """The path (an asset of the transform graph) of the train split's IBM Model 1 piece lexicon."""
-    return tft.experimental.ptransform_analyzer(
-        inputs=[source.to_tensor(), target.to_tensor()], ptransform=LearnIbm1Lexicon(IBM1_LEXICON, IBM1_ITERATIONS),
-        output_dtypes=[tf.string], output_shapes=[[]], output_asset_default_values=[IBM1_LEXICON.encode()],
-        name=IBM1_LEXICON.split(".")[0])[0]
+    return _asset_file([source.to_tensor(), target.to_tensor()], LearnIbm1Lexicon(IBM1_LEXICON, IBM1_ITERATIONS))
 
 
 def vocabulary_file(words: tf.RaggedTensor, filename: str, vocab_size: int, min_count: int) -> tf.Tensor:
     """The path (an asset of the transform graph) of a WordPiece vocabulary learnt on ``words``."""
-    return tft.experimental.ptransform_analyzer(
-        inputs=[words.flat_values], ptransform=LearnWordpiece(filename, vocab_size, min_count),
-        output_dtypes=[tf.string], output_shapes=[[]], output_asset_default_values=[filename.encode()],
-        name=filename.split(".")[0])[0]
+    return _asset_file([words.flat_values], LearnWordpiece(filename, vocab_size, min_count))
 
 
 def preprocessing_fn(inputs: dict, *, source_vocab_size: int = 8000, target_vocab_size: int = 8000,

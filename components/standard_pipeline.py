@@ -114,8 +114,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
 
 
 # What a tuning trial trains with, from the trainer section (the search space may replace some of them).
-TUNER_TRAINER_KEYS = ("batch_size", "learning_rate", "optimizer", "global_clipnorm", "clipnorm", "clipvalue",
-                      "bucket_boundaries", "shuffle_buffer", "steps_per_epoch", "seed")
+TUNER_TRAINER_KEYS = ("batch_size", "learning_rate", "label_smoothing", "optimizer", "global_clipnorm", "clipnorm",
+                      "clipvalue", "bucket_boundaries", "shuffle_buffer", "steps_per_epoch", "seed")
 
 
 def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, Any],
@@ -127,7 +127,8 @@ def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, 
         return None
     trained = {**cfg.trainer.to_dict(), **(trainer or {})}
     tuner_cfg = {k: v for k, v in section.items() if k != "enabled"}
-    check_search_space(tuner_cfg.get("search_space") or {}, hparams)  # before any step runs
+    check_search_space(tuner_cfg.get("search_space") or {}, hparams,  # before any step runs
+                       tuner_cfg.get("objective", "val_loss"))
     return Tuner(transformed_examples=transform["transformed_examples"], transform_graph=transform["transform_graph"],
                  **stage_params("tuner", tuner_cfg, {"task": task, "hparams": hparams},
                                 defaults={k: trained[k] for k in TUNER_TRAINER_KEYS if k in trained}))

@@ -53,6 +53,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         gradient_diagnostics,
         lr_schedule_callbacks,
         train_and_eval_datasets,
+        training_loss,
         warm_start_from,
         weights_digest,
     )
@@ -81,7 +82,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                 if champion is not None:  # a failed restore may have assigned some weights
                     model = task.build_model(params["hparams"], tft_output)
             ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
-        model.compile(optimizer=optimizer(params, learning_rate), loss=fresh(task.loss),
+        model.compile(optimizer=optimizer(params, learning_rate), loss=training_loss(task, params["label_smoothing"]),
                       metrics=[fresh(m) for m in task.metrics])
     fix_keras_multi_worker(model)
     # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
@@ -212,6 +213,9 @@ class Trainer(Component):
         "warm_start_lr_scale": Param(float, 0.1, doc="the learning rate of a warm start, as a fraction",
                                      min=0, max=1, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES, doc="a Keras optimizer (models.make_optimizer)"),
+        "label_smoothing": Param(float, 0.0, min=0, max=1, max_exclusive=True,
+                                 doc="train against (1 - s) * one-hot + s / classes (cross-entropy losses only; "
+                                     "models.with_label_smoothing); 0 = off"),
         "global_clipnorm": Param(float, 1.0, doc="rescale all gradients together to this global norm; 0 = off",
                                  min=0),
         "clipnorm": Param(float, 0.0, doc="rescale each variable's gradient to this norm; 0 = off", min=0),

@@ -68,6 +68,19 @@ def fresh(obj: Any) -> Any:
     return obj if isinstance(obj, str) else type(obj).from_config(obj.get_config())
 
 
+def training_loss(task: TrainingTask, label_smoothing: float) -> Any:
+    """A new instance of the task's loss, with ``trainer.label_smoothing`` of its target distribution; a loss
+    that is not a cross-entropy (CTC, MSE) takes none, which is a ConfigError naming the key."""
+    from rnnpipe.errors import ConfigError
+    from rnnpipe.models import with_label_smoothing
+
+    try:
+        return with_label_smoothing(fresh(task.loss), label_smoothing)
+    except ValueError as e:
+        raise ConfigError(f"trainer.label_smoothing={label_smoothing:g}: this application's model does not train "
+                          f"with a cross-entropy ({e}); set trainer.label_smoothing to 0") from None
+
+
 class MetricsLogger(keras.callbacks.Callback):
     """Logs every epoch's training and validation metrics to the run's tracker as they happen."""
 

@@ -26,14 +26,18 @@ from rnnpipe.faults import fault_point
 
 from .trainer import CLIPPING, OPTIMIZER_NAMES
 
-TRAINER_KEYS = ("learning_rate", *CLIPPING)
+TRAINER_KEYS = ("learning_rate", "label_smoothing", *CLIPPING)
 ALGORITHMS = ("random", "bayesian", "hyperband")
 
 
-def check_search_space(space: dict, hparams: dict) -> None:
+def check_search_space(space: dict, hparams: dict, objective: str = "val_loss") -> None:
     """Names the first key or range a search cannot use, before anything trains."""
     if not space:
         raise ConfigError("tuner.search_space is empty: give at least one key, e.g. {units: [32, 64, 128]}")
+    if "label_smoothing" in space and "loss" in objective:
+        # Smoothing raises the loss it is measured by, so a loss objective would always choose the least.
+        raise ConfigError(f"tuner.search_space.label_smoothing: trials with more smoothing have a higher "
+                          f"{objective} by construction; set tuner.objective to a metric such as val_accuracy")
     for key, spec in space.items():
         if key not in hparams and key not in TRAINER_KEYS:
             raise ConfigError(f"tuner.search_space.{key}: not a key of the model section {sorted(hparams)} nor one "
@@ -65,11 +69,11 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     import keras_tuner as kt
 
     from .trainer import optimizer, with_trainer_values
-    from .training import fresh, train_and_eval_datasets
+    from .training import fresh, train_and_eval_datasets, training_loss
 
     task = Ref(params["task"]).resolve()
     space, hparams = params["search_space"], params["hparams"]
-    check_search_space(space, hparams)
+    check_search_space(space, hparams, params["objective"])
     tft_output = TransformGraph.load(inputs["transform_graph"])
     train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, params)
     objective = params["objective"]
@@ -85,7 +89,8 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
         model = task.build_model({**hparams, **{k: v for k, v in chosen.items() if k not in TRAINER_KEYS}},
                                  tft_output)
         trainer = with_trainer_values(params, {k: v for k, v in chosen.items() if k in TRAINER_KEYS})
-        model.compile(optimizer=optimizer(trainer, trainer["learning_rate"]), loss=fresh(task.loss),
+        model.compile(optimizer=optimizer(trainer, trainer["learning_rate"]),
+                      loss=training_loss(task, trainer["label_smoothing"]),
                       metrics=[fresh(m) for m in task.metrics])
         return model
 
@@ -184,6 +189,7 @@ class Tuner(Component):
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES),
+        "label_smoothing": Param(float, 0.0, min=0, max=1, max_exclusive=True),
         "global_clipnorm": Param(float, 1.0, min=0),
         "clipnorm": Param(float, 0.0, min=0),
         "clipvalue": Param(float, 0.0, min=0),

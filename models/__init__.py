@@ -25,6 +25,7 @@ from .diagnostics import GradientDiagnostics
 from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
+from .losses import SparseCategoricalCrossentropyWithSmoothing, with_label_smoothing
 from .optimizers import make_optimizer
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
@@ -54,6 +55,7 @@ __all__ = [
     "Seq2Seq",
     "SimpleRNN",
     "SimpleRNNCell",
+    "SparseCategoricalCrossentropyWithSmoothing",
     "build_crnn",
     "build_ctc_recognizer",
     "build_seq2seq",
@@ -69,4 +71,5 @@ __all__ = [
     "ctc_greedy_decode",
     "ctc_lexicon_decode",
     "make_optimizer",
+    "with_label_smoothing",
 ]

@@ -19,16 +19,20 @@ from rnnpipe.cli import main
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 
 
-@pytest.mark.parametrize(("space", "message"), [
-    ("{unitz: [2, 16]}", r"tuner.search_space.unitz: not a key of the model section \["),
-    ("{units: {min: 32, max: 8}}", r"tuner.search_space.units: expected a list of choices or \{min, max"),
-    ("{}", r"tuner.search_space is empty"),
+@pytest.mark.parametrize(("space", "objective", "message"), [
+    ("{unitz: [2, 16]}", "val_accuracy", r"tuner.search_space.unitz: not a key of the model section \["),
+    ("{units: {min: 32, max: 8}}", "val_accuracy",
+     r"tuner.search_space.units: expected a list of choices or \{min, max"),
+    ("{}", "val_accuracy", r"tuner.search_space is empty"),
+    ("{label_smoothing: [0.0, 0.1]}", "val_loss",
+     r"tuner.search_space.label_smoothing: trials with more smoothing have a higher val_loss by construction"),
 ])
 def test_a_bad_search_space_is_named_before_any_step_runs(tmp_path: Path, monkeypatch, capsys, space: str,
-                                                           message: str) -> None:
+                                                           objective: str, message: str) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    args = ["--set", f"data.path={SAMPLE}", "--set", "tuner.enabled=true", "--set", f"tuner.search_space={space}"]
+    args = ["--set", f"data.path={SAMPLE}", "--set", "tuner.enabled=true", "--set", f"tuner.search_space={space}",
+            "--set", f"tuner.objective={objective}"]
     assert main(["run", "sentiment", *args]) != 0
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "pipeline_root" / "sentiment" / "ExampleGen").exists()

@@ -98,7 +98,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                                       restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         MetricsLogger(ctx.tracker),
-        *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"]),
+        *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"], budget),
         *([budget] if budget else []),
         *([diagnostics] if diagnostics else []),
         *([BatchFaultPoint(f"Trainer.worker{ctx.worker_index}.batch")] if ctx.workers > 1 else []),

@@ -122,14 +122,19 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
-def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str) -> list:
+def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str,
+                          budget: TimeBudget | None = None) -> list:
     """Callbacks that vary the learning rate by epoch. Per epoch, not per step, because a bucketed dataset has no
-    known length; and a resumed run (BackupAndRestore) continues the schedule at the restored epoch."""
+    known length; and a resumed run (BackupAndRestore) continues the schedule at the restored epoch. With a
+    ``budget`` (trainer.max_minutes), cosine decays over the epochs that fit in it when fewer than ``epochs`` do,
+    as its epochs so far predict: a run cut by the clock still ends at the low rate, not halfway down."""
     if schedule == "cosine":
         floor = learning_rate * 0.05  # the last epochs still learn a little
 
         def cosine(epoch: int, _lr: float) -> float:
-            return floor + (learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(epochs, 1)))
+            last = budget.last_epoch() if budget is not None else None
+            horizon = max(min(epochs, last + 1) if last is not None else epochs, 1)
+            return floor + (learning_rate - floor) * 0.5 * (1 + math.cos(math.pi * min(epoch / horizon, 1.0)))
 
         return [keras.callbacks.LearningRateScheduler(cosine)]
     if schedule == "plateau":
@@ -166,26 +171,40 @@ def gradient_diagnostics(probe: tf.data.Dataset, every_n_steps: int | None, trac
 class TimeBudget(keras.callbacks.Callback):
     """Stops ``fit`` after the epoch past which one more (as long as the longest so far) would end beyond
     ``max_minutes`` of fitting, so that a run's length does not depend on the machine's speed. The weights
-    kept are EarlyStopping's best, restored when fit ends. ``stopped_after`` is that epoch's number, or None."""
+    kept are EarlyStopping's best, restored when fit ends. ``stopped_after`` is that epoch's number, or None;
+    ``last_epoch()`` predicts it from the epochs so far (for the learning-rate schedule)."""
 
     def __init__(self, max_minutes: float, clock: Callable[[], float] = time.monotonic,
-                 agree: Callable[[bool], bool] = bool) -> None:
-        # agree: the workers' common decision (any of them), so that all stop after the same epoch.
+                 agree: Callable[[float], float] = float) -> None:
+        # agree: the largest of the workers' values, so that all stop after the same epoch and predict alike.
         super().__init__()
         self.seconds, self.clock, self.agree = 60.0 * max_minutes, clock, agree
         self.stopped_after: int | None = None
+        self.durations: list[float] = []
+        self.first_epoch: int | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.started, self.longest, self.stopped_after = self.clock(), 0.0, None
+        self.started, self.durations, self.stopped_after, self.first_epoch = self.clock(), [], None, None
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch_started = self.clock()
+        if self.first_epoch is None:  # a resumed fit starts at the restored epoch, with the whole budget again
+            self.first_epoch = epoch
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         now = self.clock()
-        self.longest = max(self.longest, now - self.epoch_started)
-        if self.agree(now - self.started + self.longest > self.seconds) and not self.model.stop_training:
+        self.durations.append(self.agree(now - self.epoch_started))
+        if self.agree(float(now - self.started + max(self.durations) > self.seconds)) > 0 \
+                and not self.model.stop_training:
             self.model.stop_training, self.stopped_after = True, epoch + 1
+
+    def last_epoch(self) -> int | None:
+        """The 0-based number of the epoch after which the budget will stop ``fit`` if the epochs to come take
+        as long as those so far on average (the stop itself allows for the longest); None before one ended."""
+        if not self.durations:
+            return None
+        mean = sum(self.durations) / len(self.durations)
+        return (self.first_epoch or 0) + max(0, int((self.seconds - max(self.durations)) // mean))
 
 
 def fit_calibration(model: keras.Model, evaluation: tf.data.Dataset, log: Callable[[str], None]
@@ -234,13 +253,14 @@ class BatchFaultPoint(keras.callbacks.Callback):
         fault_point(self.name)
 
 
-def agree_across_workers(strategy: tf.distribute.Strategy) -> Callable[[bool], bool]:
-    """A function of one worker's yes/no that returns True on every worker when any says yes (an all-reduce
-    under MultiWorkerMirroredStrategy; the value itself elsewhere). Decisions that end ``fit`` must be the
-    same on every worker, or those still training wait for the others forever."""
+def agree_across_workers(strategy: tf.distribute.Strategy) -> Callable[[float], float]:
+    """A function of one worker's number that returns the largest of all workers' on every worker (an all-reduce
+    under MultiWorkerMirroredStrategy; the number itself elsewhere): for a yes/no as 1/0, yes when any says yes.
+    Decisions that end ``fit`` must be the same on every worker, or those still training wait for the others
+    forever; and so must the learning rate, or the replicas' weights drift apart."""
     if not _multi_worker(strategy):
-        return bool
-    return lambda vote: bool(strategy.reduce("MAX", tf.constant(float(vote)), axis=None) > 0)
+        return float
+    return lambda value: float(strategy.reduce("MAX", tf.constant(float(value)), axis=None))
 
 
 def _multi_worker(strategy: tf.distribute.Strategy) -> bool:

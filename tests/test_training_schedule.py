@@ -73,3 +73,26 @@ def test_time_budget_stops_before_an_epoch_that_would_overrun() -> None:
     roomy = TimeBudget(max_minutes=10.0, clock=lambda: now[0])
     assert len(model.fit(x, y, epochs=3, verbose=0, callbacks=[Tick(), roomy]).history["loss"]) == 3
     assert roomy.stopped_after is None
+
+
+def test_cosine_under_a_time_budget_decays_over_the_epochs_that_fit() -> None:
+    now = [0.0]
+
+    class Tick(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            now[0] += 10.0
+
+    budget = TimeBudget(max_minutes=1.0, clock=lambda: now[0])  # 60 s at 10 s an epoch: 6 of the 20 fit
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    rates: list[float] = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: rates.append(float(model.optimizer.learning_rate)))
+    x, y = np.ones((8, 2), "float32"), np.zeros((8, 1), "float32")
+    model.fit(x, y, epochs=20, verbose=0,
+              callbacks=[*lr_schedule_callbacks("cosine", 0.01, 20, "loss", budget), Tick(), budget, record])
+    assert budget.stopped_after == 6 and budget.last_epoch() == 5  # predicted after the first epoch, and right
+    assert rates[0] == pytest.approx(0.01)
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    # The sixth epoch of a 6-epoch cosine, as fit_rates("cosine", 6) ends; the 20-epoch one would be at 0.0086.
+    assert rates[-1] == pytest.approx(fit_rates("cosine", 6)[-1])

@@ -103,6 +103,38 @@ def test_jsonl_pairs_split_by_group_and_cut_by_length(tmp_path: Path) -> None:
         list(data.read_pairs(path, max_words=0))
 
 
+def test_a_long_pair_is_split_into_its_clauses_only_when_they_match() -> None:
+    source = "And God saw the light, that it was good: and God divided the light from the darkness."
+    target = "Y vió Dios que la luz era buena: y apartó Dios la luz de las tinieblas."
+    assert data.clause_pairs(source, target, max_words=10) == [
+        ("And God saw the light, that it was good:", "Y vió Dios que la luz era buena:"),
+        ("and God divided the light from the darkness.", "y apartó Dios la luz de las tinieblas."),
+    ]
+    assert data.clause_pairs(source, target, max_words=8) == []  # a clause of 9 words is still too long
+    assert data.clause_pairs(source, target.replace(":", ","), max_words=10) == []  # 2 clauses against 1
+    # As many clauses, but one side's first is more than twice as long as the other's: not each other's.
+    assert data.clause_pairs("Go: and he went his way unto the city of David.", "Vete y se fué: a la ciudad.",
+                             max_words=10) == []
+
+
+def test_split_long_keeps_the_clauses_of_a_long_pair_in_its_group(tmp_path: Path) -> None:
+    rows = [{"source": "One two: three four.", "target": "Uno dos: tres cuatro.", "group": "Genesis 1"},
+            {"source": "Short.", "target": "Corto.", "group": "Genesis 2"},
+            {"source": "One two three four five.", "target": "Uno dos tres cuatro cinco.", "group": "Genesis 3"}]
+    path = _write(tmp_path, "pairs.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    assert [r["source"] for _, r in data.read_pairs(path, max_words=3)] == ["Short."]
+    split = list(data.read_pairs(path, max_words=3, split_long=True))
+    assert [(where.rsplit(":", 1)[-1], r["source"], r["target"], r["group"]) for where, r in split] == [
+        ("1 (clause 1)", "One two:", "Uno dos:", "Genesis 1"),
+        ("1 (clause 2)", "three four.", "tres cuatro.", "Genesis 1"),
+        ("2", "Short.", "Corto.", "Genesis 2"),  # the 5-word pair has one clause: skipped as before
+    ]
+    genesis_1 = data.split_of("Genesis 1", {"train": 90, "eval": 5, "test": 5})
+    assert split[0][1]["split"] == split[1][1]["split"] == genesis_1
+    with pytest.raises(ConfigError, match="data.split_long must be true or false; got 'yes'"):
+        list(data.read_pairs(path, split_long="yes"))
+
+
 def test_wordpiece_vocabulary_round_trips_through_the_tokenizer(tmp_path: Path) -> None:
     import tensorflow as tf
 

@@ -41,7 +41,7 @@ def build_pipeline(cfg: Config) -> Pipeline:
     d = cfg.data
     splits = d.splits.to_dict() if hasattr(d.splits, "to_dict") else dict(d.splits)
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_pairs",
-                          reader_config={"max_words": d.max_words, "splits": splits},
+                          reader_config={"max_words": d.max_words, "split_long": d.split_long, "splits": splits},
                           partition_feature=data.SPLIT_KEY, splits=splits, **cfg.example_gen)
     t = cfg.transform.to_dict()
     return standard_pipeline(

@@ -13,7 +13,8 @@ strings, optional ``group``) and routes each pair to a split by a hash of its ``
 for the Bible: neighbouring verses repeat phrases, so a verse-level split would leak) or, without one,
 of its source sentence. A line with the wrong number of fields, an empty side or bytes that are not
 UTF-8 stops the run with ``file:line``. Pairs longer than ``max_words`` whitespace words on either side
-are skipped: that is the length cut of the default config (see config.yaml for why 20).
+are the length cut of the default config (see config.yaml for why 30): with ``split_long`` such a pair is
+split into its clauses when both sides have as many (``clause_pairs``), else it is skipped.
 """
 
 from __future__ import annotations
@@ -169,14 +170,36 @@ def _jsonl(path: Path) -> Iterator[tuple[str, str, str, str | None]]:
                str(group) if group not in (None, "") else None)
 
 
-def read_pairs(path: Path, *, max_words: int | None = 20,
+# A clause ends at a colon, semicolon or full stop (the KJV and the RV1909 punctuate clauses alike).
+_CLAUSE_END = re.compile(r"(?<=[:;.?!])\s+")
+
+
+def clause_pairs(source: str, target: str, max_words: int, max_ratio: float = 2.0) -> list[tuple[str, str]]:
+    """A long sentence pair as pairs of clauses, when both sides have the same number of clauses (split after
+    ``: ; . ? !``), each clause has at most ``max_words`` words and no clause is more than ``max_ratio`` times as
+    long as its counterpart, in words; [] when they do not (the pair cannot be split safely)."""
+    sources, targets = _CLAUSE_END.split(source.strip()), _CLAUSE_END.split(target.strip())
+    if len(sources) < 2 or len(sources) != len(targets):
+        return []
+    for s, t in zip(sources, targets, strict=True):
+        ns, nt = len(s.split()), len(t.split())
+        if max(ns, nt) > max_words or max(ns, nt) > max_ratio * min(ns, nt):
+            return []
+    return list(zip(sources, targets, strict=True))
+
+
+def read_pairs(path: Path, *, max_words: int | None = 20, split_long: bool = False,
                splits: dict[str, int] | None = None) -> Iterator[tuple[str, dict]]:
     """ExampleGen reader: ``(file:line, {source, target, group, split})`` per sentence pair of a TSV or JSONL
     file (``.jsonl`` / ``.json`` by extension, anything else is TSV); pairs with more than ``max_words``
-    words on a side are skipped (None keeps all). The split is a hash of ``group``, else of the source."""
+    words on a side are skipped (None keeps all) or, with ``split_long``, split into clause pairs where
+    ``clause_pairs`` can (each keeps its pair's group, so a chapter's clauses share its split). The split is a
+    hash of ``group``, else of the source."""
     splits = splits or {"train": 90, "eval": 5, "test": 5}
     if max_words is not None and (isinstance(max_words, bool) or not isinstance(max_words, int) or max_words < 1):
         raise ConfigError(f"data.max_words must be a positive integer or null; got {max_words!r}")
+    if not isinstance(split_long, bool):
+        raise ConfigError(f"data.split_long must be true or false; got {split_long!r}")
     path = Path(path)
     if not path.exists():
         raise DataError(f"data not found: {path}; fetch the default data with `rnnpipe data fetch translation` or "
@@ -185,10 +208,13 @@ def read_pairs(path: Path, *, max_words: int | None = 20,
         raise DataError(f"{path}: is a directory; data.path must name a TSV or JSONL file of sentence pairs")
     lines = _jsonl(path) if path.suffix.lower() in (".jsonl", ".json", ".ndjson") else _tsv(path)
     for where, source, target, group in lines:
-        if max_words is not None and max(len(source.split()), len(target.split())) > max_words:
-            continue
         group = group or source
-        yield where, {SOURCE_KEY: source, TARGET_KEY: target, GROUP_KEY: group, SPLIT_KEY: split_of(group, splits)}
+        split = split_of(group, splits)
+        if max_words is None or max(len(source.split()), len(target.split())) <= max_words:
+            yield where, {SOURCE_KEY: source, TARGET_KEY: target, GROUP_KEY: group, SPLIT_KEY: split}
+        elif split_long:
+            for i, (s, t) in enumerate(clause_pairs(source, target, max_words), 1):
+                yield f"{where} (clause {i})", {SOURCE_KEY: s, TARGET_KEY: t, GROUP_KEY: group, SPLIT_KEY: split}
 
 
 def default_path(cache: Path) -> Path:

@@ -176,7 +176,7 @@ class TimeBudget(keras.callbacks.Callback):
 
     def __init__(self, max_minutes: float, clock: Callable[[], float] = time.monotonic,
                  agree: Callable[[float], float] = float) -> None:
-        # agree: the largest of the workers' values, so that all stop after the same epoch and predict alike.
+        # agree: the mean of the workers' values, so that all stop after the same epoch and predict alike.
         super().__init__()
         self.seconds, self.clock, self.agree = 60.0 * max_minutes, clock, agree
         self.stopped_after: int | None = None
@@ -254,13 +254,21 @@ class BatchFaultPoint(keras.callbacks.Callback):
 
 
 def agree_across_workers(strategy: tf.distribute.Strategy) -> Callable[[float], float]:
-    """A function of one worker's number that returns the largest of all workers' on every worker (an all-reduce
-    under MultiWorkerMirroredStrategy; the number itself elsewhere): for a yes/no as 1/0, yes when any says yes.
-    Decisions that end ``fit`` must be the same on every worker, or those still training wait for the others
-    forever; and so must the learning rate, or the replicas' weights drift apart."""
+    """A function of one worker's number that returns the mean of all workers' on every worker (an all-reduce
+    under MultiWorkerMirroredStrategy; the number itself elsewhere): for a yes/no as 1/0, above 0 when any says
+    yes. Decisions that end ``fit`` must be the same on every worker, or those still training wait for the
+    others forever; and so must the learning rate, or the replicas' weights drift apart."""
     if not _multi_worker(strategy):
         return float
-    return lambda value: float(strategy.reduce("MAX", tf.constant(float(value)), axis=None))
+
+    def agree(value: float) -> float:
+        # In a replica context: Strategy.reduce would take a plain tensor as every replica's value, unreduced.
+        def mean() -> tf.Tensor:
+            return tf.distribute.get_replica_context().all_reduce("MEAN", tf.constant(float(value)))
+
+        return float(strategy.experimental_local_results(strategy.run(mean))[0])
+
+    return agree
 
 
 def _multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -3,6 +3,10 @@ clipping keys; trainer.max_minutes."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -96,3 +100,33 @@ def test_cosine_under_a_time_budget_decays_over_the_epochs_that_fit() -> None:
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     # The sixth epoch of a 6-epoch cosine, as fit_rates("cosine", 6) ends; the 20-epoch one would be at 0.0086.
     assert rates[-1] == pytest.approx(fit_rates("cosine", 6)[-1])
+
+
+AGREE = """
+import json, os, sys
+os.environ["TF_CONFIG"] = json.dumps({"cluster": {"worker": sys.argv[2:]},
+                                      "task": {"type": "worker", "index": int(sys.argv[1])}})
+import tensorflow as tf
+from rnnpipe.components.training import agree_across_workers
+agree = agree_across_workers(tf.distribute.MultiWorkerMirroredStrategy())
+index = int(sys.argv[1])
+print(json.dumps([agree(float(index)), agree(3.0 + 2 * index), agree(float(index == 1)) > 0]))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow  # two fresh TensorFlow processes
+def test_two_workers_agree_on_the_mean_of_their_values() -> None:
+    # The time budget's durations and stop votes: every worker must get the same number back, or one stops
+    # (or decays its learning rate) while the other goes on.
+    cluster = [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]
+    workers = [subprocess.Popen([sys.executable, "-c", AGREE, str(i), *cluster], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert [out.strip().splitlines()[-1] for out, _ in outputs] == ["[0.5, 4.0, true]"] * 2

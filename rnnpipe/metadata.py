@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 
 from . import storage
 from .errors import PipelineLockedError
@@ -76,6 +77,32 @@ events = sa.Table(
     sa.Column("kind", sa.String(8), nullable=False),  # input, output
     sa.Column("name", sa.String(128), nullable=False),
 )
+
+
+class database_clock(sa.sql.expression.FunctionElement):
+    """The database's clock in seconds since the epoch. Lease times are written and compared on it alone, so
+    machines that share a store need not agree on the time: one whose clock runs minutes ahead would otherwise
+    take a live run's lease over, and one behind would leave a dead run's lease standing too long."""
+
+    type = sa.Float()
+    inherit_cache = True
+
+
+@compiles(database_clock, "sqlite")
+def _sqlite_clock(element: database_clock, compiler: object, **kw: object) -> str:
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@compiles(database_clock, "postgresql")
+def _postgresql_clock(element: database_clock, compiler: object, **kw: object) -> str:
+    # clock_timestamp(), not now(): now() stands still for the whole transaction.
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(database_clock, "mysql")
+@compiles(database_clock, "mariadb")
+def _mysql_clock(element: database_clock, compiler: object, **kw: object) -> str:
+    return "UNIX_TIMESTAMP(NOW(6))"
 
 
 LEASE_SECONDS = 120.0  # a holder that has not renewed its lease for this long is gone (a lost machine or pod)
@@ -191,7 +218,7 @@ class MetadataStore:
             while not stop.wait(RENEW_SECONDS):
                 with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.begin() as c:
                     c.execute(leases.update().where((leases.c.pipeline == pipeline) & (leases.c.token == token))
-                              .values(renewed_at=time.time()))
+                              .values(renewed_at=database_clock()))
 
         renewer = threading.Thread(target=renew, name=f"rnnpipe-lease-{pipeline}", daemon=True)
         renewer.start()
@@ -204,21 +231,22 @@ class MetadataStore:
                 c.execute(leases.delete().where((leases.c.pipeline == pipeline) & (leases.c.token == token)))
 
     def _take_lease(self, pipeline: str, token: str) -> None:
-        host, now = socket.gethostname(), time.time()
+        host = socket.gethostname()
         with self.engine.begin() as c:
-            held = c.execute(leases.select().where(leases.c.pipeline == pipeline)).mappings().first()
+            held = c.execute(sa.select(leases, (database_clock() - leases.c.renewed_at).label("age"))
+                             .where(leases.c.pipeline == pipeline)).mappings().first()
             if held is not None:
-                gone = now - held["renewed_at"] > LEASE_SECONDS or (held["host"] == host and not pid_alive(held["pid"]))
+                gone = held["age"] > LEASE_SECONDS or (held["host"] == host and not pid_alive(held["pid"]))
                 if not gone:
                     raise PipelineLockedError(
                         f"another run of pipeline {pipeline} is in progress (host {held['host']}, pid {held['pid']}, "
-                        f"its lease in the metadata store renewed {now - held['renewed_at']:.0f} s ago); wait for it "
+                        f"its lease in the metadata store renewed {held['age']:.0f} s ago); wait for it "
                         f"to finish (a holder that stops renewing is taken over after {LEASE_SECONDS:.0f} s)")
                 c.execute(leases.delete().where((leases.c.pipeline == pipeline) & (leases.c.token == held["token"])))
         try:  # the primary key lets one of two racing inserts through
             with self.engine.begin() as c:
                 c.execute(leases.insert().values(pipeline=pipeline, host=host, pid=os.getpid(), token=token,
-                                                 renewed_at=now))
+                                                 renewed_at=database_clock()))
         except sa.exc.IntegrityError:
             raise PipelineLockedError(f"another run of pipeline {pipeline} took its lease in the metadata store at "
                                       "the same moment; wait for it to finish") from None

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from toy_components import toy_pipeline
@@ -34,6 +35,17 @@ def test_a_run_elsewhere_holds_the_pipeline_until_it_ends(workdir: Path) -> None
     assert run_pipeline(toy_pipeline(), machine(workdir, "b")).executed  # released when A ended
     with store.engine.connect() as c:
         assert c.execute(leases.select()).all() == []
+
+
+def test_a_machine_whose_clock_runs_ahead_does_not_take_a_live_lease_over(workdir: Path, monkeypatch) -> None:
+    """Lease times are the database's: a machine an hour ahead still sees the holder's fresh renewal."""
+    from rnnpipe import metadata
+
+    store = MetadataStore(f"sqlite:///{workdir / 'shared.sqlite'}")
+    with store.lease("toy"):
+        monkeypatch.setattr(metadata, "time", SimpleNamespace(time=lambda: time.time() + 3600))
+        with pytest.raises(PipelineLockedError, match=r"renewed 0 s ago"):
+            run_pipeline(toy_pipeline(), machine(workdir, "b"))
 
 
 @pytest.mark.parametrize("holder", ["lost machine", "dead process here", "live machine"])

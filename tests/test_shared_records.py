@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,22 @@ def test_a_pipeline_records_to_and_reuses_from_a_postgresql_metadata_store(postg
         recorded = c.execute(sa.select(sa.func.count()).select_from(executions)).scalar()
     assert statuses == ["COMPLETE", "COMPLETE"] and recorded == 6  # 3 executed, 3 cached
     assert not list(workdir.rglob("metadata.sqlite"))
+
+
+def test_lease_ages_come_from_the_postgresql_servers_clock(postgres: str) -> None:
+    from rnnpipe.errors import PipelineLockedError
+    from rnnpipe.metadata import LEASE_SECONDS, MetadataStore, database_clock, leases
+
+    store = MetadataStore(create_database(postgres, "lease_clock"))
+    with store.engine.connect() as c:
+        assert abs(c.execute(sa.select(database_clock())).scalar() - time.time()) < 5  # the same host here
+    with store.lease("toy"), pytest.raises(PipelineLockedError, match=r"renewed 0 s ago"), store.lease("toy"):
+        pass
+    with store.engine.begin() as c:  # a holder on another machine that stopped renewing
+        c.execute(leases.insert().values(pipeline="toy", host="elsewhere", pid=1, token="t",
+                                         renewed_at=database_clock() - LEASE_SECONDS - 1))
+    with store.lease("toy"), store.engine.connect() as c:
+        assert c.execute(sa.select(leases.c.host)).scalars().all() == [socket.gethostname()]
 
 
 def test_processes_opening_a_new_shared_store_at_once_all_succeed(postgres: str, tmp_path: Path) -> None:

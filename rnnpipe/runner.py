@@ -20,7 +20,7 @@ import posixpath
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +83,7 @@ class RunResult:
     mlflow_run_id: str
     executed: list[str] = field(default_factory=list)
     cache_hits: list[str] = field(default_factory=list)
-    outputs: dict[str, dict[str, Artifact]] = field(default_factory=dict)
+    outputs: dict[str, Mapping[str, Artifact]] = field(default_factory=dict)
     metrics: dict[str, dict] = field(default_factory=dict)
 
 
@@ -230,14 +230,14 @@ def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, 
              reuse_latest: bool = False, before_execute: Callable[[], None] = lambda: None
              ) -> dict[str, StoredArtifact]:
     """One step of a run, executed or found in the cache; its outputs and metrics go into ``result``."""
-    in_artifacts = {k: _artifact(a) for k, a in inputs.items()}
+    in_artifacts = LocalCopies(inputs)
     external = step.external_fingerprint(in_artifacts)
     if external:  # what a step reads from outside the pipeline: for a source step, the data
         kind = "external" if step.inputs else "data_fingerprint"
         tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
     outs, metrics = _run_step(step, inputs, in_artifacts, external, pipeline, root, store, run_id, tracker, cfg,
                               force=force, reuse_latest=reuse_latest, result=result, before_execute=before_execute)
-    result.outputs[step.id] = {n: _artifact(a) for n, a in outs.items()}
+    result.outputs[step.id] = LocalCopies(outs)
     result.metrics[step.id] = metrics
     return outs
 
@@ -320,7 +320,7 @@ def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
     produced: dict[tuple[str, str], StoredArtifact] = {}
     for position, step in enumerate(pipeline.steps):
         inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-        external = step.external_fingerprint({k: _artifact(a) for k, a in inputs.items()})
+        external = step.external_fingerprint(LocalCopies(inputs))
         previous = store.find_complete(pipeline.name, step.id, _cache_key(step, inputs, external))
         if previous is None:  # this one executes; what follows gets new inputs, so it would too
             return [s.id for s in pipeline.steps[position:]]
@@ -351,6 +351,26 @@ def _artifact(stored: StoredArtifact) -> Artifact:
                     stored.fingerprint)
 
 
+class LocalCopies(Mapping[str, Artifact]):
+    """Artifacts by name as executors read them (`_artifact`), each downloaded, when remote, on its first look-up:
+    a cached step, or one whose cache check reads none of its inputs, downloads nothing."""
+
+    def __init__(self, stored: dict[str, StoredArtifact]) -> None:
+        self._stored = dict(stored)
+        self._local: dict[str, Artifact] = {}
+
+    def __getitem__(self, name: str) -> Artifact:
+        if name not in self._local:
+            self._local[name] = _artifact(self._stored[name])
+        return self._local[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._stored)
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+
 def _recover(store: MetadataStore, pipeline: str, root: Layout, uri: str) -> None:
     """Cleans up after a killed run: its executions are ABANDONED (their outputs, renamed in or not, are
     deleted: nothing reads them), its MLflow runs are closed as KILLED, and temporary folders go."""
@@ -366,7 +386,7 @@ def _recover(store: MetadataStore, pipeline: str, root: Layout, uri: str) -> Non
         close_run(uri, run_id, "KILLED")
 
 
-def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: dict[str, Artifact], external: str,
+def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: Mapping[str, Artifact], external: str,
               pipeline: str, root: Layout, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
               force: bool, reuse_latest: bool, result: RunResult, before_execute: Callable[[], None] = lambda: None
               ) -> tuple[dict[str, StoredArtifact], dict]:
@@ -378,7 +398,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
     else:
         previous = None if force else store.find_complete(pipeline, step.id, key)
     if previous is not None and not reuse_latest:
-        reason = step.verify_cached({n: _artifact(a) for n, a in store.outputs_of(previous).items()},
+        reason = step.verify_cached(LocalCopies(store.outputs_of(previous)),
                                     _context(step, pipeline, previous, root, key, cfg, tracker,
                                              root.local / step.id))
         if reason:

@@ -64,15 +64,19 @@ def test_executions_are_published_with_a_marker_and_read_back_on_another_machine
     # Nothing of the pipeline's is kept locally but copies and the lock: the artifacts are the bucket's.
     assert not (workdir / "pipeline_root").exists()
 
-    # Another machine: an empty local cache. Everything is a cache hit (the markers say the uploads are whole);
-    # what the executed step reads is downloaded, and its output lands in the bucket.
+    # Another machine: an empty local cache. Everything is a cache hit (the markers say the uploads are whole),
+    # and nothing is downloaded until read; what an executed step reads is, and its output lands in the bucket.
     monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-b"))
     again = run_pipeline(toy_pipeline(), cfg)
     assert again.cache_hits == ["Source", "Scale", "ScaleAgain"] and again.executed == []
+    assert not list(workdir.glob("cache-b/**/n.txt"))
     assert Path(again.outputs["ScaleAgain"]["numbers"].uri).is_relative_to(workdir / "cache-b")
+    assert len(list(workdir.glob("cache-b/**/n.txt"))) == 1
     monkeypatch.setenv("RNNPIPE_CACHE", str(workdir / "cache-c"))
     changed = run_pipeline(toy_pipeline(factor=5), cfg)
     assert changed.cache_hits == ["Source"] and changed.executed == ["Scale", "ScaleAgain"]
+    # The one download is the Source output Scale read; the two executed steps keep copies of what they wrote.
+    assert sorted(p.read_text() for p in workdir.glob("cache-c/**/n.txt")) == ["15", "150", "3"]
     assert Path(changed.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "150"
     assert sum(p.startswith("root/toy/ScaleAgain/") and p.endswith("/_COMPLETE") for p in objects(bucket)) == 2
 

@@ -40,6 +40,7 @@ from ._validation import (
     check_int_at_least,
     check_positive_float,
     check_positive_int,
+    check_rate,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .lexical import LexicalBias
@@ -103,6 +104,9 @@ class Seq2Seq(keras.Model):
         lexical_bias: add a `LexicalBias` layer (named `"lexical_bias"`) to the logits; its table is all zeros,
             i.e. no bias, until set with `model.get_layer("lexical_bias").set_table(...)` before training.
         lexical_epsilon: the `LexicalBias` floor, in (0, 1).
+        word_dropout: in training, the probability of dropping a whole token's embedding (source and
+            teacher-forced target alike; the rest are scaled by `1 / (1 - word_dropout)`), in [0, 1): with
+            few sentence pairs the model then leans less on any one word (Sennrich and Zhang, 2019).
         name: model name.
 
     Example:
@@ -140,6 +144,7 @@ class Seq2Seq(keras.Model):
         embeddings_initializer: Any = "uniform",
         lexical_bias: bool = False,
         lexical_epsilon: float = 1e-3,
+        word_dropout: float = 0.0,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -178,6 +183,7 @@ class Seq2Seq(keras.Model):
         for arg, value in (("max_source_length", max_source_length), ("max_target_length", max_target_length)):
             if value is not None:
                 check_positive_int(arg, value)
+        word_dropout = check_rate("word_dropout", word_dropout)
 
         source_embedding = keras.layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
@@ -220,6 +226,10 @@ class Seq2Seq(keras.Model):
         lexical_bias = check_bool("lexical_bias", lexical_bias)
         lexical = LexicalBias(source_vocab_size, target_vocab_size, lexical_epsilon, name="lexical_bias") \
             if lexical_bias else None
+        # One mask value per token (noise_shape): a dropped token loses its whole embedding.
+        word_dropouts = {side: keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1),
+                                                    name=f"{side}_word_dropout") if word_dropout else None
+                         for side in ("source", "target")}
 
         source = keras.Input(shape=(max_source_length,), dtype="int32", name="source")
         target_in = keras.Input(shape=(max_target_length,), dtype="int32", name="target_in")
@@ -234,6 +244,8 @@ class Seq2Seq(keras.Model):
             "output_dropout": output_dropout,
             "logits": logits_layer,
             "lexical_bias": lexical,
+            "source_word_dropout": word_dropouts["source"],
+            "target_word_dropout": word_dropouts["target"],
         }
         encoder_outputs, source_mask, initial_states = _encode(parts, source)
         logits = _decode_teacher_forced(parts, source, target_in, encoder_outputs, source_mask, initial_states)
@@ -262,6 +274,7 @@ class Seq2Seq(keras.Model):
             "embeddings_initializer": keras.initializers.serialize(initializer),
             "lexical_bias": lexical_bias,
             "lexical_epsilon": float(lexical_epsilon),
+            "word_dropout": word_dropout,
         }
 
     # -- config ------------------------------------------------------------
@@ -309,6 +322,8 @@ class Seq2Seq(keras.Model):
             "output_dropout": self.get_layer("output_dropout"),
             "logits": self.get_layer("logits"),
             "lexical_bias": self.get_layer("lexical_bias") if args["lexical_bias"] else None,
+            **{f"{side}_word_dropout": self.get_layer(f"{side}_word_dropout") if args["word_dropout"] else None
+               for side in ("source", "target")},
         }
 
     # -- decoding ----------------------------------------------------------
@@ -524,12 +539,17 @@ class Seq2Seq(keras.Model):
         }
 
 
+def _word_dropout(parts: dict[str, Any], side: str, embedded: Any, training: Any) -> Any:
+    layer = parts[f"{side}_word_dropout"]
+    return embedded if layer is None else layer(embedded, training=training)
+
+
 def _encode(
     parts: dict[str, Any], source: Any, training: Any = None
 ) -> tuple[Any, Any, list[list[Any]]]:
     """Encoder outputs, source mask and the decoder layers' initial states; symbolic or eager."""
     mask = keras.ops.not_equal(source, 0)
-    x = parts["source_embedding"](source)
+    x = _word_dropout(parts, "source", parts["source_embedding"](source), training)
     initial_states = []
     for index, encoder in enumerate(parts["encoders"]):
         x, *states = encoder(x, mask=mask, training=training)
@@ -554,7 +574,7 @@ def _decode_teacher_forced(
 ) -> Any:
     """Logits of every target step given the true previous tokens."""
     target_mask = keras.ops.not_equal(target_in, 0)
-    y = parts["target_embedding"](target_in)
+    y = _word_dropout(parts, "target", parts["target_embedding"](target_in), training)
     for decoder, states in zip(parts["decoders"], initial_states, strict=True):
         y = decoder(y, initial_state=states, mask=target_mask, training=training)
     context, weights = parts["attention"](y, encoder_outputs, mask=[target_mask, source_mask])
@@ -585,6 +605,7 @@ def build_seq2seq(
     embeddings_initializer: Any = "uniform",
     lexical_bias: bool = False,
     lexical_epsilon: float = 1e-3,
+    word_dropout: float = 0.0,
 ) -> Seq2Seq:
     """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
 
@@ -614,4 +635,5 @@ def build_seq2seq(
         embeddings_initializer=embeddings_initializer,
         lexical_bias=lexical_bias,
         lexical_epsilon=lexical_epsilon,
+        word_dropout=word_dropout,
     )

@@ -222,6 +222,24 @@ def test_a_beam_wider_than_every_candidate_set_finds_the_exhaustive_best(alpha):
         np.testing.assert_allclose(decoded["beam_scores"].numpy()[row], runner_up, atol=1e-5)
 
 
+def test_word_dropout_drops_whole_token_embeddings_in_training_and_nothing_at_inference():
+    keras.utils.set_random_seed(7)
+    model = build_seq2seq(VOCAB, VOCAB, embedding_dim=6, units=5, word_dropout=0.5)
+    plain = build_seq2seq(VOCAB, VOCAB, embedding_dim=6, units=5)
+    plain.set_weights(model.get_weights())
+    source = np.array([[3, 4, 5, 6, 7, 8, 9, 10], [7, 8, 0, 0, 0, 0, 0, 0]], "int32")
+    inputs = {"source": source, "target_in": np.array([[START, 5, 6, 7], [START, 3, 0, 0]], "int32")}
+    np.testing.assert_allclose(model(inputs), plain(inputs), atol=1e-6)
+    np.testing.assert_array_equal(model.greedy_decode(source, max_length=5)["tokens"],
+                                  plain.greedy_decode(source, max_length=5)["tokens"])
+    assert not np.allclose(model(inputs, training=True), plain(inputs), atol=1e-3)
+    embedded = np.asarray(model.get_layer("source_embedding")(np.tile(source, (8, 1))))
+    dropped = np.asarray(model.get_layer("source_word_dropout")(embedded, training=True))
+    kept = np.all(np.isclose(dropped, 2.0 * embedded), axis=-1)
+    gone = np.all(dropped == 0.0, axis=-1)
+    assert np.all(kept | gone) and 0.3 < gone[embedded.any(-1)].mean() < 0.7
+
+
 def test_get_config_covers_every_argument():
     arguments = {
         "source_vocab_size": 9,
@@ -239,6 +257,7 @@ def test_get_config_covers_every_argument():
         "end_id": 11,
         "max_source_length": 7,
         "max_target_length": 8,
+        "word_dropout": 0.5,
     }
     model = build_seq2seq(**arguments, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))
     config = model.get_config()
@@ -256,6 +275,7 @@ def test_get_config_covers_every_argument():
         ({"cell": "rnn"}, ["`cell`", "'gru'", "Received: cell='rnn'"]),
         ({"units": 0}, ["`units`", "positive integer", "Received: units=0"]),
         ({"dropout": 1.0}, ["`dropout`", "[0, 1)", "Received: dropout=1.0"]),
+        ({"word_dropout": -0.1}, ["`word_dropout`", "[0, 1)", "Received: word_dropout=-0.1"]),
         ({"attention": "luong"}, ["`attention`", "'additive'", "Received: attention='luong'"]),
         ({"attention": "dot"}, ["bidirectional=False", "Received: attention='dot', bidirectional=True"]),
         ({"end_id": 11}, ["`end_id`", "[1, 10]", "Received: end_id=11"]),

@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from typing import Any
 from rnnpipe import errors
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Ref
+from rnnpipe.processes import free_ports
 
 CALLS = "tracker_calls.json"  # the chief's MLflow calls, replayed by the pipeline's process
 RESULT = "result.json"
@@ -46,7 +46,7 @@ def run_on_workers(executor: str, inputs: dict[str, Artifact], outputs: dict[str
     root = ctx.scratch_dir / "multi_worker"
     shutil.rmtree(root, ignore_errors=True)  # a failed attempt's worker outputs (the backup is beside it)
     root.mkdir(parents=True)
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(ctx.workers)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(ctx.workers)]}
     processes = []
     for index in range(ctx.workers):
         chief = index == 0
@@ -107,17 +107,6 @@ def _wait(processes: list[tuple[subprocess.Popen, Any]]) -> tuple[int, int] | No
         if all(code == 0 for code in codes):
             return None
         time.sleep(0.2)
-
-
-def _free_ports(n: int) -> list[int]:
-    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("localhost", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 class DeferredTracker:

@@ -12,7 +12,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from postgres import free_port
+from rnnpipe.processes import free_ports
 
 # What s3fs (botocore) reads: the endpoint, and credentials that moto accepts whatever they are.
 S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -21,7 +21,7 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "A
 @contextlib.contextmanager
 def s3_server(log: Path) -> Iterator[dict[str, str]]:
     """Starts moto's S3 server on a free port; yields the environment that points s3fs at it."""
-    port = free_port()
+    (port,) = free_ports(1)
     server = Path(sys.executable).with_name("moto_server")
     with open(log, "w") as out:
         proc = subprocess.Popen([str(server), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)

@@ -7,7 +7,6 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -18,13 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from rnnpipe.processes import free_ports
+
 NOT_INSTALLED = "PostgreSQL is not installed: apt-get install postgresql (`make system-deps`; .ci/run does it)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -39,7 +34,7 @@ def postgres_server() -> Iterator[str]:
     folder = Path(tempfile.mkdtemp(prefix="rnnpipe-pg-"))
     if as_user:
         shutil.chown(folder, "postgres")
-    port = free_port()
+    (port,) = free_ports(1)
     data = folder / "data"
     subprocess.run([*as_user, bindir / "initdb", "-D", data, "-A", "trust", "-U", "rnnpipe", "-E", "UTF8",
                     "--no-sync"], check=True, capture_output=True)
@@ -66,7 +61,7 @@ def create_database(server: str, name: str) -> str:
 def mlflow_server(backend: str, artifacts: Path) -> Iterator[str]:
     """``mlflow server`` with ``backend`` as its store and ``artifacts`` as the artifact destination (served
     over HTTP: clients upload through it); yields its http:// tracking URI once /health answers."""
-    port = free_port()
+    (port,) = free_ports(1)
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")  # noqa: SIM115 - closed below
     server = subprocess.Popen(
         [Path(sys.executable).parent / "mlflow", "server", "--backend-store-uri", backend,

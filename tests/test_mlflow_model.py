@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from toy_components import toy_config
 from rnnpipe.components.infra_validator import WARMUP_FILE, warmup_requests
 from rnnpipe.components.pusher import Pusher
 from rnnpipe.dsl import Component, Pipeline
+from rnnpipe.processes import free_ports
 
 # Two rows of raw inputs; `scale` is left out: it comes from the Pusher's request_defaults.
 ROWS = {"text": ["Ab c", "déjà vu"], "window": [[1.0, 2.0, 3.0], [0.5, 0.0, -1.0]]}
@@ -168,12 +168,6 @@ def assert_same(got: dict, want: dict) -> None:
                                        rtol=1e-6, atol=1e-7, err_msg=name)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_registered_model_loads_in_a_fresh_process_and_is_served_by_mlflow(pushed: dict) -> None:
     from mlflow.tracking import MlflowClient
 
@@ -185,7 +179,7 @@ def test_registered_model_loads_in_a_fresh_process_and_is_served_by_mlflow(pushe
     # The venv's bin first on PATH, as an activated venv has it: the server runs `uvicorn` from PATH.
     bin_dir = Path(sys.executable).parent
     env = {**os.environ, "MLFLOW_TRACKING_URI": pushed["uri"], "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    port, log = free_port(), pushed["work"] / "serve.log"
+    (port,), log = free_ports(1), pushed["work"] / "serve.log"
     with log.open("wb") as out:  # a file, not a pipe nobody reads while the server runs
         server = subprocess.Popen([str(bin_dir / "mlflow"), "models", "serve", "-m", "models:/demo@champion",
                                    "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import glob
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from rnnpipe.cli import main
+from rnnpipe.processes import free_ports
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 SMALL = [f"data.path={SAMPLE}", "trainer.epochs=1", "transform.min_frequency=1", "model.units=8",
@@ -44,12 +44,6 @@ def transformed(work: Path) -> tuple[dict[str, bytes], dict[str, list[bytes]]]:
     return vocabularies, records
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("environment", ["LOOPBACK", "EXTERNAL"])
 def test_portable_runner_matches_the_direct_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -59,7 +53,7 @@ def test_portable_runner_matches_the_direct_runner(tmp_path: Path, monkeypatch: 
     options = ["--job_endpoint=embed", f"--environment_type={environment}"]
     pool = None
     if environment == "EXTERNAL":  # a worker pool whose SDK harnesses are separate Python processes
-        port = free_port()
+        (port,) = free_ports(1)
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # workers run `python`
         pool = subprocess.Popen([sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
                                  f"--service_port={port}"], env=env, stdout=subprocess.PIPE,

@@ -10,11 +10,11 @@ import keras
 import numpy as np
 import pytest
 
-from rnnpipe.components.multi_worker import _free_ports
 from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
 from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks
 from rnnpipe.errors import ConfigError
 from rnnpipe.models.optimizers import OPTIMIZERS
+from rnnpipe.processes import free_ports
 
 
 def fit_rates(schedule: str, epochs: int) -> list[float]:
@@ -118,7 +118,7 @@ print(json.dumps([agree(float(index)), agree(3.0 + 2 * index), agree(float(index
 def test_two_workers_agree_on_the_mean_of_their_values() -> None:
     # The time budget's durations and stop votes: every worker must get the same number back, or one stops
     # (or decays its learning rate) while the other goes on.
-    cluster = [f"localhost:{port}" for port in _free_ports(2)]  # as `--workers` picks them: two distinct ports
+    cluster = [f"localhost:{port}" for port in free_ports(2)]  # as `--workers` picks them: two distinct ports
     workers = [subprocess.Popen([sys.executable, "-c", AGREE, str(i), *cluster], stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True) for i in range(2)]
     outputs = [w.communicate(timeout=300) for w in workers]

@@ -224,6 +224,20 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gc(args: argparse.Namespace) -> int:
+    from .runner import collect_garbage
+
+    app = load_application(args.app)
+    cfg = _config(app, args)
+    done = collect_garbage(cfg, args.app, args.keep_runs, dry_run=args.dry_run)
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{args.app}: {verb} the outputs of {len(done.executions)} execution(s), {done.bytes / 1e6:.1f} MB, "
+          f"that none of the last {args.keep_runs} run(s) used")
+    for component, execution_id in done.executions:
+        print(f"  {component} {execution_id}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from mlflow.tracking import MlflowClient
 
@@ -396,6 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     runs.add_argument("--limit", type=int, default=20)
     runs.add_argument("--all-metrics", action="store_true", help="also every step's metrics (slices, peers, ...)")
     runs.set_defaults(fn=cmd_runs)
+    gc = command(sub, "gc", "delete the outputs of executions that no recent run used (their records stay)")
+    gc.add_argument("--keep-runs", type=int, default=10, help="keep what the last N runs produced or reused")
+    gc.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
+    gc.set_defaults(fn=cmd_gc)
     compare = command(sub, "compare", "an application's runs side by side: primary metric, baseline, champion, "
                                       "outcome, the config keys that differ, the MLflow comparison view")
     compare.add_argument("runs", nargs="*", metavar="RUN", help="run ids or prefixes (`rnnpipe runs APP`); "

@@ -43,7 +43,8 @@ executions = sa.Table(
     sa.Column("pipeline", sa.String(128), nullable=False),
     sa.Column("component", sa.String(128), nullable=False),
     sa.Column("cache_key", sa.String(64), nullable=False, index=True),
-    sa.Column("status", sa.String(16), nullable=False),  # RUNNING, COMPLETE, FAILED, ABANDONED, CACHED
+    # RUNNING, COMPLETE, FAILED, ABANDONED, CACHED, COLLECTED (complete, its outputs deleted by `rnnpipe gc`)
+    sa.Column("status", sa.String(16), nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
     sa.Column("metrics", sa.Text, default="{}"),
@@ -105,6 +106,7 @@ def _mysql_clock(element: database_clock, compiler: object, **kw: object) -> str
     return "UNIX_TIMESTAMP(NOW(6))"
 
 
+OPEN_RUN = "OPEN"  # a scheduled run between its stages (rnnpipe/runner.py)
 LEASE_SECONDS = 120.0  # a holder that has not renewed its lease for this long is gone (a lost machine or pod)
 RENEW_SECONDS = 20.0
 
@@ -291,6 +293,28 @@ class MetadataStore:
         with self.engine.connect() as c:
             row = c.execute(sa.select(executions.c.metrics).where(executions.c.id == execution_id)).first()
         return json.loads(row[0] or "{}") if row else {}
+
+    def unkept_executions(self, pipeline: str, keep_runs: int) -> list[tuple[str, int]]:
+        """(component, id) of the COMPLETE executions whose outputs none of the pipeline's ``keep_runs`` latest
+        finished runs, nor any run still going (a scheduled run stays OPEN between its stages), produced or
+        reused: what `rnnpipe gc` deletes."""
+        live = runs.c.status.in_(("RUNNING", OPEN_RUN))
+        with self.engine.connect() as c:
+            finished = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & ~live)
+                                 .order_by(runs.c.started_at.desc()).limit(keep_runs)).scalars().all()
+            going = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & live)).scalars().all()
+            used = c.execute(sa.select(executions.c.id, executions.c.reused_execution_id).where(
+                executions.c.run_id.in_([*finished, *going])
+                & executions.c.status.in_(("COMPLETE", "CACHED")))).all()
+            kept = {reused or own for own, reused in used}
+            complete = c.execute(sa.select(executions.c.component, executions.c.id).where(
+                (executions.c.pipeline == pipeline) & (executions.c.status == "COMPLETE"))
+                .order_by(executions.c.id)).all()
+        return [(component, i) for component, i in complete if i not in kept]
+
+    def mark_collected(self, execution_id: int) -> None:
+        with self.engine.begin() as c:
+            c.execute(executions.update().where(executions.c.id == execution_id).values(status="COLLECTED"))
 
     def find_complete(self, pipeline: str, component: str, cache_key: str | None = None) -> int | None:
         """The latest COMPLETE execution of a component (with this cache key, if given) whose outputs exist."""

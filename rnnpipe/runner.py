@@ -33,7 +33,7 @@ from .dsl import Artifact, Component, Pipeline
 from .errors import ConfigError, PipelineLockedError, RnnpipeError, StageIOError
 from .faults import fault_point
 from .fingerprint import fingerprint_dir
-from .metadata import MetadataStore, StoredArtifact
+from .metadata import OPEN_RUN, MetadataStore, StoredArtifact
 from .tracking import Tracker, close_run, git_commit, tracking_uri
 
 log = logging.getLogger("rnnpipe")
@@ -244,7 +244,7 @@ def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, 
 
 # Scheduled runs (rnnpipe/airflow_dag.py): each stage is a scheduler task in its own process. The run is OPEN from
 # the first task to the last, so a run that starts in between does not take it for one a killed process left.
-OPEN = "OPEN"
+OPEN = OPEN_RUN
 
 
 def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | None = None) -> str:
@@ -327,6 +327,34 @@ def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
         for name, art in store.outputs_of(previous).items():
             produced[(step.id, name)] = art
     return []
+
+
+@dataclass
+class Collected:
+    """What `collect_garbage` deleted (or, in a dry run, would delete): (component, execution id) and bytes."""
+
+    executions: list[tuple[str, int]]
+    bytes: int
+
+
+def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool = False) -> Collected:
+    """Deletes the outputs of the pipeline's executions that none of its ``keep_runs`` latest finished runs (nor a
+    run still going) produced or reused; their records stay, as COLLECTED, so `rnnpipe runs` and the lineage
+    still show them, and a run that needs one again executes it again. Holds the pipeline's lease, so no run of
+    the pipeline is in progress meanwhile."""
+    if isinstance(keep_runs, bool) or not isinstance(keep_runs, int) or keep_runs < 1:
+        raise ConfigError(f"keep_runs: expected a positive number of runs, got {keep_runs!r}")
+    with _locked(cfg, pipeline) as (root, store):
+        _recover(store, pipeline, root, tracking_uri(cfg.mlflow.tracking_uri))
+        doomed = store.unkept_executions(pipeline, keep_runs)
+        size = sum(storage.size(root.execution(component, i)) for component, i in doomed)
+        if not dry_run:
+            for component, i in doomed:
+                # Unpublished first (the marker, or the folder renamed away), then recorded: a gc cut short
+                # leaves neither a folder that a cache lookup takes for whole outputs nor one no gc deletes.
+                storage.unpublish(root.execution(component, i))
+                store.mark_collected(i)
+    return Collected(doomed, size)
 
 
 def _check(pipeline: Pipeline, steps: list[Component]) -> None:

@@ -12,6 +12,7 @@ which is logged to MLflow.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import shutil
@@ -114,6 +115,33 @@ def remove(uri: str) -> None:
         fs.rm(path, recursive=True)
     except FileNotFoundError:
         pass
+
+
+def unpublish(uri: str) -> None:
+    """Deletes a published execution folder so that it stops being one first: locally it is renamed away, then
+    deleted; remotely its ``COMPLETE_MARKER`` goes before the rest."""
+    if is_local(uri):
+        path = Path(resolve(uri))
+        doomed = path.with_name(f".tmp-collected-{path.name}-{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+        return
+    fs, path = filesystem(uri)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(posixpath.join(path, COMPLETE_MARKER))
+    remove(uri)
+
+
+def size(uri: str) -> int:
+    """Bytes under a folder (0 when it is gone)."""
+    if is_local(uri):
+        return sum(p.stat().st_size for p in Path(resolve(uri)).rglob("*") if p.is_file())
+    fs, path = filesystem(uri)
+    try:
+        return int(fs.du(path, total=True))
+    except FileNotFoundError:
+        return 0
 
 
 def move(src: str, dst: str) -> None:

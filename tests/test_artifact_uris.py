@@ -16,7 +16,7 @@ from object_store import make_bucket, s3_server
 from toy_components import toy_config, toy_pipeline
 
 from rnnpipe.errors import ConfigError, StageIOError
-from rnnpipe.runner import run_pipeline
+from rnnpipe.runner import collect_garbage, run_pipeline
 from rnnpipe.serving import rollback, versions
 
 TESTS = Path(__file__).resolve().parent
@@ -171,3 +171,15 @@ def test_sentiment_runs_from_and_serves_into_a_bucket(workdir: Path, bucket: str
                            "a wonderful, moving film"], capture_output=True, text=True, cwd=workdir)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "'a wonderful, moving film': label=" in proc.stdout
+
+
+def test_gc_deletes_the_executions_no_recent_run_used_from_the_bucket(workdir: Path, bucket: str) -> None:
+    cfg = remote_config(workdir, bucket)
+    run_pipeline(toy_pipeline(), cfg)
+    run_pipeline(toy_pipeline(factor=5), cfg)  # Source reused; Scale and ScaleAgain anew
+    done = collect_garbage(cfg, "toy", keep_runs=1)
+    assert done.executions == [("Scale", 2), ("ScaleAgain", 3)] and done.bytes == 3  # "6" and "60"
+    assert objects(bucket) == [f"root/toy/{step}/{i}/{name}" for step, i in (("Scale", 5), ("ScaleAgain", 6),
+                                                                              ("Source", 1))
+                               for name in ("_COMPLETE", "numbers/n.txt")]
+    assert run_pipeline(toy_pipeline(), cfg).executed == ["Scale", "ScaleAgain"]

@@ -49,6 +49,22 @@ def test_three_class_config_builds_a_three_class_pipeline_and_refuses_other_coun
         build("data.neutral_band=-0.5")
 
 
+def test_the_lexicons_content_keys_the_trainer_and_a_lexicon_changed_since_is_refused(tmp_path: Path) -> None:
+    from rnnpipe.pipelines.sentiment import lexicon_path, model_hparams
+    from rnnpipe.pipelines.sentiment.model import build_model
+
+    cfg = load_config(load_application("sentiment").config_file, sets=[f"data.cache_dir={tmp_path}"])
+    lexicon = lexicon_path(cfg)
+    lexicon.parent.mkdir(parents=True, exist_ok=True)
+    lexicon.write_text("good\t1.9\t0.9\t[2, 2]\n")
+    first = model_hparams(cfg)
+    lexicon.write_text("good\t2.9\t0.9\t[3, 3]\n")
+    second = model_hparams(cfg)
+    assert first["lexicon_path"] == second["lexicon_path"] and first["lexicon_sha256"] != second["lexicon_sha256"]
+    with pytest.raises(DataError, match=r"vader_lexicon.txt: the lexicon changed after the pipeline was built"):
+        build_model(first, tft_output=None)
+
+
 def test_three_class_task_names_the_middle_class_neutral() -> None:
     out = THREE_CLASS_TASK.postprocess(tf.constant([[0.1, 0.7, 0.2], [0.1, 0.2, 0.7]]), None)
     assert [x.decode() for x in out["label"].numpy()] == ["neutral", "positive"]

@@ -10,6 +10,7 @@ from rnnpipe.config import Config
 from rnnpipe.data_cache import cache_dir
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
+from rnnpipe.fingerprint import fingerprint_dir
 
 from . import data
 
@@ -64,7 +65,11 @@ def fetch_data(cfg: Config) -> Path:
 def model_hparams(cfg: Config) -> dict:
     hparams = cfg.model.to_dict()
     if hparams.pop("lexicon_prior"):
-        hparams["lexicon_path"] = str(lexicon_path(cfg))
+        path = lexicon_path(cfg)
+        hparams["lexicon_path"] = str(path)
+        # The Trainer's cache key holds its parameters: with the lexicon's content among them, a changed file
+        # trains again instead of reusing a model built on the old one.
+        hparams["lexicon_sha256"] = fingerprint_dir(path) if path.is_file() else None
     return hparams
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from rnnpipe.components.task import TrainingTask, dense
+from rnnpipe.errors import DataError
+from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.models import build_sequence_classifier
 
 from .data import CLASS_NAMES, THREE_CLASS_NAMES, read_lexicon
@@ -35,6 +37,9 @@ def lexicon_features(vocabulary: list[bytes], lexicon: dict[str, float]) -> np.n
 def build_model(hparams: dict, tft_output: Any, class_names: list[str] = CLASS_NAMES) -> Any:
     hparams = dict(hparams)
     lexicon_path = hparams.pop("lexicon_path", None)
+    expected = hparams.pop("lexicon_sha256", None)
+    if expected and fingerprint_dir(Path(lexicon_path)) != expected:
+        raise DataError(f"{lexicon_path}: the lexicon changed after the pipeline was built; run it again")
     vocabulary = tft_output.vocabulary_by_name(VOCABULARY)
     features = lexicon_features(vocabulary, read_lexicon(Path(lexicon_path))) if lexicon_path else None
     return build_sequence_classifier(len(vocabulary) + 2, len(class_names), token_features=features, **hparams)

@@ -21,8 +21,7 @@ from rnnpipe.artifacts import Examples, Model, ModelBlessing, ModelEvaluation
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
-from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import SIGNATURE, latest_champion, read_push_record, version_location
+from rnnpipe.serving import SIGNATURE, latest_champion, read_push_record, served_fingerprint
 
 from .example_io import example_to_dict, read_examples
 from .task import request_preparer
@@ -352,9 +351,8 @@ class Evaluator(Component):
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         # The champion is read from outside the pipeline: another pushed model invalidates the evaluation,
         # the candidate itself (pushed by the previous run) does not.
-        champion = latest_champion(self.params["champion_dir"])
-        if champion is None:
+        served = served_fingerprint(self.params["champion_dir"])
+        if served is None:
             return ""
-        theirs = fingerprint_dir(champion / Model.SAVED_MODEL)
-        where = version_location(self.params["champion_dir"], champion.name)  # not a local copy's path
-        return "" if theirs == fingerprint_dir(Model.saved_model(inputs["model"])) else f"{where}:{theirs}"
+        where, theirs = served
+        return "" if theirs == inputs["model"].fingerprint else f"{where}:{theirs}"

@@ -16,8 +16,7 @@ from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, Transf
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
-from rnnpipe.fingerprint import fingerprint_dir
-from rnnpipe.serving import latest_champion, version_location
+from rnnpipe.serving import latest_champion, served_fingerprint
 
 from .task import TrainingTask
 
@@ -242,9 +241,6 @@ class Trainer(Component):
         # A warm start reads the served model: another one pushed since means another starting point.
         if self.params["warm_start"] != "champion":
             return ""
-        champion = latest_champion(self.params["warm_start_dir"])
-        if champion is None:
-            return ""
+        served = served_fingerprint(self.params["warm_start_dir"])
         # Named by where it is served, not by a remote version's local copy: the same on every machine.
-        return f"{version_location(self.params['warm_start_dir'], champion.name)}:" \
-               f"{fingerprint_dir(champion / 'variables')}"
+        return "" if served is None else ":".join(served)

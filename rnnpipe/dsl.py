@@ -182,7 +182,9 @@ class Component:
     executor: ClassVar[Callable[..., dict | None]]
 
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
-        """Fingerprint of what the step reads from outside the pipeline (e.g. a source file); "" if nothing."""
+        """Fingerprint of what the step reads from outside the pipeline (e.g. a source file); "" if nothing.
+        ``inputs`` are as the store records them, each with its ``fingerprint``; their ``uri`` may be remote (a
+        cache check downloads nothing)."""
         return ""
 
     def verify_cached(self, outputs: dict[str, Artifact], ctx: Any) -> str | None:

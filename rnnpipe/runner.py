@@ -231,7 +231,7 @@ def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, 
              ) -> dict[str, StoredArtifact]:
     """One step of a run, executed or found in the cache; its outputs and metrics go into ``result``."""
     in_artifacts = LocalCopies(inputs)
-    external = step.external_fingerprint(in_artifacts)
+    external = step.external_fingerprint(_recorded(inputs))
     if external:  # what a step reads from outside the pipeline: for a source step, the data
         kind = "external" if step.inputs else "data_fingerprint"
         tracker.set_tag(f"rnnpipe.{kind}.{step.id}", external)
@@ -320,7 +320,7 @@ def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
     produced: dict[tuple[str, str], StoredArtifact] = {}
     for position, step in enumerate(pipeline.steps):
         inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
-        external = step.external_fingerprint(LocalCopies(inputs))
+        external = step.external_fingerprint(_recorded(inputs))
         previous = store.find_complete(pipeline.name, step.id, _cache_key(step, inputs, external))
         if previous is None:  # this one executes; what follows gets new inputs, so it would too
             return [s.id for s in pipeline.steps[position:]]
@@ -377,6 +377,11 @@ def _artifact(stored: StoredArtifact) -> Artifact:
     """What an executor reads: the artifact's folder, or a local copy of it when it is remote."""
     return Artifact(stored.name, stored.type, str(storage.local_copy(stored.uri, stored.fingerprint)),
                     stored.fingerprint)
+
+
+def _recorded(stored: dict[str, StoredArtifact]) -> dict[str, Artifact]:
+    """Artifacts as the store records them, their URIs perhaps remote: what a cache check reads (fingerprints)."""
+    return {k: Artifact(a.name, a.type, a.uri, a.fingerprint) for k, a in stored.items()}
 
 
 class LocalCopies(Mapping[str, Artifact]):

@@ -54,6 +54,17 @@ def latest_champion(base: str | Path | None) -> Path | None:
     return None if version is None else local_version(version_location(base, version))
 
 
+def served_fingerprint(base: str | Path | None) -> tuple[str, str] | None:
+    """(location, model fingerprint from its push record) of the version served under ``base``, or None: what a
+    cache key needs to know of the champion, read without downloading it ("" for a version pushed before
+    records existed)."""
+    version = latest_version(base) if base else None
+    if version is None:
+        return None
+    where = version_location(base, version)
+    return where, read_push_record(where).get("model_fingerprint", "")
+
+
 def version_location(base: str | Path, version: int | str) -> str:
     """Where a version is served: ``<base>/<version>``, an absolute path or a URI (never a local copy)."""
     return storage.join(storage.resolve(base), str(version))

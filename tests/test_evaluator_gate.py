@@ -147,12 +147,24 @@ def test_the_champion_is_part_of_the_cache_key_unless_it_is_the_candidate(tmp_pa
     upstream = Upstream()
     evaluator = Evaluator(model=upstream["model"], examples=upstream["examples"],
                           metrics_config={"class_names": ["n", "p"]}, champion_dir=str(serving))
-    model = {"model": Artifact("model", "Model", str(good))}
+    from rnnpipe.serving import PUSH_RECORD
+
+    def push(model: Path, version: int, fingerprint: str | None) -> None:
+        shutil.copytree(model, serving / str(version))
+        if fingerprint is not None:  # as the Pusher records it: the pushed Model artifact's fingerprint
+            record = serving / str(version) / PUSH_RECORD
+            record.parent.mkdir(exist_ok=True)
+            record.write_text(json.dumps({"model_fingerprint": fingerprint}))
+
+    # The recorded fingerprints, not the folders' contents: a cache check downloads no remote champion.
+    model = {"model": Artifact("model", "Model", "s3://not/read", "fp-good")}
     assert evaluator.external_fingerprint(model) == ""  # nothing served yet
-    shutil.copytree(good, serving / "1")
+    push(good, 1, "fp-good")
     assert evaluator.external_fingerprint(model) == ""  # the candidate is the champion
-    shutil.copytree(other, serving / "2")
-    assert evaluator.external_fingerprint(model).startswith(str(serving / "2"))
+    push(other, 2, "fp-other")
+    assert evaluator.external_fingerprint(model) == f"{serving / '2'}:fp-other"
+    push(other, 3, None)  # pushed before push records existed
+    assert evaluator.external_fingerprint(model) == f"{serving / '3'}:"
 
 
 def test_a_champion_trained_on_another_data_source_is_skipped_and_the_source_is_recorded(tmp_path: Path) -> None:

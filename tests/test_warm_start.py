@@ -53,3 +53,20 @@ def test_a_changed_vocabulary_or_architecture_is_named(tmp_path: Path) -> None:
         "the vocabulary changed (tokens)"
     reason = warm_start_from(classifier(units=8), version, transform_output(tmp_path / "v1", "a\nb\n"))
     assert reason is not None and reason.startswith("the architecture differs")
+
+
+def test_the_served_versions_push_record_keys_the_warm_started_trainer(tmp_path: Path) -> None:
+    import json
+
+    from rnnpipe.components.trainer import Trainer
+    from rnnpipe.serving import PUSH_RECORD
+
+    serving = tmp_path / "serving"
+    trainer = SimpleNamespace(params={"warm_start": "champion", "warm_start_dir": str(serving)})
+    assert Trainer.external_fingerprint(trainer, {}) == ""  # nothing served: trained from scratch
+    version = served(tmp_path, classifier(), "a\nb\n")
+    (version / PUSH_RECORD).parent.mkdir(exist_ok=True)
+    (version / PUSH_RECORD).write_text(json.dumps({"model_fingerprint": "fp-1"}))
+    assert Trainer.external_fingerprint(trainer, {}) == f"{version}:fp-1"  # where it is served, what was pushed
+    cold = SimpleNamespace(params={"warm_start": "none", "warm_start_dir": str(serving)})
+    assert Trainer.external_fingerprint(cold, {}) == ""

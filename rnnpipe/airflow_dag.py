@@ -1,7 +1,7 @@
 """Airflow 3 DAGs for rnnpipe pipelines: one task per stage, wired in the pipeline's order (the way TFX's
 AirflowDagRunner maps components), so the Airflow UI shows which stage failed and a retry re-runs only that one.
 
-    start ─▶ ExampleGen ─▶ StatisticsGen ─▶ … ─▶ Pusher ─▶ finish
+    start ─▶ ExampleGen ─▶ StatisticsGen ─▶ … ─▶ Pusher ─▶ finish [─▶ gc]
 
 ``start`` asks whether anything is new (a span, code, config: `rnnpipe task APP check`) and, when nothing is,
 skips the whole DAG run; otherwise it opens a pipeline run. Each stage task runs `rnnpipe task APP stage STAGE`
@@ -9,6 +9,7 @@ for that run in a child process, so the metadata store, caching, the pipeline lo
 `rnnpipe run`, a stage's memory is freed when it ends, and a killed stage is retried by Airflow and resumes (the
 runner discards the killed attempt; the Trainer restores its last epoch). ``finish`` runs whatever happened
 before it and closes the run: a not-blessed model shows as a skipped Pusher, a failed stage fails the DAG run.
+With ``keep_runs``, ``gc`` then deletes the outputs that none of the last ``keep_runs`` runs used (`rnnpipe gc`).
 
 Users write a DAG file with `rnnpipe airflow dag APP --out dags/`, or call ``pipeline_dag`` in their own.
 Airflow is an optional extra (``pip install rnnpipe[airflow]``); only this module imports it.
@@ -27,6 +28,7 @@ from typing import Any
 
 from .app import load_application
 from .config import load_config
+from .errors import ConfigError
 
 log = logging.getLogger("rnnpipe.airflow")
 
@@ -46,24 +48,28 @@ dag = pipeline_dag(
     retries={retries!r},
     retry_delay=timedelta(seconds={retry_delay_s!r}),
     python={python!r},  # the interpreter that has rnnpipe installed
+    keep_runs={keep_runs!r},  # after each run, delete outputs that none of the last N runs used; None: keep all
 )
 '''
 
 
 def dag_file(app: str, *, schedule: str | None = "@daily", workdir: str | Path = ".", config: str | None = None,
-             overrides: Sequence[str] = (), retries: int = 2, retry_delay_s: float = 120) -> str:
+             overrides: Sequence[str] = (), retries: int = 2, retry_delay_s: float = 120,
+             keep_runs: int | None = None) -> str:
     """The text of a DAG file for ``app`` (what `rnnpipe airflow dag` writes)."""
+    if keep_runs is not None and keep_runs < 1:
+        raise ConfigError(f"--keep-runs: expected a positive number of runs, got {keep_runs}")
     return DAG_FILE.format(app=app, schedule=None if schedule in (None, "none") else schedule,
                            workdir=str(Path(workdir).resolve()),
                            config=str(Path(config).resolve()) if config else None,
                            overrides=list(overrides), retries=retries, retry_delay_s=retry_delay_s,
-                           python=sys.executable)
+                           python=sys.executable, keep_runs=keep_runs)
 
 
 def pipeline_dag(app: str, *, schedule: str | None = "@daily", workdir: str | Path = ".",
                  config: str | None = None, overrides: Sequence[str] = (), retries: int = 2,
                  retry_delay: timedelta = timedelta(minutes=2), python: str = sys.executable,
-                 dag_id: str | None = None, start_date: datetime | None = None) -> Any:
+                 dag_id: str | None = None, start_date: datetime | None = None, keep_runs: int | None = None) -> Any:
     """An Airflow DAG running ``app``'s pipeline; its params (``config``, ``overrides``, ``skip_when_unchanged``)
     can be changed for one DAG run (trigger with config). Building it imports no framework: the scheduler parses
     DAG files often."""
@@ -98,8 +104,11 @@ def pipeline_dag(app: str, *, schedule: str | None = "@daily", workdir: str | Pa
                                   op_kwargs={**where, "stage": step.id, "pipeline_run": opened})
             previous >> task
             previous = task
-        previous >> PythonOperator(task_id="finish", python_callable=finish_task, trigger_rule="all_done",
-                                   op_kwargs={**where, "pipeline_run": opened})
+        finish = PythonOperator(task_id="finish", python_callable=finish_task, trigger_rule="all_done",
+                                op_kwargs={**where, "pipeline_run": opened})
+        previous >> finish
+        if keep_runs is not None:  # after a run that completed: a failed one leaves its outputs for the retry
+            finish >> PythonOperator(task_id="gc", python_callable=gc_task, op_kwargs={**where, "keep_runs": keep_runs})
     return dag
 
 
@@ -137,6 +146,14 @@ def finish_task(app: str, pipeline_run: str, workdir: str, python: str, params: 
         raise AirflowFailException(f"pipeline run {pipeline_run[:8]} failed: {answer['error']}")
     log.info("%s: run %s %s (MLflow run %s)", app, pipeline_run[:8], answer["outcome"], answer["mlflow_run_id"])
     return answer["outcome"]
+
+
+def gc_task(app: str, keep_runs: int, workdir: str, python: str, params: dict) -> int:
+    """`rnnpipe gc` after the run; returns how many executions' outputs it deleted."""
+    answer = rnnpipe_task(python, workdir, app, "gc", "--keep-runs", str(keep_runs), params=params)
+    log.info("%s: deleted the outputs of %d execution(s), %.1f MB", app, len(answer["collected"]),
+             answer["bytes"] / 1e6)
+    return len(answer["collected"])
 
 
 def _opened(pipeline_run: str | None) -> str:

@@ -94,6 +94,8 @@ def cmd_task(args: argparse.Namespace) -> int:
         raise ConfigError(f"`rnnpipe task {args.app} {args.task}` needs --run-id (printed by `task {args.app} open`)")
     if (args.task == "stage") != bool(args.stage):
         raise ConfigError("name a stage with `task APP stage STAGE`, and only there")
+    if (args.task == "gc") != (args.keep_runs is not None):
+        raise ConfigError(f"`rnnpipe task {args.app} gc` needs --keep-runs N, and only it takes one")
     app = load_application(args.app)
     cfg = _config(app, args)
     pipeline = _build(app, cfg)
@@ -104,6 +106,9 @@ def cmd_task(args: argparse.Namespace) -> int:
                 answer: dict[str, Any] = {"to_run": runner.stages_to_run(pipeline, cfg)}
             elif args.task == "open":
                 answer = {"run_id": runner.open_scheduled_run(pipeline, cfg, tags=_pairs(args.tag, "--tag"))}
+            elif args.task == "gc":
+                done = runner.collect_garbage(cfg, pipeline.name, args.keep_runs)
+                answer = {"collected": done.executions, "bytes": done.bytes}
             elif args.task == "stage":
                 result = runner.run_scheduled_stage(pipeline, cfg, args.run_id, args.stage)
                 answer = {"stage": args.stage, "cached": bool(result.cache_hits), "outcome": runner.outcome(result),
@@ -133,7 +138,8 @@ def cmd_airflow_dag(args: argparse.Namespace) -> int:
 
     load_application(args.app)  # an unknown name stops here, not when Airflow parses the file
     text = dag_file(args.app, schedule=args.schedule, workdir=Path.cwd(), config=args.config,
-                    overrides=args.set or [], retries=args.retries, retry_delay_s=args.retry_delay)
+                    overrides=args.set or [], retries=args.retries, retry_delay_s=args.retry_delay,
+                    keep_runs=args.keep_runs)
     if args.out is None:
         print(text, end="")
         return EXIT_OK
@@ -435,11 +441,12 @@ def build_parser() -> argparse.ArgumentParser:
     rollback.add_argument("version", nargs="?", type=int, help="default: the version before the latest")
     rollback.set_defaults(fn=cmd_rollback)
     task = command(sub, "task", "one task of a scheduled run (what each Airflow task runs)")
-    task.add_argument("task", choices=("check", "open", "stage", "close"),
+    task.add_argument("task", choices=("check", "open", "stage", "close", "gc"),
                       help="check: the stages a run would execute; open: start a run; stage: run STAGE in it; "
-                           "close: end it")
+                           "close: end it; gc: `rnnpipe gc` after it")
     task.add_argument("stage", nargs="?", help="the stage, for `task stage`")
     task.add_argument("--run-id", help="the open run, for `task stage` and `task close`")
+    task.add_argument("--keep-runs", type=int, help="for `task gc`: as `rnnpipe gc --keep-runs`")
     task.add_argument("--tag", action="append", metavar="KEY=VALUE",
                       help="an MLflow tag on the run, for `task open` (the scheduler's DAG and run ids)")
     task.set_defaults(fn=cmd_task)
@@ -450,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     dag.add_argument("--retries", type=int, default=2, help="retries of each stage task (a killed stage resumes)")
     dag.add_argument("--retry-delay", type=float, default=120, metavar="SECONDS", help="between a stage's tries")
     dag.add_argument("--out", help="a file, or the dags/ folder (writes rnnpipe_APP.py there); default: stdout")
+    dag.add_argument("--keep-runs", type=int, metavar="N",
+                     help="end each DAG run with `rnnpipe gc --keep-runs N` (default: keep every output)")
     dag.set_defaults(fn=cmd_airflow_dag)
     ui = command(sub, "ui", "open the MLflow UI on the project's tracking store", config=False)
     ui.add_argument("app", nargs="?", help="print the URL of this application's runs")

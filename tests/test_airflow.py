@@ -49,25 +49,28 @@ def driver(env: dict[str, str], *args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def write_dag(work: Path, env: dict[str, str], app: str, *overrides: str, retries: int = 1) -> None:
+def write_dag(work: Path, env: dict[str, str], app: str, *overrides: str, retries: int = 1,
+              keep_runs: int | None = None) -> None:
     cwd = Path.cwd()
     os.chdir(work)  # the DAG records the working directory it was written from
     try:
         args = [x for o in overrides for x in ("--set", o)]
         assert main(["airflow", "dag", app, "--schedule", "@daily", "--retries", str(retries), "--retry-delay", "1",
-                     "--out", env["AIRFLOW__CORE__DAGS_FOLDER"], *args]) == 0
+                     "--out", env["AIRFLOW__CORE__DAGS_FOLDER"], *args,
+                     *(["--keep-runs", str(keep_runs)] if keep_runs else [])]) == 0
     finally:
         os.chdir(cwd)
 
 
 def test_generated_dags_import_cleanly_for_every_application(airflow_env: dict[str, str], tmp_path: Path) -> None:
-    for app in applications():
-        write_dag(tmp_path, airflow_env, app)
+    for app in applications():  # sentiment's DAG also ends with `rnnpipe gc`
+        write_dag(tmp_path, airflow_env, app, keep_runs=3 if app == "sentiment" else None)
     bag = driver(airflow_env, "bag", airflow_env["AIRFLOW__CORE__DAGS_FOLDER"])
     assert bag["errors"] == {}
     for app in applications():
         tasks = bag["dags"][f"rnnpipe_{app}"]
-        assert tasks[0] == "start" and tasks[-1] == "finish"
+        ending = ["finish", "gc"] if app == "sentiment" else ["finish"]
+        assert tasks[0] == "start" and tasks[-len(ending):] == ending and "gc" not in tasks[:-1]
         assert "Trainer" in tasks and "Pusher" in tasks and len(tasks) >= 11
 
 
@@ -203,3 +206,21 @@ def test_a_stage_killed_mid_training_is_retried_by_airflow_and_resumes(airflow_e
     assert len(history["loss"]) == 1  # epoch 1 came from the killed attempt's backup: only epoch 2 was trained
     [run] = pipeline_runs(tmp_path)
     assert run["status"] == "COMPLETE" and run["metrics"]["Trainer"]["epochs"] == 2
+
+
+@pytest.mark.slow
+def test_a_dag_with_keep_runs_ends_with_gc_which_deletes_the_earlier_spans_outputs(airflow_env: dict[str, str],
+                                                                                  tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "data" / "reviews-1.jsonl")
+    write_dag(tmp_path, airflow_env, "sentiment", f"data.path={tmp_path / 'data' / 'reviews-{SPAN}.jsonl'}", *TINY,
+              keep_runs=1)
+    first = run_dag(airflow_env)
+    assert first["state"] == "success" and first["tasks"]["gc"]["result"] == 0  # its own run's: kept
+    lines = SAMPLE.read_text().splitlines(keepends=True)
+    (tmp_path / "data" / "reviews-2.jsonl").write_text("".join(reversed(lines)))  # a new span: every stage runs
+    second = run_dag(airflow_env)
+    assert second["state"] == "success" and second["tasks"]["gc"]["result"] == 9  # the first run's nine
+    executions = (tmp_path / "pipeline_root" / "sentiment").glob("*/[0-9]*")
+    assert len(list(executions)) == 9
+    assert (tmp_path / "serving" / "sentiment" / "1" / "saved_model.pb").exists()  # served versions are the Pusher's

@@ -127,3 +127,14 @@ def test_rnnpipe_task_commands_print_json_a_scheduler_reads(workdir: Path, capsy
     assert "needs --run-id" in capsys.readouterr().err
     assert main(["task", "sentiment", "close", "--run-id", "x", "--set", "trainer.epoch=1"]) == 2
     assert "unknown config key 'trainer.epoch'" in capsys.readouterr().err
+
+    assert main(["task", "sentiment", "gc", "--keep-runs", "2"]) == 0  # nothing ran yet: nothing to delete
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == {"collected": [], "bytes": 0}
+    assert main(["task", "sentiment", "gc"]) == 2
+    assert "`rnnpipe task sentiment gc` needs --keep-runs N" in capsys.readouterr().err
+    assert main(["airflow", "dag", "sentiment", "--keep-runs", "3"]) == 0
+    dag = capsys.readouterr().out
+    assert "keep_runs=3," in dag
+    compile(dag, "rnnpipe_sentiment.py", "exec")
+    assert main(["airflow", "dag", "sentiment", "--keep-runs", "0"]) == 2
+    assert "--keep-runs: expected a positive number of runs, got 0" in capsys.readouterr().err

@@ -53,8 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     app = load_application(args.app)
     cfg = _config(app, args)
-    pipeline = _build(app, cfg)
+    _build(app, cfg)  # a bad config stops here, before any download
     app.fetch_data(cfg)  # once: a no-op when the cache is filled
+    # Built again on the fetched files: a step's parameters may hold a fetched file's fingerprint (sentiment's
+    # lexicon), which the first run of a fresh machine must key its cache with, as every later run does.
+    pipeline = _build(app, cfg)
     with _config_keys(cfg):
         result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)
     print(f"\n{args.app}: run {result.run_id[:8]} complete")
@@ -103,7 +106,7 @@ def cmd_task(args: argparse.Namespace) -> int:
         with _config_keys(cfg):
             if args.task == "check":
                 app.fetch_data(cfg)
-                answer: dict[str, Any] = {"to_run": runner.stages_to_run(pipeline, cfg)}
+                answer: dict[str, Any] = {"to_run": runner.stages_to_run(_build(app, cfg), cfg)}
             elif args.task == "open":
                 answer = {"run_id": runner.open_scheduled_run(pipeline, cfg, tags=_pairs(args.tag, "--tag"))}
             elif args.task == "gc":

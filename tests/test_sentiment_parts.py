@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -95,3 +96,32 @@ def test_token_features_are_frozen_and_shape_checked() -> None:
     np.testing.assert_allclose(frozen.get_weights()[0], features)
     with pytest.raises(ValueError, match=r"Expected token_features of shape \(vocab_size=12, k\), received"):
         build_sequence_classifier(12, 2, token_features=features[:5])
+
+
+def test_a_first_run_keys_its_trainer_with_the_lexicon_it_fetched(tmp_path: Path, monkeypatch) -> None:
+    """`rnnpipe run` builds the pipeline again after fetching: on a fresh machine the lexicon's fingerprint is
+    then in the Trainer's key from the first run, as in every later one (else the second run trains again)."""
+    from rnnpipe import runner
+    from rnnpipe.cli import main
+    from rnnpipe.fingerprint import fingerprint_dir
+    from rnnpipe.pipelines.sentiment import data
+
+    def fetch(dest: Path, lexicon: Path, band: float, classes: int) -> Path:  # the sdist's files, not downloaded
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text('{"id": "1", "source": "movie", "score": 2.0, "text": "Great film", "label": 1}\n')
+        lexicon.write_text("great\t3.1\t0.9\t[3, 3]\n")
+        return dest
+
+    class Started(Exception):
+        pass
+
+    def run_pipeline(pipeline: Any, cfg: Any, **kwargs: Any) -> None:
+        seen.update(next(s for s in pipeline.steps if s.id == "Trainer").params["hparams"])
+        raise Started
+
+    seen: dict = {}
+    monkeypatch.setattr(data, "fetch", fetch)
+    monkeypatch.setattr(runner, "run_pipeline", run_pipeline)
+    with pytest.raises(Started):
+        main(["run", "sentiment", "--set", f"data.cache_dir={tmp_path}"])
+    assert seen["lexicon_sha256"] == fingerprint_dir(tmp_path / "sentiment" / "vader_lexicon.txt")

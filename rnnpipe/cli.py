@@ -55,8 +55,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(app, args)
     _build(app, cfg)  # a bad config stops here, before any download
     app.fetch_data(cfg)  # once: a no-op when the cache is filled
-    # Built again on the fetched files: a step's parameters may hold a fetched file's fingerprint (sentiment's
-    # lexicon), which the first run of a fresh machine must key its cache with, as every later run does.
+    # Built again on the fetched files: a step's parameters may hold a fetched file's fingerprint (a lexicon),
+    # which the first run of a fresh machine must key its cache with, as every later run does.
     pipeline = _build(app, cfg)
     with _config_keys(cfg):
         result = run_pipeline(pipeline, cfg, from_step=args.from_step, only=args.only)

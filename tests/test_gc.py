@@ -47,7 +47,7 @@ def test_gc_keeps_what_the_latest_runs_used_and_a_collected_step_runs_again(work
     assert Path(earlier.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "60"
 
 
-def test_gc_waits_for_no_run_and_checks_its_argument(workdir: Path) -> None:
+def test_gc_is_refused_while_a_run_holds_the_lease_and_checks_its_argument(workdir: Path) -> None:
     cfg = toy_config(workdir)
     run_pipeline(toy_pipeline(), cfg)
     with MetadataStore(metadata_url(cfg)).lease("toy"), pytest.raises(PipelineLockedError):

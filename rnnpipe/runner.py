@@ -242,9 +242,8 @@ def _execute(step: Component, inputs: dict[str, StoredArtifact], pipeline: str, 
     return outs
 
 
-# Scheduled runs (rnnpipe/airflow_dag.py): each stage is a scheduler task in its own process. The run is OPEN from
-# the first task to the last, so a run that starts in between does not take it for one a killed process left.
-OPEN = OPEN_RUN
+# Scheduled runs (rnnpipe/airflow_dag.py): each stage is a scheduler task in its own process. The run is OPEN_RUN
+# from the first task to the last, so a run that starts in between does not take it for one a killed process left.
 
 
 def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | None = None) -> str:
@@ -253,7 +252,7 @@ def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | N
     with _locked(cfg, pipeline.name) as (root, store):
         uri = tracking_uri(cfg.mlflow.tracking_uri)
         _recover(store, pipeline.name, root, uri)
-        run_id, tracker = _open(store, pipeline, cfg, uri, status=OPEN)
+        run_id, tracker = _open(store, pipeline, cfg, uri, status=OPEN_RUN)
         tracker.set_tag("rnnpipe.scheduled", "true")
         for key, value in (tags or {}).items():
             tracker.set_tag(key, value)
@@ -262,7 +261,7 @@ def open_scheduled_run(pipeline: Pipeline, cfg: Config, tags: dict[str, str] | N
 
 def _attach_open_run(store: MetadataStore, run_id: str, cfg: Config) -> Tracker:
     run = store.get_run(run_id)
-    if run is None or run["status"] != OPEN:
+    if run is None or run["status"] != OPEN_RUN:
         state = "no such run" if run is None else f"it is {run['status']}"
         raise RnnpipeError(f"pipeline run {run_id} is not open ({state}); a scheduled run's stages run between "
                            "its open and close tasks")

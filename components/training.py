@@ -114,6 +114,32 @@ def warm_start_from(model: keras.Model, champion: Path, tft_output: Any) -> str 
     return None
 
 
+def assign_embeddings(model: keras.Model, embeddings: Any) -> tuple[int, str]:
+    """Starts the rows of the model's embedding layer that the EmbeddingPretrainer has vectors for (the others
+    keep their random start): ``(rows, what was done)``; no rows where the layer's width differs from the vectors'
+    (a tuned embedding_dim)."""
+    from rnnpipe.artifacts import WordEmbeddings
+    from rnnpipe.errors import ConfigError
+
+    ids, vectors, info = WordEmbeddings.read(embeddings)
+    try:
+        layer = model.get_layer(info["layer"])
+    except ValueError:
+        raise ConfigError(f"embedding_pretrainer.layer: the model has no layer {info['layer']!r}; name its "
+                          "embedding layer, or set embedding_pretrainer.corpus: null") from None
+    table = keras.ops.convert_to_numpy(layer.embeddings)
+    if table.shape[1] != vectors.shape[1]:
+        return 0, (f"pre-trained vectors not used: they are {vectors.shape[1]}-d and the embedding {layer.name!r} "
+                   f"is {table.shape[1]}-d; training it from a random start")
+    if len(ids) and ids.max() >= table.shape[0]:
+        raise ConfigError(f"layer {layer.name!r} has {table.shape[0]} rows, but the pre-trained vectors reach id "
+                          f"{ids.max()}: the embedding must have a row per id of the Transform's vocabulary")
+    table[ids] = vectors
+    layer.embeddings.assign(table)
+    return len(ids), (f"embedding {layer.name!r}: {len(ids):,} of {table.shape[0]:,} rows start from vectors "
+                      f"pre-trained on {info['corpus']} ({info['corpus_tokens']:,} tokens) and the train split")
+
+
 def weights_digest(model: keras.Model) -> str:
     """A SHA-256 of the model's weights, in order: equal digests, equal weights."""
     digest = hashlib.sha256()

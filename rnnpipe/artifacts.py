@@ -346,6 +346,32 @@ class HyperParameters:
         return _read_json(_root(where) / cls.FILE, cls.TYPE)
 
 
+class WordEmbeddings:
+    """The EmbeddingPretrainer's vectors: ``vectors.npz`` holding ``ids`` (token ids as the Transform assigns them)
+    and ``vectors`` (one row per id), and ``embeddings.json`` (``layer``: the model's embedding layer they start,
+    ``dim``, the corpus and its counts)."""
+
+    TYPE: ClassVar[str] = "WordEmbeddings"
+    VECTORS: ClassVar[str] = "vectors.npz"
+    INFO: ClassVar[str] = "embeddings.json"
+
+    @classmethod
+    def write(cls, where: Any, ids: Any, vectors: Any, info: dict) -> None:
+        import numpy as np
+
+        np.savez(_root(where) / cls.VECTORS, ids=ids, vectors=vectors)
+        _write_json(_root(where) / cls.INFO, info)
+
+    @classmethod
+    def read(cls, where: Any) -> tuple[Any, Any, dict]:
+        """``(ids, vectors, info)``."""
+        import numpy as np
+
+        with np.load(_require(_root(where) / cls.VECTORS, cls.TYPE)) as data:
+            ids, vectors = data["ids"], data["vectors"]
+        return ids, vectors, _read_json(_root(where) / cls.INFO, cls.TYPE)
+
+
 class ModelEvaluation:
     """The Evaluator's metrics, ``evaluation.json``: overall and per slice for the model, its baseline and peers,
     and the champion's primary metric."""

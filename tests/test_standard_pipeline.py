@@ -13,8 +13,8 @@ from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError
 from rnnpipe.pipelines.sentiment import APPLICATION
 
-STAGES = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
-          "InfraValidator", "Pusher"]
+STAGES = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "EmbeddingPretrainer",
+          "Trainer", "Evaluator", "InfraValidator", "Pusher"]
 
 
 def build(tmp_path: Path, *sets: str, **parts):
@@ -32,6 +32,10 @@ def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path:
     assert step("Transform").params["config"] == cfg.transform.to_dict()
     assert step("Trainer").params["hparams"] == cfg.model.to_dict()
     assert step("Trainer").params["epochs"] == cfg.trainer.epochs
+    # The vectors are the model's embedding width, trained on the configured corpus; the Trainer reads them.
+    pretrainer = step("EmbeddingPretrainer")
+    assert (pretrainer.params["corpus"], pretrainer.params["dim"]) == ("wordnet", cfg.model.embedding_dim)
+    assert step("Trainer").inputs["embeddings"].node is pretrainer
     assert step("Evaluator").params["champion_dir"] == str((tmp_path / "serving" / "demo").resolve())
     assert step("Evaluator").params["thresholds"] == cfg.evaluator.thresholds
     # evaluator.metrics is what the metrics function reads: its metrics_config, as configured.
@@ -46,10 +50,22 @@ def test_the_stages_take_their_config_sections_and_push_under_the_name(tmp_path:
     assert read_features(validator.params) == {"text", "label"}
 
 
+def test_pretrained_embeddings_need_a_model_with_an_embedding_dim_and_follow_the_corpus_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the model section has no embedding_dim"):
+        build(tmp_path, hparams={"units": 8})
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("one sentence\n")
+    first = build(tmp_path, f"embedding_pretrainer.corpus={corpus}")[1].step("EmbeddingPretrainer").params
+    corpus.write_text("another sentence\n")
+    second = build(tmp_path, f"embedding_pretrainer.corpus={corpus}")[1].step("EmbeddingPretrainer").params
+    assert first["corpus_sha256"] and first["corpus_sha256"] != second["corpus_sha256"]  # the key follows content
+    assert "EmbeddingPretrainer" not in [s.id for s in build(tmp_path, "embedding_pretrainer.corpus=null")[1].steps]
+
+
 def test_the_application_parts_replace_or_extend_the_sections(tmp_path: Path) -> None:
     schema = tmp_path / "schema.pbtxt"
     cfg, pipeline = build(tmp_path, "schema_gen.curated_schema=builtin", "trainer.bucket_boundaries=[]",
-                          builtin_schema=schema, hparams={"units": 8}, transform_config={"max_tokens": 5},
+                          "embedding_pretrainer.corpus=null", builtin_schema=schema, hparams={"units": 8}, transform_config={"max_tokens": 5},
                           trainer={"bucket_boundaries": []},
                           evaluator={"signature": "score", "champion_dir": None, "metrics_config": {"label_key": "y"}})
     step = pipeline.step

@@ -27,18 +27,25 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode("utf-8"))
 
 
-def _rows(ids: Any) -> Iterator[list[str]]:
-    """Token id rows (ragged, or dense with trailing 0 padding) as gensim sentences of id strings."""
+def _rows(inputs: Any, key: str | None) -> Iterator[list[str]]:
+    """The token ids among the model's inputs (the ``key`` one of several), each row (ragged, or dense with 0 as
+    padding) as a gensim sentence of id strings."""
     import tensorflow as tf
 
-    rows = ids.to_list() if isinstance(ids, tf.RaggedTensor) else ids.numpy().tolist()
+    if isinstance(inputs, dict):
+        if key not in inputs:
+            raise ConfigError(f"embedding_pretrainer.input: the model's inputs are {sorted(inputs)}; name the one "
+                              f"that holds the token ids (got {key!r})")
+        inputs = inputs[key]
+    rows = inputs.to_list() if isinstance(inputs, tf.RaggedTensor) else inputs.numpy().tolist()
     for row in rows:
         tokens = [str(i) for i in row if i != 0]
         if tokens:
             yield tokens
 
 
-def _corpus_sentences(path: Any, transform: Any, task: Any, feature: str) -> Iterator[list[str]]:
+def _corpus_sentences(path: Any, transform: Any, task: Any, feature: str, key: str | None
+                      ) -> Iterator[list[str]]:
     import tensorflow as tf
 
     batch: list[str] = []
@@ -46,17 +53,17 @@ def _corpus_sentences(path: Any, transform: Any, task: Any, feature: str) -> Ite
         if line is not None:
             batch.append(line)
         if batch and (line is None or len(batch) == BATCH):
-            yield from _rows(task.model_inputs(transform({feature: tf.constant(batch)})))
+            yield from _rows(task.model_inputs(transform({feature: tf.constant(batch)})), key)
             batch = []
 
 
-def _train_sentences(examples: Artifact, tft_output: Any, task: Any) -> Iterator[list[str]]:
+def _train_sentences(examples: Artifact, tft_output: Any, task: Any, key: str | None) -> Iterator[list[str]]:
     import tensorflow as tf
 
     spec = tft_output.transformed_feature_spec()
     files = tf.io.gfile.glob(Examples.file_pattern(examples, "train"))
     for serialized in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(BATCH):
-        yield from _rows(task.model_inputs(tf.io.parse_example(serialized, spec)))
+        yield from _rows(task.model_inputs(tf.io.parse_example(serialized, spec)), key)
 
 
 def run_embedding_pretrainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params: dict,
@@ -70,10 +77,11 @@ def run_embedding_pretrainer(inputs: dict[str, Artifact], outputs: dict[str, Art
                           f"{list(task.serving_features)}; set embedding_pretrainer.corpus: null")
     tft_output = TransformGraph.load(inputs["transform_graph"])
     path = corpora.corpus_file(params["corpus"], params["cache_dir"])
-    corpus = list(_corpus_sentences(path, tft_output.transform_features_layer(), task, task.serving_features[0]))
+    corpus = list(_corpus_sentences(path, tft_output.transform_features_layer(), task, task.serving_features[0],
+                                    params["input"]))
     if not corpus:
         raise DataError(f"{path}: the corpus has no tokens after the Transform; give it text, one sentence per line")
-    train = list(_train_sentences(inputs["transformed_examples"], tft_output, task))
+    train = list(_train_sentences(inputs["transformed_examples"], tft_output, task, params["input"]))
     ctx.log(f"word2vec on {len(corpus):,} corpus sentences ({path.name}) and {len(train):,} train sentences")
     # One worker: with more, gensim's result depends on thread timing, and the same key must give the same vectors.
     w2v = Word2Vec(corpus + train, vector_size=params["dim"], window=params["window"], min_count=params["min_count"],
@@ -98,6 +106,8 @@ class EmbeddingPretrainer(Component):
                                doc="a corpus file's content hash (the cache key: an edited file trains again)"),
         "cache_dir": Param((str, type(None)), None, doc="where named corpora are fetched (data.cache_dir)"),
         "layer": Param(str, "embedding", doc="the model's embedding layer that the vectors start"),
+        "input": Param((str, type(None)), None, doc="which of the model's inputs holds the token ids, when it "
+                                                     "takes a dict of them (null: it takes one tensor)"),
         "dim": Param(int, min=1, doc="the vectors' size: the layer's output size"),
         "window": Param(int, 5, min=1),
         "min_count": Param(int, 2, min=1, doc="ids seen fewer times keep the layer's random start"),

@@ -134,8 +134,8 @@ def test_the_same_inputs_give_the_same_vectors(pretrained: dict, tmp_path: Path)
     transform = latest(work, "Transform")
     inputs = {name: Artifact(name, "", str(transform / name)) for name in ("transform_graph", "transformed_examples")}
     params = {"task": "rnnpipe.pipelines.sentiment.model:TASK", "corpus": str(pretrained["corpus"]),
-              "cache_dir": None, "layer": "embedding", "dim": 16, "window": 5, "min_count": 2, "negative": 10,
-              "epochs": 5, "seed": 1}
+              "cache_dir": None, "layer": "embedding", "input": None, "dim": 16, "window": 5, "min_count": 2,
+              "negative": 10, "epochs": 5, "seed": 1}
     ctx = ExecutionContext("sentiment", "EmbeddingPretrainer", 0, tmp_path, [], "default", None)
     (tmp_path / "again").mkdir()
     run_embedding_pretrainer(inputs, {"embeddings": Artifact("embeddings", "", str(tmp_path / "again"))}, params, ctx)

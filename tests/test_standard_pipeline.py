@@ -65,8 +65,8 @@ def test_pretrained_embeddings_need_a_model_with_an_embedding_dim_and_follow_the
 def test_the_application_parts_replace_or_extend_the_sections(tmp_path: Path) -> None:
     schema = tmp_path / "schema.pbtxt"
     cfg, pipeline = build(tmp_path, "schema_gen.curated_schema=builtin", "trainer.bucket_boundaries=[]",
-                          "embedding_pretrainer.corpus=null", builtin_schema=schema, hparams={"units": 8}, transform_config={"max_tokens": 5},
-                          trainer={"bucket_boundaries": []},
+                          "embedding_pretrainer.corpus=null", builtin_schema=schema, hparams={"units": 8},
+                          transform_config={"max_tokens": 5}, trainer={"bucket_boundaries": []},
                           evaluator={"signature": "score", "champion_dir": None, "metrics_config": {"label_key": "y"}})
     step = pipeline.step
     assert step("SchemaGen").params["curated_schema"] == str(schema)

@@ -41,6 +41,8 @@ class TrainingTask:
     request_features(record) -> the record as a client sends it, for examples that store a reference to what
         is sent (the path of a WAV file, where clients send its bytes); the Evaluator and InfraValidator apply
         it before calling the model (default: the record as stored)
+    averageable: the mean of several trained models' outputs is a better model's output (class probabilities),
+        and the signatures only call the model: ``trainer.ensemble`` may then train several (models.mean_ensemble)
     """
 
     label_key: str
@@ -55,6 +57,7 @@ class TrainingTask:
     serve: Signature | None = None
     extra_signatures: dict[str, Signature] = field(default_factory=dict)
     request_features: Callable[[dict], dict] | None = None
+    averageable: bool = False
 
     def labels(self, transformed: dict) -> Any:
         return self.targets(transformed) if self.targets is not None else transformed[self.label_key]

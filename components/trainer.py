@@ -37,6 +37,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     # TensorFlow and Keras only here: a pipeline that finds this step cached never imports them.
     import keras
 
+    from rnnpipe.models import mean_ensemble
+
     from .distribute import make_strategy
     from .export import export_serving_model
     from .plots import plot_learning_curves
@@ -63,77 +65,121 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     task: TrainingTask = Ref(params["task"]).resolve()
     params = tuned(params, inputs.get("best_hyperparameters"), ctx)
     tft_output = TransformGraph.load(inputs["transform_graph"])
-    keras.utils.set_random_seed(params["seed"])
-    train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, params)
-
-    learning_rate, warm = params["learning_rate"], None
-    with strategy.scope():
-        model = task.build_model(params["hparams"], tft_output)
-        pretrained_rows = 0
-        if inputs.get("embeddings") is not None:
-            pretrained_rows, message = assign_embeddings(model, inputs["embeddings"])
-            ctx.log(message)
-        if params["warm_start"] == "champion":
-            champion = latest_champion(params["warm_start_dir"])
-            reason = "nothing is served yet" if champion is None else warm_start_from(model, champion, tft_output)
-            if reason is None:
-                warm = {"from": str(champion), "version": int(champion.name), "digest": weights_digest(model)}
-                learning_rate *= params["warm_start_lr_scale"]
-                ctx.log(f"warm start from the served version {champion.name} ({champion}); learning rate "
-                        f"{learning_rate:g}")
-            else:
-                ctx.log(f"warm start from {params['warm_start_dir']} not possible: {reason}; training from scratch")
-                if champion is not None:  # a failed restore may have assigned some weights
-                    model = task.build_model(params["hparams"], tft_output)
-            ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
-        model.compile(optimizer=optimizer(params, learning_rate), loss=training_loss(task, params["label_smoothing"]),
-                      metrics=[fresh(m) for m in task.metrics])
-    fix_keras_multi_worker(model)
-    # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
-    backup = AtomicBackupAndRestore(ctx.scratch_dir / "backup", write=ctx.chief)
-    budget = TimeBudget(params["max_minutes"], agree=agree_across_workers(strategy)) \
-        if params["max_minutes"] else None
+    members = params["ensemble"]
+    if members > 1:
+        _check_ensemble(task, params, strategy_name)
     run_dir = outputs["model_run"].path()
-    diagnostics = gradient_diagnostics(eval_ds, params["diagnostics_every_n_steps"], ctx.tracker,
-                                       run_dir / "gradient_diagnostics") if params["gradient_diagnostics"] else None
-    callbacks = [
-        backup,
-        keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
-                                      restore_best_weights=True),
-        keras.callbacks.TerminateOnNaN(),
-        MetricsLogger(ctx.tracker),
-        *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"], budget),
-        *([budget] if budget else []),
-        *([diagnostics] if diagnostics else []),
-        *([BatchFaultPoint(f"Trainer.worker{ctx.worker_index}.batch")] if ctx.workers > 1 else []),
-    ]
-    with warnings.catch_warnings():
-        # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
-        warnings.filterwarnings("ignore", message="Your input ran out of data")
-        history = model.fit(train_ds, validation_data=eval_ds, epochs=params["epochs"], callbacks=callbacks,
-                            shuffle=False, verbose=2)  # the dataset shuffles itself
-    hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
-    if budget and budget.stopped_after and epochs < params["epochs"]:  # not at the last epoch: it ended anyway
-        ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
-                f"trainer.max_minutes={params['max_minutes']:g}")
 
-    ModelRun.write(run_dir, model, hist, warm_start=warm)
-    if hist:
-        ctx.tracker.log_artifact(plot_learning_curves(hist, run_dir / "learning_curves.png"), "plots")
+    def fit(member: int) -> dict:
+        """Builds, starts and trains one model (the ``member``-th of an ensemble: its own seed and backup)."""
+        member_params = {**params, "seed": params["seed"] + member}
+        keras.utils.set_random_seed(member_params["seed"])
+        train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, member_params)
+        learning_rate, warm, pretrained_rows = params["learning_rate"], None, 0
+        with strategy.scope():
+            model = task.build_model(params["hparams"], tft_output)
+            if inputs.get("embeddings") is not None:
+                pretrained_rows, message = assign_embeddings(model, inputs["embeddings"])
+                ctx.log(message)
+            if params["warm_start"] == "champion":
+                champion = latest_champion(params["warm_start_dir"])
+                reason = "nothing is served yet" if champion is None else warm_start_from(model, champion, tft_output)
+                if reason is None:
+                    warm = {"from": str(champion), "version": int(champion.name), "digest": weights_digest(model)}
+                    learning_rate *= params["warm_start_lr_scale"]
+                    ctx.log(f"warm start from the served version {champion.name} ({champion}); learning rate "
+                            f"{learning_rate:g}")
+                else:
+                    ctx.log(f"warm start from {params['warm_start_dir']} not possible: {reason}; training from "
+                            "scratch")
+                    if champion is not None:  # a failed restore may have assigned some weights
+                        model = task.build_model(params["hparams"], tft_output)
+                        if inputs.get("embeddings") is not None:
+                            assign_embeddings(model, inputs["embeddings"])
+                ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
+            model.compile(optimizer=optimizer(params, learning_rate),
+                          loss=training_loss(task, params["label_smoothing"]), metrics=[fresh(m) for m in task.metrics])
+        fix_keras_multi_worker(model)
+        # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
+        backup = AtomicBackupAndRestore(ctx.scratch_dir / ("backup" if member == 0 else f"backup-{member}"),
+                                        write=ctx.chief)
+        budget = TimeBudget(params["max_minutes"] / members, agree=agree_across_workers(strategy)) \
+            if params["max_minutes"] else None
+        # The first member's epochs are the run's curves and gradient probes; the others report their best.
+        diagnostics = gradient_diagnostics(eval_ds, params["diagnostics_every_n_steps"], ctx.tracker,
+                                           run_dir / "gradient_diagnostics") \
+            if params["gradient_diagnostics"] and member == 0 else None
+        callbacks = [
+            backup,
+            keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
+                                          restore_best_weights=True),
+            keras.callbacks.TerminateOnNaN(),
+            *([MetricsLogger(ctx.tracker)] if member == 0 else []),
+            *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], params["monitor"], budget),
+            *([budget] if budget else []),
+            *([diagnostics] if diagnostics else []),
+            *([BatchFaultPoint(f"Trainer.worker{ctx.worker_index}.batch")] if ctx.workers > 1 else []),
+        ]
+        if members > 1:
+            ctx.log(f"ensemble member {member + 1} of {members} (seed {member_params['seed']})")
+        with warnings.catch_warnings():
+            # Keras warns at the end of the first epoch of a dataset of unknown length, which the bucketed one is.
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
+            history = model.fit(train_ds, validation_data=eval_ds, epochs=params["epochs"], callbacks=callbacks,
+                                shuffle=False, verbose=2)  # the dataset shuffles itself
+        hist = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+        epochs = _check_trained(hist, backup.restored_epoch, params["epochs"])
+        if budget and budget.stopped_after and epochs < params["epochs"]:  # not at the last epoch: it ended anyway
+            ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
+                    f"trainer.max_minutes={params['max_minutes']:g}" + (f" / {members} members" if members > 1 else ""))
+        monitored = hist.get(params["monitor"], [])
+        return {"model": model, "hist": hist, "epochs": epochs, "warm": warm, "eval_ds": eval_ds,
+                "pretrained_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
+                "best": (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan"),
+                "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                "stopped_by_time": bool(budget and budget.stopped_after), "diagnostics": diagnostics}
+
+    fitted = [fit(member) for member in range(members)]
+    first, eval_ds = fitted[0], fitted[0]["eval_ds"]
+    model = first["model"] if members == 1 else mean_ensemble([f["model"] for f in fitted])
+    ModelRun.write(run_dir, model, first["hist"], warm_start=first["warm"])
+    if first["hist"]:
+        ctx.tracker.log_artifact(plot_learning_curves(first["hist"], run_dir / "learning_curves.png"), "plots")
     calibration = fit_calibration(model, eval_ds, ctx.log) if params["calibration"] == "temperature" else {}
     export_serving_model(model, tft_output, task, outputs["model"].uri, calibration.get("calibration_temperature"))
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
-    monitored = hist.get(params["monitor"], [])
-    best = (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan")
-    return {"epochs": epochs, "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-            f"best_{params['monitor']}": best, "parameters": int(model.count_params()),
-            "warm_started": int(warm is not None),
-            "pretrained_embedding_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
-            "stopped_by_time_budget": int(bool(budget and budget.stopped_after)),
+    diagnostics = first["diagnostics"]
+    return {"epochs": first["epochs"], "steps": sum(f["steps"] for f in fitted),
+            f"best_{params['monitor']}": first["best"], "parameters": int(model.count_params()),
+            "warm_started": int(first["warm"] is not None), "pretrained_embedding_rows": first["pretrained_rows"],
+            "stopped_by_time_budget": int(any(f["stopped_by_time"] for f in fitted)),
+            **(_ensemble_metrics(model, fitted, task, params) if members > 1 else {}),
             **calibration,
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
+
+
+def _check_ensemble(task: TrainingTask, params: dict, strategy: str) -> None:
+    if not task.averageable:
+        raise ConfigError(f"trainer.ensemble={params['ensemble']}: this application's model outputs do not average "
+                          "into an ensemble's (its TrainingTask is not averageable); set trainer.ensemble: 1")
+    if strategy == "multi_worker":
+        raise ConfigError(f"trainer.ensemble={params['ensemble']} trains its members one after another in one "
+                          "process; set trainer.ensemble: 1 or a distribution.strategy other than multi_worker")
+
+
+def _ensemble_metrics(model: Any, fitted: list[dict], task: TrainingTask, params: dict) -> dict[str, float]:
+    """Each member's best monitored value, and the ensemble's on the eval split."""
+    from .training import fresh, training_loss
+
+    model.compile(loss=training_loss(task, 0.0), metrics=[fresh(m) for m in task.metrics])
+    scores = model.evaluate(fitted[0]["eval_ds"], return_dict=True, verbose=0)
+    monitor = params["monitor"]
+    found = {f"member_{i}_best_{monitor}": f["best"] for i, f in enumerate(fitted)}
+    key = monitor[4:] if monitor.startswith("val_") else monitor
+    if key in scores:
+        found[f"ensemble_{monitor}"] = float(scores[key])
+    return {"ensemble_members": len(fitted), **found}
 
 
 def tuned(params: dict, best: Artifact | None, ctx: ExecutionContext) -> dict:
@@ -242,8 +288,17 @@ class Trainer(Component):
         "shuffle_buffer": Param(int, 10000, min=1),
         "steps_per_epoch": Param((int, type(None)), None, doc="cap per epoch (smoke tests); None = one pass", min=1),
         "seed": Param(int, 42, doc="NumPy's range: 0 to 2**32 - 1", min=0, max=2**32 - 1),
+        "ensemble": Param(int, 1, min=1, doc="train this many models, from seeds seed, seed + 1, ..., each with its "
+                                            "own early stopping, and serve the mean of their outputs (an averageable "
+                                            "task's models only; trainer.max_minutes is shared among them)"),
     }
     executor = staticmethod(run_trainer)
+
+    def check(self) -> None:
+        if self.params["ensemble"] > 1 and self.params["warm_start"] == "champion":
+            raise ConfigError(f"trainer.ensemble={self.params['ensemble']} trains its members from their seeds: it "
+                              "cannot warm-start from the champion; set trainer.warm_start: none or "
+                              "trainer.ensemble: 1")
 
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         # A warm start reads the served model: another one pushed since means another starting point.

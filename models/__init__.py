@@ -22,6 +22,7 @@ from .ctc import (
 )
 from .ctc_lexicon import ctc_lexicon_decode
 from .diagnostics import GradientDiagnostics
+from .ensemble import mean_ensemble
 from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
@@ -57,6 +58,7 @@ __all__ = [
     "SimpleRNNCell",
     "SparseCategoricalCrossentropyWithSmoothing",
     "build_crnn",
+    "mean_ensemble",
     "build_ctc_recognizer",
     "build_seq2seq",
     "build_sequence_classifier",

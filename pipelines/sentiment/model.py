@@ -62,6 +62,7 @@ def make_task(class_names: list[str]) -> TrainingTask:
         loss="sparse_categorical_crossentropy",
         metrics=("accuracy",),
         sequence_length=lambda ids: tf.shape(ids)[0],
+        averageable=True,
     )
 
 

@@ -70,33 +70,44 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         _check_ensemble(task, params, strategy_name)
     run_dir = outputs["model_run"].path()
 
-    def fit(member: int) -> dict:
-        """Builds, starts and trains one model (the ``member``-th of an ensemble: its own seed and backup)."""
-        member_params = {**params, "seed": params["seed"] + member}
-        keras.utils.set_random_seed(member_params["seed"])
-        train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, member_params)
-        learning_rate, warm, pretrained_rows = params["learning_rate"], None, 0
+    def build(member: int) -> tuple[Any, int]:
+        """A new model (the ``member``-th of an ensemble: its own seed) and how many embedding rows start
+        pre-trained."""
+        keras.utils.set_random_seed(params["seed"] + member)
+        rows = 0
         with strategy.scope():
             model = task.build_model(params["hparams"], tft_output)
             if inputs.get("embeddings") is not None:
-                pretrained_rows, message = assign_embeddings(model, inputs["embeddings"])
-                ctx.log(message)
-            if params["warm_start"] == "champion":
-                champion = latest_champion(params["warm_start_dir"])
-                reason = "nothing is served yet" if champion is None else warm_start_from(model, champion, tft_output)
-                if reason is None:
-                    warm = {"from": str(champion), "version": int(champion.name), "digest": weights_digest(model)}
-                    learning_rate *= params["warm_start_lr_scale"]
-                    ctx.log(f"warm start from the served version {champion.name} ({champion}); learning rate "
-                            f"{learning_rate:g}")
-                else:
-                    ctx.log(f"warm start from {params['warm_start_dir']} not possible: {reason}; training from "
-                            "scratch")
-                    if champion is not None:  # a failed restore may have assigned some weights
-                        model = task.build_model(params["hparams"], tft_output)
-                        if inputs.get("embeddings") is not None:
-                            assign_embeddings(model, inputs["embeddings"])
-                ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
+                rows, message = assign_embeddings(model, inputs["embeddings"])
+                if member == 0:
+                    ctx.log(message)
+        return model, rows
+
+    built = [build(member) for member in range(members)]
+    learning_rate, warm = params["learning_rate"], None
+    if params["warm_start"] == "champion":
+        # An ensemble starts from the champion ensemble's members, each from the one in its place.
+        target = built[0][0] if members == 1 else mean_ensemble([m for m, _ in built])
+        champion = latest_champion(params["warm_start_dir"])
+        reason = "nothing is served yet" if champion is None else warm_start_from(target, champion, tft_output)
+        if reason is None:
+            warm = {"from": str(champion), "version": int(champion.name), "digest": weights_digest(target)}
+            learning_rate *= params["warm_start_lr_scale"]
+            ctx.log(f"warm start from the served version {champion.name} ({champion}); learning rate "
+                    f"{learning_rate:g}")
+        else:
+            ctx.log(f"warm start from {params['warm_start_dir']} not possible: {reason}; training from scratch")
+            if champion is not None:  # a failed restore may have assigned some weights
+                built = [build(member) for member in range(members)]
+        ctx.tracker.set_tag("rnnpipe.warm_start", f"version {warm['version']}" if warm else f"none: {reason}")
+
+    def fit(member: int) -> dict:
+        """Trains the ``member``-th model (of an ensemble: its own seed and backup)."""
+        model, pretrained_rows = built[member]
+        member_params = {**params, "seed": params["seed"] + member}
+        keras.utils.set_random_seed(member_params["seed"])
+        train_ds, eval_ds = train_and_eval_datasets(inputs["transformed_examples"], tft_output, task, member_params)
+        with strategy.scope():
             model.compile(optimizer=optimizer(params, learning_rate),
                           loss=training_loss(task, params["label_smoothing"]), metrics=[fresh(m) for m in task.metrics])
         fix_keras_multi_worker(model)
@@ -133,7 +144,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
                     f"trainer.max_minutes={params['max_minutes']:g}" + (f" / {members} members" if members > 1 else ""))
         monitored = hist.get(params["monitor"], [])
-        return {"model": model, "hist": hist, "epochs": epochs, "warm": warm, "eval_ds": eval_ds,
+        return {"model": model, "hist": hist, "epochs": epochs, "eval_ds": eval_ds,
                 "pretrained_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
                 "best": (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan"),
                 "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
@@ -142,7 +153,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     fitted = [fit(member) for member in range(members)]
     first, eval_ds = fitted[0], fitted[0]["eval_ds"]
     model = first["model"] if members == 1 else mean_ensemble([f["model"] for f in fitted])
-    ModelRun.write(run_dir, model, first["hist"], warm_start=first["warm"])
+    ModelRun.write(run_dir, model, first["hist"], warm_start=warm)
     if first["hist"]:
         ctx.tracker.log_artifact(plot_learning_curves(first["hist"], run_dir / "learning_curves.png"), "plots")
     calibration = fit_calibration(model, eval_ds, ctx.log) if params["calibration"] == "temperature" else {}
@@ -152,7 +163,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     diagnostics = first["diagnostics"]
     return {"epochs": first["epochs"], "steps": sum(f["steps"] for f in fitted),
             f"best_{params['monitor']}": first["best"], "parameters": int(model.count_params()),
-            "warm_started": int(first["warm"] is not None), "pretrained_embedding_rows": first["pretrained_rows"],
+            "warm_started": int(warm is not None), "pretrained_embedding_rows": first["pretrained_rows"],
             "stopped_by_time_budget": int(any(f["stopped_by_time"] for f in fitted)),
             **(_ensemble_metrics(model, fitted, task, params) if members > 1 else {}),
             **calibration,
@@ -293,12 +304,6 @@ class Trainer(Component):
                                             "task's models only; trainer.max_minutes is shared among them)"),
     }
     executor = staticmethod(run_trainer)
-
-    def check(self) -> None:
-        if self.params["ensemble"] > 1 and self.params["warm_start"] == "champion":
-            raise ConfigError(f"trainer.ensemble={self.params['ensemble']} trains its members from their seeds: it "
-                              "cannot warm-start from the champion; set trainer.warm_start: none or "
-                              "trainer.ensemble: 1")
 
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         # A warm start reads the served model: another one pushed since means another starting point.

@@ -26,7 +26,7 @@ pytest.importorskip("airflow", reason="the Airflow extra is not installed: `make
 
 TESTS = Path(__file__).resolve().parent
 SAMPLE = TESTS / "data" / "sentiment_sample.jsonl"
-TINY = ["embedding_pretrainer.corpus=null",
+TINY = ["embedding_pretrainer.corpus=null", "trainer.ensemble=1",
         "trainer.epochs=2", "transform.min_frequency=1", "model.units=8", "model.embedding_dim=8",
         "evaluator.must_beat_baseline=false", "evaluator.thresholds={}"]
 

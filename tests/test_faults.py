@@ -134,7 +134,7 @@ def test_sentiment_killed_at_every_stage_boundary_finishes_with_one_pushed_versi
     sample = TESTS / "data" / "sentiment_sample.jsonl"
     args = ["run", "sentiment", "--set", f"data.path={sample}", "--set", "trainer.epochs=2",
             "--set", "transform.min_frequency=1", "--set", "model.units=16", "--set", "model.embedding_dim=16",
-            "--set", "embedding_pretrainer.corpus=null",
+            "--set", "embedding_pretrainer.corpus=null", "--set", "trainer.ensemble=1",
             "--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
     stages = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
               "InfraValidator", "Pusher"]

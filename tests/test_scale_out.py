@@ -18,7 +18,8 @@ from rnnpipe.processes import free_ports
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 SMALL = [f"data.path={SAMPLE}", "trainer.epochs=1", "transform.min_frequency=1", "model.units=8",
-         "model.embedding_dim=8", "embedding_pretrainer.corpus=null", "evaluator.must_beat_baseline=false",
+         "model.embedding_dim=8", "embedding_pretrainer.corpus=null", "trainer.ensemble=1",
+         "evaluator.must_beat_baseline=false",
          "evaluator.thresholds={}"]
 
 

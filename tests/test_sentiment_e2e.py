@@ -28,7 +28,7 @@ TUNED = ["--set", "tuner.enabled=true", "--set", "tuner.search_space={learning_r
          "--set", "tuner.max_trials=2", "--set", "tuner.epochs=1"]
 SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=2", "--set", "transform.min_frequency=1",
          "--set", "model.units=16", "--set", "model.embedding_dim=16",
-         "--set", "embedding_pretrainer.corpus=null", *TUNED]
+         "--set", "embedding_pretrainer.corpus=null", "--set", "trainer.ensemble=1", *TUNED]
 PUSH_ANYWAY = ["--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
 
 RELOAD = """

@@ -55,14 +55,18 @@ def test_only_an_averageable_task_trains_an_ensemble_and_in_one_process() -> Non
         _check_ensemble(TASK, params, "multi_worker")
 
 
-def test_an_ensemble_cannot_warm_start_and_says_so_before_anything_runs(workdir: Path,
-                                                                        capsys: pytest.CaptureFixture) -> None:
-    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2", "--set", "trainer.warm_start=champion"]) == 2
-    assert "cannot warm-start from the champion" in capsys.readouterr().err
-    assert not list((workdir / "pipeline_root" / "sentiment").glob("*/[0-9]*"))  # no step executed
+@pytest.fixture(scope="module")
+def pushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("ensemble")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(work)
+    mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2"]) == 0
+    yield work
+    mp.undo()
 
 
-def test_the_served_model_is_the_calibrated_mean_of_the_members(workdir: Path) -> None:
+def test_the_served_model_is_the_calibrated_mean_of_the_members(pushed: Path) -> None:
     import keras
     import tensorflow as tf
 
@@ -70,7 +74,7 @@ def test_the_served_model_is_the_calibrated_mean_of_the_members(workdir: Path) -
     from rnnpipe.models.calibration import scale
     from rnnpipe.pipelines.sentiment.model import TASK
 
-    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2"]) == 0
+    workdir = pushed
     trainer = recorded_metrics(workdir, "Trainer")
     assert trainer["ensemble_members"] == 2 and {"member_0_best_val_accuracy", "member_1_best_val_accuracy",
                                                  "ensemble_val_accuracy"} <= set(trainer)
@@ -83,3 +87,16 @@ def test_the_served_model_is_the_calibrated_mean_of_the_members(workdir: Path) -
     assert not np.allclose(members[0], members[1], atol=1e-3)  # two seeds, two models
     served = [r["probabilities"] for r in logged[:20]]
     np.testing.assert_allclose(scale(np.mean(members, axis=0), trainer["calibration_temperature"]), served, atol=1e-5)
+
+
+def test_a_warm_started_ensemble_starts_each_member_from_the_champions(pushed: Path) -> None:
+    import keras
+
+    from rnnpipe.components.training import weights_digest
+
+    champion = keras.saving.load_model(latest(pushed, "Trainer") / "model_run" / "model.keras")
+    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2", "--set", "trainer.warm_start=champion"]) \
+        in (0, 3)  # blessed or not: what matters is where it started
+    assert recorded_metrics(pushed, "Trainer")["warm_started"] == 1
+    started = json.loads((latest(pushed, "Trainer") / "model_run" / "warm_start.json").read_text())
+    assert started["version"] == 1 and started["digest"] == weights_digest(champion)

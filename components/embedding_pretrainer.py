@@ -9,6 +9,7 @@ embedding's convention) and gets no vector.
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -48,13 +49,9 @@ def _corpus_sentences(path: Any, transform: Any, task: Any, feature: str, key: s
                       ) -> Iterator[list[str]]:
     import tensorflow as tf
 
-    batch: list[str] = []
-    for line in [*corpora.read_lines(path), None]:
-        if line is not None:
-            batch.append(line)
-        if batch and (line is None or len(batch) == BATCH):
-            yield from _rows(task.model_inputs(transform({feature: tf.constant(batch)})), key)
-            batch = []
+    lines = corpora.read_lines(path)
+    while batch := list(itertools.islice(lines, BATCH)):
+        yield from _rows(task.model_inputs(transform({feature: tf.constant(batch)})), key)
 
 
 def _train_sentences(examples: Artifact, tft_output: Any, task: Any, key: str | None) -> Iterator[list[str]]:

@@ -20,12 +20,17 @@ pytestmark = pytest.mark.slow
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 
 
-def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdir: Path) -> None:
+def test_default_run_beats_the_baseline_and_reaches_078_on_movie_snippets(workdir: Path) -> None:
     assert main(["run", "sentiment"]) == 0
-    evaluation = next((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob("*/evaluation/evaluation.json"))
-    movie = json.loads(evaluation.read_text())["slices"]["source:movie"]
-    assert movie["model"]["accuracy"] >= 0.75
+    evaluation = json.loads(next((workdir / "pipeline_root" / "sentiment" / "Evaluator").glob(
+        "*/evaluation/evaluation.json")).read_text())
+    movie = evaluation["slices"]["source:movie"]
+    # Three members on pre-trained vectors: 0.788-0.798 overall and 0.788-0.799 on movie snippets at seeds 42,
+    # 10 and 20, level with the TF-IDF peers (0.791 / 0.797), and about 2 points above one model without them.
+    assert evaluation["overall"]["model"]["accuracy"] >= 0.785 and movie["model"]["accuracy"] >= 0.78
     assert movie["model"]["accuracy"] > movie["baseline"]["accuracy"] + 0.2
+    trainer = sorted((workdir / "pipeline_root" / "sentiment" / "Trainer").glob("[0-9]*"))[0]
+    assert len(keras_members(trainer / "model_run" / "model.keras")) == 3
     assert (workdir / "serving" / "sentiment" / "1" / "saved_model.pb").exists()
 
     # A deliberately worse model (one training step) is not blessed; the champion stays in place.
@@ -35,6 +40,12 @@ def test_default_run_beats_the_baseline_and_reaches_075_on_movie_snippets(workdi
                        key=lambda p: int(p.parts[-2]))
     last = ModelBlessing.read(blessings[-1])
     assert not last.blessed and any("worse than the champion's (version 1)" in r for r in last.reasons)
+
+
+def keras_members(path: Path) -> list[str]:
+    import keras
+
+    return [layer.name for layer in keras.saving.load_model(path).layers if layer.name.startswith("member_")]
 
 
 def test_killed_trainer_resumes_from_its_last_finished_epoch(workdir: Path) -> None:

@@ -66,9 +66,9 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
                       transform_config: dict[str, Any] | None = None, builtin_schema: Path | None = None,
                       trainer: dict[str, Any] | None = None, checks: list[Callable[[], None]] | None = None
                       ) -> Pipeline:
-    """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> (Tuner, with
-    ``tuner.enabled``) -> (EmbeddingPretrainer, with ``embedding_pretrainer.corpus``) -> Trainer -> Evaluator ->
-    InfraValidator -> Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
+    """``examples`` -> StatisticsGen -> SchemaGen -> ExampleValidator -> Transform -> (EmbeddingPretrainer, with
+    ``embedding_pretrainer.corpus``) -> (Tuner, with ``tuner.enabled``) -> Trainer -> Evaluator -> InfraValidator ->
+    Pusher to ``<serving_dir>/<name>/``, each stage set by its section of ``cfg``.
 
     The application brings what differs: ``preprocessing_fn`` and ``task`` ('module:name' references);
     ``hparams`` (default: the model section) and ``transform_config`` (default: the transform section), which
@@ -93,8 +93,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     serving_dir = storage.resolve(cfg.serving_dir)  # a path or a URI (s3://, gs://): rnnpipe/storage.py
     served = served_model_name(name, cfg)  # one TF Serving model and MLflow registered model per name
     hparams = cfg.model.to_dict() if hparams is None else hparams
-    tuner = tuner_step(cfg, transform, task, hparams, trainer)
     pretrainer = embedding_step(cfg, transform, task, hparams)
+    tuner = tuner_step(cfg, transform, task, hparams, trainer, pretrainer)
     model = Trainer(transformed_examples=transform["transformed_examples"],
                     transform_graph=transform["transform_graph"], task=task, hparams=hparams,
                     best_hyperparameters=tuner["best_hyperparameters"] if tuner else None,
@@ -113,8 +113,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
     pusher = Pusher(model=model["model"], blessing=gate["blessing"], infra_blessing=infra, **stage_params(
         "pusher", pusher_cfg, {"model_name": served, "serving_dir": serving_dir},
         defaults={"request_defaults": infra_cfg.get("request_defaults", {})}))
-    steps = [examples, stats, schema, anomalies, transform, *([tuner] if tuner else []),
-             *([pretrainer] if pretrainer else []), model, gate, infra, pusher]
+    steps = [examples, stats, schema, anomalies, transform, *([pretrainer] if pretrainer else []),
+             *([tuner] if tuner else []), model, gate, infra, pusher]
     return Pipeline(name, steps, checks)
 
 
@@ -124,9 +124,9 @@ TUNER_TRAINER_KEYS = ("batch_size", "learning_rate", "label_smoothing", "optimiz
 
 
 def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, Any],
-               trainer: dict[str, Any] | None) -> Tuner | None:
+               trainer: dict[str, Any] | None, pretrainer: EmbeddingPretrainer | None = None) -> Tuner | None:
     """The Tuner between Transform and Trainer when ``tuner.enabled``; its trials train as the trainer section
-    (and what the application fixes there) says."""
+    (and what the application fixes there) says, from the pre-trained vectors as the Trainer does."""
     section = cfg.get("tuner", {})
     if not section or not section.get("enabled"):
         return None
@@ -135,6 +135,7 @@ def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, 
     check_search_space(tuner_cfg.get("search_space") or {}, hparams,  # before any step runs
                        tuner_cfg.get("objective", "val_loss"))
     return Tuner(transformed_examples=transform["transformed_examples"], transform_graph=transform["transform_graph"],
+                 embeddings=pretrainer["embeddings"] if pretrainer else None,
                  **stage_params("tuner", tuner_cfg, {"task": task, "hparams": hparams},
                                 defaults={k: trained[k] for k in TUNER_TRAINER_KEYS if k in trained}))
 

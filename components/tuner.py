@@ -18,7 +18,7 @@ import math
 import time
 from typing import Any
 
-from rnnpipe.artifacts import Examples, HyperParameters, TransformGraph
+from rnnpipe.artifacts import Examples, HyperParameters, TransformGraph, WordEmbeddings
 from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
@@ -69,7 +69,7 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     import keras_tuner as kt
 
     from .trainer import optimizer, with_trainer_values
-    from .training import fresh, train_and_eval_datasets, training_loss
+    from .training import assign_embeddings, fresh, train_and_eval_datasets, training_loss
 
     task = Ref(params["task"]).resolve()
     space, hparams = params["search_space"], params["hparams"]
@@ -88,6 +88,8 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
         chosen = values(hp)
         model = task.build_model({**hparams, **{k: v for k, v in chosen.items() if k not in TRAINER_KEYS}},
                                  tft_output)
+        if inputs.get("embeddings") is not None:  # as the Trainer starts: a trial of another width starts at random
+            assign_embeddings(model, inputs["embeddings"])
         trainer = with_trainer_values(params, {k: v for k, v in chosen.items() if k in TRAINER_KEYS})
         model.compile(optimizer=optimizer(trainer, trainer["learning_rate"]),
                       loss=training_loss(task, trainer["label_smoothing"]),
@@ -171,7 +173,9 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
 
 
 class Tuner(Component):
-    INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE}
+    INPUTS = {"transformed_examples": Examples.TYPE, "transform_graph": TransformGraph.TYPE,
+              "embeddings": WordEmbeddings.TYPE}
+    OPTIONAL_INPUTS = frozenset({"embeddings"})  # the EmbeddingPretrainer's vectors, when it runs
     OUTPUTS = {"best_hyperparameters": HyperParameters.TYPE}
     PARAMETERS = {
         "task": Param(Ref, doc="'module:TASK', a TrainingTask"),

@@ -60,6 +60,9 @@ def test_pretrained_embeddings_need_a_model_with_an_embedding_dim_and_follow_the
     second = build(tmp_path, f"embedding_pretrainer.corpus={corpus}")[1].step("EmbeddingPretrainer").params
     assert first["corpus_sha256"] and first["corpus_sha256"] != second["corpus_sha256"]  # the key follows content
     assert "EmbeddingPretrainer" not in [s.id for s in build(tmp_path, "embedding_pretrainer.corpus=null")[1].steps]
+    # A tuning trial starts from the vectors as the Trainer does.
+    tuned = build(tmp_path, "tuner.enabled=true")[1]
+    assert tuned.step("Tuner").inputs["embeddings"].node is tuned.step("EmbeddingPretrainer")
 
 
 def test_the_application_parts_replace_or_extend_the_sections(tmp_path: Path) -> None:

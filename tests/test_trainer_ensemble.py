@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_only_an_averageable_task_trains_an_ensemble_and_in_one_process() -> Non
     params = {"ensemble": 3}
     _check_ensemble(TASK, params, "default")
     with pytest.raises(ConfigError, match="trainer.ensemble=3: this application's model outputs do not average"):
-        _check_ensemble(TASK.__class__(**{**TASK.__dict__, "averageable": False}), params, "default")
+        _check_ensemble(dataclasses.replace(TASK, averageable=False), params, "default")
     with pytest.raises(ConfigError, match="one after another in one process"):
         _check_ensemble(TASK, params, "multi_worker")
 

@@ -53,7 +53,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         fix_keras_multi_worker,
         fresh,
         gradient_diagnostics,
+        keep_finished_model,
         lr_schedule_callbacks,
+        restore_finished_model,
         train_and_eval_datasets,
         training_loss,
         warm_start_from,
@@ -111,6 +113,17 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             model.compile(optimizer=optimizer(params, learning_rate),
                           loss=training_loss(task, params["label_smoothing"]), metrics=[fresh(m) for m in task.metrics])
         fix_keras_multi_worker(model)
+        # An ensemble keeps each trained member in the scratch space: a run killed during a later member resumes
+        # there instead of training the finished ones again (their epochs' backups are gone by then).
+        finished = ctx.scratch_dir / f"member-{member}" if members > 1 else None
+        kept = restore_finished_model(finished, model, ctx.log) if finished else None
+        if kept is not None:
+            ctx.log(f"ensemble member {member + 1} of {members}: trained before the run was interrupted, loaded "
+                    f"from {finished}")
+            if member == 0:  # the run's curves are the first member's
+                for epoch, logs in enumerate(zip(*kept["hist"].values(), strict=True)):
+                    MetricsLogger(ctx.tracker).on_epoch_end(epoch, dict(zip(kept["hist"], logs, strict=True)))
+            return {**kept, "model": model, "eval_ds": eval_ds, "diagnostics": None}
         # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
         backup = AtomicBackupAndRestore(ctx.scratch_dir / ("backup" if member == 0 else f"backup-{member}"),
                                         write=ctx.chief)
@@ -144,11 +157,14 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
                     f"trainer.max_minutes={params['max_minutes']:g}" + (f" / {members} members" if members > 1 else ""))
         monitored = hist.get(params["monitor"], [])
-        return {"model": model, "hist": hist, "epochs": epochs, "eval_ds": eval_ds,
-                "pretrained_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
-                "best": (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan"),
-                "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
-                "stopped_by_time": bool(budget and budget.stopped_after), "diagnostics": diagnostics}
+        summary = {"hist": hist, "epochs": epochs,
+                   "pretrained_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
+                   "best": (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan"),
+                   "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
+                   "stopped_by_time": bool(budget and budget.stopped_after)}
+        if finished:
+            keep_finished_model(finished, model, summary)
+        return {**summary, "model": model, "eval_ds": eval_ds, "diagnostics": diagnostics}
 
     fitted = [fit(member) for member in range(members)]
     first, eval_ds = fitted[0], fitted[0]["eval_ds"]

@@ -361,6 +361,63 @@ def _commit(tmp: Path, final: Path, fault: str) -> None:
     os.replace(tmp, final)
 
 
+def _load_all_or_nothing(model: keras.Model, weights: Path) -> str | None:
+    """Loads ``weights`` (a ``save_weights`` file) into the model and its optimizer's state; returns why not (None:
+    done). A load that fails halfway puts every variable back, so the model is never a mix of two states."""
+    optimizer = model.optimizer
+    if optimizer is not None and not optimizer.built:
+        optimizer.build(model.trainable_variables)  # so that its state is restored too
+    variables = [*model.variables, *(optimizer.variables if optimizer is not None else [])]
+    saved = [v.numpy() for v in variables]
+    try:
+        model.load_weights(str(weights))
+    except Exception as e:  # h5py and Keras raise OSError, ValueError, KeyError... for an unloadable file
+        for variable, value in zip(variables, saved, strict=True):
+            variable.assign(value)
+        return f"{weights} does not load ({type(e).__name__}: {e})"
+    return None
+
+
+FINISHED_RECORD = "fit.json"
+
+
+def keep_finished_model(folder: Path, model: keras.Model, summary: dict) -> None:
+    """Keeps a trained model's weights and what its fit reported (JSON-able) in ``folder``, so that a run killed
+    later in the same step (an ensemble's next member) loads it instead of training it again. The record,
+    written last and naming the weights' sha256, commits both. Fault points: ``Trainer.member`` (weights written,
+    not yet renamed), ``Trainer.member.commit`` (weights renamed, record not yet)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_weights, tmp_record = folder / ".tmp-model.weights.h5", folder / f".tmp-{FINISHED_RECORD}"
+    model.save_weights(str(tmp_weights), overwrite=True)
+    record = {**summary, "sha256": _sha256(tmp_weights)}
+    _commit(tmp_weights, folder / "model.weights.h5", "Trainer.member")
+    tmp_record.write_text(json.dumps(record))
+    _commit(tmp_record, folder / FINISHED_RECORD, "Trainer.member.commit")
+
+
+def restore_finished_model(folder: Path, model: keras.Model, warn: Callable[[str], None] = log.warning
+                           ) -> dict | None:
+    """Loads what ``keep_finished_model`` kept in ``folder`` into ``model`` (built and compiled like the one
+    kept) and returns the summary; None when nothing was committed there. A record that is unreadable, or
+    weights that are missing, altered or unloadable, are named in a warning and the model is left as it was."""
+    record_path, weights = folder / FINISHED_RECORD, folder / "model.weights.h5"
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text())
+        digest = str(record.pop("sha256"))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        problem = f"{record_path} is unreadable ({type(e).__name__}: {e})"
+    else:
+        problem = (f"{weights}, named by {record_path}, is missing" if not weights.is_file()
+                   else f"{weights} is damaged (not the sha256 {record_path.name} recorded)"
+                   if _sha256(weights) != digest else _load_all_or_nothing(model, weights))
+    if problem:
+        warn(f"Trainer: not using the model trained before the interruption: {problem}; training it again")
+        return None
+    return record
+
+
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """Keras' BackupAndRestore made safe against a kill at any moment and against a damaged backup.
 
@@ -404,23 +461,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return f"{weights}, named by {state_path}, is missing"
         if _sha256(weights) != digest:
             return f"{weights} is damaged (truncated or overwritten: not the sha256 {state_path.name} recorded)"
-        variables = self._variables()
-        saved = [v.numpy() for v in variables]  # a load that fails halfway must not leave a mix of weights
-        try:
-            self.model.load_weights(str(weights))
-        except Exception as e:  # h5py and Keras raise OSError, ValueError, KeyError... for an unloadable file
-            for variable, value in zip(variables, saved, strict=True):
-                variable.assign(value)
-            return f"{weights} does not load ({type(e).__name__}: {e})"
+        problem = _load_all_or_nothing(self.model, weights)
+        if problem:
+            return problem
         self.model._initial_epoch = self.restored_epoch = epoch
         self._committed = name
         return None
-
-    def _variables(self) -> list:
-        optimizer = self.model.optimizer
-        if optimizer is not None and not optimizer.built:
-            optimizer.build(self.model.trainable_variables)  # so that its state is restored too
-        return [*self.model.variables, *(optimizer.variables if optimizer is not None else [])]
 
     def _save_model(self) -> None:
         if not self.write:

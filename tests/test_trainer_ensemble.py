@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,13 +61,47 @@ def test_only_an_averageable_task_trains_an_ensemble_and_in_one_process() -> Non
 
 @pytest.fixture(scope="module")
 def pushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ensemble of two pushed by a run that resumed after a failure while the second member trained."""
+    from rnnpipe import faults
+
     work = tmp_path_factory.mktemp("ensemble")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2"]) == 0
+    mp.setattr(faults, "_reached", Counter())
+    # One epoch a member: the second backup is the second member's first epoch.
+    mp.setenv(faults.ENV, "Trainer.backup#2=EIO")
+    assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2"]) == 1
+    mp.delenv(faults.ENV)
+    [kept] = (work / "pipeline_root" / "sentiment").glob(".scratch/Trainer/*/member-0/model.weights.h5")
+    shutil.copy(kept, work / "member-0.weights.h5")
+    logger, handler = logging.getLogger("rnnpipe"), logging.FileHandler(work / "resumed.log")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert main(["run", "sentiment", *TINY, "--set", "trainer.ensemble=2"]) == 0
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        handler.close()
     yield work
     mp.undo()
+
+
+def test_a_resumed_ensemble_loads_the_members_trained_before_the_failure(pushed: Path) -> None:
+    resumed = (pushed / "resumed.log").read_text()
+    assert "ensemble member 1 of 2: trained before the run was interrupted, loaded from" in resumed
+    assert "ensemble member 1 of 2 (seed" not in resumed and "ensemble member 2 of 2 (seed 43)" in resumed
+    import h5py
+    import keras
+
+    kept: set[bytes] = set()
+    with h5py.File(pushed / "member-0.weights.h5") as f:
+        f.visititems(lambda _, item: kept.add(item[()].tobytes()) if isinstance(item, h5py.Dataset) else None)
+    served = keras.saving.load_model(latest(pushed, "Trainer") / "model_run" / "model.keras").get_layer("member_0")
+    assert {keras.ops.convert_to_numpy(w).tobytes() for w in served.weights} <= kept  # the weights it loaded
+    assert "member_0_best_val_accuracy" in recorded_metrics(pushed, "Trainer")  # and the record of its fit
 
 
 def test_the_served_model_is_the_calibrated_mean_of_the_members(pushed: Path) -> None:

@@ -20,6 +20,8 @@ from rnnpipe.context import ExecutionContext
 from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError, DataError
 
+from .example_gen import text_lines
+
 BATCH = 4096  # corpus lines per call of the transform graph
 
 
@@ -45,11 +47,16 @@ def _rows(inputs: Any, key: str | None) -> Iterator[list[str]]:
             yield tokens
 
 
+def corpus_lines(path: Any) -> Iterator[str]:
+    """The non-blank lines of a UTF-8 corpus file, read lazily; bad bytes are a DataError naming file and line."""
+    return filter(None, (line.strip() for _, line in text_lines(path)))
+
+
 def _corpus_sentences(path: Any, transform: Any, task: Any, feature: str, key: str | None
                       ) -> Iterator[list[str]]:
     import tensorflow as tf
 
-    lines = corpora.read_lines(path)
+    lines = corpus_lines(path)
     while batch := list(itertools.islice(lines, BATCH)):
         yield from _rows(task.model_inputs(transform({feature: tf.constant(batch)})), key)
 

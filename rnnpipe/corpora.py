@@ -83,14 +83,3 @@ def corpus_fingerprint(corpus: str) -> str | None:
     return fingerprint_dir(path) if corpus not in NAMED and path.is_file() else None
 
 
-def read_lines(path: Path) -> Iterator[str]:
-    """The non-blank lines of a UTF-8 corpus file; an invalid byte stops with the file and line."""
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as e:
-                raise DataError(f"{path}:{number}: not valid UTF-8 ({e.reason} at byte {e.start}); save the corpus "
-                                "as UTF-8") from None
-            if line:
-                yield line

@@ -3,7 +3,6 @@ starting its embedding from the vectors, and the step's cache key following the 
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from test_sentiment_e2e import recorded_metrics
 from rnnpipe import corpora
 from rnnpipe.artifacts import TransformGraph, WordEmbeddings
 from rnnpipe.cli import main
+from rnnpipe.components.embedding_pretrainer import corpus_lines
 from rnnpipe.errors import ConfigError, DataError
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
@@ -48,9 +48,10 @@ def test_a_corpus_is_a_named_one_or_a_file_and_bad_bytes_name_their_line(tmp_pat
         corpora.corpus_file(str(tmp_path / "absent.txt"))
     bad = tmp_path / "corpus.txt"
     bad.write_bytes(b"a fine line\n\n  \nna\xefve\n")
-    with pytest.raises(DataError, match=r"corpus.txt:4: not valid UTF-8"):
-        list(corpora.read_lines(bad))
-    assert list(itertools.islice(corpora.read_lines(bad), 1)) == ["a fine line"]
+    with pytest.raises(DataError, match=r"corpus.txt:4: not valid UTF-8 at byte offset 18"):
+        list(corpus_lines(bad))
+    bad.write_bytes(b"\xef\xbb\xbfa fine line\n\n  \nnaive\n")
+    assert list(corpus_lines(bad)) == ["a fine line", "naive"]  # no BOM, no blank lines
 
 
 def test_the_trainer_starts_the_named_layers_rows_and_says_why_not_for_another_width(tmp_path: Path) -> None:

@@ -36,10 +36,33 @@ def test_parse_imp_skips_headings_and_keeps_verses() -> None:
     assert data.parse_imp(text) == {"Genesis 1:1": "In the beginning.", "1 Kings 2:3": "And keep the charge"}
 
 
+def test_a_psalms_title_is_removed_up_to_its_drop_capital() -> None:
+    assert data.without_title("Salmo de David. A TI, oh Jehová, levantaré mi alma.") == \
+        "A TI, oh Jehová, levantaré mi alma."
+    assert data.without_title("Al Músico principal: Salmo de David. JEHOVÁ es mi pastor") == "JEHOVÁ es mi pastor"
+    for unchanged in ("BIENAVENTURADO el varón", "Y ACONTECIÓ en los días", "Oh Dios, oye mi oración"):
+        assert data.without_title(unchanged) == unchanged
+
+
+def test_renumbered_chapters_move_to_the_other_texts_verses_and_drop_merged_ones() -> None:
+    spanish = {"Jonah 1:16": "a", "Jonah 2:1": "fish", "Jonah 2:2": "prayed", "Jonah 2:10": "merged", "Ruth 1:1": "r"}
+    table = {("Jonah", 2): [(1, 1, 1, 16), (2, 9, 2, -1)]}
+    assert data.renumbered(spanish, table) == {"Jonah 1:16": "a", "Jonah 1:17": "fish", "Jonah 2:1": "prayed",
+                                               "Ruth 1:1": "r"}
+    with pytest.raises(DataError, match="Jonah 1:16: two verses of the target text map to it"):
+        data.renumbered(spanish, {("Jonah", 2): [(1, 1, 1, 15)]})
+
+
 @needs_sword
 def test_real_export_aligns_one_book_by_verse(tmp_path: Path) -> None:
-    out = data.export_bible(tmp_path / "ruth.jsonl", books=["Ruth"])
-    pairs = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    out = data.export_bible(tmp_path / "ruth.jsonl", books=["Ruth", "Jonah"])
+    everything = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    jonah = {p["ref"]: p for p in everything if p["group"].startswith("Jonah")}
+    # The RV1909 numbers Jonah 2 as the Hebrew Bible does (its 2:1 is the KJV's 1:17): paired by content.
+    assert jonah["Jonah 1:17"]["target"].startswith("Mas Jehová había prevenido un gran pez")
+    assert jonah["Jonah 2:1"]["target"].startswith("Y oró Jonás desde el vientre del pez")
+    assert "Jonah 2:10" not in jonah  # the Spanish verse holding the KJV's 2:9 and 2:10
+    pairs = [p for p in everything if p["group"].startswith("Ruth")]
     assert len(pairs) == 85  # Ruth has 85 verses in the KJV versification both modules use
     first = pairs[0]
     assert first["ref"] == "Ruth 1:1" and first["group"] == "Ruth 1"

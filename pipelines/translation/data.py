@@ -5,8 +5,10 @@ the Reina-Valera 1909 (Debian ``sword-text-sparv``, module ``spaRV1909eb``), exp
 (Debian ``libsword-utils``), which drops the OSIS markup, Strong's numbers and the KJV's footnotes. What
 markup survives the export (a few ``<H1234>`` Strong's tags in the RV1909, ``[bracketed]`` KJV words) is
 removed here, and the RV1909's drop capitals (``EN el principio``) are written as ordinary words. Both
-modules use the KJV versification, so verses align one to one by reference: 31,084 pairs with text on
-both sides. ``fetch`` writes them as JSONL (``source``, ``target``, ``ref``, ``group`` = book and chapter).
+modules use the KJV versification, so verses align one to one by reference, except in eight chapters where
+the RV1909's text follows the Hebrew verse numbers (``RENUMBERED`` maps them), and the RV1909's psalm titles,
+which the KJV module lacks, are removed: 31,077 pairs with text on both sides. ``fetch`` writes them as JSONL
+(``source``, ``target``, ``ref``, ``group`` = book and chapter).
 
 ``read_pairs`` reads a TSV (``source<TAB>target`` per line) or a JSONL file (``source`` and ``target``
 strings, optional ``group``) and routes each pair to a split by a hash of its ``group`` (whole chapters
@@ -36,7 +38,23 @@ SOURCE_KEY, TARGET_KEY, GROUP_KEY, REF_KEY, SPLIT_KEY = "source", "target", "gro
 MODULES = {"engKJV2006eb": "sword-text-kjv", "spaRV1909eb": "sword-text-sparv"}
 SOURCE_MODULE, TARGET_MODULE = "engKJV2006eb", "spaRV1909eb"
 EXPORTER, EXPORTER_PACKAGE = "mod2imp", "libsword-utils"
-DEFAULT_FILE = "kjv-rv1909.jsonl"
+# v2: the RV1909's chapters in Hebrew verse numbers mapped onto the KJV's, and its psalm titles removed.
+DEFAULT_FILE = "kjv-rv1909-v2.jsonl"
+# Where the RV1909 module numbers verses as the Hebrew Bible does while the KJV uses the English numbers, the
+# module keeps the Hebrew-numbered text in the KJV's verse slots: pairing by reference would pair unrelated
+# verses (found by correlating verse lengths across each chapter, and read). Spanish (book, chapter) ->
+# (first, last, KJV chapter, shift): its verses first..last are the KJV verses first + shift.. of that chapter.
+# A verse left out holds two KJV verses (the Hebrew's extra verse folded into one slot), which no pair matches.
+RENUMBERED = {
+    ("Numbers", 13): [(1, 1, 12, 15), (2, 32, 13, -1)],
+    ("Numbers", 30): [(1, 1, 29, 39), (2, 15, 30, -1)],
+    ("I Samuel", 24): [(1, 1, 23, 28), (2, 21, 24, -1)],
+    ("II Chronicles", 33): [(1, 9, 33, 0), (11, 24, 33, 1)],
+    ("Job", 39): [(1, 3, 38, 38), (4, 29, 39, -3)],
+    ("Job", 40): [(1, 19, 40, 5)],
+    ("Hosea", 12): [(1, 1, 11, 11), (2, 13, 12, -1)],
+    ("Jonah", 2): [(1, 1, 1, 16), (2, 9, 2, -1)],
+}
 # "$$$Genesis 1:1", "$$$1 Kings 2:3", "$$$Song of Solomon 1:1"; chapter or verse 0 are book and chapter headings.
 _REFERENCE = re.compile(r"^(?P<book>.+) (?P<chapter>\d+):(?P<verse>\d+)$")
 _TAG = re.compile(r"<[^>]*>")
@@ -80,17 +98,54 @@ def word_casing(verses: Iterable[str]) -> dict[str, str]:
 
 
 def parse_imp(text: str, *, drop_capital: bool = False) -> dict[str, str]:
-    """mod2imp's output -> {"Book C:V": verse text} for every verse with text (headings skipped)."""
+    """mod2imp's output -> {"Book C:V": verse text} for every verse with text (headings skipped). With
+    ``drop_capital`` (the RV1909), a psalm's title ahead of its drop capital is removed, as the KJV module
+    has none."""
     raw: dict[str, str] = {}
     for block in text.split("$$$")[1:]:
         reference, _, body = block.partition("\n")
         match = _REFERENCE.match(reference.strip())
         if not match or int(match["chapter"]) == 0 or int(match["verse"]) == 0:
             continue
+        if drop_capital and match["book"] == "Psalms" and int(match["verse"]) == 1:
+            body = without_title(_TAG.sub(" ", body))
         raw[reference.strip()] = body
     casing = word_casing(clean_verse(body) for body in raw.values()) if drop_capital else None
     verses = {ref: clean_verse(body, drop_capital=drop_capital, casing=casing) for ref, body in raw.items()}
     return {ref: verse for ref, verse in verses.items() if verse}
+
+
+def without_title(verse: str) -> str:
+    """A first verse less the words before its drop capital (the upper-case run that opens a chapter):
+    ``Salmo de David. A TI, oh Jehová`` -> ``A TI, oh Jehová``. Unchanged without one, or with one first."""
+    words = verse.split()
+    letters = ["".join(_LETTERS.findall(w)) for w in words]
+    capital = next((i for i, w in enumerate(letters) if len(w) > 1 and w.isupper()), None)
+    if not capital:
+        return verse
+    while capital and letters[capital - 1] and letters[capital - 1].isupper():  # "A TI": the run's start
+        capital -= 1
+    return " ".join(words[capital:])
+
+
+def renumbered(verses: dict[str, str], table: dict[tuple[str, int], list[tuple[int, int, int, int]]]
+               ) -> dict[str, str]:
+    """``verses`` with the chapters of ``table`` (as ``RENUMBERED``) moved to the other text's references; their
+    verses outside the table's ranges are left out."""
+    out = {}
+    for reference, text in verses.items():
+        match = _REFERENCE.match(reference)
+        book, chapter, verse = match["book"], int(match["chapter"]), int(match["verse"])
+        if (book, chapter) in table:
+            moved = [f"{book} {to}:{verse + shift}" for first, last, to, shift in table[book, chapter]
+                     if first <= verse <= last]
+            if not moved:
+                continue
+            reference = moved[0]
+        if reference in out:
+            raise DataError(f"{reference}: two verses of the target text map to it; check RENUMBERED")
+        out[reference] = text
+    return out
 
 
 def export_module(module: str) -> str:
@@ -124,7 +179,7 @@ def aligned_pairs(source: dict[str, str], target: dict[str, str], books: list[st
 def export_bible(dest: Path, books: list[str] | None = None) -> Path:
     """Writes the aligned KJV / RV1909 verse pairs to the JSONL file ``dest`` (atomically)."""
     pairs = aligned_pairs(parse_imp(export_module(SOURCE_MODULE)),
-                          parse_imp(export_module(TARGET_MODULE), drop_capital=True), books)
+                          renumbered(parse_imp(export_module(TARGET_MODULE), drop_capital=True), RENUMBERED), books)
     if not pairs:
         raise DataError(f"no verse pairs aligned between {SOURCE_MODULE} and {TARGET_MODULE}"
                         + (f" for the books {books}" if books else "") + "; are both SWORD modules complete?")

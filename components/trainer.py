@@ -116,7 +116,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         # An ensemble keeps each trained member in the scratch space: a run killed during a later member resumes
         # there instead of training the finished ones again (their epochs' backups are gone by then).
         finished = ctx.scratch_dir / f"member-{member}" if members > 1 else None
-        kept = restore_finished_model(finished, model, ctx.log) if finished else None
+        kept = restore_finished_model(finished, model) if finished else None
         if kept is not None:
             ctx.log(f"ensemble member {member + 1} of {members}: trained before the run was interrupted, loaded "
                     f"from {finished}")

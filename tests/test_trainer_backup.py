@@ -144,3 +144,30 @@ def test_a_model_with_no_trained_epoch_or_a_nan_loss_is_not_exported() -> None:
     assert _check_trained({}, restored_epoch=3, epochs=3) == 3  # every epoch finished before a kill
     with pytest.raises(RnnpipeError, match=r"loss became nan in epoch 2.*trainer\.learning_rate"):
         _check_trained({"loss": [1.0, float("nan")]}, restored_epoch=0, epochs=5)
+
+
+def test_a_kept_model_comes_back_with_its_record_and_a_damaged_one_is_named_and_not_used(tmp_path: Path) -> None:
+    from rnnpipe.components.training import FINISHED_RECORD, keep_finished_model, restore_finished_model
+
+    trained = tiny_model()
+    trained.fit(X, Y, batch_size=16, epochs=2, verbose=0)
+    keep_finished_model(tmp_path, trained, {"epochs": 2, "hist": {"loss": [2.0, 1.0]}})
+    fresh, warnings = tiny_model(), []
+    assert restore_finished_model(tmp_path / "absent", fresh, warnings.append) is None and not warnings
+    assert restore_finished_model(tmp_path, fresh, warnings.append) == {"epochs": 2, "hist": {"loss": [2.0, 1.0]}}
+    for ours, theirs in zip(fresh.get_weights(), trained.get_weights(), strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    assert int(fresh.optimizer.iterations) == int(trained.optimizer.iterations) == 4  # its optimizer's state too
+
+    weights = tmp_path / "model.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:-10])
+    untouched_model = tiny_model()
+    before = untouched_model.get_weights()
+    assert restore_finished_model(tmp_path, untouched_model, warnings.append) is None
+    [warning] = warnings
+    assert f"not using the model trained before the interruption: {weights} is damaged" in warning
+    for ours, theirs in zip(untouched_model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)
+    (tmp_path / FINISHED_RECORD).write_text("{")
+    assert restore_finished_model(tmp_path, untouched_model, warnings.append) is None
+    assert "is unreadable" in warnings[-1]

@@ -13,10 +13,15 @@ from pathlib import Path
 from .errors import DataError
 
 
-def cache_dir(app: str, configured: str | None = None) -> Path:
+def cache_root() -> Path:
+    """The data cache this process uses when the config names none."""
     xdg = os.environ.get("XDG_CACHE_HOME")
-    base = configured or os.environ.get("RNNPIPE_CACHE") or (Path(xdg) if xdg else Path.home() / ".cache") / "rnnpipe"
-    path = Path(base).expanduser() / app
+    return Path(os.environ.get("RNNPIPE_CACHE") or (Path(xdg) if xdg else Path.home() / ".cache") / "rnnpipe"
+                ).expanduser()
+
+
+def cache_dir(app: str, configured: str | None = None) -> Path:
+    path = (Path(configured).expanduser() if configured else cache_root()) / app
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -28,7 +28,7 @@ from . import storage
 from .compare import run_outcome
 from .config import Config
 from .context import ExecutionContext, RecordingTracker
-from .data_cache import cache_dir
+from .data_cache import cache_dir, cache_root
 from .dsl import Artifact, Component, Pipeline
 from .errors import ConfigError, PipelineLockedError, RnnpipeError, StageIOError
 from .faults import fault_point
@@ -130,10 +130,24 @@ def metadata_url(cfg: Config) -> str:
     return f"sqlite:///{Path(storage.resolve(cfg.pipeline_root)) / 'metadata.sqlite'}"
 
 
+# rnnpipe's own folder (the checkout), whose files a step may read (an application's curated schema).
+HOME = Path(__file__).resolve().parents[1]
+
+
+def portable(params_json: str) -> str:
+    """A step's parameters as its cache key holds them: a path inside the data cache or inside rnnpipe's own
+    folder is written from that root, so another machine, where those folders are elsewhere, finds the same
+    executions. What such a file holds is keyed apart (a source's data fingerprint, a curated schema's, a
+    lexicon's or corpus's sha256), so the path alone never decides a cache hit."""
+    for root, name in ((cache_root(), "$RNNPIPE_CACHE"), (HOME, "$RNNPIPE_HOME")):
+        params_json = params_json.replace(json.dumps(f"{root}/")[1:-1], f"{name}/")
+    return params_json
+
+
 def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str) -> str:
     payload = {
         "component": type(step).__name__, "id": step.id, "code": step.code_version(),
-        "params": step.params_json(), "external": external,
+        "params": portable(step.params_json()), "external": external,
         "inputs": {k: a.fingerprint for k, a in sorted(inputs.items())},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -35,6 +35,27 @@ def test_rerun_with_nothing_changed_is_all_cache_hits(workdir: Path) -> None:
     assert uri.parent.parent == workdir / "pipeline_root" / "toy" / "Scale"
 
 
+def test_a_path_in_the_data_cache_or_the_checkout_keys_a_step_wherever_those_folders_are(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from toy_components import Gated
+
+    from rnnpipe.runner import HOME, _cache_key
+
+    def key(cache: Path, data: Path, schema: Path = HOME / "pipelines" / "sentiment" / "schema.pbtxt") -> str:
+        monkeypatch.setenv("RNNPIPE_CACHE", str(cache))
+        return _cache_key(Gated(numbers=Source(value=1), started=str(data), release=str(schema)), {}, "")
+
+    here = key(tmp_path / "a", tmp_path / "a" / "sentiment" / "data.jsonl")
+    # Another machine: its cache and its checkout elsewhere, the same files in them (their content is keyed apart).
+    monkeypatch.setattr("rnnpipe.runner.HOME", tmp_path / "checkout")
+    schema = tmp_path / "checkout" / "pipelines" / "sentiment" / "schema.pbtxt"
+    assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "data.jsonl", schema) == here
+    # Another file is another step, in or out of the cache.
+    assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "other.jsonl", schema) != here
+    assert key(tmp_path / "b", tmp_path / "a" / "sentiment" / "data.jsonl", schema) != here
+    assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "data.jsonl", schema.with_name("x.pbtxt")) != here
+
+
 def test_changing_one_parameter_reruns_that_step_and_downstream_only(workdir: Path) -> None:
     cfg = toy_config(workdir)
     run_pipeline(toy_pipeline(factor=2), cfg)

@@ -240,8 +240,9 @@ def cmd_gc(args: argparse.Namespace) -> int:
     cfg = _config(app, args)
     done = collect_garbage(cfg, args.app, args.keep_runs, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
-    print(f"{args.app}: {verb} the outputs of {len(done.executions)} execution(s), {done.bytes / 1e6:.1f} MB, "
-          f"that none of the last {args.keep_runs} run(s) used")
+    copies = f" (local copies of remote outputs: {done.copies / 1e6:.1f} MB)" if done.copies else ""
+    print(f"{args.app}: {verb} the outputs of {len(done.executions)} execution(s), {done.bytes / 1e6:.1f} MB"
+          f"{copies}, that none of the last {args.keep_runs} run(s) used")
     for component, execution_id in done.executions:
         print(f"  {component} {execution_id}")
     return 0

@@ -10,7 +10,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -311,6 +311,14 @@ class MetadataStore:
                 (executions.c.pipeline == pipeline) & (executions.c.status == "COMPLETE"))
                 .order_by(executions.c.id)).all()
         return [(component, i) for component, i in complete if i not in kept]
+
+    def fingerprints_in_use(self, excluding: Iterable[int] = ()) -> set[str]:
+        """The fingerprints of the outputs of every COMPLETE execution, of every pipeline in the store, but those
+        ``excluding``: content that a cache hit or a later step may still read."""
+        query = sa.select(artifacts.c.fingerprint).join(executions, artifacts.c.execution_id == executions.c.id) \
+            .where((executions.c.status == "COMPLETE") & executions.c.id.not_in(list(excluding)))
+        with self.engine.connect() as c:
+            return set(c.execute(query).scalars())
 
     def mark_collected(self, execution_id: int) -> None:
         with self.engine.begin() as c:

@@ -348,26 +348,40 @@ class Collected:
 
     executions: list[tuple[str, int]]
     bytes: int
+    copies: int = 0  # of those, bytes of this machine's local copies of a remote pipeline_root's artifacts
 
 
 def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool = False) -> Collected:
     """Deletes the outputs of the pipeline's executions that none of its ``keep_runs`` latest finished runs (nor a
     run still going) produced or reused; their records stay, as COLLECTED, so `rnnpipe runs` and the lineage
-    still show them, and a run that needs one again executes it again. Holds the pipeline's lease, so no run of
-    the pipeline is in progress meanwhile."""
+    still show them, and a run that needs one again executes it again. With a remote pipeline_root, this
+    machine's local copies of those outputs go too, unless an execution still in use (of any pipeline in the
+    store) has the same content. Holds the pipeline's lease, so no run of the pipeline is in progress
+    meanwhile."""
     if isinstance(keep_runs, bool) or not isinstance(keep_runs, int) or keep_runs < 1:
         raise ConfigError(f"keep_runs: expected a positive number of runs, got {keep_runs!r}")
     with _locked(cfg, pipeline) as (root, store):
         _recover(store, pipeline, root, tracking_uri(cfg.mlflow.tracking_uri))
         doomed = store.unkept_executions(pipeline, keep_runs)
         size = sum(storage.size(root.execution(component, i)) for component, i in doomed)
+        copies = _unused_copies(store, [i for _, i in doomed]) if root.remote else []
+        copies_size = sum(storage.size(str(copy)) for copy in copies)
         if not dry_run:
             for component, i in doomed:
                 # Unpublished first (the marker, or the folder renamed away), then recorded: a gc cut short
                 # leaves neither a folder that a cache lookup takes for whole outputs nor one no gc deletes.
                 storage.unpublish(root.execution(component, i))
                 store.mark_collected(i)
-    return Collected(doomed, size)
+            for copy in copies:
+                storage.drop_copy(copy)
+    return Collected(doomed, size + copies_size, copies_size)
+
+
+def _unused_copies(store: MetadataStore, doomed: list[int]) -> list[Path]:
+    """This machine's local copies of the outputs of the ``doomed`` executions that nothing else in use holds."""
+    fingerprints = {a.fingerprint for i in doomed for a in store.outputs_of(i).values()}
+    in_use = store.fingerprints_in_use(excluding=doomed)
+    return [storage.copy_path(f) for f in sorted(fingerprints - in_use) if storage.copy_path(f).exists()]
 
 
 def _check(pipeline: Pipeline, steps: list[Component]) -> None:

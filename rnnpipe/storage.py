@@ -200,6 +200,13 @@ def keep_copy(local: Path, key: str) -> Path:
     return target
 
 
+def drop_copy(copy: Path) -> None:
+    """Deletes a local copy, renamed away first: a deletion cut short never leaves a partial copy under its key."""
+    doomed = copy.with_name(f".tmp-{copy.name}-{os.getpid()}")
+    os.replace(copy, doomed)
+    shutil.rmtree(doomed)
+
+
 def local_copy(uri: str, key: str) -> Path:
     """A local folder with what ``uri`` holds: the path itself when local, else a copy downloaded once (through a
     temporary folder and a rename, so a killed download is not taken for a copy) and found again by ``key``, the

@@ -177,8 +177,13 @@ def test_gc_deletes_the_executions_no_recent_run_used_from_the_bucket(workdir: P
     cfg = remote_config(workdir, bucket)
     run_pipeline(toy_pipeline(), cfg)
     run_pipeline(toy_pipeline(factor=5), cfg)  # Source reused; Scale and ScaleAgain anew
+    copies = workdir / "cache-a" / "remote"
+    assert sorted(p.read_text() for p in copies.glob("*/n.txt")) == ["15", "150", "3", "6", "60"]
     done = collect_garbage(cfg, "toy", keep_runs=1)
-    assert done.executions == [("Scale", 2), ("ScaleAgain", 3)] and done.bytes == 3  # "6" and "60"
+    # "6" and "60" in the bucket, and this machine's copies of them (what ran here kept what it uploaded).
+    assert done.executions == [("Scale", 2), ("ScaleAgain", 3)] and done.bytes == 6 and done.copies == 3
+    assert sorted(p.read_text() for p in copies.glob("*/n.txt")) == ["15", "150", "3"]
+    assert not list(copies.glob(".tmp-*"))
     assert objects(bucket) == [f"root/toy/{step}/{i}/{name}" for step, i in (("Scale", 5), ("ScaleAgain", 6),
                                                                               ("Source", 1))
                                for name in ("_COMPLETE", "numbers/n.txt")]

@@ -240,9 +240,10 @@ def cmd_gc(args: argparse.Namespace) -> int:
     cfg = _config(app, args)
     done = collect_garbage(cfg, args.app, args.keep_runs, dry_run=args.dry_run)
     verb = "would delete" if args.dry_run else "deleted"
-    copies = f" (local copies of remote outputs: {done.copies / 1e6:.1f} MB)" if done.copies else ""
+    parts = [f"{label}: {size / 1e6:.1f} MB" for label, size in (
+        ("local copies of remote outputs", done.copies), ("scratch of steps no kept run tried", done.scratch)) if size]
     print(f"{args.app}: {verb} the outputs of {len(done.executions)} execution(s), {done.bytes / 1e6:.1f} MB"
-          f"{copies}, that none of the last {args.keep_runs} run(s) used")
+          + (f" ({'; '.join(parts)})" if parts else "") + f", that none of the last {args.keep_runs} run(s) used")
     for component, execution_id in done.executions:
         print(f"  {component} {execution_id}")
     return 0

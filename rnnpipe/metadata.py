@@ -298,19 +298,31 @@ class MetadataStore:
         """(component, id) of the COMPLETE executions whose outputs none of the pipeline's ``keep_runs`` latest
         finished runs, nor any run still going (a scheduled run stays OPEN between its stages), produced or
         reused: what `rnnpipe gc` deletes."""
-        live = runs.c.status.in_(("RUNNING", OPEN_RUN))
         with self.engine.connect() as c:
-            finished = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & ~live)
-                                 .order_by(runs.c.started_at.desc()).limit(keep_runs)).scalars().all()
-            going = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & live)).scalars().all()
             used = c.execute(sa.select(executions.c.id, executions.c.reused_execution_id).where(
-                executions.c.run_id.in_([*finished, *going])
+                executions.c.run_id.in_(self._kept_runs(c, pipeline, keep_runs))
                 & executions.c.status.in_(("COMPLETE", "CACHED")))).all()
             kept = {reused or own for own, reused in used}
             complete = c.execute(sa.select(executions.c.component, executions.c.id).where(
                 (executions.c.pipeline == pipeline) & (executions.c.status == "COMPLETE"))
                 .order_by(executions.c.id)).all()
         return [(component, i) for component, i in complete if i not in kept]
+
+    def cache_keys_in_runs(self, pipeline: str, keep_runs: int) -> set[str]:
+        """The cache keys of every execution, whatever its status, of the runs ``unkept_executions`` keeps: a
+        failed or killed one among them may be resumed from its scratch space."""
+        with self.engine.connect() as c:
+            return set(c.execute(sa.select(executions.c.cache_key).where(
+                executions.c.run_id.in_(self._kept_runs(c, pipeline, keep_runs)))).scalars())
+
+    @staticmethod
+    def _kept_runs(c: sa.Connection, pipeline: str, keep_runs: int) -> list[str]:
+        """The pipeline's ``keep_runs`` latest finished runs and every run still going."""
+        live = runs.c.status.in_(("RUNNING", OPEN_RUN))
+        finished = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & ~live)
+                             .order_by(runs.c.started_at.desc()).limit(keep_runs)).scalars().all()
+        going = c.execute(sa.select(runs.c.id).where((runs.c.pipeline == pipeline) & live)).scalars().all()
+        return [*finished, *going]
 
     def fingerprints_in_use(self, excluding: Iterable[int] = ()) -> set[str]:
         """The fingerprints of the outputs of every COMPLETE execution, of every pipeline in the store, but those

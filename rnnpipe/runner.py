@@ -349,6 +349,7 @@ class Collected:
     executions: list[tuple[str, int]]
     bytes: int
     copies: int = 0  # of those, bytes of this machine's local copies of a remote pipeline_root's artifacts
+    scratch: int = 0  # ... and of scratch folders no kept run's step would resume from
 
 
 def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool = False) -> Collected:
@@ -356,8 +357,8 @@ def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool
     run still going) produced or reused; their records stay, as COLLECTED, so `rnnpipe runs` and the lineage
     still show them, and a run that needs one again executes it again. With a remote pipeline_root, this
     machine's local copies of those outputs go too, unless an execution still in use (of any pipeline in the
-    store) has the same content. Holds the pipeline's lease, so no run of the pipeline is in progress
-    meanwhile."""
+    store) has the same content; and so do the scratch folders of steps none of the kept runs tried. Holds the
+    pipeline's lease, so no run of the pipeline is in progress meanwhile."""
     if isinstance(keep_runs, bool) or not isinstance(keep_runs, int) or keep_runs < 1:
         raise ConfigError(f"keep_runs: expected a positive number of runs, got {keep_runs!r}")
     with _locked(cfg, pipeline) as (root, store):
@@ -366,15 +367,26 @@ def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool
         size = sum(storage.size(root.execution(component, i)) for component, i in doomed)
         copies = _unused_copies(store, [i for _, i in doomed]) if root.remote else []
         copies_size = sum(storage.size(str(copy)) for copy in copies)
+        scratch = _stale_scratch(root, store.cache_keys_in_runs(pipeline, keep_runs))
+        scratch_size = sum(storage.size(str(folder)) for folder in scratch)
         if not dry_run:
             for component, i in doomed:
                 # Unpublished first (the marker, or the folder renamed away), then recorded: a gc cut short
                 # leaves neither a folder that a cache lookup takes for whole outputs nor one no gc deletes.
                 storage.unpublish(root.execution(component, i))
                 store.mark_collected(i)
-            for copy in copies:
-                storage.drop_copy(copy)
-    return Collected(doomed, size + copies_size, copies_size)
+            for folder in [*copies, *scratch]:
+                storage.drop_copy(folder)
+    return Collected(doomed, size + copies_size + scratch_size, copies_size, scratch_size)
+
+
+def _stale_scratch(root: Layout, kept_keys: set[str]) -> list[Path]:
+    """Scratch folders (a failed or killed step's epoch backups, an ensemble's finished members) of steps that
+    none of the kept runs tried: no run resumes from them unless it repeats an older configuration, which then
+    starts afresh."""
+    prefixes = {key[:16] for key in kept_keys}
+    return sorted(folder for folder in root.local.glob(".scratch/*/*")
+                  if folder.is_dir() and folder.name not in prefixes)
 
 
 def _unused_copies(store: MetadataStore, doomed: list[int]) -> list[Path]:

@@ -200,10 +200,11 @@ def keep_copy(local: Path, key: str) -> Path:
     return target
 
 
-def drop_copy(copy: Path) -> None:
-    """Deletes a local copy, renamed away first: a deletion cut short never leaves a partial copy under its key."""
-    doomed = copy.with_name(f".tmp-{copy.name}-{os.getpid()}")
-    os.replace(copy, doomed)
+def drop_copy(folder: Path) -> None:
+    """Deletes a local folder (a copy, a scratch folder), renamed away first: a deletion cut short never leaves a
+    partial folder under its name."""
+    doomed = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
+    os.replace(folder, doomed)
     shutil.rmtree(doomed)
 
 

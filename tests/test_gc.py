@@ -47,6 +47,24 @@ def test_gc_keeps_what_the_latest_runs_used_and_a_collected_step_runs_again(work
     assert Path(earlier.outputs["ScaleAgain"]["numbers"].uri, "n.txt").read_text() == "60"
 
 
+def test_gc_deletes_the_scratch_folders_that_no_kept_runs_step_would_resume_from(workdir: Path) -> None:
+    cfg = toy_config(workdir)
+    for factor in (2, 3):
+        run_pipeline(toy_pipeline(factor=factor), cfg)
+    with MetadataStore(metadata_url(cfg)).engine.connect() as c:
+        keys = dict(c.execute(sa.select(executions.c.id, executions.c.cache_key)).all())
+    # What a killed Scale would have left (epoch backups): in the first run (execution 2) and in the second (5).
+    scratch = workdir / "pipeline_root" / "toy" / ".scratch" / "Scale"
+    for i in (2, 5):
+        (scratch / keys[i][:16]).mkdir(parents=True)
+        (scratch / keys[i][:16] / "epoch-0001.weights.h5").write_bytes(b"w" * 10)
+    listed = collect_garbage(cfg, "toy", keep_runs=1, dry_run=True)
+    assert listed.scratch == 10 and len(list(scratch.iterdir())) == 2
+    done = collect_garbage(cfg, "toy", keep_runs=1)
+    assert done.scratch == 10 and done.bytes == 3 + 10  # "6" and "60", and the first run's backup
+    assert [p.name for p in scratch.iterdir()] == [keys[5][:16]]  # a rerun of the kept run's config resumes
+
+
 def test_gc_is_refused_while_a_run_holds_the_lease_and_checks_its_argument(workdir: Path) -> None:
     cfg = toy_config(workdir)
     run_pipeline(toy_pipeline(), cfg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import warnings
 from typing import Any
 
@@ -121,12 +122,13 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             ctx.log(f"ensemble member {member + 1} of {members}: trained before the run was interrupted, loaded "
                     f"from {finished}")
             if member == 0:  # the run's curves are the first member's
-                for epoch, logs in enumerate(zip(*kept["hist"].values(), strict=True)):
+                for epoch, logs in enumerate(zip(*kept["hist"].values(), strict=True), start=kept["first_epoch"]):
                     MetricsLogger(ctx.tracker).on_epoch_end(epoch, dict(zip(kept["hist"], logs, strict=True)))
             return {**kept, "model": model, "eval_ds": eval_ds, "diagnostics": None}
         # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
+        # A member's backup goes only once the member is kept: a kill in between resumes from its last epoch.
         backup = AtomicBackupAndRestore(ctx.scratch_dir / ("backup" if member == 0 else f"backup-{member}"),
-                                        write=ctx.chief)
+                                        write=ctx.chief, delete_at_end=finished is None)
         budget = TimeBudget(params["max_minutes"] / members, agree=agree_across_workers(strategy)) \
             if params["max_minutes"] else None
         # The first member's epochs are the run's curves and gradient probes; the others report their best.
@@ -157,13 +159,14 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             ctx.log(f"stopped after epoch {epochs} of {params['epochs']}: another would have overrun "
                     f"trainer.max_minutes={params['max_minutes']:g}" + (f" / {members} members" if members > 1 else ""))
         monitored = hist.get(params["monitor"], [])
-        summary = {"hist": hist, "epochs": epochs,
+        summary = {"hist": hist, "epochs": epochs, "first_epoch": backup.restored_epoch,
                    "pretrained_rows": 0 if warm else pretrained_rows,  # a warm start replaces every weight
                    "best": (max if "acc" in params["monitor"] else min)(monitored) if monitored else float("nan"),
                    "steps": int(keras.ops.convert_to_numpy(model.optimizer.iterations)),
                    "stopped_by_time": bool(budget and budget.stopped_after)}
         if finished:
             keep_finished_model(finished, model, summary)
+            shutil.rmtree(backup.dir, ignore_errors=True)
         return {**summary, "model": model, "eval_ds": eval_ds, "diagnostics": diagnostics}
 
     fitted = [fit(member) for member in range(members)]

@@ -432,9 +432,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     """
 
     def __init__(self, backup_dir: str | Path, warn: Callable[[str], None] = log.warning, *,
-                 write: bool = True) -> None:
+                 write: bool = True, delete_at_end: bool = True) -> None:
         # write=False: restore only (a multi-worker Trainer's other workers read the chief's backup).
-        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=write)
+        # delete_at_end=False: the caller deletes the backup once what replaces it is committed.
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=write and delete_at_end)
         self.dir, self.warn, self.write = Path(backup_dir), warn, write
         self.restored_epoch = 0  # epochs finished before this fit, as restored from the backup
         self._committed: str | None = None  # the weights file the metadata names

@@ -13,6 +13,7 @@ import contextlib
 import fcntl
 import functools
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -130,17 +131,19 @@ def metadata_url(cfg: Config) -> str:
     return f"sqlite:///{Path(storage.resolve(cfg.pipeline_root)) / 'metadata.sqlite'}"
 
 
-# rnnpipe's own folder (the checkout), whose files a step may read (an application's curated schema).
-HOME = Path(__file__).resolve().parents[1]
+# Where the applications' packages are, installed or in a checkout: a step may read their files (a curated schema).
+PIPELINES = Path(importlib.util.find_spec("rnnpipe.pipelines").submodule_search_locations[0])
 
 
 def portable(params_json: str) -> str:
-    """A step's parameters as its cache key holds them: a path inside the data cache or inside rnnpipe's own
-    folder is written from that root, so another machine, where those folders are elsewhere, finds the same
-    executions. What such a file holds is keyed apart (a source's data fingerprint, a curated schema's, a
-    lexicon's or corpus's sha256), so the path alone never decides a cache hit."""
-    for root, name in ((cache_root(), "$RNNPIPE_CACHE"), (HOME, "$RNNPIPE_HOME")):
-        params_json = params_json.replace(json.dumps(f"{root}/")[1:-1], f"{name}/")
+    """A step's parameters as its cache key holds them: a path inside the default data cache ($RNNPIPE_CACHE or
+    ~/.cache/rnnpipe) or inside the applications' folder is written from that root, so another machine, where
+    those folders are elsewhere, finds the same executions. What such a file holds is keyed apart (a source's
+    data fingerprint, a curated schema's, a lexicon's or corpus's sha256), so the path alone never decides a
+    cache hit."""
+    for root, name in ((cache_root(), "$RNNPIPE_CACHE"), (PIPELINES, "$RNNPIPE_PIPELINES")):
+        for form in dict.fromkeys((str(root), str(root.resolve()))):  # as written, and without symbolic links
+            params_json = params_json.replace(json.dumps(f"{form}/")[1:-1], f"{name}/")
     return params_json
 
 
@@ -370,13 +373,14 @@ def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool
         scratch = _stale_scratch(root, store.cache_keys_in_runs(pipeline, keep_runs))
         scratch_size = sum(storage.size(str(folder)) for folder in scratch)
         if not dry_run:
+            # Local copies first: once their executions are recorded COLLECTED, no later gc would find them.
+            for folder in [*copies, *scratch]:
+                storage.drop_copy(folder)
             for component, i in doomed:
                 # Unpublished first (the marker, or the folder renamed away), then recorded: a gc cut short
                 # leaves neither a folder that a cache lookup takes for whole outputs nor one no gc deletes.
                 storage.unpublish(root.execution(component, i))
                 store.mark_collected(i)
-            for folder in [*copies, *scratch]:
-                storage.drop_copy(folder)
     return Collected(doomed, size + copies_size + scratch_size, copies_size, scratch_size)
 
 

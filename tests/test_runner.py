@@ -39,16 +39,16 @@ def test_a_path_in_the_data_cache_or_the_checkout_keys_a_step_wherever_those_fol
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from toy_components import Gated
 
-    from rnnpipe.runner import HOME, _cache_key
+    from rnnpipe.runner import PIPELINES, _cache_key
 
-    def key(cache: Path, data: Path, schema: Path = HOME / "pipelines" / "sentiment" / "schema.pbtxt") -> str:
+    def key(cache: Path, data: Path, schema: Path = PIPELINES / "sentiment" / "schema.pbtxt") -> str:
         monkeypatch.setenv("RNNPIPE_CACHE", str(cache))
         return _cache_key(Gated(numbers=Source(value=1), started=str(data), release=str(schema)), {}, "")
 
     here = key(tmp_path / "a", tmp_path / "a" / "sentiment" / "data.jsonl")
     # Another machine: its cache and its checkout elsewhere, the same files in them (their content is keyed apart).
-    monkeypatch.setattr("rnnpipe.runner.HOME", tmp_path / "checkout")
-    schema = tmp_path / "checkout" / "pipelines" / "sentiment" / "schema.pbtxt"
+    monkeypatch.setattr("rnnpipe.runner.PIPELINES", tmp_path / "site-packages" / "rnnpipe" / "pipelines")
+    schema = tmp_path / "site-packages" / "rnnpipe" / "pipelines" / "sentiment" / "schema.pbtxt"
     assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "data.jsonl", schema) == here
     # Another file is another step, in or out of the cache.
     assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "other.jsonl", schema) != here

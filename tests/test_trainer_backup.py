@@ -171,3 +171,12 @@ def test_a_kept_model_comes_back_with_its_record_and_a_damaged_one_is_named_and_
     (tmp_path / FINISHED_RECORD).write_text("{")
     assert restore_finished_model(tmp_path, untouched_model, warnings.append) is None
     assert "is unreadable" in warnings[-1]
+
+    # Whole and as recorded, but another model's: the load fails part-way and every variable is put back.
+    other = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    other.compile(keras.optimizers.Adam(0.01), loss="mse")
+    keep_finished_model(tmp_path, other, {"epochs": 1})
+    assert restore_finished_model(tmp_path, untouched_model, warnings.append) is None
+    assert "does not load" in warnings[-1]
+    for ours, theirs in zip(untouched_model.get_weights(), before, strict=True):
+        np.testing.assert_array_equal(ours, theirs)

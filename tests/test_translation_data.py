@@ -40,7 +40,8 @@ def test_a_psalms_title_is_removed_up_to_its_drop_capital() -> None:
     assert data.without_title("Salmo de David. A TI, oh Jehová, levantaré mi alma.") == \
         "A TI, oh Jehová, levantaré mi alma."
     assert data.without_title("Al Músico principal: Salmo de David. JEHOVÁ es mi pastor") == "JEHOVÁ es mi pastor"
-    for unchanged in ("BIENAVENTURADO el varón", "Y ACONTECIÓ en los días", "Oh Dios, oye mi oración"):
+    for unchanged in ("BIENAVENTURADO el varón", "Y ACONTECIÓ en los días", "Oh Dios, oye mi oración",
+                      "Aleluya . ALABAD á Jehová"):
         assert data.without_title(unchanged) == unchanged
 
 

@@ -6,7 +6,7 @@ the Reina-Valera 1909 (Debian ``sword-text-sparv``, module ``spaRV1909eb``), exp
 markup survives the export (a few ``<H1234>`` Strong's tags in the RV1909, ``[bracketed]`` KJV words) is
 removed here, and the RV1909's drop capitals (``EN el principio``) are written as ordinary words. Both
 modules use the KJV versification, so verses align one to one by reference, except in eight chapters where
-the RV1909's text follows the Hebrew verse numbers (``RENUMBERED`` maps them), and the RV1909's psalm titles,
+the RV1909's text is numbered otherwise (``RENUMBERED`` maps them), and the RV1909's psalm titles,
 which the KJV module lacks, are removed: 31,077 pairs with text on both sides. ``fetch`` writes them as JSONL
 (``source``, ``target``, ``ref``, ``group`` = book and chapter).
 
@@ -40,9 +40,10 @@ SOURCE_MODULE, TARGET_MODULE = "engKJV2006eb", "spaRV1909eb"
 EXPORTER, EXPORTER_PACKAGE = "mod2imp", "libsword-utils"
 # v2: the RV1909's chapters in Hebrew verse numbers mapped onto the KJV's, and its psalm titles removed.
 DEFAULT_FILE = "kjv-rv1909-v2.jsonl"
-# Where the RV1909 module numbers verses as the Hebrew Bible does while the KJV uses the English numbers, the
-# module keeps the Hebrew-numbered text in the KJV's verse slots: pairing by reference would pair unrelated
-# verses (found by correlating verse lengths across each chapter, and read). Spanish (book, chapter) ->
+# Where the RV1909 numbers verses otherwise than the KJV (mostly as the Hebrew Bible does; Job 39-40 as the old
+# Reina-Valera; one verse of II Chronicles 33 holds two of the KJV's), the module keeps its text in the KJV's
+# verse slots: pairing by reference would pair unrelated verses (found by correlating verse lengths across
+# each chapter, and read). Spanish (book, chapter) ->
 # (first, last, KJV chapter, shift): its verses first..last are the KJV verses first + shift.. of that chapter.
 # A verse left out holds two KJV verses (the Hebrew's extra verse folded into one slot), which no pair matches.
 RENUMBERED = {
@@ -117,7 +118,8 @@ def parse_imp(text: str, *, drop_capital: bool = False) -> dict[str, str]:
 
 def without_title(verse: str) -> str:
     """A first verse less the words before its drop capital (the upper-case run that opens a chapter):
-    ``Salmo de David. A TI, oh Jehová`` -> ``A TI, oh Jehová``. Unchanged without one, or with one first."""
+    ``Salmo de David. A TI, oh Jehová`` -> ``A TI, oh Jehová``. Unchanged without one, with one first, or when
+    what precedes it is ``Aleluya.``, which the KJV translates in the verse."""
     words = verse.split()
     letters = ["".join(_LETTERS.findall(w)) for w in words]
     capital = next((i for i, w in enumerate(letters) if len(w) > 1 and w.isupper()), None)
@@ -125,6 +127,8 @@ def without_title(verse: str) -> str:
         return verse
     while capital and letters[capital - 1] and letters[capital - 1].isupper():  # "A TI": the run's start
         capital -= 1
+    if "".join(letters[:capital]).lower() == "aleluya":  # not a title: the KJV's "Praise ye the LORD."
+        return verse
     return " ".join(words[capital:])
 
 

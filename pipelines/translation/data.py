@@ -38,14 +38,14 @@ SOURCE_KEY, TARGET_KEY, GROUP_KEY, REF_KEY, SPLIT_KEY = "source", "target", "gro
 MODULES = {"engKJV2006eb": "sword-text-kjv", "spaRV1909eb": "sword-text-sparv"}
 SOURCE_MODULE, TARGET_MODULE = "engKJV2006eb", "spaRV1909eb"
 EXPORTER, EXPORTER_PACKAGE = "mod2imp", "libsword-utils"
-# v2: the RV1909's chapters in Hebrew verse numbers mapped onto the KJV's, and its psalm titles removed.
+# v2: the RV1909's chapters numbered otherwise mapped onto the KJV's verses, and its psalm titles removed.
 DEFAULT_FILE = "kjv-rv1909-v2.jsonl"
 # Where the RV1909 numbers verses otherwise than the KJV (mostly as the Hebrew Bible does; Job 39-40 as the old
 # Reina-Valera; one verse of II Chronicles 33 holds two of the KJV's), the module keeps its text in the KJV's
 # verse slots: pairing by reference would pair unrelated verses (found by correlating verse lengths across
-# each chapter, and read). Spanish (book, chapter) ->
-# (first, last, KJV chapter, shift): its verses first..last are the KJV verses first + shift.. of that chapter.
-# A verse left out holds two KJV verses (the Hebrew's extra verse folded into one slot), which no pair matches.
+# each chapter, and read). Spanish (book, chapter) -> [(first, last, KJV chapter, shift)]: its verses
+# first..last are the KJV verses first + shift.. of that chapter. A verse left out holds two KJV verses (the
+# extra verse folded into one slot), which no pair matches.
 RENUMBERED = {
     ("Numbers", 13): [(1, 1, 12, 15), (2, 32, 13, -1)],
     ("Numbers", 30): [(1, 1, 29, 39), (2, 15, 30, -1)],

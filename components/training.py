@@ -378,21 +378,37 @@ def _load_all_or_nothing(model: keras.Model, weights: Path) -> str | None:
     return None
 
 
+def _save_committed(model: keras.Model, weights: Path, record: Path, fields: dict, fault: str) -> None:
+    """Writes the model's weights, then ``record`` (``fields`` and the weights' sha256), each to a temporary file
+    renamed in: a kill leaves the previous record, and what it names, intact. Fault points: ``<fault>`` (weights
+    written, not yet renamed), ``<fault>.commit`` (weights renamed, record not yet)."""
+    tmp_weights, tmp_record = weights.with_name(f".tmp-{weights.name}"), record.with_name(f".tmp-{record.name}")
+    model.save_weights(str(tmp_weights), overwrite=True)
+    fields = {**fields, "sha256": _sha256(tmp_weights)}
+    _commit(tmp_weights, weights, fault)
+    tmp_record.write_text(json.dumps(fields))
+    _commit(tmp_record, record, f"{fault}.commit")
+
+
+def _load_committed(model: keras.Model, weights: Path, digest: str, record: Path) -> str | None:
+    """Loads ``weights`` as ``record`` committed them (``digest``: their sha256); returns why not (None: done)."""
+    if not weights.is_file():
+        return f"{weights}, named by {record}, is missing"
+    if _sha256(weights) != digest:
+        return f"{weights} is damaged (truncated or overwritten: not the sha256 {record.name} recorded)"
+    return _load_all_or_nothing(model, weights)
+
+
 FINISHED_RECORD = "fit.json"
 
 
 def keep_finished_model(folder: Path, model: keras.Model, summary: dict) -> None:
     """Keeps a trained model's weights and what its fit reported (JSON-able) in ``folder``, so that a run killed
     later in the same step (an ensemble's next member) loads it instead of training it again. The record,
-    written last and naming the weights' sha256, commits both. Fault points: ``Trainer.member`` (weights written,
-    not yet renamed), ``Trainer.member.commit`` (weights renamed, record not yet)."""
+    written last and naming the weights' sha256, commits both. Fault points: ``Trainer.member`` and
+    ``Trainer.member.commit``."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp_weights, tmp_record = folder / ".tmp-model.weights.h5", folder / f".tmp-{FINISHED_RECORD}"
-    model.save_weights(str(tmp_weights), overwrite=True)
-    record = {**summary, "sha256": _sha256(tmp_weights)}
-    _commit(tmp_weights, folder / "model.weights.h5", "Trainer.member")
-    tmp_record.write_text(json.dumps(record))
-    _commit(tmp_record, folder / FINISHED_RECORD, "Trainer.member.commit")
+    _save_committed(model, folder / "model.weights.h5", folder / FINISHED_RECORD, summary, "Trainer.member")
 
 
 def restore_finished_model(folder: Path, model: keras.Model, warn: Callable[[str], None] = log.warning
@@ -400,7 +416,7 @@ def restore_finished_model(folder: Path, model: keras.Model, warn: Callable[[str
     """Loads what ``keep_finished_model`` kept in ``folder`` into ``model`` (built and compiled like the one
     kept) and returns the summary; None when nothing was committed there. A record that is unreadable, or
     weights that are missing, altered or unloadable, are named in a warning and the model is left as it was."""
-    record_path, weights = folder / FINISHED_RECORD, folder / "model.weights.h5"
+    record_path = folder / FINISHED_RECORD
     if not record_path.is_file():
         return None
     try:
@@ -409,9 +425,7 @@ def restore_finished_model(folder: Path, model: keras.Model, warn: Callable[[str
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         problem = f"{record_path} is unreadable ({type(e).__name__}: {e})"
     else:
-        problem = (f"{weights}, named by {record_path}, is missing" if not weights.is_file()
-                   else f"{weights} is damaged (not the sha256 {record_path.name} recorded)"
-                   if _sha256(weights) != digest else _load_all_or_nothing(model, weights))
+        problem = _load_committed(model, folder / "model.weights.h5", digest, record_path)
     if problem:
         warn(f"Trainer: not using the model trained before the interruption: {problem}; training it again")
         return None
@@ -457,12 +471,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             epoch, name, digest = int(state["epoch"]), str(state["weights"]), str(state["sha256"])
         except (OSError, ValueError, KeyError, TypeError) as e:
             return f"{state_path} is unreadable ({type(e).__name__}: {e})"
-        weights = self.dir / name
-        if not weights.is_file():
-            return f"{weights}, named by {state_path}, is missing"
-        if _sha256(weights) != digest:
-            return f"{weights} is damaged (truncated or overwritten: not the sha256 {state_path.name} recorded)"
-        problem = _load_all_or_nothing(self.model, weights)
+        problem = _load_committed(self.model, self.dir / name, digest, state_path)
         if problem:
             return problem
         self.model._initial_epoch = self.restored_epoch = epoch
@@ -474,14 +483,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{self._current_epoch:04d}.weights.h5"
-        tmp_weights, tmp_state = self.dir / f".tmp-{name}", self.dir / f".tmp-{BACKUP_STATE}"
         try:
-            self.model.save_weights(str(tmp_weights), overwrite=True)
-            state = {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name,
-                     "sha256": _sha256(tmp_weights)}
-            _commit(tmp_weights, self.dir / name, "Trainer.backup")
-            tmp_state.write_text(json.dumps(state))
-            _commit(tmp_state, self.dir / BACKUP_STATE, "Trainer.backup.commit")
+            _save_committed(self.model, self.dir / name, self.dir / BACKUP_STATE,
+                            {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name},
+                            "Trainer.backup")
             self._committed = name
         finally:
             self._remove_uncommitted()

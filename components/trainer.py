@@ -72,6 +72,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     if members > 1:
         _check_ensemble(task, params, strategy_name)
     run_dir = outputs["model_run"].path()
+    pretrained = WordEmbeddings.read(inputs["embeddings"]) if inputs.get("embeddings") is not None else None
 
     def build(member: int) -> tuple[Any, int]:
         """A new model (the ``member``-th of an ensemble: its own seed) and how many embedding rows start
@@ -80,8 +81,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         rows = 0
         with strategy.scope():
             model = task.build_model(params["hparams"], tft_output)
-            if inputs.get("embeddings") is not None:
-                rows, message = assign_embeddings(model, inputs["embeddings"])
+            if pretrained is not None:
+                rows, message = assign_embeddings(model, pretrained)
                 if member == 0:
                     ctx.log(message)
         return model, rows

@@ -114,14 +114,14 @@ def warm_start_from(model: keras.Model, champion: Path, tft_output: Any) -> str 
     return None
 
 
-def assign_embeddings(model: keras.Model, embeddings: Any) -> tuple[int, str]:
+def assign_embeddings(model: keras.Model, pretrained: tuple[np.ndarray, np.ndarray, dict]) -> tuple[int, str]:
     """Starts the rows of the model's embedding layer that the EmbeddingPretrainer has vectors for (the others
     keep their random start): ``(rows, what was done)``; no rows where the layer's width differs from the vectors'
-    (a tuned embedding_dim)."""
-    from rnnpipe.artifacts import WordEmbeddings
+    (a tuned embedding_dim). ``pretrained`` is ``WordEmbeddings.read``'s ``(ids, vectors, info)``, read once for
+    all the models a step builds."""
     from rnnpipe.errors import ConfigError
 
-    ids, vectors, info = WordEmbeddings.read(embeddings)
+    ids, vectors, info = pretrained
     try:
         layer = model.get_layer(info["layer"])
     except ValueError:

@@ -84,12 +84,14 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     def values(hp: Any) -> dict[str, Any]:
         return {key: _value(hp, key, spec) for key, spec in space.items()}
 
+    pretrained = WordEmbeddings.read(inputs["embeddings"]) if inputs.get("embeddings") is not None else None
+
     def build(hp: Any) -> keras.Model:
         chosen = values(hp)
         model = task.build_model({**hparams, **{k: v for k, v in chosen.items() if k not in TRAINER_KEYS}},
                                  tft_output)
-        if inputs.get("embeddings") is not None:  # as the Trainer starts: a trial of another width starts at random
-            assign_embeddings(model, inputs["embeddings"])
+        if pretrained is not None:  # as the Trainer starts: a trial of another width starts at random
+            assign_embeddings(model, pretrained)
         trainer = with_trainer_values(params, {k: v for k, v in chosen.items() if k in TRAINER_KEYS})
         model.compile(optimizer=optimizer(trainer, trainer["learning_rate"]),
                       loss=training_loss(task, trainer["label_smoothing"]),

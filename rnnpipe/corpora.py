@@ -81,5 +81,3 @@ def corpus_fingerprint(corpus: str) -> str | None:
     fixes it) or a path that does not exist yet (``corpus_file`` names it when the step runs)."""
     path = Path(corpus).expanduser()
     return fingerprint_dir(path) if corpus not in NAMED and path.is_file() else None
-
-

@@ -64,18 +64,19 @@ def test_the_trainer_starts_the_named_layers_rows_and_says_why_not_for_another_w
     before = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings).copy()
     vectors = np.arange(8, dtype="float32").reshape(2, 4)
     WordEmbeddings.write(tmp_path, np.array([2, 7]), vectors, {"layer": "embedding", "corpus": "c", "corpus_tokens": 9})
-    rows, message = assign_embeddings(model, tmp_path)
+    rows, message = assign_embeddings(model, WordEmbeddings.read(tmp_path))
     after = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
     assert rows == 2 and "2 of 10 rows" in message
     np.testing.assert_array_equal(after[[2, 7]], vectors)
     np.testing.assert_array_equal(np.delete(after, [2, 7], axis=0), np.delete(before, [2, 7], axis=0))
 
     WordEmbeddings.write(tmp_path, np.array([2]), np.ones((1, 3), "float32"), {"layer": "embedding"})
-    assert assign_embeddings(model, tmp_path) == (0, "pre-trained vectors not used: they are 3-d and the embedding "
-                                                     "'embedding' is 4-d; training it from a random start")
+    assert assign_embeddings(model, WordEmbeddings.read(tmp_path)) == (
+        0, "pre-trained vectors not used: they are 3-d and the embedding 'embedding' is 4-d; training it from a "
+           "random start")
     WordEmbeddings.write(tmp_path, np.array([2]), np.ones((1, 4), "float32"), {"layer": "emb"})
     with pytest.raises(ConfigError, match="the model has no layer 'emb'"):
-        assign_embeddings(model, tmp_path)
+        assign_embeddings(model, WordEmbeddings.read(tmp_path))
 
 
 def _corpus(contexts: tuple[list[str], list[str]], lines: int = 1500) -> str:

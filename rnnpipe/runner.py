@@ -375,7 +375,7 @@ def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool
         if not dry_run:
             # Local copies first: once their executions are recorded COLLECTED, no later gc would find them.
             for folder in [*copies, *scratch]:
-                storage.drop_copy(folder)
+                storage.drop_folder(folder)
             for component, i in doomed:
                 # Unpublished first (the marker, or the folder renamed away), then recorded: a gc cut short
                 # leaves neither a folder that a cache lookup takes for whole outputs nor one no gc deletes.

@@ -117,15 +117,20 @@ def remove(uri: str) -> None:
         pass
 
 
+def drop_folder(path: Path) -> None:
+    """Deletes a local folder (an execution's, a copy, a scratch folder) renamed away first: a deletion cut short
+    never leaves a partial folder under its name. Nothing when it is already gone."""
+    doomed = path.with_name(f".tmp-collected-{path.name}-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def unpublish(uri: str) -> None:
     """Deletes a published execution folder so that it stops being one first: locally it is renamed away, then
     deleted; remotely its ``COMPLETE_MARKER`` goes before the rest."""
     if is_local(uri):
-        path = Path(resolve(uri))
-        doomed = path.with_name(f".tmp-collected-{path.name}-{os.getpid()}")
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(path, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        drop_folder(Path(resolve(uri)))
         return
     fs, path = filesystem(uri)
     with contextlib.suppress(FileNotFoundError):
@@ -198,14 +203,6 @@ def keep_copy(local: Path, key: str) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(local, target)
     return target
-
-
-def drop_copy(folder: Path) -> None:
-    """Deletes a local folder (a copy, a scratch folder), renamed away first: a deletion cut short never leaves a
-    partial folder under its name."""
-    doomed = folder.with_name(f".tmp-{folder.name}-{os.getpid()}")
-    os.replace(folder, doomed)
-    shutil.rmtree(doomed)
 
 
 def local_copy(uri: str, key: str) -> Path:

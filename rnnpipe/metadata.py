@@ -308,12 +308,12 @@ class MetadataStore:
                 .order_by(executions.c.id)).all()
         return [(component, i) for component, i in complete if i not in kept]
 
-    def cache_keys_in_runs(self, pipeline: str, keep_runs: int) -> set[str]:
-        """The cache keys of every execution, whatever its status, of the runs ``unkept_executions`` keeps: a
-        failed or killed one among them may be resumed from its scratch space."""
+    def cache_keys_in_runs(self, pipeline: str, keep_runs: int) -> set[tuple[str, str]]:
+        """(component, cache key) of every execution, whatever its status, of the runs ``unkept_executions`` keeps:
+        a failed or killed one among them may be resumed from its scratch space."""
         with self.engine.connect() as c:
-            return set(c.execute(sa.select(executions.c.cache_key).where(
-                executions.c.run_id.in_(self._kept_runs(c, pipeline, keep_runs)))).scalars())
+            return set(c.execute(sa.select(executions.c.component, executions.c.cache_key).where(
+                executions.c.run_id.in_(self._kept_runs(c, pipeline, keep_runs)))).tuples())
 
     @staticmethod
     def _kept_runs(c: sa.Connection, pipeline: str, keep_runs: int) -> list[str]:

@@ -384,20 +384,24 @@ def collect_garbage(cfg: Config, pipeline: str, keep_runs: int, *, dry_run: bool
     return Collected(doomed, size + copies_size + scratch_size, copies_size, scratch_size)
 
 
-def _stale_scratch(root: Layout, kept_keys: set[str]) -> list[Path]:
+def _stale_scratch(root: Layout, kept: set[tuple[str, str]]) -> list[Path]:
     """Scratch folders (a failed or killed step's epoch backups, an ensemble's finished members) of steps that
-    none of the kept runs tried: no run resumes from them unless it repeats an older configuration, which then
-    starts afresh."""
-    prefixes = {key[:16] for key in kept_keys}
-    return sorted(folder for folder in root.local.glob(".scratch/*/*")
-                  if folder.is_dir() and folder.name not in prefixes)
+    none of the kept runs tried (``kept``: their component and cache key): no run resumes from them unless it
+    repeats an older configuration, which then starts afresh."""
+    wanted = {_scratch_dir(root, component, key) for component, key in kept}
+    return sorted(folder for folder in root.local.glob(".scratch/*/*") if folder.is_dir() and folder not in wanted)
+
+
+def _scratch_dir(root: Layout, step: str, key: str) -> Path:
+    """Where a step with cache key ``key`` keeps what outlives a kill (a rerun with the same key resumes there)."""
+    return root.local / ".scratch" / step / key[:16]
 
 
 def _unused_copies(store: MetadataStore, doomed: list[int]) -> list[Path]:
     """This machine's local copies of the outputs of the ``doomed`` executions that nothing else in use holds."""
     fingerprints = {a.fingerprint for i in doomed for a in store.outputs_of(i).values()}
-    in_use = store.fingerprints_in_use(excluding=doomed)
-    return [storage.copy_path(f) for f in sorted(fingerprints - in_use) if storage.copy_path(f).exists()]
+    copies = (storage.copy_path(f) for f in sorted(fingerprints - store.fingerprints_in_use(excluding=doomed)))
+    return [copy for copy in copies if copy.exists()]
 
 
 def _check(pipeline: Pipeline, steps: list[Component]) -> None:
@@ -532,7 +536,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
 
 def _context(step: Component, pipeline: str, execution_id: int, root: Layout, key: str, cfg: Config,
              tracker: Tracker, tmp: Path, final: str | None = None) -> ExecutionContext:
-    return ExecutionContext(pipeline, step.id, execution_id, root.local / ".scratch" / step.id / key[:16],
+    return ExecutionContext(pipeline, step.id, execution_id, _scratch_dir(root, step.id, key),
                             [f"--runner={cfg.beam.runner}", *cfg.beam.options], cfg.distribution.strategy,
                             RecordingTracker(tracker, tmp.resolve(), final or str(tmp.resolve())),
                             cfg.distribution.workers)

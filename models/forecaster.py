@@ -243,6 +243,8 @@ def build_forecaster(
     highway_length: int = 0,
     seasonal_skip: int = 0,
     holt_winters_skip: int = 0,
+    base_forecast: bool = False,
+    season: int = 0,
     seasonal_difference: bool = False,
     highway_l2: float = 0.0,
 ) -> keras.Model:
@@ -273,9 +275,16 @@ def build_forecaster(
             season, 0 = none); the window must hold two seasons. The
             network's output layer starts at zero, so the untrained model
             is the smoothing forecast. Not with `seasonal_skip`.
+        base_forecast: a second input, `base` (`[batch, horizon]`), is a
+            forecast made outside the window (a statistical model of the
+            whole series) that the network corrects; its output layer starts
+            at zero, so the untrained model is that forecast. Not with the
+            skips.
+        season: the season length for `seasonal_difference` when no skip
+            gives one (0 = the skip's).
         seasonal_difference: also feed the RNN, as a second channel, each
-            step's difference from the same step a season (`seasonal_skip`
-            or `holt_winters_skip`) earlier (`SeasonalDifference`): how this
+            step's difference from the same step a season (`seasonal_skip`,
+            `holt_winters_skip` or `season`) earlier (`SeasonalDifference`): how this
             week runs against last week, which is what corrects the seasonal
             forecast. The RNN then reads at most `history_length - season`
             steps. `"direct"` only.
@@ -322,20 +331,28 @@ def build_forecaster(
         raise ValueError("Arguments `seasonal_skip` and `holt_winters_skip` are two forecasts for the network to "
                          f"correct: pass one. Received: seasonal_skip={seasonal_skip}, "
                          f"holt_winters_skip={holt_winters_skip}")
+    check_bool("base_forecast", base_forecast)
+    if base_forecast and (seasonal_skip or holt_winters_skip):
+        raise ValueError("Argument `base_forecast` is the forecast for the network to correct: pass no skip beside "
+                         f"it. Received: seasonal_skip={seasonal_skip}, holt_winters_skip={holt_winters_skip}")
+    if not isinstance(season, int) or isinstance(season, bool) or season < 0:
+        raise ValueError(f"Argument `season` must be an integer >= 0. Received: season={season!r}")
     check_bool("seasonal_difference", seasonal_difference)
-    season = seasonal_skip or holt_winters_skip
+    season = seasonal_skip or holt_winters_skip or season
     if seasonal_difference:
         if not 1 <= season < history_length or strategy != "direct":
             raise ValueError("seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip (or "
-                             f"holt_winters_skip) < history_length={history_length}. Received: "
+                             f"holt_winters_skip or season) < history_length={history_length}. Received: "
                              f"seasonal_skip={seasonal_skip}, holt_winters_skip={holt_winters_skip}, "
-                             f"strategy={strategy!r}")
+                             f"season={season}, strategy={strategy!r}")
         if (recurrent_length or 0) > history_length - season:
             raise ValueError(f"With seasonal_difference, `recurrent_length` must be at most history_length - "
                              f"seasonal_skip = {history_length - season}. Received: "
                              f"recurrent_length={recurrent_length}")
     if isinstance(highway_l2, bool) or not isinstance(highway_l2, int | float) or not highway_l2 >= 0:
         raise ValueError(f"Argument `highway_l2` must be a number >= 0. Received: highway_l2={highway_l2!r}")
+    if base_forecast and strategy != "direct":
+        raise ValueError(f"Argument `base_forecast` needs strategy='direct'. Received: strategy={strategy!r}")
     if strategy == "autoregressive" and num_features != 1:
         raise ValueError("strategy='autoregressive' feeds predictions back as inputs and needs num_features=1. "
                          f"Received: num_features={num_features}")
@@ -359,10 +376,10 @@ def build_forecaster(
             x = rnn(x)
         if dropout > 0.0:
             x = keras.layers.Dropout(dropout, name="dropout")(x)
-        # Over Holt-Winters the correction starts at zero: training moves off the smoothing forecast only
-        # where the windows show it can do better (early stopping keeps the best epoch).
-        forecast = keras.layers.Dense(horizon, name="direct",
-                                      kernel_initializer="zeros" if holt_winters_skip else "glorot_uniform")(x)
+        # Over Holt-Winters or a base forecast the correction starts at zero: training moves off that forecast
+        # only where the windows show it can do better (early stopping keeps the best epoch).
+        forecast = keras.layers.Dense(horizon, name="direct", kernel_initializer="zeros"
+                                      if holt_winters_skip or base_forecast else "glorot_uniform")(x)
     parts = [forecast]
     if highway_length:
         recent = keras.layers.Cropping1D((history_length - highway_length, 0), name="highway_window")(history)
@@ -374,6 +391,11 @@ def build_forecaster(
         parts.append(SeasonalNaive(seasonal_skip, horizon, name="seasonal_naive")(history))
     if holt_winters_skip:
         parts.append(HoltWinters(horizon, holt_winters_skip, name="holt_winters")(history))
+    inputs = history
+    if base_forecast:
+        base = keras.Input(shape=(horizon,), name="base")
+        parts.append(base)
+        inputs = {"history": history, "base": base}
     if len(parts) > 1:
         forecast = keras.layers.Add(name="forecast")(parts)
-    return keras.Model(history, forecast, name=f"{cell}_{strategy}_forecaster")
+    return keras.Model(inputs, forecast, name=f"{cell}_{strategy}_forecaster")

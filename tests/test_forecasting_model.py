@@ -105,6 +105,21 @@ def test_seasonal_skip_adds_last_seasons_values() -> None:
         SeasonalNaive(9, 2)(history)
 
 
+def test_a_base_forecast_is_an_input_the_network_starts_as_and_learns_to_correct() -> None:
+    rng = np.random.default_rng(0)
+    history = rng.normal(size=(64, 12, 1)).astype("float32")
+    base = rng.normal(size=(64, 3)).astype("float32")
+    model = build_forecaster(12, 3, units=4, base_forecast=True, season=4, seasonal_difference=True)
+    inputs = {"history": history, "base": base}
+    np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # untrained: the base forecast
+    # The truth is the base plus the window's last value: the correction is learnt from the window.
+    truth = base + history[:, -1, :]
+    model.compile(optimizer=keras.optimizers.Adam(0.03), loss="mae")
+    before = float(np.abs(np.asarray(model(inputs)) - truth).mean())
+    model.fit(inputs, truth, epochs=60, batch_size=16, verbose=0)
+    assert float(np.abs(np.asarray(model(inputs)) - truth).mean()) < 0.5 * before
+
+
 def test_seasonal_difference_channel_feeds_the_rnn() -> None:
     history = np.random.default_rng(0).normal(size=(2, 12, 1)).astype("float32")
     diff = SeasonalDifference(4)(history).numpy()
@@ -156,7 +171,11 @@ def test_traces_without_autograph_for_serving() -> None:
     ({"seasonal_skip": 25}, r"`seasonal_skip` must be an integer in \[0, history_length=24\].*Received: "
                             r"seasonal_skip=25"),
     ({"seasonal_difference": True}, r"seasonal_difference=True needs strategy='direct' and 0 < seasonal_skip \(or "
-                                    r"holt_winters_skip\) < history_length=24.*Received: seasonal_skip=0"),
+                                    r"holt_winters_skip or season\) < history_length=24.*Received: seasonal_skip=0"),
+    ({"base_forecast": True, "seasonal_skip": 12}, r"`base_forecast` is the forecast for the network to correct: "
+                                                   r"pass no skip beside it. Received: seasonal_skip=12"),
+    ({"base_forecast": True, "strategy": "autoregressive"}, r"`base_forecast` needs strategy='direct'"),
+    ({"season": -1}, r"`season` must be an integer >= 0. Received: season=-1"),
     ({"holt_winters_skip": 13}, r"`holt_winters_skip` must be an integer in \[0, history_length / 2 = 12\].*"
                                 r"Received: holt_winters_skip=13"),
     ({"holt_winters_skip": 12, "seasonal_skip": 12}, r"pass one. Received: seasonal_skip=12, holt_winters_skip=12"),

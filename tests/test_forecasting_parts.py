@@ -242,8 +242,14 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
     assert hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7",
                    "model.skip=seasonal_naive")["seasonal_skip"] == 7
     assert hparams("data.series=co2")["holt_winters_skip"] == 0
-    with pytest.raises(ConfigError, match=r"model\.skip must be one of seasonal_naive, holt_winters, none, got 'ets'"):
-        hparams("model.skip=ets")
+    with pytest.raises(ConfigError, match=r"model\.skip must be one of seasonal_naive, holt_winters, ets, none, got "
+                                          r"'arima'"):
+        hparams("model.skip=arima")
+    ets = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7", "model.skip=ets")
+    assert (ets["base_forecast"], ets["season"], ets["seasonal_difference"], ets["holt_winters_skip"]) == \
+        (True, 7, True, 0)
+    with pytest.raises(ConfigError, match=r"model\.skip=ets adds the ETS forecast to a direct forecast"):
+        hparams("model.skip=ets", "model.decoding=autoregressive")
     with pytest.raises(ConfigError, match=r"data\.history \(18\) must be at least 2 \* data\.season = 24; set a "
                                           r"longer data\.history \(or leave it out\) or model\.skip=seasonal_naive"):
         hparams("data.path=mine.csv", "data.history=18", "data.horizon=5", "data.season=12")

@@ -15,7 +15,7 @@ from . import data
 
 NAME = "forecasting"
 WINDOW_KEYS = ("history", "horizon", "season")
-SKIPS = ("seasonal_naive", "holt_winters", "none")
+SKIPS = ("seasonal_naive", "holt_winters", "ets", "none")
 AUTO_TRAIN_WINDOWS = 30
 
 
@@ -85,11 +85,10 @@ def model_hparams(cfg: Config) -> dict:
             hparams[key] = preset.get(key, fallback)
     w = window(cfg)
     season, direct = w["season"], hparams["decoding"] == "direct"
-    # In a direct forecast the network corrects seasonal-naive or Holt-Winters; an autoregressive decoder
+    # In a direct forecast the network corrects seasonal-naive, Holt-Winters or ETS; an autoregressive decoder
     # feeds its own outputs back as values, so it does without a skip and the seasonal differences.
-    skip = hparams.pop("skip") or preset.get("skip", "holt_winters")
-    if skip not in SKIPS:
-        raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")
+    hparams.pop("skip")
+    skip = skip_of(cfg)
     if direct and skip == "holt_winters" and w["history"] < 2 * season:
         raise ConfigError(f"model.skip=holt_winters starts its states from two seasons of the window: data.history "
                           f"({w['history']}) must be at least 2 * data.season = {2 * season}; set a longer "
@@ -97,10 +96,24 @@ def model_hparams(cfg: Config) -> dict:
     if direct and skip == "none" and hparams["seasonal_difference"]:
         raise ConfigError("model.seasonal_difference feeds the network the differences a skip corrects: with "
                           "model.skip=none set model.seasonal_difference=false")
+    if skip == "ets" and not direct:
+        raise ConfigError("model.skip=ets adds the ETS forecast to a direct forecast: set model.decoding=direct")
     hparams["seasonal_skip"] = season if skip == "seasonal_naive" and direct else 0
     hparams["holt_winters_skip"] = season if skip == "holt_winters" and direct else 0
-    hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct)
+    if skip == "ets":  # the base forecast comes from the transform; the differences need the season named
+        hparams["base_forecast"] = True
+        hparams["season"] = season if season < w["history"] else 0
+    hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct and hparams.get("season", 1))
     return hparams
+
+
+def skip_of(cfg: Config) -> str:
+    """The forecast the network corrects: ``model.skip``, else the preset's, else Holt-Winters."""
+    preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
+    skip = cfg.model.skip or preset.get("skip", "holt_winters")
+    if skip not in SKIPS:
+        raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")
+    return skip
 
 
 def check_model(hparams: dict, history: int, horizon: int) -> None:
@@ -123,9 +136,11 @@ def check_model(hparams: dict, history: int, horizon: int) -> None:
 def reader_config(cfg: Config) -> dict:
     w = window(cfg)
     d = cfg.data
+    # model.skip=ets: each record holds the whole series before its origin (the ETS filter's input)
+    whole = {"whole_series": True} if skip_of(cfg) == "ets" else {}
     return {"history": w["history"], "horizon": w["horizon"], "timestamp_column": d.timestamp_column,
             "value_columns": list(d.value_columns), "missing": d.missing, "eval_fraction": d.eval_fraction,
-            "test_fraction": d.test_fraction, "stride": d.stride}
+            "test_fraction": d.test_fraction, "stride": d.stride, **whole}
 
 
 def build_pipeline(cfg: Config) -> Pipeline:
@@ -133,13 +148,23 @@ def build_pipeline(cfg: Config) -> Pipeline:
     from rnnpipe.components import ExampleGen, standard_pipeline
 
     reading, hparams, w = reader_config(cfg), model_hparams(cfg), window(cfg)
+    transform, task = cfg.transform.to_dict(), f"{__name__}.model:TASK"
+    if reading.get("whole_series"):
+        ets_options = cfg.evaluator.metrics.get("ets", {})
+        transform.update(window=w["history"], horizon=w["horizon"], season=w["season"], ets=ets_options)
+        task = f"{__name__}.model:SERIES_TASK"
+        # NaN pads each history to one length: the model reads the window at its end, the filter skips it.
+        checks = cfg.example_validator
+        cfg = Config({**cfg, "example_validator": Config({
+            **checks, "allow_non_finite": sorted({*checks.allow_non_finite, "history"})})})
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)
     # The metrics re-read the series (seasonal-naive and ETS see the whole history): the reader's settings
     # join evaluator.metrics. A served model for another series (another window length) is no champion.
     return standard_pipeline(
-        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=f"{__name__}.model:TASK",
-        hparams=hparams, checks=[functools.partial(check_model, hparams, w["history"], w["horizon"])],
+        NAME, cfg, examples, preprocessing_fn=f"{__name__}.features:preprocessing_fn", task=task,
+        hparams=hparams, transform_config=transform,
+        checks=[functools.partial(check_model, hparams, w["history"], w["horizon"])],
         evaluator={"metrics": f"{__name__}.metrics:evaluate_forecasts",
                    "metrics_config": {**reading, "season": w["season"]}})
 

@@ -71,39 +71,62 @@ class ETS:
         trend = ("Ad" if damped else "A") if self.trend else "N"
         return f"ETS(A,{trend},{'A' if self.seasonal and season > 1 else 'N'})"
 
+    def fit(self, y_train: np.ndarray, season: int) -> EtsFit:
+        """The parameters fitted on ``y_train`` (smoothing weights, damping, initial states)."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # statsmodels' convergence chatter
+            choices = [self.damped] if self.damped is not None or not self.trend else [True, False]
+            fits = {damped: self._model(y_train, season, damped).fit() for damped in choices}
+        best = min(fits, key=lambda d: fits[d].aic)
+        p, damped = fits[best].params, bool(best)
+        seasonal = self.seasonal and season > 1
+        init = {"initial_level": float(p["initial_level"])}
+        if self.trend:
+            init["initial_trend"] = float(p["initial_trend"])
+        if seasonal:
+            init["initial_seasonal"] = np.asarray(p["initial_seasons"], dtype="float64")
+        smoothing = {k: float(p[k]) for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal",
+                                               "damping_trend")
+                     if k in p and p[k] is not None and np.isfinite(p[k]) and (k != "damping_trend" or damped)}
+        return EtsFit(self.description(season, damped), season, damped, init, smoothing)
+
     def forecasts(self, y: np.ndarray, train_end: int, origins: np.ndarray, horizon: int,
                   season: int) -> tuple[np.ndarray, dict]:
         """``[len(origins), horizon]`` forecasts from a model fitted on ``y[:train_end]``, and a description
         with its parameters."""
+        fit = self.fit(y[:train_end], season)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # statsmodels' convergence chatter
-            choices = [self.damped] if self.damped is not None or not self.trend else [True, False]
-            fits = {damped: self._model(y[:train_end], season, damped).fit() for damped in choices}
-            damped = min(fits, key=lambda d: fits[d].aic)
-            p = fits[damped].params
-            seasonal = self.seasonal and season > 1
-            init = {"initial_level": p["initial_level"]}
-            if self.trend:
-                init["initial_trend"] = p["initial_trend"]
-            if seasonal:
-                init["initial_seasonal"] = p["initial_seasons"]
-            smoothing = {k: p[k] for k in ("smoothing_level", "smoothing_trend", "smoothing_seasonal", "damping_trend")
-                         if k in p and p[k] is not None and np.isfinite(p[k])}
+            warnings.simplefilter("ignore")
             # The same parameters filtered over the whole series: the states at t < train_end are the fitted
             # ones, later states have seen only values up to t (a filter is causal).
-            states = self._model(y, season, damped, **init).fit(optimized=False, **smoothing)
+            states = self._model(y, season, fit.damped, **fit.initial).fit(optimized=False, **fit.smoothing)
         level = np.asarray(states.level)
         slope = np.asarray(states.trend) if self.trend else np.zeros_like(level)
-        seasons = np.asarray(states.season) if seasonal else None
-        phi = float(smoothing.get("damping_trend", 1.0)) if self.trend and damped else 1.0
+        seasons = np.asarray(states.season) if "initial_seasonal" in fit.initial else None
+        phi = fit.smoothing.get("damping_trend", 1.0)
         h = np.arange(1, horizon + 1)
         damp = np.cumsum(phi ** h)  # phi + phi^2 + ... + phi^h
         last = origins - 1  # forecasts made after observing y[origin - 1]
         out = level[last, None] + damp[None, :] * slope[last, None]
         if seasons is not None:
             out = out + seasons[last[:, None] + h[None, :] - season * ((h[None, :] - 1) // season + 1)]
-        params = {k: round(float(v), 4) for k, v in smoothing.items() if k != "damping_trend" or damped}
-        return out, {"model": self.description(season, bool(damped)), **params}
+        return out, fit.describe()
+
+
+@dataclass(frozen=True)
+class EtsFit:
+    """An ETS model fitted by statsmodels: ``initial`` and ``smoothing`` as ``ExponentialSmoothing`` takes
+    them (``initial_level``, ``initial_trend``, ``initial_seasonal``; ``smoothing_level``, ``smoothing_trend``,
+    ``smoothing_seasonal``, ``damping_trend``), each present when the model has that component."""
+
+    model: str
+    season: int
+    damped: bool
+    initial: dict
+    smoothing: dict
+
+    def describe(self) -> dict:
+        return {"model": self.model, **{k: round(v, 4) for k, v in self.smoothing.items()}}
 
 
 @dataclass

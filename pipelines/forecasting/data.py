@@ -244,12 +244,14 @@ def check_window_config(history: int, horizon: int, stride: int) -> None:
 
 def read_windows(path: Path, *, history: int, horizon: int, timestamp_column: str = "timestamp",
                  value_columns: list[str] | None = None, missing: str = "interpolate", eval_fraction: float = 0.1,
-                 test_fraction: float = 0.2, stride: int = 1) -> Iterator[tuple[str, dict]]:
+                 test_fraction: float = 0.2, stride: int = 1, whole_series: bool = False) -> Iterator[tuple[str, dict]]:
     """ExampleGen's reader: ``(where, record)`` per window; ``record['split']`` is its chronological split.
 
     A record: ``series`` (the value column), ``origin`` (timestamp of the first target value), ``history``
     (``history`` floats), ``target`` (``horizon`` floats), ``split``. ``where`` is the file and line of the
-    window's origin.
+    window's origin. With ``whole_series``, ``history`` is every value before the origin, left-padded with
+    NaN to the longest such history (``n - horizon``), for a model that filters the whole series (one
+    series only: its fitted states are that series').
     """
     check_window_config(history, horizon, stride)
     data = read_series(Path(path), timestamp_column=timestamp_column, value_columns=value_columns, missing=missing)
@@ -260,9 +262,13 @@ def read_windows(path: Path, *, history: int, horizon: int, timestamp_column: st
                             f"horizon {horizon} (train range {ranges.train_end} rows, eval "
                             f"{ranges.test_start - ranges.train_end}, test {ranges.n - ranges.test_start}); "
                             "use a longer series, a shorter data.history or data.horizon, or other fractions")
+    if whole_series and len(data.values) > 1:
+        raise DataError(f"{path}: model.skip=ets fits one series, and this file has {len(data.values)} value columns "
+                        f"({', '.join(data.values)}); pick one with data.value_columns, or use model.skip=holt_winters")
+    width = len(data.timestamps) - horizon
     for column, y in data.values.items():
         for split in SPLITS:
             for o in ranges.origins(split, history, horizon, stride):
-                yield data.where(o), {"series": column, "origin": data.timestamps[o],
-                                      "history": y[o - history:o].tolist(), "target": y[o:o + horizon].tolist(),
-                                      "split": split}
+                past = ([math.nan] * (width - o) + y[:o].tolist()) if whole_series else y[o - history:o].tolist()
+                yield data.where(o), {"series": column, "origin": data.timestamps[o], "history": past,
+                                      "target": y[o:o + horizon].tolist(), "split": split}

@@ -5,6 +5,10 @@ alike at every origin, then divided by one scale: the root mean square of the ce
 training windows (a tensorflow-transform analyzer, so the scale is computed on the train split only
 and then baked into the graph that training, evaluation and serving all run). The level and the scale
 are outputs too: the serving signature maps the model's answer back to original units with them.
+
+With ``model.skip: ets`` the raw ``history`` is the whole series before the origin (left-padded with NaN):
+the window is its last ``window`` values, and the ETS forecast of the whole series (``ets.py``), centred
+and scaled like the target, is the forecast the network corrects.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ HISTORY_NORM = "history_norm"
 TARGET_NORM = "target_norm"
 LEVEL = "level"
 SCALE = "scale"
+BASE_NORM = "base_norm"
+ETS_PARAMS = "ets_params"
 LEVELS = ("last", "mean", "global")
 
 
@@ -32,8 +38,12 @@ def window_level(history: tf.Tensor, level: str) -> tf.Tensor:
     raise ValueError(f"transform.level must be one of {', '.join(LEVELS)}, got '{level}'")
 
 
-def preprocessing_fn(inputs: dict, *, level: str = "last") -> dict:
+def preprocessing_fn(inputs: dict, *, level: str = "last", window: int | None = None, horizon: int = 1,
+                     season: int = 1, ets: dict | None = None) -> dict:
     history = tf.cast(inputs[HISTORY_KEY], tf.float32)
+    series = None
+    if window is not None:  # the whole series: the window is its end
+        series, history = history, history[:, -window:]
     anchor = window_level(history, level)
     centred = history - anchor
     rms = tf.sqrt(tft.mean(tf.square(centred)))
@@ -44,4 +54,11 @@ def preprocessing_fn(inputs: dict, *, level: str = "last") -> dict:
         if target.shape.rank == 1:  # a horizon of 1 is a dense scalar in the schema
             target = target[:, None]
         out[TARGET_NORM] = (target - anchor) / scale
+    if series is not None:
+        from . import ets as ets_graph
+
+        # Fitted on the train split's range (the analyzer reads history and target), like the ETS peer
+        params = ets_graph.fitted_params(series, target, season, ets or {})
+        out[BASE_NORM] = (ets_graph.forecast(series, params, horizon, season) - anchor) / scale
+        out[ETS_PARAMS] = tf.zeros_like(anchor) + params[None, :]  # for the serving signature's own filter
     return out

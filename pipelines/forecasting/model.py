@@ -2,10 +2,13 @@
 
 Training fits the normalized targets; the serving signature takes the raw history (original units),
 applies the transform graph, calls the model and maps its output back: ``forecast = y * scale + level``.
+``SERIES_TASK`` (``model.skip: ets``) serves the whole series instead, of any length, and adds the ETS
+forecast of it that the network corrects.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -14,11 +17,16 @@ import tensorflow as tf
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.models import build_forecaster
 
-from .features import HISTORY_KEY, HISTORY_NORM, LEVEL, SCALE, TARGET_NORM
+from . import ets
+from .features import BASE_NORM, ETS_PARAMS, HISTORY_KEY, HISTORY_NORM, LEVEL, SCALE, TARGET_NORM
 
 
 def model_inputs(features: dict) -> tf.Tensor:
     return tf.expand_dims(features[HISTORY_NORM], -1)  # [..., L, 1]: one value per step
+
+
+def series_model_inputs(features: dict) -> dict[str, tf.Tensor]:
+    return {"history": model_inputs(features), "base": features[BASE_NORM]}
 
 
 def targets(features: dict) -> tf.Tensor:
@@ -39,6 +47,25 @@ def build_model(hparams: dict, tft_output: Any) -> Any:
     return build_forecaster(history, horizon, **forecaster_args(hparams))
 
 
+def serve_series(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
+    """The whole series (``[batch, time]``, any time; shorter rows left-padded with NaN) -> the forecast: the
+    transform reads the end of the series as training's records held it, and the ETS filter runs over all
+    of it here, so a series longer than any in training is forecast from all its values."""
+    series = tf.cast(inputs[HISTORY_KEY], tf.float32)
+    width = tft_output.raw_feature_spec()[HISTORY_KEY].shape[-1]
+    short = tf.maximum(width - tf.shape(series)[1], 0)
+    padded = tf.concat([tf.fill([tf.shape(series)[0], short], float("nan")), series], axis=1)[:, -width:]
+    features = transform({HISTORY_KEY: padded})
+    params = features[ETS_PARAMS][0]
+    season = params.shape[-1] - ets.SEASONS0
+    horizon = tft_output.transformed_feature_spec()[TARGET_NORM].shape[-1]
+    with tf.control_dependencies([ets.check_start(series, params)]):
+        base = ets.forecast(series, params, horizon, season)
+    normalized = model({"history": model_inputs(features), "base": (base - features[LEVEL]) / features[SCALE]},
+                       training=False)
+    return {"forecast": normalized * features[SCALE] + features[LEVEL]}
+
+
 def serve(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
     features = transform({HISTORY_KEY: inputs[HISTORY_KEY]})
     normalized = model(model_inputs(features), training=False)
@@ -56,3 +83,8 @@ TASK = TrainingTask(
     metrics=("mse",),
     serve=Signature(serve, raw_features=(HISTORY_KEY,)),
 )
+
+# model.skip=ets: records and requests hold the whole series before the origin.
+SERIES_TASK = dataclasses.replace(
+    TASK, model_inputs=series_model_inputs,
+    serve=Signature(serve_series, extra_inputs={HISTORY_KEY: tf.TensorSpec([None, None], tf.float32)}))

@@ -177,6 +177,9 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     if first["hist"]:
         ctx.tracker.log_artifact(plot_learning_curves(first["hist"], run_dir / "learning_curves.png"), "plots")
     calibration = fit_calibration(model, eval_ds, ctx.log) if params["calibration"] == "temperature" else {}
+    chosen = task.fit_on_eval(model, eval_ds) if task.fit_on_eval is not None else {}
+    if chosen:
+        ctx.log("set on the eval split: " + ", ".join(f"{k} {v:.4g}" for k, v in chosen.items()))
     export_serving_model(model, tft_output, task, outputs["model"].uri, calibration.get("calibration_temperature"))
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)
@@ -186,7 +189,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             "warm_started": int(warm is not None), "pretrained_embedding_rows": first["pretrained_rows"],
             "stopped_by_time_budget": int(any(f["stopped_by_time"] for f in fitted)),
             **(_ensemble_metrics(model, fitted, task, params) if members > 1 else {}),
-            **calibration,
+            **calibration, **chosen,
             **(_gradient_flags(diagnostics.history, params, ctx) if diagnostics and diagnostics.history else {})}
 
 

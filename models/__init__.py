@@ -23,7 +23,14 @@ from .ctc import (
 from .ctc_lexicon import ctc_lexicon_decode
 from .diagnostics import GradientDiagnostics
 from .ensemble import mean_ensemble
-from .forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive, build_forecaster  # noqa: F401
+from .forecaster import (  # noqa: F401
+    AutoregressiveRNN,
+    CorrectionShare,
+    SeasonalDifference,
+    SeasonalNaive,
+    build_forecaster,
+    choose_correction_share,
+)
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
 from .losses import SparseCategoricalCrossentropyWithSmoothing, with_label_smoothing

@@ -29,6 +29,7 @@ over hundreds of steps.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import keras
@@ -38,7 +39,8 @@ from ._stack import check_stack_arguments, recurrent_stack
 from ._validation import check_bool, check_choice, check_positive_int
 from .smoothing import HoltWinters
 
-__all__ = ["AutoregressiveRNN", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive", "build_forecaster"]
+__all__ = ["AutoregressiveRNN", "CorrectionShare", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive",
+           "build_forecaster", "choose_correction_share"]
 
 FORECAST_STRATEGIES = ("direct", "autoregressive")
 
@@ -125,6 +127,88 @@ class SeasonalDifference(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "season": self.season}
+
+
+@keras.saving.register_keras_serializable(package="rnnpipe")
+class CorrectionShare(keras.layers.Layer):
+    """Multiplies a correction by a share that is chosen on held-out data, not trained.
+
+    One non-trainable scalar weight, `share`, scales the input. A
+    forecaster that corrects a statistical forecast (`base_forecast`) ends
+    with it: after training, `choose_correction_share` sets the share that
+    forecasts the eval split best, from 0 (the statistical forecast alone)
+    to 1 (the whole correction the network learnt).
+
+    Args:
+        share: the initial share (>= 0).
+        **kwargs: base `keras.layers.Layer` arguments (`name`, `dtype`, ...).
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import CorrectionShare
+    >>> layer = CorrectionShare(share=0.5)
+    >>> layer(np.array([[2.0, -4.0]], "float32")).numpy().tolist()
+    [[1.0, -2.0]]
+    """
+
+    def __init__(self, share: float = 1.0, **kwargs: Any) -> None:
+        if isinstance(share, bool) or not isinstance(share, int | float) or not share >= 0:
+            raise ValueError(f"Argument `share` must be a number >= 0. Received: share={share!r}")
+        super().__init__(**kwargs)
+        self.initial_share = float(share)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        self.share = self.add_weight(name="share", shape=(), trainable=False,
+                                     initializer=keras.initializers.Constant(self.initial_share))
+
+    def call(self, correction: Any) -> Any:
+        return correction * keras.ops.cast(self.share, correction.dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "share": self.initial_share}
+
+
+def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20) -> dict[str, float]:
+    """Sets the model's `CorrectionShare` layers to the shares whose forecasts of ``batches`` (``(inputs,
+    targets)``, e.g. the eval split) have the lowest mean absolute error, and returns them with the errors.
+
+    "correction_share" (the network's correction) takes 0, 1/steps, ..., 1; with an "alternative_share" (the
+    alternative base forecast's) too, each pair in 0, 0.1, ..., 1 for it. The forecast is linear in the
+    shares, so a pass over the data at each corner (all 0, each 1) gives every pair's forecast.
+    """
+    import numpy as np
+
+    names = [n for n in ("correction_share", "alternative_share") if any(lay.name == n for lay in model.layers)]
+    layers = {n: model.get_layer(n) for n in names}
+    initial = {n: float(keras.ops.convert_to_numpy(layer.share)) for n, layer in layers.items()}
+    corners = [{n: 0.0 for n in names}] + [{m: float(m == n) for m in names} for n in names]
+    outputs: list[list] = [[] for _ in corners]
+    truth = []
+    for inputs, targets in batches:
+        truth.append(keras.ops.convert_to_numpy(targets))
+        for corner, out in zip(corners, outputs, strict=True):
+            for n, share in corner.items():
+                layers[n].share.assign(share)
+            out.append(keras.ops.convert_to_numpy(model(inputs, training=False)))
+    if not truth:
+        for n, share in initial.items():
+            layers[n].share.assign(share)
+        return {}
+    y = np.concatenate(truth).reshape(-1)
+    origin, *units = (np.concatenate(out).reshape(-1) for out in outputs)
+    grids = {"correction_share": [i / steps for i in range(steps + 1)],
+             "alternative_share": [i / 10 for i in range(11)]}
+    errors = {}
+    for shares in itertools.product(*(grids[n] for n in names)):
+        forecast = origin + sum(share * (unit - origin) for share, unit in zip(shares, units, strict=True))
+        errors[shares] = float(np.abs(forecast - y).mean())
+    best = min(errors, key=errors.get)  # the first of equals: the least correction, then the least alternative
+    for n, share in zip(names, best, strict=True):
+        layers[n].share.assign(share)
+    start = tuple(initial[n] if n == "correction_share" else 0.0 for n in names)
+    return {**dict(zip(names, best, strict=True)), "eval_mae_trained": errors.get(start, float("nan")),
+            "eval_mae_base": errors[tuple(0.0 for _ in names)], "eval_mae_chosen": errors[best]}
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")
@@ -244,6 +328,7 @@ def build_forecaster(
     seasonal_skip: int = 0,
     holt_winters_skip: int = 0,
     base_forecast: bool = False,
+    base_alternative: int = 0,
     season: int = 0,
     seasonal_difference: bool = False,
     highway_l2: float = 0.0,
@@ -278,8 +363,17 @@ def build_forecaster(
         base_forecast: a second input, `base` (`[batch, horizon]`), is a
             forecast made outside the window (a statistical model of the
             whole series) that the network corrects; its output layer starts
-            at zero, so the untrained model is that forecast. Not with the
+            at zero, so the untrained model is that forecast. The
+            correction passes through a `CorrectionShare` that
+            `choose_correction_share` sets on held-out windows. Not with the
             skips.
+        base_alternative: with `base_forecast`, the season length of a
+            Holt-Winters forecast of the window (its initial smoothing
+            weights: it is not trained) that the held-out windows may
+            prefer to the base, in part or whole (a second
+            `CorrectionShare`, "alternative_share", on its difference from
+            the base, 0 in training); 0 = none. The window must hold two
+            seasons.
         season: the season length for `seasonal_difference` when no skip
             gives one (0 = the skip's).
         seasonal_difference: also feed the RNN, as a second channel, each
@@ -335,6 +429,11 @@ def build_forecaster(
     if base_forecast and (seasonal_skip or holt_winters_skip):
         raise ValueError("Argument `base_forecast` is the forecast for the network to correct: pass no skip beside "
                          f"it. Received: seasonal_skip={seasonal_skip}, holt_winters_skip={holt_winters_skip}")
+    if not isinstance(base_alternative, int) or isinstance(base_alternative, bool) \
+            or not 0 <= 2 * base_alternative <= history_length or (base_alternative and not base_forecast):
+        raise ValueError(f"Argument `base_alternative` must be an integer in [0, history_length / 2 = "
+                         f"{history_length // 2}], and 0 without base_forecast. Received: "
+                         f"base_alternative={base_alternative!r}, base_forecast={base_forecast}")
     if not isinstance(season, int) or isinstance(season, bool) or season < 0:
         raise ValueError(f"Argument `season` must be an integer >= 0. Received: season={season!r}")
     check_bool("seasonal_difference", seasonal_difference)
@@ -393,8 +492,13 @@ def build_forecaster(
         parts.append(HoltWinters(horizon, holt_winters_skip, name="holt_winters")(history))
     inputs = history
     if base_forecast:
+        correction = keras.layers.Add(name="correction")(parts) if len(parts) > 1 else parts[0]
         base = keras.Input(shape=(horizon,), name="base")
-        parts.append(base)
+        parts = [base, CorrectionShare(name="correction_share")(correction)]
+        if base_alternative:
+            alternative = HoltWinters(horizon, base_alternative, name="alternative")(history)
+            parts.append(CorrectionShare(0.0, name="alternative_share")(
+                keras.layers.Subtract(name="alternative_minus_base")([alternative, base])))
         inputs = {"history": history, "base": base}
     if len(parts) > 1:
         forecast = keras.layers.Add(name="forecast")(parts)

@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnnpipe.models import GRU, LSTM, AutoregressiveRNN, SeasonalDifference, SeasonalNaive, SimpleRNN, build_forecaster
+from rnnpipe.models import (
+    GRU,
+    LSTM,
+    AutoregressiveRNN,
+    CorrectionShare,
+    SeasonalDifference,
+    SeasonalNaive,
+    SimpleRNN,
+    build_forecaster,
+    choose_correction_share,
+)
 
 
 def _sine_windows(n: int, history: int, horizon: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -118,6 +128,46 @@ def test_a_base_forecast_is_an_input_the_network_starts_as_and_learns_to_correct
     before = float(np.abs(np.asarray(model(inputs)) - truth).mean())
     model.fit(inputs, truth, epochs=60, batch_size=16, verbose=0)
     assert float(np.abs(np.asarray(model(inputs)) - truth).mean()) < 0.5 * before
+
+
+def test_the_correction_share_chosen_on_held_out_windows_keeps_only_a_correction_that_helps_there() -> None:
+    rng = np.random.default_rng(1)
+    history = rng.normal(size=(48, 12, 1)).astype("float32")
+    base = rng.normal(size=(48, 3)).astype("float32")
+    model = build_forecaster(12, 3, units=4, base_forecast=True)
+    direct = model.get_layer("direct")
+    direct.set_weights([np.full_like(w, 0.2) for w in direct.get_weights()])  # a correction of 0.2 + ...
+    inputs = {"history": history, "base": base}
+    correction = np.asarray(model(inputs)) - base
+    batches = [({"history": history[i:i + 16], "base": base[i:i + 16]}, t) for i, t in
+               ((i, (base + 0.5 * correction)[i:i + 16]) for i in range(0, 48, 16))]
+    chosen = choose_correction_share(model, batches)
+    assert chosen["correction_share"] == 0.5 and chosen["eval_mae_chosen"] < 1e-5 < chosen["eval_mae_trained"]
+    np.testing.assert_allclose(np.asarray(model(inputs)), base + 0.5 * correction, atol=1e-5)
+    # Held-out truth that is the base forecast itself: none of the correction is kept.
+    assert choose_correction_share(model, [(inputs, base)])["correction_share"] == 0.0
+    np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)
+    assert model.get_layer("correction_share").get_config()["share"] == 1.0  # the initial share; the weight moved
+    assert keras.saving.get_registered_name(CorrectionShare) == "rnnpipe>CorrectionShare"
+    with pytest.raises(ValueError, match=r"`share` must be a number >= 0. Received: share=-1"):
+        CorrectionShare(-1)
+
+
+def test_held_out_windows_may_prefer_the_alternative_base_in_part() -> None:
+    rng = np.random.default_rng(2)
+    t = np.arange(24, dtype="float32")
+    history = (rng.normal(size=(32, 1)) + 0.3 * t + np.sin(2 * np.pi * t / 4)).astype("float32")[..., None]
+    base = rng.normal(size=(32, 4)).astype("float32")
+    model = build_forecaster(24, 4, units=4, base_forecast=True, base_alternative=4)
+    inputs = {"history": history, "base": base}
+    np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
+    alternative = np.asarray(model.get_layer("alternative")(history))
+    chosen = choose_correction_share(model, [(inputs, 0.3 * alternative + 0.7 * base)])
+    assert (chosen["correction_share"], chosen["alternative_share"]) == (0.0, 0.3)
+    np.testing.assert_allclose(np.asarray(model(inputs)), 0.3 * alternative + 0.7 * base, atol=1e-4)
+    with pytest.raises(ValueError, match=r"`base_alternative` must be an integer in \[0, history_length / 2 = 12\], "
+                                         r"and 0 without base_forecast"):
+        build_forecaster(24, 4, base_alternative=4)
 
 
 def test_seasonal_difference_channel_feeds_the_rnn() -> None:

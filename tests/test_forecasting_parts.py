@@ -246,8 +246,11 @@ def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_r
                                           r"'arima'"):
         hparams("model.skip=arima")
     ets = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7", "model.skip=ets")
-    assert (ets["base_forecast"], ets["season"], ets["seasonal_difference"], ets["holt_winters_skip"]) == \
-        (True, 7, True, 0)
+    assert (ets["base_forecast"], ets["season"], ets["seasonal_difference"], ets["holt_winters_skip"],
+            ets["base_alternative"]) == (True, 7, True, 0, 7)
+    # A window of less than two seasons has no Holt-Winters alternative (model.skip=ets itself reads no window).
+    assert hparams("data.path=mine.csv", "data.history=18", "data.horizon=5", "data.season=12",
+                   "model.skip=ets")["base_alternative"] == 0
     with pytest.raises(ConfigError, match=r"model\.skip=ets adds the ETS forecast to a direct forecast"):
         hparams("model.skip=ets", "model.decoding=autoregressive")
     with pytest.raises(ConfigError, match=r"data\.history \(18\) must be at least 2 \* data\.season = 24; set a "

@@ -45,7 +45,7 @@ from rnnpipe.models import (
     build_speech_recognizer,
     ctc_decode_dense,
 )
-from rnnpipe.models.forecaster import AutoregressiveRNN, SeasonalDifference, SeasonalNaive
+from rnnpipe.models.forecaster import AutoregressiveRNN, CorrectionShare, SeasonalDifference, SeasonalNaive
 from rnnpipe.models.language_model import build_language_model
 from rnnpipe.models.smoothing import HoltWinters
 
@@ -184,6 +184,7 @@ def forecasting_model() -> keras.Model:
         "SeasonalNaive": SeasonalNaive(season=4, horizon=5)(inputs),
         "SeasonalDifference": SeasonalDifference(season=4)(inputs),
         "HoltWinters": HoltWinters(horizon=6, season=3)(inputs),
+        "CorrectionShare": CorrectionShare(share=0.5)(inputs),
     }
     return keras.Model(inputs, outputs)
 
@@ -298,6 +299,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "SeasonalNaive": ("forecasting", "/SeasonalNaive"),
     "SeasonalDifference": ("forecasting", "/SeasonalDifference"),
     "HoltWinters": ("forecasting", "/HoltWinters"),
+    "CorrectionShare": ("forecasting", "/CorrectionShare"),
     "LanguageModel": ("language_model", "serve/"),
     "ctc_recognizer": ("ctc", "serve/"),
     "ctc_decode_dense-greedy": ("ctc", "greedy/"),

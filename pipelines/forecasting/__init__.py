@@ -103,6 +103,8 @@ def model_hparams(cfg: Config) -> dict:
     if skip == "ets":  # the base forecast comes from the transform; the differences need the season named
         hparams["base_forecast"] = True
         hparams["season"] = season if season < w["history"] else 0
+        # The eval split may prefer Holt-Winters of the window where the ETS fit goes astray (a growing season).
+        hparams["base_alternative"] = season if w["history"] >= 2 * season else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct and hparams.get("season", 1))
     return hparams
 

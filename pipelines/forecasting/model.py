@@ -15,7 +15,7 @@ from typing import Any
 import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask
-from rnnpipe.models import build_forecaster
+from rnnpipe.models import build_forecaster, choose_correction_share
 
 from . import ets
 from .features import BASE_NORM, ETS_PARAMS, HISTORY_KEY, HISTORY_NORM, LEVEL, SCALE, TARGET_NORM
@@ -84,7 +84,8 @@ TASK = TrainingTask(
     serve=Signature(serve, raw_features=(HISTORY_KEY,)),
 )
 
-# model.skip=ets: records and requests hold the whole series before the origin.
+# model.skip=ets: records and requests hold the whole series before the origin; the share of the network's
+# correction is chosen on the eval split (0: the ETS forecast alone, when the network does not help there).
 SERIES_TASK = dataclasses.replace(
-    TASK, model_inputs=series_model_inputs,
+    TASK, model_inputs=series_model_inputs, fit_on_eval=choose_correction_share,
     serve=Signature(serve_series, extra_inputs={HISTORY_KEY: tf.TensorSpec([None, None], tf.float32)}))

@@ -43,8 +43,9 @@ class TrainingTask:
         it before calling the model (default: the record as stored)
     averageable: the mean of several trained models' outputs is a better model's output (class probabilities),
         and the signatures only call the model: ``trainer.ensemble`` may then train several (models.mean_ensemble)
-    fit_on_eval(model, eval_batches) -> metrics: after training, sets what the eval split decides rather than
-        gradient descent (forecasting's share of the network's correction: models.choose_correction_share)
+    fit_on_eval(model, eval_batches, train_batches) -> metrics: after training, sets what held-out windows
+        decide rather than gradient descent (forecasting's share of the network's correction, chosen on the
+        eval split: models.choose_correction_share)
     """
 
     label_key: str
@@ -60,7 +61,7 @@ class TrainingTask:
     extra_signatures: dict[str, Signature] = field(default_factory=dict)
     request_features: Callable[[dict], dict] | None = None
     averageable: bool = False
-    fit_on_eval: Callable[[Any, Any], dict] | None = None
+    fit_on_eval: Callable[[Any, Any, Any], dict] | None = None
 
     def labels(self, transformed: dict) -> Any:
         return self.targets(transformed) if self.targets is not None else transformed[self.label_key]

@@ -125,7 +125,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
             if member == 0:  # the run's curves are the first member's
                 for epoch, logs in enumerate(zip(*kept["hist"].values(), strict=True), start=kept["first_epoch"]):
                     MetricsLogger(ctx.tracker).on_epoch_end(epoch, dict(zip(kept["hist"], logs, strict=True)))
-            return {**kept, "model": model, "eval_ds": eval_ds, "diagnostics": None}
+            return {**kept, "model": model, "eval_ds": eval_ds, "train_ds": train_ds, "diagnostics": None}
         # Every worker restores the chief's backup (the same epoch for all); only the chief writes it.
         # A member's backup goes only once the member is kept: a kill in between resumes from its last epoch.
         backup = AtomicBackupAndRestore(ctx.scratch_dir / ("backup" if member == 0 else f"backup-{member}"),
@@ -168,7 +168,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         if finished:
             keep_finished_model(finished, model, summary)
             shutil.rmtree(backup.dir, ignore_errors=True)
-        return {**summary, "model": model, "eval_ds": eval_ds, "diagnostics": diagnostics}
+        return {**summary, "model": model, "eval_ds": eval_ds, "train_ds": train_ds, "diagnostics": diagnostics}
 
     fitted = [fit(member) for member in range(members)]
     first, eval_ds = fitted[0], fitted[0]["eval_ds"]
@@ -177,9 +177,10 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
     if first["hist"]:
         ctx.tracker.log_artifact(plot_learning_curves(first["hist"], run_dir / "learning_curves.png"), "plots")
     calibration = fit_calibration(model, eval_ds, ctx.log) if params["calibration"] == "temperature" else {}
-    chosen = task.fit_on_eval(model, eval_ds) if task.fit_on_eval is not None else {}
+    chosen = task.fit_on_eval(model, eval_ds, first["train_ds"]) if task.fit_on_eval is not None else {}
     if chosen:
-        ctx.log("set on the eval split: " + ", ".join(f"{k} {v:.4g}" for k, v in chosen.items()))
+        ctx.log("set on held-out windows: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k}: {v}"
+                                                         for k, v in chosen.items()))
     export_serving_model(model, tft_output, task, outputs["model"].uri, calibration.get("calibration_temperature"))
     ctx.log(f"exported the serving model to {outputs['model'].uri}")
     ctx.tracker.log_artifact(outputs["model"].path(), Model.MLFLOW_PATH)

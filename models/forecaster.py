@@ -29,10 +29,10 @@ over hundreds of steps.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from ._stack import check_stack_arguments, recurrent_stack
@@ -169,20 +169,50 @@ class CorrectionShare(keras.layers.Layer):
         return {**super().get_config(), "share": self.initial_share}
 
 
-def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20) -> dict[str, float]:
-    """Sets the model's `CorrectionShare` layers to the shares whose forecasts of ``batches`` (``(inputs,
-    targets)``, e.g. the eval split) have the lowest mean absolute error, and returns them with the errors.
+def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
+                            alternative_batches: Any = ()) -> dict[str, float]:
+    """Sets the model's `CorrectionShare` layers to the shares that forecast held-out windows best (lowest mean
+    absolute error), and returns them with the errors on ``batches``.
 
-    "correction_share" (the network's correction) takes 0, 1/steps, ..., 1; with an "alternative_share" (the
-    alternative base forecast's) too, each pair in 0, 0.1, ..., 1 for it. The forecast is linear in the
-    shares, so a pass over the data at each corner (all 0, each 1) gives every pair's forecast.
+    ``batches`` (``(inputs, targets)``: the eval split) choose "correction_share", the network's share, in
+    0, 1/steps, ..., 1. A model with an alternative base first gets "alternative_share" in 0, 0.1, ..., 1,
+    chosen on ``alternative_batches`` (the training windows) and ``batches`` together without the correction:
+    neither statistical forecast learnt from those windows' errors the way the network did, and a choice over
+    many windows is steadier than one over the eval split's few. The forecast is linear in the shares, so a
+    pass at each corner (all 0, each 1) gives every pair's forecast.
     """
-    import numpy as np
-
     names = [n for n in ("correction_share", "alternative_share") if any(lay.name == n for lay in model.layers)]
     layers = {n: model.get_layer(n) for n in names}
     initial = {n: float(keras.ops.convert_to_numpy(layer.share)) for n, layer in layers.items()}
     corners = [{n: 0.0 for n in names}] + [{m: float(m == n) for m in names} for n in names]
+    y, origin, *units = _forecasts_at(model, layers, corners, batches)
+    if y is None:
+        for n, share in initial.items():
+            layers[n].share.assign(share)
+        return {}
+
+    def error(y: np.ndarray, origin: np.ndarray, units: list[np.ndarray], shares: dict[str, float]) -> float:
+        forecast = origin + sum(shares[n] * (unit - origin) for n, unit in zip(names, units, strict=True))
+        return float(np.abs(forecast - y).mean())
+
+    chosen = {n: 0.0 for n in names}
+    if "alternative_share" in names:
+        both = [*alternative_batches, *batches]
+        wide_y, wide_origin, wide_alternative = _forecasts_at(model, layers, [corners[0], corners[-1]], both)
+        wide = {i / 10: float(np.abs(wide_origin + i / 10 * (wide_alternative - wide_origin) - wide_y).mean())
+                for i in range(11)}
+        chosen["alternative_share"] = min(wide, key=wide.get)  # the first of equals: the least alternative
+    errors = {i / steps: error(y, origin, units, {**chosen, "correction_share": i / steps}) for i in range(steps + 1)}
+    chosen["correction_share"] = min(errors, key=errors.get)  # the first of equals: the least correction
+    for n, share in chosen.items():
+        layers[n].share.assign(share)
+    return {**chosen, "eval_mae_trained": error(y, origin, units, {n: float(n == "correction_share") for n in names}),
+            "eval_mae_base": error(y, origin, units, {n: 0.0 for n in names}),
+            "eval_mae_chosen": error(y, origin, units, chosen)}
+
+
+def _forecasts_at(model: keras.Model, layers: dict, corners: list[dict[str, float]], batches: Any) -> list[Any]:
+    """``[targets, forecasts at each corner]`` over ``batches``, flattened (``[None, ...]`` without batches)."""
     outputs: list[list] = [[] for _ in corners]
     truth = []
     for inputs, targets in batches:
@@ -192,23 +222,8 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20) -
                 layers[n].share.assign(share)
             out.append(keras.ops.convert_to_numpy(model(inputs, training=False)))
     if not truth:
-        for n, share in initial.items():
-            layers[n].share.assign(share)
-        return {}
-    y = np.concatenate(truth).reshape(-1)
-    origin, *units = (np.concatenate(out).reshape(-1) for out in outputs)
-    grids = {"correction_share": [i / steps for i in range(steps + 1)],
-             "alternative_share": [i / 10 for i in range(11)]}
-    errors = {}
-    for shares in itertools.product(*(grids[n] for n in names)):
-        forecast = origin + sum(share * (unit - origin) for share, unit in zip(shares, units, strict=True))
-        errors[shares] = float(np.abs(forecast - y).mean())
-    best = min(errors, key=errors.get)  # the first of equals: the least correction, then the least alternative
-    for n, share in zip(names, best, strict=True):
-        layers[n].share.assign(share)
-    start = tuple(initial[n] if n == "correction_share" else 0.0 for n in names)
-    return {**dict(zip(names, best, strict=True)), "eval_mae_trained": errors.get(start, float("nan")),
-            "eval_mae_base": errors[tuple(0.0 for _ in names)], "eval_mae_chosen": errors[best]}
+        return [None] * (len(corners) + 1)
+    return [np.concatenate(parts).reshape(-1) for parts in (truth, *outputs)]
 
 
 @keras.saving.register_keras_serializable(package="rnnpipe")

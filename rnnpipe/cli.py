@@ -81,12 +81,8 @@ def _summary(result: Any, *, verbose: bool = False) -> int:
         elif metrics.get("pushed") == 0:
             print("  pushed: nothing (the model was not blessed)")
     for step, metrics in result.metrics.items():
-        share, alternative = metrics.get("correction_share"), metrics.get("alternative_share", 0.0)
-        if share is not None and (share == 0 or alternative):
-            print(f"  note: on the eval split {step} kept {share:.0%} of the network's correction"
-                  + (f" and gave the window's Holt-Winters forecast {alternative:.0%} of the base" if alternative
-                     else "") + ": the pushed model serves "
-                  + ("the statistical forecast alone" if share == 0 else "that mix"))
+        if isinstance(metrics.get("note"), str):  # what a step wants the user to know about its outcome
+            print(f"  note: {step}: {metrics['note']}")
         if metrics.get("gradients_exploding_unclipped"):
             print(f"  warning: {step} saw exploding gradients with clipping off: set trainer.clipnorm or "
                   "trainer.global_clipnorm (MLflow: gradients/global_norm, the gradient_diagnostics heatmaps)")

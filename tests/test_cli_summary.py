@@ -72,3 +72,4 @@ def test_predict_trims_padded_text_positions_and_never_numbers_alone() -> None:
 def test_the_cli_names_no_metric_application_output_or_task() -> None:
     source = Path(cli.__file__).read_text(encoding="utf-8")
     assert not re.search(r"accuracy|\"length\"|classif|forecast|sentiment|tagging|textgen", source)
+

@@ -162,9 +162,12 @@ def test_held_out_windows_may_prefer_the_alternative_base_in_part() -> None:
     inputs = {"history": history, "base": base}
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
     alternative = np.asarray(model.get_layer("alternative")(history))
-    chosen = choose_correction_share(model, [(inputs, 0.3 * alternative + 0.7 * base)])
+    mixed = [(inputs, 0.3 * alternative + 0.7 * base)]
+    chosen = choose_correction_share(model, mixed)
     assert (chosen["correction_share"], chosen["alternative_share"]) == (0.0, 0.3)
     np.testing.assert_allclose(np.asarray(model(inputs)), 0.3 * alternative + 0.7 * base, atol=1e-4)
+    # The training windows join the choice of the alternative: three where the base alone is right outvote one.
+    assert choose_correction_share(model, mixed, alternative_batches=[(inputs, base)] * 3)["alternative_share"] == 0
     with pytest.raises(ValueError, match=r"`base_alternative` must be an integer in \[0, history_length / 2 = 12\], "
                                          r"and 0 without base_forecast"):
         build_forecaster(24, 4, base_alternative=4)
@@ -251,3 +254,15 @@ def test_docstring_examples_run() -> None:
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
     assert result.attempted > 0
     assert result.failed == 0
+
+
+def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks_correction() -> None:
+    from rnnpipe.pipelines.forecasting.model import share_note
+
+    assert share_note({"correction_share": 0.0}) == (
+        "held-out windows kept 0% of the network's correction: the pushed model serves the ETS forecast alone")
+    assert share_note({"correction_share": 0.5, "alternative_share": 0.2}) == (
+        "held-out windows kept 50% of the network's correction and gave Holt-Winters of the window 20% of the "
+        "base: the pushed model serves that mix")
+    assert share_note({"correction_share": 0.8, "alternative_share": 0.0}) is None
+    assert share_note({}) is None

@@ -226,36 +226,42 @@ def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(t
         window(missing)
 
 
-def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_running() -> None:
+def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_running(tmp_path: Path) -> None:
     def hparams(*sets: str) -> dict:
         return model_hparams(load_config(APPLICATION.config_file, sets=list(sets)))
+
+    one = write_csv(tmp_path / "mine.csv", [float(i % 7) for i in range(100)])
+    two = tmp_path / "two.csv"
+    two.write_text("timestamp,a,b\n" + "".join(f"2001-01-01 {i // 60:02d}:{i % 60:02d},{i % 7},{i % 5}\n"
+                                                for i in range(100)))
 
     taylor = hparams("data.series=taylor")
     assert (taylor["seasonal_skip"], taylor["seasonal_difference"], taylor["recurrent_length"],
             taylor["highway_length"]) == (336, True, 96, 0)
     assert hparams("data.series=co2")["highway_length"] == 156
     assert hparams("data.series=co2", "model.highway_length=10")["highway_length"] == 10
-    own = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7")
-    # Your own series: the network corrects Holt-Winters (short series) unless model.skip says otherwise.
+    own = hparams(f"data.path={two}", "data.history=30", "data.horizon=5", "data.season=7")
+    # Your own CSV of several series: the network corrects Holt-Winters of each window unless model.skip says
+    # otherwise; of one series, the ETS model of the whole series (below).
     assert (own["holt_winters_skip"], own["seasonal_skip"], own["recurrent_length"], own["highway_length"]) == \
         (7, 0, None, 0)
-    assert hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7",
+    assert hparams(f"data.path={one}", "data.history=30", "data.horizon=5", "data.season=7",
                    "model.skip=seasonal_naive")["seasonal_skip"] == 7
     assert hparams("data.series=co2")["holt_winters_skip"] == 0
     with pytest.raises(ConfigError, match=r"model\.skip must be one of seasonal_naive, holt_winters, ets, none, got "
                                           r"'arima'"):
         hparams("model.skip=arima")
-    ets = hparams("data.path=mine.csv", "data.history=30", "data.horizon=5", "data.season=7", "model.skip=ets")
+    ets = hparams(f"data.path={one}", "data.history=30", "data.horizon=5", "data.season=7")
     assert (ets["base_forecast"], ets["season"], ets["seasonal_difference"], ets["holt_winters_skip"],
             ets["base_alternative"]) == (True, 7, True, 0, 7)
     # A window of less than two seasons has no Holt-Winters alternative (model.skip=ets itself reads no window).
-    assert hparams("data.path=mine.csv", "data.history=18", "data.horizon=5", "data.season=12",
+    assert hparams(f"data.path={one}", "data.history=18", "data.horizon=5", "data.season=12",
                    "model.skip=ets")["base_alternative"] == 0
     with pytest.raises(ConfigError, match=r"model\.skip=ets adds the ETS forecast to a direct forecast"):
         hparams("model.skip=ets", "model.decoding=autoregressive")
     with pytest.raises(ConfigError, match=r"data\.history \(18\) must be at least 2 \* data\.season = 24; set a "
                                           r"longer data\.history \(or leave it out\) or model\.skip=seasonal_naive"):
-        hparams("data.path=mine.csv", "data.history=18", "data.horizon=5", "data.season=12")
+        hparams(f"data.path={two}", "data.history=18", "data.horizon=5", "data.season=12")
     with pytest.raises(ConfigError, match=r"with model\.skip=none set model\.seasonal_difference=false"):
         hparams("data.series=co2", "model.skip=none")
     assert hparams("data.series=co2", "model.skip=none", "model.seasonal_difference=false")["seasonal_skip"] == 0

@@ -60,19 +60,25 @@ def auto_history(cfg: Config, horizon: int, season: int) -> int:
     level, trend and season the way a statistical model fitted on the whole series does, while enough
     windows remain to learn from."""
     d = cfg.data
-    path = data_path(cfg)
-    version = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
-    length = _series_length(path, version, timestamp_column=d.timestamp_column,
-                            value_columns=tuple(d.value_columns), missing=d.missing)
+    length, _ = own_series_shape(cfg)
     train = data.Ranges.of(length, d.eval_fraction, d.test_fraction).train_end
     room = train - horizon + 1 - AUTO_TRAIN_WINDOWS
     return max(2 * season, room // season * season)
 
 
+def own_series_shape(cfg: Config) -> tuple[int, int]:
+    """The number of values and of series (value columns) in the CSV at ``data.path``."""
+    d, path = cfg.data, data_path(cfg)
+    version = (path.stat().st_mtime_ns, path.stat().st_size) if path.is_file() else None
+    return _series_shape(path, version, timestamp_column=d.timestamp_column, value_columns=tuple(d.value_columns),
+                         missing=d.missing)
+
+
 @functools.lru_cache(maxsize=8)
-def _series_length(path: Path, version: tuple | None, **reading: object) -> int:
+def _series_shape(path: Path, version: tuple | None, **reading: object) -> tuple[int, int]:
     # window() runs several times while a pipeline is built: the CSV is read once (again when it changes).
-    return len(data.read_series(path, **reading).timestamps)
+    series = data.read_series(path, **reading)
+    return len(series.timestamps), len(series.values)
 
 
 def model_hparams(cfg: Config) -> dict:
@@ -110,9 +116,14 @@ def model_hparams(cfg: Config) -> dict:
 
 
 def skip_of(cfg: Config) -> str:
-    """The forecast the network corrects: ``model.skip``, else the preset's, else Holt-Winters."""
-    preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
-    skip = cfg.model.skip or preset.get("skip", "holt_winters")
+    """The forecast the network corrects: ``model.skip``, else the preset's; for your own CSV, ETS when it holds
+    one series (its fitted states are that series'), else Holt-Winters of each window."""
+    if cfg.model.skip:
+        skip = cfg.model.skip
+    elif cfg.data.path:
+        skip = "ets" if own_series_shape(cfg)[1] == 1 else "holt_winters"
+    else:
+        skip = cfg.data.presets.get(cfg.data.series, {}).get("skip", "holt_winters")
     if skip not in SKIPS:
         raise ConfigError(f"model.skip must be one of {', '.join(SKIPS)}, got {skip!r}")
     return skip

@@ -29,6 +29,24 @@ def series_model_inputs(features: dict) -> dict[str, tf.Tensor]:
     return {"history": model_inputs(features), "base": features[BASE_NORM]}
 
 
+def choose_shares(model: Any, eval_batches: Any, train_batches: Any) -> dict[str, Any]:
+    """The shares of the network's correction and of the alternative base, chosen on held-out windows, with a
+    note for the run summary when they serve less than the trained model (the ETS forecast alone, or a mix)."""
+    chosen = choose_correction_share(model, eval_batches, alternative_batches=train_batches)
+    note = share_note(chosen)
+    return {**chosen, **({"note": note} if note else {})}
+
+
+def share_note(chosen: dict) -> str | None:
+    """What the served model keeps of the network's correction, when less than all of it on the ETS forecast."""
+    share, alternative = chosen.get("correction_share"), chosen.get("alternative_share", 0.0)
+    if share is None or (share and not alternative):
+        return None
+    mixed = f" and gave Holt-Winters of the window {alternative:.0%} of the base" if alternative else ""
+    return (f"held-out windows kept {share:.0%} of the network's correction{mixed}: the pushed model serves "
+            f"{'that mix' if alternative else 'the ETS forecast alone'}")
+
+
 def targets(features: dict) -> tf.Tensor:
     return features[TARGET_NORM]
 
@@ -84,8 +102,10 @@ TASK = TrainingTask(
     serve=Signature(serve, raw_features=(HISTORY_KEY,)),
 )
 
-# model.skip=ets: records and requests hold the whole series before the origin; the share of the network's
-# correction is chosen on the eval split (0: the ETS forecast alone, when the network does not help there).
+# model.skip=ets: records and requests hold the whole series before the origin. After training, the share of
+# Holt-Winters of the window in the base is chosen on the train and eval windows, the share of the network's
+# correction on the eval split (both 0: the ETS forecast alone).
 SERIES_TASK = dataclasses.replace(
-    TASK, model_inputs=series_model_inputs, fit_on_eval=choose_correction_share,
+    TASK, model_inputs=series_model_inputs,
+    fit_on_eval=choose_shares,
     serve=Signature(serve_series, extra_inputs={HISTORY_KEY: tf.TensorSpec([None, None], tf.float32)}))

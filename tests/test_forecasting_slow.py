@@ -43,9 +43,10 @@ def _short_monthly_series(path: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_a_short_series_of_your_own_gets_the_holt_winters_hybrid(workdir: Path, capsys: pytest.CaptureFixture) -> None:
-    """The default for your own CSV (history chosen, the network over Holt-Winters) against the network over
-    seasonal-naive on the usual 3 seasons of history, on 180 monthly values (measured: README, Short series)."""
+def test_a_short_series_of_your_own_gets_the_ets_hybrid(workdir: Path, capsys: pytest.CaptureFixture) -> None:
+    """The default for your own CSV of one series (the network over the ETS model of the whole series, shares
+    chosen on held-out windows) against the network over seasonal-naive on the usual 3 seasons of history, on
+    180 monthly values (measured: README, Short series)."""
     own = ["--set", f"data.path={_short_monthly_series(workdir / 'monthly.csv')}", "--set", "data.horizon=12",
            "--set", "data.season=12"]
     overall = {}

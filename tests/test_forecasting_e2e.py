@@ -21,6 +21,7 @@ from rnnpipe.components.example_io import example_to_dict, read_examples
 SAMPLE = Path(__file__).resolve().parent / "data" / "forecasting_co2_sample.csv"
 SMALL = ["--set", f"data.path={SAMPLE}", "--set", "data.history=104", "--set", "data.horizon=26",
          "--set", "data.season=52", "--set", "trainer.epochs=4", "--set", "model.units=8",
+         "--set", "model.skip=holt_winters",  # windows (the ETS hybrid of one series: test_forecasting_ets.py)
          "--set", "trainer.gradient_diagnostics=false"]  # tested in the sentiment e2e: saves 5-30 s
 
 RELOAD = """

@@ -50,6 +50,7 @@ bench: $(KERNELS)
 	$(BIN)/python benchmarks/rnn_layers.py --quick
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/evaluator_memory.py
+	$(BIN)/python benchmarks/ets_filter.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

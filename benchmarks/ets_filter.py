@@ -37,7 +37,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import tensorflow as tf
-    from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
     from rnnpipe.pipelines.forecasting import ets
     from rnnpipe.pipelines.forecasting.baselines import ETS

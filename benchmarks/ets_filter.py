@@ -62,7 +62,7 @@ def main() -> None:
             rows = ys[:batch]
             series = tf.constant(np.stack(rows), tf.float32)
             np.testing.assert_allclose(graph(series).numpy(), statsmodels_forecasts(rows), rtol=1e-3)
-            ours = best_of(lambda s=series: graph(s).numpy(), args.repeats)
+            ours = best_of(lambda s=series, g=graph: g(s).numpy(), args.repeats)
             theirs = best_of(lambda r=rows: statsmodels_forecasts(r), max(3, args.repeats // 4))
             print(f"{length:>7} {batch:>5} {1e3 * ours:>9.2f} {1e3 * theirs:>15.2f} {theirs / ours:>6.2f}x")
 

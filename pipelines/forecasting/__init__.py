@@ -109,7 +109,7 @@ def model_hparams(cfg: Config) -> dict:
     if skip == "ets":  # the base forecast comes from the transform; the differences need the season named
         hparams["base_forecast"] = True
         hparams["season"] = season if season < w["history"] else 0
-        # The eval split may prefer Holt-Winters of the window where the ETS fit goes astray (a growing season).
+        # Held-out windows may prefer Holt-Winters of the window where the ETS fit goes astray (a growing season).
         hparams["base_alternative"] = season if w["history"] >= 2 * season else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct and hparams.get("season", 1))
     return hparams
@@ -167,9 +167,9 @@ def build_pipeline(cfg: Config) -> Pipeline:
         transform.update(window=w["history"], horizon=w["horizon"], season=w["season"], ets=ets_options)
         task = f"{__name__}.model:SERIES_TASK"
         # NaN pads each history to one length: the model reads the window at its end, the filter skips it.
-        checks = cfg.example_validator
+        validator = cfg.example_validator
         cfg = Config({**cfg, "example_validator": Config({
-            **checks, "allow_non_finite": sorted({*checks.allow_non_finite, "history"})})})
+            **validator, "allow_non_finite": sorted({*validator.allow_non_finite, "history"})})})
     examples = ExampleGen(source=str(data_path(cfg)), reader=f"{__name__}.data:read_windows", reader_config=reading,
                           partition_feature="split", splits={s: 1 for s in data.SPLITS}, **cfg.example_gen)
     # The metrics re-read the series (seasonal-naive and ETS see the whole history): the reader's settings

@@ -135,22 +135,25 @@ def metadata_url(cfg: Config) -> str:
 PIPELINES = Path(importlib.util.find_spec("rnnpipe.pipelines").submodule_search_locations[0])
 
 
-def portable(params_json: str) -> str:
+def portable(params_json: str, data_cache_dir: str | None = None) -> str:
     """A step's parameters as its cache key holds them: a path inside the default data cache ($RNNPIPE_CACHE or
-    ~/.cache/rnnpipe) or inside the applications' folder is written from that root, so another machine, where
-    those folders are elsewhere, finds the same executions. What such a file holds is keyed apart (a source's
-    data fingerprint, a curated schema's, a lexicon's or corpus's sha256), so the path alone never decides a
-    cache hit."""
-    for root, name in ((cache_root(), "$RNNPIPE_CACHE"), (PIPELINES, "$RNNPIPE_PIPELINES")):
+    ~/.cache/rnnpipe), inside a configured ``data.cache_dir`` or inside the applications' folder is written from
+    that root, so another machine, where those folders are elsewhere, finds the same executions. What such a
+    file holds is keyed apart (a source's data fingerprint, a curated schema's, a lexicon's or corpus's sha256),
+    so the path alone never decides a cache hit."""
+    roots = [(cache_root(), "$RNNPIPE_CACHE"), (PIPELINES, "$RNNPIPE_PIPELINES")]
+    if data_cache_dir:
+        roots.insert(0, (Path(data_cache_dir).expanduser(), "$DATA_CACHE_DIR"))
+    for root, name in roots:
         for form in dict.fromkeys((str(root), str(root.resolve()))):  # as written, and without symbolic links
             params_json = params_json.replace(json.dumps(f"{form}/")[1:-1], f"{name}/")
     return params_json
 
 
-def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str) -> str:
+def _cache_key(step: Component, inputs: dict[str, StoredArtifact], external: str, cfg: Config) -> str:
     payload = {
         "component": type(step).__name__, "id": step.id, "code": step.code_version(),
-        "params": portable(step.params_json()), "external": external,
+        "params": portable(step.params_json(), (cfg.get("data") or {}).get("cache_dir")), "external": external,
         "inputs": {k: a.fingerprint for k, a in sorted(inputs.items())},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -337,7 +340,7 @@ def stages_to_run(pipeline: Pipeline, cfg: Config) -> list[str]:
     for position, step in enumerate(pipeline.steps):
         inputs = {k: produced[(c.node.id, c.name)] for k, c in step.inputs.items()}
         external = step.external_fingerprint(_recorded(inputs))
-        previous = store.find_complete(pipeline.name, step.id, _cache_key(step, inputs, external))
+        previous = store.find_complete(pipeline.name, step.id, _cache_key(step, inputs, external, cfg))
         if previous is None:  # this one executes; what follows gets new inputs, so it would too
             return [s.id for s in pipeline.steps[position:]]
         for name, art in store.outputs_of(previous).items():
@@ -470,7 +473,7 @@ def _run_step(step: Component, inputs: dict[str, StoredArtifact], in_artifacts: 
               pipeline: str, root: Layout, store: MetadataStore, run_id: str, tracker: Tracker, cfg: Config, *,
               force: bool, reuse_latest: bool, result: RunResult, before_execute: Callable[[], None] = lambda: None
               ) -> tuple[dict[str, StoredArtifact], dict]:
-    key = _cache_key(step, inputs, external)
+    key = _cache_key(step, inputs, external, cfg)
     if reuse_latest:
         previous = store.find_complete(pipeline, step.id)
         if previous is None:

@@ -39,11 +39,14 @@ def test_a_path_in_the_data_cache_or_the_checkout_keys_a_step_wherever_those_fol
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from toy_components import Gated
 
+    from rnnpipe.config import Config
     from rnnpipe.runner import PIPELINES, _cache_key
 
-    def key(cache: Path, data: Path, schema: Path = PIPELINES / "sentiment" / "schema.pbtxt") -> str:
+    def key(cache: Path, data: Path, schema: Path = PIPELINES / "sentiment" / "schema.pbtxt",
+            configured: Path | None = None) -> str:
         monkeypatch.setenv("RNNPIPE_CACHE", str(cache))
-        return _cache_key(Gated(numbers=Source(value=1), started=str(data), release=str(schema)), {}, "")
+        cfg = Config({"data": Config({"cache_dir": str(configured) if configured else None})})
+        return _cache_key(Gated(numbers=Source(value=1), started=str(data), release=str(schema)), {}, "", cfg)
 
     here = key(tmp_path / "a", tmp_path / "a" / "sentiment" / "data.jsonl")
     # Another machine: its cache and its checkout elsewhere, the same files in them (their content is keyed apart).
@@ -54,6 +57,12 @@ def test_a_path_in_the_data_cache_or_the_checkout_keys_a_step_wherever_those_fol
     assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "other.jsonl", schema) != here
     assert key(tmp_path / "b", tmp_path / "a" / "sentiment" / "data.jsonl", schema) != here
     assert key(tmp_path / "b", tmp_path / "b" / "sentiment" / "data.jsonl", schema.with_name("x.pbtxt")) != here
+    # A configured data.cache_dir is a root too: each machine's own folder, the same key.
+    mine = key(tmp_path / "a", tmp_path / "mine" / "sentiment" / "data.jsonl", schema, configured=tmp_path / "mine")
+    theirs = key(tmp_path / "b", tmp_path / "theirs" / "sentiment" / "data.jsonl", schema,
+                 configured=tmp_path / "theirs")
+    assert mine == theirs != key(tmp_path / "b", tmp_path / "mine" / "sentiment" / "data.jsonl", schema,
+                                 configured=tmp_path / "theirs")
 
 
 def test_changing_one_parameter_reruns_that_step_and_downstream_only(workdir: Path) -> None:

@@ -260,9 +260,9 @@ def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks
     from rnnpipe.pipelines.forecasting.model import share_note
 
     assert share_note({"correction_share": 0.0}) == (
-        "held-out windows kept 0% of the network's correction: the pushed model serves the ETS forecast alone")
+        "the eval split kept 0% of the network's correction: the pushed model serves the ETS forecast alone")
     assert share_note({"correction_share": 0.5, "alternative_share": 0.2}) == (
-        "held-out windows kept 50% of the network's correction and gave Holt-Winters of the window 20% of the "
-        "base: the pushed model serves that mix")
+        "the training and eval windows gave Holt-Winters of the window 20% of the base, and the eval split kept 50% "
+        "of the network's correction: the pushed model serves that mix")
     assert share_note({"correction_share": 0.8, "alternative_share": 0.0}) is None
     assert share_note({}) is None

@@ -42,8 +42,9 @@ def share_note(chosen: dict) -> str | None:
     share, alternative = chosen.get("correction_share"), chosen.get("alternative_share", 0.0)
     if share is None or (share and not alternative):
         return None
-    mixed = f" and gave Holt-Winters of the window {alternative:.0%} of the base" if alternative else ""
-    return (f"held-out windows kept {share:.0%} of the network's correction{mixed}: the pushed model serves "
+    mixed = (f"the training and eval windows gave Holt-Winters of the window {alternative:.0%} of the base, and "
+             if alternative else "")
+    return (f"{mixed}the eval split kept {share:.0%} of the network's correction: the pushed model serves "
             f"{'that mix' if alternative else 'the ETS forecast alone'}")
 
 

@@ -7,10 +7,10 @@ series before its origin, left-padded with NaN to one length; the network reads 
 corrects this forecast. The served model takes the same: the whole series, any length, shorter rows of a
 batch left-padded with NaN.
 
-The fit is one vector, an output of the transform graph (so the Trainer and the served model read it from
-there, like a vocabulary): ``[alpha, beta, gamma, phi, initial level, initial trend, first value,
-initial seasonal states...]``, with beta, the trend and gamma 0 and phi 1 where the model has no such
-component.
+The fit is one vector, a constant of the transform graph like a vocabulary (training reads the forecasts it
+gives the records, the served model the vector itself, from the transform's outputs): ``[alpha, beta, gamma,
+phi, initial level, initial trend, first value, initial seasonal states...]``, with beta, the trend and gamma
+0 and phi 1 where the model has no such component.
 """
 
 from __future__ import annotations

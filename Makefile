@@ -61,9 +61,11 @@ system-deps:
 		libsword-utils sword-text-kjv sword-text-sparv postgresql
 
 # Re-pin the whole stack after editing requirements.in (or requirements-airflow.in).
+# The Airflow lock first: the base lock takes its versions of every package both hold (-c), so `make run` runs
+# the versions `make test` tested and installing the Airflow lock over it moves nothing.
 lock: $(STAMP)
-	$(BIN)/uv pip compile requirements.in --python-version 3.11 -o requirements.lock
 	$(BIN)/uv pip compile requirements-airflow.in --python-version 3.11 -o requirements-airflow.lock
+	$(BIN)/uv pip compile requirements.in --python-version 3.11 -c requirements-airflow.lock -o requirements.lock
 
 clean:
 	rm -rf pipeline_root serving mlflow.db mlartifacts

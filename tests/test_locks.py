@@ -22,9 +22,13 @@ def requirement_names(path: Path) -> set[str]:
     return {normalized(_NAME.match(line)[1]) for line in lines if line and not line.startswith("-")}
 
 
+def versions(path: Path) -> dict[str, str]:
+    return {normalized(line.split("==", 1)[0]): line.split("==", 1)[1].split(";")[0].strip()
+            for line in path.read_text().splitlines() if "==" in line and not line.startswith((" ", "#"))}
+
+
 def pins(path: Path) -> set[str]:
-    return {normalized(line.split("==", 1)[0]) for line in path.read_text().splitlines() if "==" in line
-            and not line.startswith((" ", "#"))}
+    return set(versions(path))
 
 
 @pytest.mark.parametrize("lock", ["requirements.lock", "requirements-airflow.lock"])
@@ -37,3 +41,12 @@ def test_every_requirement_is_pinned_in_each_lock(lock: str) -> None:
 
 def test_the_airflow_lock_pins_airflow() -> None:
     assert "apache-airflow" in pins(ROOT / "requirements-airflow.lock")
+
+
+def test_both_locks_pin_every_package_they_share_to_one_version() -> None:
+    """`make run` installs requirements.lock, `make test` the Airflow lock over it: a package pinned apart (as
+    fastapi and ml-dtypes once were) would run untested versions in one of them and move back and forth."""
+    base, airflow = versions(ROOT / "requirements.lock"), versions(ROOT / "requirements-airflow.lock")
+    apart = {name: (base[name], airflow[name]) for name in base.keys() & airflow.keys() if base[name] != airflow[name]}
+    assert not apart, f"pinned apart (requirements.lock, requirements-airflow.lock): {apart}; re-pin with `make lock`"
+    assert set(base) <= set(airflow)  # the Airflow lock is the whole stack plus Airflow

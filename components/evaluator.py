@@ -286,10 +286,20 @@ def run_evaluator(inputs: dict[str, Artifact], outputs: dict[str, Artifact], par
         champion = comparable_champion(latest_champion(params["champion_dir"]), inputs["model"].uri,
                                        params["signature"], ctx.log, data_source)
     if champion is not None:
-        theirs = None if ev._records is None else predict_raw(str(champion), ev._records, **streamed_call)
-        theirs_ev = EvalContext(ev._records, theirs, params["metrics_config"], None, examples, ctx.log, ev._train,
-                                str(champion), **streamed)
-        theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
+        import tensorflow as tf
+
+        try:
+            theirs = None if ev._records is None else predict_raw(str(champion), ev._records, **streamed_call)
+            theirs_ev = EvalContext(ev._records, theirs, params["metrics_config"], None, examples, ctx.log,
+                                    ev._train, str(champion), **streamed)
+            theirs = metrics_fn(theirs_ev)["overall"]["model"][primary]
+        except tf.errors.InvalidArgumentError as e:  # its own checks refuse these records (another series' start)
+            lines = [line.strip() for line in e.message.splitlines() if line.strip()]
+            reason = next((line for line in lines if "assertion failed" in line), lines[-1] if lines else "")
+            ctx.log(f"served model {champion} is no champion: it refuses these records ({reason[:300]}); the "
+                    "candidate is judged by thresholds and baseline only")
+            champion = None
+    if champion is not None:
         evaluation["champion"] = {"path": str(champion), primary: theirs}
         ctx.log(f"champion {champion.name}: {primary} {theirs:.4f}; "
                 f"candidate {evaluation['overall']['model'][primary]:.4f}")

@@ -123,6 +123,29 @@ def test_a_champion_reading_other_inputs_is_skipped_and_a_same_shape_one_still_g
     assert any("worse than the champion's (version 2) 1.0000" in r for r in blessing.reasons)
 
 
+class RefusingModel(KeywordModel):
+    """Takes the candidate's inputs but refuses these records, as an ETS forecaster refuses another series."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serve(self, text: tf.Tensor) -> dict:
+        checked = tf.debugging.Assert(tf.reduce_all(tf.strings.length(text) > 100), ["texts too short:", text])
+        with tf.control_dependencies([checked]):
+            return KeywordModel.serve.python_function(self, text)
+
+
+def test_a_champion_that_refuses_the_records_is_skipped_with_its_reason(tmp_path: Path) -> None:
+    good = save(KeywordModel("good"), tmp_path / "good")
+    serving = tmp_path / "serving" / "demo"
+    save(RefusingModel("good"), serving / "1")
+    log: list[str] = []
+    _, blessing = evaluate(tmp_path, good, serving, log, max_regression=0.02)
+    assert (blessing.blessed, blessing.reasons) == (True, [])
+    assert "champion" not in ModelEvaluation.read(tmp_path / "eval-0" / "evaluation")
+    assert any(line.startswith(f"served model {serving / '1'} is no champion: it refuses these records (assertion "
+                               "failed: [texts too short:]") and line.endswith("judged by thresholds and baseline only")
+               for line in log), log
+
+
 def test_slices_by_value_and_by_length(tmp_path: Path) -> None:
     good = save(KeywordModel("good"), tmp_path / "good")
     metrics, _ = evaluate(tmp_path, good, None, length_feature="text", length_edges=[2], slice_keys=["label"])

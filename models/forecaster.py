@@ -21,9 +21,9 @@ zero): on a short series, where a few dozen windows cannot teach a network
 the trend and the season, the model starts as the statistical forecast and
 learns only what the windows show beyond it. A `base_forecast` input does the
 same for a forecast made outside the window (ETS over the whole series), and
-`CorrectionShare` keeps as much of the correction as held-out windows support. A linear "highway" (as in
-LSTNet, Lai et al. 2018) maps the last `highway_length` input steps straight
-to the horizon and is added to the recurrent part: a linear autoregression
+`CorrectionShare` keeps as much of the correction as held-out windows support.
+A linear "highway" (as in LSTNet, Lai et al. 2018) maps the last
+`highway_length` input steps straight to the horizon and is added to the recurrent part: a linear autoregression
 the RNN only has to correct. With `highway_length` at least the season length
 it can copy last season's values, which a recurrent state finds hard to keep
 over hundreds of steps.

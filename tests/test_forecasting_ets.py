@@ -46,6 +46,21 @@ def test_a_row_that_does_not_start_with_the_series_first_value_is_refused() -> N
     ets.check_start(tf.constant(padded[None]), params)  # passes: NaN before the first value is padding
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"must hold the whole series from its first value"):
         ets.check_start(tf.constant(y[None, 4:50].astype("float32")), params)
+    gap = padded.copy()
+    gap[20] = np.nan
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"'history' has NaN after its first value"):
+        ets.check_start(tf.constant(gap[None]), params)
+
+
+def test_the_graph_filter_holds_its_precision_over_thousands_of_values() -> None:
+    y = _series(3000, 12, seed=5)
+    model = ETS(damped=False)
+    origins = np.array([2400, 2700, 2988])
+    expected, _ = model.forecasts(y, 2000, origins, 12, 12)
+    params = ets.params_vector(y[:2000], 12, model)
+    rows = np.stack([np.concatenate([np.full(2988 - o, np.nan), y[:o]]) for o in origins]).astype("float32")
+    got = ets.forecast(tf.constant(rows), params, 12, 12).numpy()
+    np.testing.assert_allclose(got, expected, rtol=5e-5)  # float32 over 3,000 values near 950: within 0.05
 
 
 def test_whole_series_records_hold_every_value_before_the_origin(tmp_path: Path) -> None:

@@ -185,24 +185,22 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     """
     names = [n for n in ("correction_share", "alternative_share") if any(lay.name == n for lay in model.layers)]
     layers = {n: model.get_layer(n) for n in names}
-    initial = {n: float(keras.ops.convert_to_numpy(layer.share)) for n, layer in layers.items()}
     corners = [{n: 0.0 for n in names}] + [{m: float(m == n) for m in names} for n in names]
-    y, origin, *units = _forecasts_at(model, layers, corners, batches)
-    if y is None:
-        for n, share in initial.items():
-            layers[n].share.assign(share)
+    y, origin, *at_one = _forecasts_at(model, layers, corners, batches)  # each share at 1, the others at 0
+    if y is None:  # no batch: no share was set
         return {}
 
-    def error(y: np.ndarray, origin: np.ndarray, units: list[np.ndarray], shares: dict[str, float]) -> float:
-        forecast = origin + sum(shares[n] * (unit - origin) for n, unit in zip(names, units, strict=True))
+    def error(y: np.ndarray, origin: np.ndarray, units: dict[str, np.ndarray], shares: dict[str, float]) -> float:
+        forecast = origin + sum(shares[n] * (unit - origin) for n, unit in units.items())
         return float(np.abs(forecast - y).mean())
 
+    units = dict(zip(names, at_one, strict=True))
     chosen = {n: 0.0 for n in names}
     if "alternative_share" in names:
         both = [*alternative_batches, *batches]
         wide_y, wide_origin, wide_alternative = _forecasts_at(model, layers, [corners[0], corners[-1]], both)
-        wide = {i / 10: float(np.abs(wide_origin + i / 10 * (wide_alternative - wide_origin) - wide_y).mean())
-                for i in range(11)}
+        wide = {i / 10: error(wide_y, wide_origin, {"alternative_share": wide_alternative},
+                              {"alternative_share": i / 10}) for i in range(11)}
         chosen["alternative_share"] = min(wide, key=wide.get)  # the first of equals: the least alternative
     errors = {i / steps: error(y, origin, units, {**chosen, "correction_share": i / steps}) for i in range(steps + 1)}
     chosen["correction_share"] = min(errors, key=errors.get)  # the first of equals: the least correction

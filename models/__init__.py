@@ -40,6 +40,7 @@ from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import Seq2Seq, build_seq2seq
 from .smoothing import HoltWinters
 from .tagger import build_sequence_tagger
+from .theta import Theta
 
 __all__ = [
     "AdditiveAttention",
@@ -64,6 +65,7 @@ __all__ = [
     "SimpleRNN",
     "SimpleRNNCell",
     "SparseCategoricalCrossentropyWithSmoothing",
+    "Theta",
     "build_crnn",
     "mean_ensemble",
     "build_ctc_recognizer",

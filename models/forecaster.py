@@ -40,6 +40,7 @@ import tensorflow as tf
 from ._stack import check_stack_arguments, recurrent_stack
 from ._validation import check_bool, check_choice, check_positive_int
 from .smoothing import HoltWinters
+from .theta import Theta
 
 __all__ = ["AutoregressiveRNN", "CorrectionShare", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive",
            "build_forecaster", "choose_correction_share"]
@@ -171,19 +172,29 @@ class CorrectionShare(keras.layers.Layer):
         return {**super().get_config(), "share": self.initial_share}
 
 
+SHARES = ("correction_share", "theta_share", "alternative_share")
+
+
 def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
                             alternative_batches: Any = ()) -> dict[str, float]:
-    """Sets the model's `CorrectionShare` layers to the shares that forecast held-out windows best (lowest mean
-    absolute error), and returns them with the errors on ``batches``.
+    """Sets the model's `CorrectionShare` layers to the shares chosen on held-out windows, and returns them
+    with the mean absolute errors on ``batches``.
 
-    ``batches`` (``(inputs, targets)``: the eval split) choose "correction_share", the network's share, in
-    0, 1/steps, ..., 1. A model with an alternative base first gets "alternative_share" in 0, 0.1, ..., 1,
-    chosen on ``alternative_batches`` (the training windows) and ``batches`` together without the correction:
-    neither statistical forecast learnt from those windows' errors the way the network did, and a choice over
-    many windows is steadier than one over the eval split's few. The forecast is linear in the shares, so a
-    pass at each corner (all 0, each 1) gives every pair's forecast.
+    A model with statistical alternatives to its base (``base_alternative``) first mixes them into it on
+    ``alternative_batches`` (the training windows) and ``batches`` together, without the network's correction
+    (neither alternative learnt from those windows' errors the way the network did, and many windows are
+    steadier than the eval split's few):
+
+    - "theta_share": Theta and the base weighted by their inverse squared errors (Bates & Granger's
+      combination: a fixed mix of two forecasts beats a choice between them that a few windows can sway);
+    - "alternative_share": Holt-Winters' share of that mix, in 0, 0.1, ..., 1, the one of lowest error (it
+      rescues a base whose fit went astray); Theta keeps its weight of the rest.
+
+    ``batches`` (``(inputs, targets)``: the eval split) then choose "correction_share", the network's share,
+    in 0, 1/steps, ..., 1. Forecasts are linear in the shares, so a pass at each corner (all 0, each 1)
+    gives every mix.
     """
-    names = [n for n in ("correction_share", "alternative_share") if any(lay.name == n for lay in model.layers)]
+    names = [n for n in SHARES if any(lay.name == n for lay in model.layers)]
     layers = {n: model.get_layer(n) for n in names}
     corners = [{n: 0.0 for n in names}] + [{m: float(m == n) for m in names} for n in names]
     y, origin, *at_one = _forecasts_at(model, layers, corners, batches)  # each share at 1, the others at 0
@@ -196,12 +207,26 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
 
     units = dict(zip(names, at_one, strict=True))
     chosen = {n: 0.0 for n in names}
-    if "alternative_share" in names:
+    alternatives = [n for n in names if n != "correction_share"]
+    if alternatives:
         both = [*alternative_batches, *batches]
-        wide_y, wide_origin, wide_alternative = _forecasts_at(model, layers, [corners[0], corners[-1]], both)
-        wide = {i / 10: error(wide_y, wide_origin, {"alternative_share": wide_alternative},
-                              {"alternative_share": i / 10}) for i in range(11)}
-        chosen["alternative_share"] = min(wide, key=wide.get)  # the first of equals: the least alternative
+        wide_y, wide_origin, *wide = _forecasts_at(
+            model, layers, [corners[0]] + [corners[1 + names.index(n)] for n in alternatives], both)
+        wide_units = dict(zip(alternatives, wide, strict=True))
+
+        def wide_error(shares: dict[str, float]) -> float:
+            return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})
+
+        if "theta_share" in alternatives:
+            base, theta = wide_error({}) ** 2, wide_error({"theta_share": 1.0}) ** 2
+            chosen["theta_share"] = base / (base + theta) if base + theta > 0 else 0.0
+        if "alternative_share" in alternatives:
+            rest = chosen.get("theta_share", 0.0)
+            mixes = {i / 10: wide_error({"theta_share": (1 - i / 10) * rest, "alternative_share": i / 10})
+                     for i in range(11)}
+            chosen["alternative_share"] = min(mixes, key=mixes.get)  # the first of equals: the least alternative
+            if "theta_share" in alternatives:
+                chosen["theta_share"] = (1 - chosen["alternative_share"]) * rest
     errors = {i / steps: error(y, origin, units, {**chosen, "correction_share": i / steps}) for i in range(steps + 1)}
     chosen["correction_share"] = min(errors, key=errors.get)  # the first of equals: the least correction
     for n, share in chosen.items():
@@ -382,13 +407,13 @@ def build_forecaster(
             correction passes through a `CorrectionShare` that
             `choose_correction_share` sets on held-out windows. Not with the
             skips.
-        base_alternative: with `base_forecast`, the season length of a
-            Holt-Winters forecast of the window (its initial smoothing
-            weights: it is not trained) that the held-out windows may
-            prefer to the base, in part or whole (a second
-            `CorrectionShare`, "alternative_share", on its difference from
-            the base, 0 in training); 0 = none. The window must hold two
-            seasons.
+        base_alternative: with `base_forecast`, the season length of two
+            statistical forecasts of the window that held-out windows may
+            mix into the base: `Theta` and Holt-Winters (its initial
+            smoothing weights: it is not trained). Each passes through a
+            `CorrectionShare` on its difference from the base
+            ("theta_share", "alternative_share"; 0 in training); 0 = none.
+            The window must hold two seasons.
         season: the season length for `seasonal_difference` when no skip
             gives one (0 = the skip's).
         seasonal_difference: also feed the RNN, as a second channel, each
@@ -511,6 +536,9 @@ def build_forecaster(
         base = keras.Input(shape=(horizon,), name="base")
         parts = [base, CorrectionShare(name="correction_share")(correction)]
         if base_alternative:
+            theta = Theta(horizon, base_alternative, name="theta")(history)
+            parts.append(CorrectionShare(0.0, name="theta_share")(
+                keras.layers.Subtract(name="theta_minus_base")([theta, base])))
             alternative = HoltWinters(horizon, base_alternative, name="alternative")(history)
             parts.append(CorrectionShare(0.0, name="alternative_share")(
                 keras.layers.Subtract(name="alternative_minus_base")([alternative, base])))

@@ -153,7 +153,7 @@ def test_the_correction_share_chosen_on_held_out_windows_keeps_only_a_correction
         CorrectionShare(-1)
 
 
-def test_held_out_windows_may_prefer_the_alternative_base_in_part() -> None:
+def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_into_the_base() -> None:
     rng = np.random.default_rng(2)
     t = np.arange(24, dtype="float32")
     history = (rng.normal(size=(32, 1)) + 0.3 * t + np.sin(2 * np.pi * t / 4)).astype("float32")[..., None]
@@ -161,13 +161,26 @@ def test_held_out_windows_may_prefer_the_alternative_base_in_part() -> None:
     model = build_forecaster(24, 4, units=4, base_forecast=True, base_alternative=4)
     inputs = {"history": history, "base": base}
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
+    theta = np.asarray(model.get_layer("theta")(history))
     alternative = np.asarray(model.get_layer("alternative")(history))
-    mixed = [(inputs, 0.3 * alternative + 0.7 * base)]
-    chosen = choose_correction_share(model, mixed)
-    assert (chosen["correction_share"], chosen["alternative_share"]) == (0.0, 0.3)
-    np.testing.assert_allclose(np.asarray(model(inputs)), 0.3 * alternative + 0.7 * base, atol=1e-4)
-    # The training windows join the choice of the alternative: three where the base alone is right outvote one.
-    assert choose_correction_share(model, mixed, alternative_batches=[(inputs, base)] * 3)["alternative_share"] == 0
+    # Theta and the base weighted by their inverse squared errors: here 0.3 and 0.7 of the way to the truth.
+    truth = 0.3 * theta + 0.7 * base
+    chosen = choose_correction_share(model, [(inputs, truth)])
+    base_error, theta_error = (float(np.abs(f - truth).mean()) for f in (base, theta))
+    weight = chosen["theta_share"] / (1.0 - chosen["alternative_share"])  # Theta's weight of what HW leaves
+    assert weight == pytest.approx(base_error ** 2 / (base_error ** 2 + theta_error ** 2), rel=1e-4)
+    assert weight == pytest.approx(0.09 / 0.58, rel=1e-3) and chosen["alternative_share"] < 0.5
+    served = base + chosen["theta_share"] * (theta - base) + chosen["alternative_share"] * (alternative - base)
+    np.testing.assert_allclose(np.asarray(model(inputs)), served, atol=1e-4)
+    assert chosen["eval_mae_chosen"] < chosen["eval_mae_base"]
+    # Holt-Winters may take the mix over in part or whole; Theta keeps its weight of the rest.
+    chosen = choose_correction_share(model, [(inputs, alternative)])
+    assert (chosen["alternative_share"], chosen["theta_share"], chosen["correction_share"]) == (1.0, 0.0, 0.0)
+    np.testing.assert_allclose(np.asarray(model(inputs)), alternative, atol=1e-4)
+    # The training windows join the choice: three where the base alone is right outvote one.
+    chosen = choose_correction_share(model, [(inputs, alternative)], alternative_batches=[(inputs, base)] * 3)
+    assert chosen["alternative_share"] < 1.0 and chosen["theta_share"] < 0.1
+    assert choose_correction_share(model, [(inputs, base)])["theta_share"] == 0.0
     with pytest.raises(ValueError, match=r"`base_alternative` must be an integer in \[0, history_length / 2 = 12\], "
                                          r"and 0 without base_forecast"):
         build_forecaster(24, 4, base_alternative=4)
@@ -261,8 +274,11 @@ def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks
 
     assert share_note({"correction_share": 0.0}) == (
         "the eval split kept 0% of the network's correction: the pushed model serves the ETS forecast alone")
-    assert share_note({"correction_share": 0.5, "alternative_share": 0.2}) == (
-        "the training and eval windows gave Holt-Winters of the window 20% of the base, and the eval split kept 50% "
-        "of the network's correction: the pushed model serves that mix")
-    assert share_note({"correction_share": 0.8, "alternative_share": 0.0}) is None
+    assert share_note({"correction_share": 0.5, "theta_share": 0.25, "alternative_share": 0.2}) == (
+        "the training and eval windows mixed Theta 25% and Holt-Winters 20% of the window into the ETS forecast, and "
+        "the eval split kept 50% of the network's correction: the pushed model serves that mix")
+    assert share_note({"correction_share": 0.0, "theta_share": 0.4}) == (
+        "the training and eval windows mixed Theta 40% of the window into the ETS forecast, and the eval split kept "
+        "0% of the network's correction: the pushed model serves that mix")
+    assert share_note({"correction_share": 0.8, "theta_share": 0.0, "alternative_share": 0.0}) is None
     assert share_note({}) is None

@@ -48,6 +48,7 @@ from rnnpipe.models import (
 from rnnpipe.models.forecaster import AutoregressiveRNN, CorrectionShare, SeasonalDifference, SeasonalNaive
 from rnnpipe.models.language_model import build_language_model
 from rnnpipe.models.smoothing import HoltWinters
+from rnnpipe.models.theta import Theta
 
 
 def flatten(prefix: str, value: Any, out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -184,6 +185,7 @@ def forecasting_model() -> keras.Model:
         "SeasonalNaive": SeasonalNaive(season=4, horizon=5)(inputs),
         "SeasonalDifference": SeasonalDifference(season=4)(inputs),
         "HoltWinters": HoltWinters(horizon=6, season=3)(inputs),
+        "Theta": Theta(horizon=4, season=3)(inputs),
         "CorrectionShare": CorrectionShare(share=0.5)(inputs),
     }
     return keras.Model(inputs, outputs)
@@ -299,6 +301,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "SeasonalNaive": ("forecasting", "/SeasonalNaive"),
     "SeasonalDifference": ("forecasting", "/SeasonalDifference"),
     "HoltWinters": ("forecasting", "/HoltWinters"),
+    "Theta": ("forecasting", "/Theta"),
     "CorrectionShare": ("forecasting", "/CorrectionShare"),
     "LanguageModel": ("language_model", "serve/"),
     "ctc_recognizer": ("ctc", "serve/"),

@@ -30,22 +30,25 @@ def series_model_inputs(features: dict) -> dict[str, tf.Tensor]:
 
 
 def choose_shares(model: Any, eval_batches: Any, train_batches: Any) -> dict[str, Any]:
-    """The shares of the network's correction and of the alternative base, chosen on held-out windows, with a
-    note for the run summary when they serve less than the trained model (the ETS forecast alone, or a mix)."""
+    """The shares of the network's correction and of the window's Theta and Holt-Winters forecasts, chosen on
+    held-out windows, with a note for the run summary when the served model is not the network's whole
+    correction on the ETS forecast alone."""
     chosen = choose_correction_share(model, eval_batches, alternative_batches=train_batches)
     note = share_note(chosen)
     return {**chosen, **({"note": note} if note else {})}
 
 
 def share_note(chosen: dict) -> str | None:
-    """What the served model keeps of the network's correction, when less than all of it on the ETS forecast."""
-    share, alternative = chosen.get("correction_share"), chosen.get("alternative_share", 0.0)
-    if share is None or (share and not alternative):
+    """What the served model forecasts, when it is not the network's whole correction on the ETS forecast."""
+    share = chosen.get("correction_share")
+    names = {"theta_share": "Theta", "alternative_share": "Holt-Winters"}
+    mix = [f"{name} {chosen[key]:.0%}" for key, name in names.items() if chosen.get(key)]
+    if share is None or (share and not mix):
         return None
-    mixed = (f"the training and eval windows gave Holt-Winters of the window {alternative:.0%} of the base, and "
-             if alternative else "")
+    mixed = (f"the training and eval windows mixed {' and '.join(mix)} of the window into the ETS forecast, and "
+             if mix else "")
     return (f"{mixed}the eval split kept {share:.0%} of the network's correction: the pushed model serves "
-            f"{'that mix' if alternative else 'the ETS forecast alone'}")
+            f"{'that mix' if mix else 'the ETS forecast alone'}")
 
 
 def targets(features: dict) -> tf.Tensor:
@@ -103,9 +106,9 @@ TASK = TrainingTask(
     serve=Signature(serve, raw_features=(HISTORY_KEY,)),
 )
 
-# model.skip=ets: records and requests hold the whole series before the origin. After training, the share of
-# Holt-Winters of the window in the base is chosen on the train and eval windows, the share of the network's
-# correction on the eval split (both 0: the ETS forecast alone).
+# model.skip=ets: records and requests hold the whole series before the origin. After training, the shares of
+# Theta and Holt-Winters of the window in the base are chosen on the train and eval windows, the share of the
+# network's correction on the eval split (all 0: the ETS forecast alone).
 SERIES_TASK = dataclasses.replace(
     TASK, model_inputs=series_model_inputs,
     fit_on_eval=choose_shares,

@@ -185,8 +185,10 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     (neither alternative learnt from those windows' errors the way the network did, and many windows are
     steadier than the eval split's few):
 
-    - "theta_share": Theta and the base weighted by their inverse squared errors (Bates & Granger's
-      combination: a fixed mix of two forecasts beats a choice between them that a few windows can sway);
+    - "theta_share": Theta and the base weighted by the inverse fourth power of their errors (a forecast twice
+      as far off gets 1/16 of the other's weight): a combination in the manner of Bates & Granger (1969),
+      steadier than a choice between the two that a few windows can sway, and sharp enough that a clearly
+      worse forecast barely counts;
     - "alternative_share": Holt-Winters' share of that mix, in 0, 0.1, ..., 1, the one of lowest error (it
       rescues a base whose fit went astray); Theta keeps its weight of the rest.
 
@@ -218,7 +220,7 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
             return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})
 
         if "theta_share" in alternatives:
-            base, theta = wide_error({}) ** 2, wide_error({"theta_share": 1.0}) ** 2
+            base, theta = wide_error({}) ** 4, wide_error({"theta_share": 1.0}) ** 4
             chosen["theta_share"] = base / (base + theta) if base + theta > 0 else 0.0
         if "alternative_share" in alternatives:
             rest = chosen.get("theta_share", 0.0)

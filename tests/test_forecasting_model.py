@@ -163,13 +163,13 @@ def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_into_the_base
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
     theta = np.asarray(model.get_layer("theta")(history))
     alternative = np.asarray(model.get_layer("alternative")(history))
-    # Theta and the base weighted by their inverse squared errors: here 0.3 and 0.7 of the way to the truth.
+    # Theta and the base weighted by the inverse fourth power of their errors: 0.7 and 0.3 of their difference.
     truth = 0.3 * theta + 0.7 * base
     chosen = choose_correction_share(model, [(inputs, truth)])
     base_error, theta_error = (float(np.abs(f - truth).mean()) for f in (base, theta))
     weight = chosen["theta_share"] / (1.0 - chosen["alternative_share"])  # Theta's weight of what HW leaves
-    assert weight == pytest.approx(base_error ** 2 / (base_error ** 2 + theta_error ** 2), rel=1e-4)
-    assert weight == pytest.approx(0.09 / 0.58, rel=1e-3) and chosen["alternative_share"] < 0.5
+    assert weight == pytest.approx(base_error ** 4 / (base_error ** 4 + theta_error ** 4), rel=1e-4)
+    assert weight == pytest.approx(0.3 ** 4 / (0.3 ** 4 + 0.7 ** 4), rel=1e-3) and chosen["alternative_share"] < 0.5
     served = base + chosen["theta_share"] * (theta - base) + chosen["alternative_share"] * (alternative - base)
     np.testing.assert_allclose(np.asarray(model(inputs)), served, atol=1e-4)
     assert chosen["eval_mae_chosen"] < chosen["eval_mae_base"]

@@ -51,6 +51,7 @@ bench: $(KERNELS)
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/evaluator_memory.py
 	$(BIN)/python benchmarks/ets_filter.py
+	$(BIN)/python benchmarks/theta_layer.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -180,17 +180,13 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     """Sets the model's `CorrectionShare` layers to the shares chosen on held-out windows, and returns them
     with the mean absolute errors on ``batches``.
 
-    A model with statistical alternatives to its base (``base_alternative``) first mixes them into it on
-    ``alternative_batches`` (the training windows) and ``batches`` together, without the network's correction
-    (neither alternative learnt from those windows' errors the way the network did, and many windows are
-    steadier than the eval split's few):
-
-    - "theta_share": Theta and the base weighted by the inverse fourth power of their errors (a forecast twice
-      as far off gets 1/16 of the other's weight): a combination in the manner of Bates & Granger (1969),
-      steadier than a choice between the two that a few windows can sway, and sharp enough that a clearly
-      worse forecast barely counts;
-    - "alternative_share": Holt-Winters' share of that mix, in 0, 0.1, ..., 1, the one of lowest error (it
-      rescues a base whose fit went astray); Theta keeps its weight of the rest.
+    A model with statistical alternatives to its base (``base_alternative``: Theta and Holt-Winters of the
+    window) first combines them with it, weighted by the inverse fourth power of their mean absolute errors
+    on ``alternative_batches`` (the training windows) and ``batches`` together ("theta_share",
+    "alternative_share"; the base keeps the rest). A forecast twice as far off gets 1/16 of the other's
+    weight: a combination in the manner of Bates & Granger (1969), steadier than a choice that a few windows
+    can sway, and sharp enough that a clearly worse forecast barely counts. None of the three learnt from
+    those windows' errors the way the network did, and many windows are steadier than the eval split's few.
 
     ``batches`` (``(inputs, targets)``: the eval split) then choose "correction_share", the network's share,
     in 0, 1/steps, ..., 1. Forecasts are linear in the shares, so a pass at each corner (all 0, each 1)
@@ -219,16 +215,10 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
         def wide_error(shares: dict[str, float]) -> float:
             return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})
 
-        if "theta_share" in alternatives:
-            base, theta = wide_error({}) ** 4, wide_error({"theta_share": 1.0}) ** 4
-            chosen["theta_share"] = base / (base + theta) if base + theta > 0 else 0.0
-        if "alternative_share" in alternatives:
-            rest = chosen.get("theta_share", 0.0)
-            mixes = {i / 10: wide_error({"theta_share": (1 - i / 10) * rest, "alternative_share": i / 10})
-                     for i in range(11)}
-            chosen["alternative_share"] = min(mixes, key=mixes.get)  # the first of equals: the least alternative
-            if "theta_share" in alternatives:
-                chosen["theta_share"] = (1 - chosen["alternative_share"]) * rest
+        powers = np.array([wide_error({})] + [wide_error({n: 1.0}) for n in alternatives]) ** 4
+        # A forecast without error takes all the weight (the base first): no division by zero.
+        weights = np.eye(len(powers))[np.argmin(powers)] if powers.min() == 0 else 1 / powers / np.sum(1 / powers)
+        chosen.update({n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)})
     errors = {i / steps: error(y, origin, units, {**chosen, "correction_share": i / steps}) for i in range(steps + 1)}
     chosen["correction_share"] = min(errors, key=errors.get)  # the first of equals: the least correction
     for n, share in chosen.items():

@@ -1,0 +1,69 @@
+"""The cost of the Theta method inside the forecaster (``models.Theta``, the window alternative of
+model.skip=ets): the layer traced as a model runs it, against statsmodels' ``ThetaModel`` (additive
+decomposition) fitting the same windows one by one, measured in the same run, by window length.
+
+Batch 1 is one request; batch 32 a training batch. The outputs are checked to agree before anything is timed.
+
+    .venv/bin/python benchmarks/theta_layer.py [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def best_of(fn: object, repeats: int) -> float:
+    fn()  # warm: tracing, first allocation
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+
+    import tensorflow as tf
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    from rnnpipe.models import Theta
+
+    season, horizon = 12, 12
+    print(f"{'window':>7} {'batch':>5} {'layer ms':>9} {'statsmodels ms':>15} {'ratio':>7}")
+    for length in (36, 96, 156, 300):
+        t = np.arange(length)
+        rng = np.random.default_rng(length)
+        rows = np.stack([100 + 0.2 * t + 8 * np.sin(2 * np.pi * t / season) + np.cumsum(rng.normal(0, 1, length))
+                         for _ in range(32)])
+        layer = Theta(horizon, season)
+        graph = tf.function(lambda w, layer=layer: layer(w), autograph=False)
+
+        def statsmodels_forecasts(rows: np.ndarray) -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.stack([np.asarray(ThetaModel(y, period=season, method="additive").fit().forecast(horizon))
+                                 for y in rows])
+
+        for batch in (1, 32):
+            windows = tf.constant(rows[:batch, :, None], tf.float32)
+            np.testing.assert_allclose(graph(windows).numpy(), statsmodels_forecasts(rows[:batch]),
+                                       atol=2e-3 * rows.std())
+            ours = best_of(lambda w=windows, g=graph: g(w).numpy(), args.repeats)
+            theirs = best_of(lambda r=rows[:batch]: statsmodels_forecasts(r), max(3, args.repeats // 4))
+            print(f"{length:>7} {batch:>5} {1e3 * ours:>9.2f} {1e3 * theirs:>15.2f} {theirs / ours:>6.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -215,9 +215,7 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
         def wide_error(shares: dict[str, float]) -> float:
             return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})
 
-        powers = np.array([wide_error({})] + [wide_error({n: 1.0}) for n in alternatives]) ** 4
-        # A forecast without error takes all the weight (the base first): no division by zero.
-        weights = np.eye(len(powers))[np.argmin(powers)] if powers.min() == 0 else 1 / powers / np.sum(1 / powers)
+        weights = inverse_error_weights([wide_error({})] + [wide_error({n: 1.0}) for n in alternatives])
         chosen.update({n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)})
     errors = {i / steps: error(y, origin, units, {**chosen, "correction_share": i / steps}) for i in range(steps + 1)}
     chosen["correction_share"] = min(errors, key=errors.get)  # the first of equals: the least correction
@@ -226,6 +224,19 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     return {**chosen, "eval_mae_trained": error(y, origin, units, {n: float(n == "correction_share") for n in names}),
             "eval_mae_base": error(y, origin, units, {n: 0.0 for n in names}),
             "eval_mae_chosen": error(y, origin, units, chosen)}
+
+
+def inverse_error_weights(errors: Any, power: float = 4.0) -> np.ndarray:
+    """Combination weights proportional to ``errors ** -power``, summing to 1; a forecast without error takes
+    all the weight (the first such).
+
+    >>> inverse_error_weights([1.0, 2.0]).round(4).tolist()
+    [0.9412, 0.0588]
+    """
+    powers = np.asarray(errors, dtype="float64") ** power
+    if powers.min() == 0:
+        return np.eye(len(powers))[np.argmin(powers)]
+    return 1 / powers / np.sum(1 / powers)
 
 
 def _forecasts_at(model: keras.Model, layers: dict, corners: list[dict[str, float]], batches: Any) -> list[Any]:

@@ -61,9 +61,8 @@ def auto_history(cfg: Config, horizon: int, season: int) -> int:
     windows remain to learn from."""
     d = cfg.data
     length, _ = own_series_shape(cfg)
-    train = data.Ranges.of(length, d.eval_fraction, d.test_fraction).train_end
-    room = train - horizon + 1 - AUTO_TRAIN_WINDOWS
-    return max(2 * season, room // season * season)
+    return data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(horizon, season,
+                                                                                      AUTO_TRAIN_WINDOWS)
 
 
 def own_series_shape(cfg: Config) -> tuple[int, int]:
@@ -109,7 +108,8 @@ def model_hparams(cfg: Config) -> dict:
     if skip == "ets":  # the base forecast comes from the transform; the differences need the season named
         hparams["base_forecast"] = True
         hparams["season"] = season if season < w["history"] else 0
-        # Held-out windows may prefer Holt-Winters of the window where the ETS fit goes astray (a growing season).
+        # Held-out windows may mix Theta and Holt-Winters of the window into it: ETS's parameters are fitted once
+        # and can go astray (a growing season) or fall behind a series that changed.
         hparams["base_alternative"] = season if w["history"] >= 2 * season else 0
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct and hparams.get("season", 1))
     return hparams

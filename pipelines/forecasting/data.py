@@ -229,6 +229,12 @@ class Ranges:
         n_test, n_eval = math.ceil(test_fraction * n), math.ceil(eval_fraction * n)
         return cls(n, n - n_test - n_eval, n - n_test)
 
+    def longest_history(self, horizon: int, season: int, train_windows: int) -> int:
+        """The longest history in whole seasons (at least two) that leaves ``train_windows`` windows in the
+        training range."""
+        room = self.train_end - horizon + 1 - train_windows
+        return max(2 * season, room // season * season)
+
     def origins(self, split: str, history: int, horizon: int, stride: int) -> range:
         """Window origins whose whole target lies in ``split``'s range (and whose history in the series)."""
         low, high = {"train": (0, self.train_end), "eval": (self.train_end, self.test_start),

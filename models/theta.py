@@ -96,13 +96,15 @@ class Theta(keras.layers.Layer):
         centre = steps - (n - 1) / 2
         slope = tf.reduce_sum(y * centre, axis=1) / tf.reduce_sum(centre ** 2)
 
-        # SES for every alpha of the grid at once: level_t = sum_s alpha (1 - alpha)^(t - s) y_s, plus
-        # (1 - alpha)^(t + 1) y_0 for the initial level (the first value, as statsmodels' ThetaModel sets it).
-        alpha = tf.constant(ALPHAS)[:, None, None]
-        lag = steps[:, None] - steps[None, :]  # t - s
-        filters = tf.where(lag >= 0, alpha * (1.0 - alpha) ** tf.maximum(lag, 0.0), 0.0)  # [alphas, t, s]
-        filters += tf.one_hot(0, n, dtype=y.dtype)[None, None, :] * (1.0 - alpha) ** (steps[:, None] + 1.0)
-        levels = tf.einsum("gts,bs->bgt", filters, y)
+        # SES for every alpha of the grid at once: level_t = (1 - alpha) level_(t-1) + alpha y_t from the first
+        # value (level_0 = y_0, as statsmodels' ThetaModel starts it), as a scan of log2(n) doubling steps:
+        # after the step of lag k each level holds the sum of (1 - alpha)^j alpha y_(t-j) for j < 2k.
+        alpha = tf.constant(ALPHAS)[None, :, None]
+        levels = tf.concat([tf.repeat(y[:, None, :1], len(ALPHAS), axis=1), alpha * y[:, None, 1:]], axis=2)
+        decay, lag = 1.0 - alpha, 1
+        while lag < n:
+            levels += decay * tf.pad(levels[:, :, :n - lag], [[0, 0], [0, 0], [lag, 0]])
+            decay, lag = decay * decay, 2 * lag
         sse = tf.reduce_sum((y[:, None, 1:] - levels[:, :, :-1]) ** 2, axis=2)  # one-step errors
         chosen = _refine(sse)[:, None]
         weights = chosen * (1.0 - chosen) ** (n - 1.0 - steps)[None, :]  # the last level at the chosen weight

@@ -301,26 +301,47 @@ def cmd_predict(args: argparse.Namespace) -> int:
     fn = tf.saved_model.load(str(champion)).signatures["serving_default"]
     specs = fn.structured_input_signature[1]
     text_inputs = [n for n, s in specs.items() if s.dtype == tf.string]
-    if len(text_inputs) != 1:
-        raise RnnpipeError(f"`rnnpipe predict` sends text; the model's inputs are {sorted(specs)}: "
-                           "query it through TF Serving or tf.saved_model.load instead")
+    series_inputs = [n for n, s in specs.items() if s.dtype.is_floating and s.shape.rank == 2]
+    if len(text_inputs) == 1:  # one request per text
+        inputs, shown_as = {text_inputs[0]: tf.constant(args.inputs)}, [repr(text) for text in args.inputs]
+    elif not text_inputs and len(series_inputs) == 1:  # the arguments are the values of one row
+        name = series_inputs[0]
+        values = _numbers(args.inputs)
+        width = specs[name].shape[1]
+        if width is not None and len(values) != width:
+            raise RnnpipeError(f"the model's '{name}' takes {width} values per row; got {len(values)}")
+        inputs, shown_as = {name: tf.constant([values], dtype=specs[name].dtype)}, [f"{len(values)} values"]
+    else:
+        raise RnnpipeError(f"`rnnpipe predict` sends text, or the numbers of one row; the model's inputs are "
+                           f"{sorted(specs)}: query it through TF Serving or tf.saved_model.load instead")
     # The other inputs: --input NAME=VALUE, else the defaults the push recorded (what the InfraValidator sent).
     defaults = {**read_push_record(champion).get("request_defaults", {}), **_inputs(args.input)}
-    inputs = {text_inputs[0]: tf.constant(args.inputs)}
     for name, spec in specs.items():
         if name in inputs:
             continue
         if name not in defaults:
             raise RnnpipeError(f"the model also takes '{name}', and its push recorded no default for it: "
                                f"pass --input {name}=VALUE")
-        value = defaults[name] if spec.shape.rank == 0 else [defaults[name]] * len(args.inputs)
+        value = defaults[name] if spec.shape.rank == 0 else [defaults[name]] * len(shown_as)
         inputs[name] = tf.constant(value, dtype=spec.dtype)
     out = {k: v.numpy() for k, v in fn(**inputs).items()}
-    for i, text in enumerate(args.inputs):
+    for i, request in enumerate(shown_as):
         fields = trim_padding({k: v[i] for k, v in out.items()})
         shown = ", ".join(f"{k}={v.decode() if isinstance(v, bytes) else v}" for k, v in sorted(fields.items()))
-        print(f"{text!r}: {shown}")
+        print(f"{request}: {shown}")
     return 0
+
+
+def _numbers(arguments: list[str]) -> list[float]:
+    """The values of one row: numbers as separate arguments or separated by commas ('nan' for a missing one)."""
+    values = []
+    for argument in arguments:
+        for token in filter(None, (t.strip() for t in argument.split(","))):
+            try:
+                values.append(float(token))
+            except ValueError:
+                raise RnnpipeError(f"the model takes a row of numbers; {token!r} is not a number") from None
+    return values
 
 
 def _inputs(pairs: list[str] | None) -> dict[str, Any]:

@@ -103,7 +103,8 @@ print(json.dumps({"whole": whole.tolist(), "earlier": earlier.tolist(), "batch":
 """
 
 
-def test_a_short_series_of_your_own_serves_the_whole_series(workdir: Path) -> None:
+def test_a_short_series_of_your_own_serves_the_whole_series(workdir: Path,
+                                                            capsys: pytest.CaptureFixture) -> None:
     """End to end on 10 years of monthly values, one series of your own (model.skip=ets by default): the records
     hold the whole series, the network corrects the ETS peer's forecast, and the pushed model, in a fresh process
     with TensorFlow alone, forecasts a series longer than any it was trained on, a left-padded batch row as that
@@ -138,3 +139,12 @@ def test_a_short_series_of_your_own_serves_the_whole_series(workdir: Path) -> No
     np.testing.assert_allclose(batch, np.concatenate([whole, earlier]), rtol=1e-5)
     assert np.abs(whole - earlier).max() > 1.0  # 20 more months moved the forecast: it read them all
     assert "must hold the whole series from its first value" in out["cut"], out["cut"]
+    # `rnnpipe predict` sends the numbers it is given as one row: the series, some comma-separated.
+    capsys.readouterr()
+    values = [repr(v) for v in y.tolist()]
+    assert main(["predict", "forecasting", ",".join(values[:60]), *values[60:]]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("120 values: forecast=[")
+    np.testing.assert_allclose(np.array(printed.split("[", 1)[1].rstrip("]").split(), float), whole[0], rtol=1e-4)
+    assert main(["predict", "forecasting", "1.5", "twelve"]) != 0
+    assert "the model takes a row of numbers; 'twelve' is not a number" in capsys.readouterr().err

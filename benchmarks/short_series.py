@@ -101,8 +101,7 @@ def real(rng: np.random.Generator) -> Iterator[Series]:
 
 def scores(series: Series) -> dict[str, float] | None:
     """Test MASE of each forecast for one series; None when the series leaves a split without windows."""
-    from rnnpipe.models import HoltWinters, Theta
-    from rnnpipe.models.forecaster import inverse_error_weights
+    from rnnpipe.models import HoltWinters, Theta, inverse_error_weights
     from rnnpipe.pipelines.forecasting import AUTO_TRAIN_WINDOWS
     from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, seasonal_naive
     from rnnpipe.pipelines.forecasting.baselines import Theta as ThetaPeer

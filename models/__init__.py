@@ -30,6 +30,7 @@ from .forecaster import (  # noqa: F401
     SeasonalNaive,
     build_forecaster,
     choose_correction_share,
+    inverse_error_weights,
 )
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
@@ -74,6 +75,7 @@ __all__ = [
     "build_sequence_tagger",
     "build_speech_recognizer",
     "ibm1_expected_counts",
+    "inverse_error_weights",
     "keep_top_k",
     "normalize_rows",
     "ctc_batch_cost",

@@ -43,7 +43,7 @@ from .smoothing import HoltWinters
 from .theta import Theta
 
 __all__ = ["AutoregressiveRNN", "CorrectionShare", "FORECAST_STRATEGIES", "SeasonalDifference", "SeasonalNaive",
-           "build_forecaster", "choose_correction_share"]
+           "build_forecaster", "choose_correction_share", "inverse_error_weights"]
 
 FORECAST_STRATEGIES = ("direct", "autoregressive")
 
@@ -227,14 +227,16 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
 
 
 def inverse_error_weights(errors: Any, power: float = 4.0) -> np.ndarray:
-    """Combination weights proportional to ``errors ** -power``, summing to 1; a forecast without error takes
-    all the weight (the first such).
+    """Combination weights proportional to ``errors ** -power``, summing to 1. A forecast without error takes
+    all the weight (the first such); one whose error is not finite (NaN forecasts) takes none, and if none is
+    finite the first takes all.
 
     >>> inverse_error_weights([1.0, 2.0]).round(4).tolist()
     [0.9412, 0.0588]
     """
     powers = np.asarray(errors, dtype="float64") ** power
-    if powers.min() == 0:
+    powers = np.where(np.isfinite(powers), powers, np.inf)
+    if powers.min() == 0 or not np.isfinite(powers).any():
         return np.eye(len(powers))[np.argmin(powers)]
     return 1 / powers / np.sum(1 / powers)
 

@@ -20,6 +20,7 @@ from rnnpipe.models import (
     SimpleRNN,
     build_forecaster,
     choose_correction_share,
+    inverse_error_weights,
 )
 
 
@@ -179,6 +180,9 @@ def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_into_the_base
     assert chosen["correction_share"] == 0.0
     np.testing.assert_allclose(np.asarray(model(inputs)), alternative, atol=1e-4)
     assert choose_correction_share(model, [(inputs, base)])["theta_share"] == 0.0
+    # A forecast with no finite error (NaN forecasts) gets no weight.
+    np.testing.assert_allclose(inverse_error_weights([1.0, float("nan"), 1.0]), [0.5, 0.0, 0.5])
+    assert inverse_error_weights([float("nan"), float("inf")]).tolist() == [1.0, 0.0]
     # The training windows join the choice: three where the base alone is right outvote one.
     chosen = choose_correction_share(model, [(inputs, alternative)], alternative_batches=[(inputs, base)] * 3)
     assert chosen["alternative_share"] < 0.5 and chosen["theta_share"] < 0.1

@@ -28,8 +28,8 @@ class Theta(keras.layers.Layer):
     when `season > 1` and the autocorrelation at lag `season` passes
     statsmodels' 10 % seasonality test, classical additive decomposition
     removes the seasonal component; simple exponential smoothing (its
-    weight chosen from a fine grid to minimize the one-step squared error,
-    the level starting at the first value) and half the slope of the
+    weight the one of least one-step squared error on a grid, refined by
+    a parabola; the level starting at the first value) and half the slope of the
     least-squares line through the window then forecast the next `horizon`
     values, and the seasonal component is added back. Nothing is trained:
     the weight is chosen per window, so the forecast commutes with any

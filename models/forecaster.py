@@ -207,10 +207,15 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     chosen = {n: 0.0 for n in names}
     alternatives = [n for n in names if n != "correction_share"]
     if alternatives:
-        both = [*alternative_batches, *batches]
-        wide_y, wide_origin, *wide = _forecasts_at(
-            model, layers, [corners[0]] + [corners[1 + names.index(n)] for n in alternatives], both)
-        wide_units = dict(zip(alternatives, wide, strict=True))
+        # The eval split's forecasts at these corners are in hand: only the training windows need passes.
+        train_y, train_origin, *train = _forecasts_at(
+            model, layers, [corners[0]] + [corners[1 + names.index(n)] for n in alternatives], alternative_batches)
+
+        def widened(train_part: np.ndarray | None, eval_part: np.ndarray) -> np.ndarray:
+            return eval_part if train_part is None else np.concatenate([train_part, eval_part])
+
+        wide_y, wide_origin = widened(train_y, y), widened(train_origin, origin)
+        wide_units = {n: widened(part, units[n]) for n, part in zip(alternatives, train, strict=True)}
 
         def wide_error(shares: dict[str, float]) -> float:
             return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})

@@ -124,13 +124,14 @@ class Theta(keras.layers.Layer):
 def _refine(sse: Any) -> Any:
     """``[batch]``: the smoothing weight at the vertex of the parabola through the grid's best weight and its
     neighbours (``sse``: ``[batch, len(ALPHAS)]``), kept between the neighbours; the grid's best at its ends."""
-    best = tf.clip_by_value(tf.argmin(sse, axis=1), 1, len(ALPHAS) - 2)
+    grid_index = tf.argmin(sse, axis=1)
+    best = tf.clip_by_value(grid_index, 1, len(ALPHAS) - 2)
     x1, x2, x3 = (tf.gather(tf.constant(ALPHAS), best + k) for k in (-1, 0, 1))
     f1, f2, f3 = (tf.gather(sse, best + k, batch_dims=1) for k in (-1, 0, 1))
     numerator = (x2 - x1) ** 2 * (f2 - f3) - (x2 - x3) ** 2 * (f2 - f1)
     denominator = (x2 - x1) * (f2 - f3) - (x2 - x3) * (f2 - f1)
     vertex = x2 - 0.5 * numerator / tf.where(denominator < 0, denominator, -1.0)
     vertex = tf.where(denominator < 0, tf.clip_by_value(vertex, x1, x3), x2)
-    grid_best = tf.gather(tf.constant(ALPHAS), tf.argmin(sse, axis=1))
+    grid_best = tf.gather(tf.constant(ALPHAS), grid_index)
     at_end = tf.logical_or(tf.equal(grid_best, ALPHAS[0]), tf.equal(grid_best, ALPHAS[-1]))
     return tf.where(at_end, grid_best, vertex)

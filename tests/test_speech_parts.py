@@ -145,6 +145,9 @@ def test_synthesized_utterances_are_16k_mono_and_pocketsphinx_hears_digits(tmp_p
     path = tmp_path / "x.wav"
     seconds = data.synthesize_one(clean, path)
     assert data.check_wav(path) == {"channels": 1, "duration_s": round(seconds, 3)} and 1.0 < seconds < 4.0
+    again = tmp_path / "again.wav"
+    data.synthesize_one(clean, again)
+    assert again.read_bytes() == path.read_bytes()  # no random dither: the same utterance, the same bytes
     heard = metrics.pocketsphinx_transcripts([str(path)])[0].split()  # the grammar allows digit words only
     assert heard and set(heard) <= set(data.DIGITS) and heard[0] == "four", heard
     flite = tmp_path / "f.wav"

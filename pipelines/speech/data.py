@@ -59,7 +59,7 @@ TRAIN_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "f1", "f2", "f3", "klatt", "klat
                   "Gene", "Lee", "Linda", "Mario", "Michael", "Paul", "Storm", "Zac", "david", "robert")
 HELDOUT_VARIANTS = ("m6", "f4", "klatt3", "Alicia", "Jacky", "steph")
 FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
-SYNTHESIS_VERSION = 2  # part of the cache key: 2 added pitch shifts and band limits
+SYNTHESIS_VERSION = 3  # part of the cache key: 2 added pitch shifts and band limits, 3 dropped the dither
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,11 @@ def synthesize_one(u: Utterance, path: Path) -> float:
             raw = Path(tmp.name).read_bytes()
     effects = (["pitch", str(u.pitch_cents)] if u.pitch_cents else []) + (
         ["lowpass", str(u.lowpass_hz)] if u.lowpass_hz else [])
-    pcm = _run(["sox", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed",
-                "-", *effects, "tempo", str(u.tempo), "gain", str(u.gain_db), "pad", "0.1", "0.1"], raw, u.id)
+    # -D: sox dithers with a fresh random seed on every call by default, so the same utterance gave other bytes
+    # each time (and PocketSphinx, at times, other words).
+    pcm = _run(["sox", "-D", "-t", "wav", "-", "-t", "raw", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16",
+                "-e", "signed", "-", *effects, "tempo", str(u.tempo), "gain", str(u.gain_db), "pad", "0.1", "0.1"],
+               raw, u.id)
     samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
     if u.snr_db is not None:
         rng = np.random.default_rng(int(hashlib.sha256(u.id.encode()).hexdigest()[:8], 16))

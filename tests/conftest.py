@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+import mlflow_store
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -16,4 +17,5 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working directory: pipeline_root, serving and mlflow.db land here."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow_store.seed(tmp_path)
     return tmp_path

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mlflow_store
 import pytest
 
 from rnnpipe.app import applications
@@ -102,6 +103,7 @@ def pipeline_runs(work: Path) -> list[dict]:
 def scheduled(airflow_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> dict:
     """Span 1 of the sentiment sample under a DAG; its first run."""
     work = tmp_path_factory.mktemp("scheduled")
+    mlflow_store.seed(work)
     (work / "data").mkdir()
     shutil.copy(SAMPLE, work / "data" / "reviews-1.jsonl")
     write_dag(work, airflow_env, "sentiment", f"data.path={work / 'data' / 'reviews-{SPAN}.jsonl'}", *TINY)

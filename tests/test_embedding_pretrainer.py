@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow_store
 import numpy as np
 import pytest
 from executions import latest as _latest
@@ -99,6 +100,7 @@ def pretrained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("pretrain")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     # Context words that the Transform's vocabulary holds: the sample's most frequent words.
     import json

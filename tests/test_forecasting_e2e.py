@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import executions
+import mlflow_store
 import numpy as np
 import pytest
 
@@ -40,6 +41,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("forecasting")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", "forecasting", *SMALL]) == 0  # blessed only if it beats seasonal-naive
     yield {"work": work}

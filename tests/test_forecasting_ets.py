@@ -103,6 +103,7 @@ print(json.dumps({"whole": whole.tolist(), "earlier": earlier.tolist(), "batch":
 """
 
 
+@pytest.mark.slow  # a second forecasting run end to end (test_forecasting_e2e.py is the fast suite's); 45 s
 def test_a_short_series_of_your_own_serves_the_whole_series(workdir: Path,
                                                             capsys: pytest.CaptureFixture) -> None:
     """End to end on 10 years of monthly values, one series of your own (model.skip=ets by default): the records

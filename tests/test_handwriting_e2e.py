@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import executions
+import mlflow_store
 import numpy as np
 import pytest
 from PIL import Image
@@ -51,6 +52,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("handwriting")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     # The gate is on: the model must beat the empty transcript (CER 1) to be pushed.
     assert main(["run", "handwriting", "--set", f"data.cache_dir={work / 'cache'}", *TINY]) == 0

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import mlflow_store
 import numpy as np
 import pytest
 from toy_components import toy_config
@@ -134,6 +135,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("mlflow_model")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     model = DemoTrainer()
     gate, infra = DemoGate(model=model), DemoInfra(model=model)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import mlflow_store
 import pytest
 
 from rnnpipe.cli import main
@@ -26,6 +27,7 @@ SMALL = [f"data.path={SAMPLE}", "trainer.epochs=1", "transform.min_frequency=1",
 def run_in(work: Path, *overrides: str) -> None:
     cwd = Path.cwd()
     work.mkdir()
+    mlflow_store.seed(work)
     os.chdir(work)
     try:
         assert main(["run", "sentiment", *(x for o in (*SMALL, *overrides) for x in ("--set", o))]) == 0

@@ -12,6 +12,7 @@ import zipfile
 from pathlib import Path
 
 import executions
+import mlflow_store
 import numpy as np
 import pytest
 
@@ -49,6 +50,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("sentiment")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY]) == 0
     yield {"work": work}

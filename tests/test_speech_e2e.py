@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import executions
+import mlflow_store
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -68,6 +69,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("speech")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setenv("RNNPIPE_CACHE", str(work / "cache"))
     assert main(["run", "speech", *TINY]) == 0  # the gate is on: it must beat the empty transcript to be pushed

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import mlflow_store
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,6 +30,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("speech-slow")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setenv("RNNPIPE_CACHE", str(work / "cache"))
     assert main(["run", "speech", *TINY]) == 0

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import executions
+import mlflow_store
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -49,6 +50,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("tagging")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", "tagging", *SMALL]) == 0  # the gate is on: it must beat the baseline to be pushed
     yield {"work": work}

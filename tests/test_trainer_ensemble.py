@@ -9,6 +9,7 @@ import shutil
 from collections import Counter
 from pathlib import Path
 
+import mlflow_store
 import numpy as np
 import pytest
 from executions import latest as _latest
@@ -67,6 +68,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("ensemble")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     mp.setattr(faults, "_reached", Counter())
     # One epoch a member: the second backup is the second member's first epoch.

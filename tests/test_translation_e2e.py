@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import executions
+import mlflow_store
 import pytest
 
 from rnnpipe.artifacts import ModelBlessing, ModelEvaluation
@@ -55,6 +56,7 @@ def pushed(tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("translation")
     mp = pytest.MonkeyPatch()
     mp.chdir(work)
+    mlflow_store.seed(work)
     mp.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["run", "translation", *SMALL]) == 0
     yield {"work": work}

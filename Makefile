@@ -40,7 +40,7 @@ run: $(KERNELS)
 # against 993-1107 s in one process. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: $(KERNELS) $(AIRFLOW)
-	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/pytest -m "not slow" -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-slow: $(KERNELS) $(AIRFLOW)
 	$(BIN)/pytest -m slow -q

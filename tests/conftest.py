@@ -19,3 +19,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     mlflow_store.seed(tmp_path)
     return tmp_path
+
+
+# Files whose fixtures run a pipeline end to end (a minute or more each) are collected first: `make test`'s
+# workers take whole files in collection order, and a long file started last would leave one core idle at the end.
+LONG_FILES = ("_e2e.py", "test_trainer_ensemble.py", "test_embedding_pretrainer.py", "test_models_export.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.path.name.endswith(LONG_FILES))  # stable: the rest keep their order

@@ -36,7 +36,7 @@ run: $(KERNELS)
 	$(BIN)/rnnpipe run sentiment
 
 # Two pytest workers (pytest-xdist), each given whole test files, so a module's pipeline run is made once: much of
-# the suite waits on Beam, subprocesses and small TensorFlow graphs that leave a core idle. On 2 cores: 630 s
+# the suite waits on Beam, subprocesses and small TensorFlow graphs that leave a core idle. On 2 cores: 588-630 s
 # against 993-1107 s in one process. TEST_WORKERS=0 runs it in one process.
 TEST_WORKERS ?= 2
 test: $(KERNELS) $(AIRFLOW)

@@ -89,6 +89,26 @@ def test_pushed_model_reloads_in_a_fresh_process_and_answers_in_original_units(p
     np.testing.assert_allclose(served[-1] - served[0], 100.0, atol=1e-3)
 
 
+def test_rnnpipe_predict_sends_its_numbers_as_one_history_and_names_a_bad_one(
+        pushed: dict, capsys: pytest.CaptureFixture) -> None:
+    work = pushed["work"]
+    logged = {r["origin"]: r for r in map(json.loads, (latest(work, "Evaluator") / "evaluation" /
+                                                       "predictions.jsonl").open())}
+    first = min((example_to_dict(e) for e in read_examples(latest(work, "ExampleGen") / "examples", "test")),
+                key=lambda r: r["origin"])
+    values = [repr(float(v)) for v in first["history"]]
+    capsys.readouterr()
+    assert main(["predict", "forecasting", ",".join(values[:50]), *values[50:]]) == 0  # commas or arguments
+    printed = capsys.readouterr().out.strip()
+    assert printed.startswith("104 values: forecast=[")
+    np.testing.assert_allclose(np.array(printed.split("[", 1)[1].rstrip("]").split(), float),
+                               logged[first["origin"]]["forecast"], rtol=1e-4)
+    assert main(["predict", "forecasting", *values[1:]]) != 0
+    assert "the model's 'history' takes 104 values per row; got 103" in capsys.readouterr().err
+    assert main(["predict", "forecasting", "1.5", "twelve"]) != 0
+    assert "the model takes a row of numbers; 'twelve' is not a number" in capsys.readouterr().err
+
+
 def test_mlflow_run_has_forecast_metrics_and_the_plot(pushed: dict) -> None:
     from mlflow.tracking import MlflowClient
 

@@ -9,15 +9,19 @@ Architecture (Luong et al., 2015, with either attention score):
   `Dense(tanh)` per state);
 * decoder: target embedding -> `num_layers` rnnpipe recurrent layers -> attention of the top decoder output
   over the top encoder outputs (`AdditiveAttention`, i.e. Bahdanau's score, or `MultiplicativeAttention` with
-  Luong's "dot" / "general" / "concat" score), padding masked on both sides -> `Dense(units, tanh)` of
-  `[decoder output; context]` -> logits over the target vocabulary, plus, with `lexical_bias=True`, the log
-  of a translation lexicon's probabilities mixed by the same attention weights (`LexicalBias`).
+  Luong's "dot" / "general" / "concat" score), padding masked on both sides -> with `context_layer=True`, one
+  more recurrent layer over `[decoder output; context]` -> `Dense(units, tanh)` of `[decoder output; context]`
+  -> logits over the target vocabulary, plus, with `lexical_bias=True`, the log of a translation lexicon's
+  probabilities mixed by the same attention weights (`LexicalBias`).
 
 The attention is applied after the decoder's recurrence (the context is not fed back into the next step's
 input), so teacher-forced training runs the decoder as one fast sequence layer rather than a Python-level
-step loop. Decoding runs the same weights one step at a time through the cells' `project_inputs` /
-`recurrent_step`, inside a `tf.while_loop` written without autograph, so `greedy_decode` and
-`beam_search_decode` trace in a `tf.function(autograph=False)` and export as SavedModel signatures.
+step loop. Luong's input feeding would make every step wait for the previous step's attention; the context
+layer (as in GNMT, Wu et al., 2016) instead lets the output see the attention of every earlier step, while
+the attention reads the layers below it, which run over the whole sequence first. Decoding runs the same
+weights one step at a time through the cells' `project_inputs` / `recurrent_step`, inside a `tf.while_loop`
+written without autograph, so `greedy_decode` and `beam_search_decode` trace in a
+`tf.function(autograph=False)` and export as SavedModel signatures.
 
 Token conventions: id 0 is padding in source and target; `start_id` (default 1) starts every decoder input
 and `end_id` (default 2) ends every target. For a target `y_1 .. y_n` the decoder input is
@@ -107,6 +111,10 @@ class Seq2Seq(keras.Model):
         word_dropout: in training, the probability of dropping a whole token's embedding (source and
             teacher-forced target alike; the rest are scaled by `1 / (1 - word_dropout)`), in [0, 1): with
             few sentence pairs the model then leans less on any one word (Sennrich and Zhang, 2019).
+        context_layer: add a recurrent layer (named `"context_<cell>"`, `units` wide) over the top decoder
+            output and the attention's context at every step, read by the output instead of the top decoder
+            output: what was attended to at earlier steps (already translated) then shapes the next token.
+            It starts from the top decoder layer's initial states.
         name: model name.
 
     Example:
@@ -145,6 +153,7 @@ class Seq2Seq(keras.Model):
         lexical_bias: bool = False,
         lexical_epsilon: float = 1e-3,
         word_dropout: float = 0.0,
+        context_layer: bool = False,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -184,6 +193,7 @@ class Seq2Seq(keras.Model):
             if value is not None:
                 check_positive_int(arg, value)
         word_dropout = check_rate("word_dropout", word_dropout)
+        context_layer = check_bool("context_layer", context_layer)
 
         source_embedding = keras.layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
@@ -220,6 +230,8 @@ class Seq2Seq(keras.Model):
             attention_layer = AdditiveAttention(attention_units or units, name="attention")
         else:
             attention_layer = MultiplicativeAttention(attention, units=attention_units, name="attention")
+        context_rnn = recurrent_layer(cell, units, return_sequences=True, name=f"context_{cell}", **rnn_args) \
+            if context_layer else None
         attentional = keras.layers.Dense(units, activation="tanh", name="attentional")
         output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         logits_layer = keras.layers.Dense(target_vocab_size, name="logits")
@@ -240,6 +252,7 @@ class Seq2Seq(keras.Model):
             "bridges": bridges,
             "decoders": decoders,
             "attention": attention_layer,
+            "context": context_rnn,
             "attentional": attentional,
             "output_dropout": output_dropout,
             "logits": logits_layer,
@@ -275,6 +288,7 @@ class Seq2Seq(keras.Model):
             "lexical_bias": lexical_bias,
             "lexical_epsilon": float(lexical_epsilon),
             "word_dropout": word_dropout,
+            "context_layer": context_layer,
         }
 
     # -- config ------------------------------------------------------------
@@ -318,6 +332,7 @@ class Seq2Seq(keras.Model):
             ),
             "decoders": [self.get_layer(f"decoder_{cell}_{i}") for i in layers],
             "attention": self.get_layer("attention"),
+            "context": self.get_layer(f"context_{cell}") if args["context_layer"] else None,
             "attentional": self.get_layer("attentional"),
             "output_dropout": self.get_layer("output_dropout"),
             "logits": self.get_layer("logits"),
@@ -347,7 +362,13 @@ class Seq2Seq(keras.Model):
             new_states += layer_states
             offset += count
         context, weights = parts["attention"](x[:, None, :], encoder_outputs, mask=[None, source_mask])
-        hidden = parts["attentional"](tf.concat([x, context[:, 0, :]], axis=-1))
+        context = context[:, 0, :]
+        if parts["context"] is not None:
+            cell = parts["context"].cell
+            x, layer_states = cell.recurrent_step(cell.project_inputs(tf.concat([x, context], axis=-1)),
+                                                  states[offset:])
+            new_states += layer_states
+        hidden = parts["attentional"](tf.concat([x, context], axis=-1))
         logits = tf.cast(parts["logits"](hidden), tf.float32)
         if parts["lexical_bias"] is not None:
             logits = parts["lexical_bias"]((logits[:, None, :], weights, source))[:, 0, :]
@@ -359,6 +380,8 @@ class Seq2Seq(keras.Model):
         parts = self._parts()
         source = tf.cast(tf.convert_to_tensor(source), tf.int32)
         encoder_outputs, source_mask, initial_states = _encode(parts, source, training=False)
+        if parts["context"] is not None:
+            initial_states = [*initial_states, initial_states[-1]]
         flat_states = [s for layer_states in initial_states for s in layer_states]
         return parts, encoder_outputs, source_mask, flat_states, source
 
@@ -578,6 +601,9 @@ def _decode_teacher_forced(
     for decoder, states in zip(parts["decoders"], initial_states, strict=True):
         y = decoder(y, initial_state=states, mask=target_mask, training=training)
     context, weights = parts["attention"](y, encoder_outputs, mask=[target_mask, source_mask])
+    if parts["context"] is not None:
+        y = parts["context"](keras.ops.concatenate([y, context], axis=-1), initial_state=initial_states[-1],
+                             mask=target_mask, training=training)
     hidden = parts["attentional"](keras.ops.concatenate([y, context], axis=-1))
     logits = parts["logits"](parts["output_dropout"](hidden, training=training))
     if parts["lexical_bias"] is not None:
@@ -606,6 +632,7 @@ def build_seq2seq(
     lexical_bias: bool = False,
     lexical_epsilon: float = 1e-3,
     word_dropout: float = 0.0,
+    context_layer: bool = False,
 ) -> Seq2Seq:
     """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
 
@@ -636,4 +663,5 @@ def build_seq2seq(
         lexical_bias=lexical_bias,
         lexical_epsilon=lexical_epsilon,
         word_dropout=word_dropout,
+        context_layer=context_layer,
     )

@@ -170,8 +170,11 @@ def feed_back(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         {"cell": "simple_rnn", "bidirectional": False, "attention": "dot"},
         {"cell": "gru", "num_layers": 2, "bidirectional": True, "attention": "general"},
         {"cell": "lstm", "bidirectional": False, "attention": "concat", "attention_units": 5},
+        {"cell": "gru", "bidirectional": True, "attention": "general", "context_layer": True, "lexical_bias": True},
+        {"cell": "lstm", "num_layers": 2, "attention": "additive", "context_layer": True},
     ],
-    ids=["lstm-bi-2-additive", "simple_rnn-dot", "gru-bi-2-general", "lstm-concat"],
+    ids=["lstm-bi-2-additive", "simple_rnn-dot", "gru-bi-2-general", "lstm-concat", "gru-context-lexical",
+         "lstm-2-context"],
 )
 def test_step_by_step_decoding_computes_the_teacher_forced_probabilities(options):
     """Decoding runs the cells one step at a time; feeding its output back through call() must agree."""
@@ -258,6 +261,7 @@ def test_get_config_covers_every_argument():
         "max_source_length": 7,
         "max_target_length": 8,
         "word_dropout": 0.5,
+        "context_layer": True,
     }
     model = build_seq2seq(**arguments, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))
     config = model.get_config()
@@ -282,6 +286,7 @@ def test_get_config_covers_every_argument():
         ({"start_id": 2}, ["must differ", "Received: both 2"]),
         ({"target_vocab_size": 2}, ["`target_vocab_size`", ">= 3", "Received: target_vocab_size=2"]),
         ({"bidirectional": 1}, ["`bidirectional`", "bool", "Received: bidirectional=1"]),
+        ({"context_layer": "yes"}, ["`context_layer`", "bool", "Received: context_layer='yes'"]),
         ({"embeddings_initializer": "no_such"},
          ["`embeddings_initializer`", "Received: embeddings_initializer='no_such'"]),
     ],

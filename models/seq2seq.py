@@ -353,21 +353,22 @@ class Seq2Seq(keras.Model):
         source: tf.Tensor,
     ) -> tuple[tf.Tensor, list[tf.Tensor], tf.Tensor]:
         """One decoder step: `(log-probabilities [N, V], new flat states, attention [N, S])`."""
+        remaining, new_states = iter(states), []
+
+        def advance(layer: Any, inputs: tf.Tensor) -> tf.Tensor:
+            # One step of a recurrent layer on its own states, the next ones of the flat list.
+            own = [next(remaining) for _ in layer._state_sizes]
+            output, layer_states = layer.cell.recurrent_step(layer.cell.project_inputs(inputs), own)
+            new_states.extend(layer_states)
+            return output
+
         x = parts["target_embedding"](tokens)
-        new_states, offset = [], 0
         for layer in parts["decoders"]:
-            count = len(layer._state_sizes)
-            cell = layer.cell
-            x, layer_states = cell.recurrent_step(cell.project_inputs(x), states[offset : offset + count])
-            new_states += layer_states
-            offset += count
+            x = advance(layer, x)
         context, weights = parts["attention"](x[:, None, :], encoder_outputs, mask=[None, source_mask])
         context = context[:, 0, :]
         if parts["context"] is not None:
-            cell = parts["context"].cell
-            x, layer_states = cell.recurrent_step(cell.project_inputs(tf.concat([x, context], axis=-1)),
-                                                  states[offset:])
-            new_states += layer_states
+            x = advance(parts["context"], tf.concat([x, context], axis=-1))
         hidden = parts["attentional"](tf.concat([x, context], axis=-1))
         logits = tf.cast(parts["logits"](hidden), tf.float32)
         if parts["lexical_bias"] is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import keras
@@ -224,6 +225,44 @@ def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(t
                                                          "data.season=1"])
     with pytest.raises(DataError, match=r"data file not found: .*none\.csv"):
         window(missing)
+
+
+def test_a_long_series_of_your_own_gets_a_bounded_window_and_records(tmp_path: Path) -> None:
+    def resolved(values: int, season: int, *sets: str) -> tuple[int, int]:
+        path = tmp_path / f"{values}.csv"
+        start = datetime(2001, 1, 1)
+        path.write_text("timestamp,value\n" + "".join(f"{start + timedelta(hours=i)},{i % season + i / 50}\n"
+                                                       for i in range(values)))
+        cfg = load_config(APPLICATION.config_file, sets=[f"data.path={path}", "data.horizon=12",
+                                                         f"data.season={season}", *sets])
+        hparams = model_hparams(cfg)
+        return window(cfg)["history"], hparams["holt_winters_skip"] or ("ets" if hparams.get("base_forecast") else 0)
+
+    # 1,000 values: the training range leaves room for 648 steps (54 seasons); 252 (21) is the most picked.
+    assert resolved(1000, 12) == (252, "ets")
+    # Beyond 1,000 values one series gets Holt-Winters of each window: its records hold the window, not the series.
+    assert resolved(1001, 12) == (252, 12)
+    assert resolved(5000, 7) == (252, 7)
+    assert resolved(5000, 336) == (672, 336)  # two seasons, however long
+    assert resolved(1001, 12, "data.history=600")[0] == 600
+    assert resolved(5000, 12, "model.skip=ets") == (252, "ets")
+
+
+def test_whole_series_records_of_a_long_series_say_what_they_cost(tmp_path: Path,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    path = write_csv(tmp_path / "long.csv", [float(i % 12) for i in range(1200)])
+    with caplog.at_level("WARNING", logger="rnnpipe"):
+        next(read_windows(path, history=24, horizon=12, whole_series=True))
+    # 1,200 values: origins 24..1188 less the 11 a horizon at the end of train and eval leaves out.
+    assert "long.csv: model.skip=ets writes every value before a window's origin into its record: 1143 records " \
+           "of 1188 values (1.4 M) from a series of 1200; above 1000 values, leaving model.skip out picks " \
+           "holt_winters" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="rnnpipe"):
+        next(read_windows(path, history=24, horizon=12))
+        next(read_windows(write_csv(tmp_path / "short.csv", [float(i % 12) for i in range(1000)]), history=24,
+                          horizon=12, whole_series=True))
+    assert "model.skip=ets" not in caplog.text
 
 
 def test_model_settings_come_from_the_preset_unless_set_and_are_checked_before_running(tmp_path: Path) -> None:

@@ -17,6 +17,9 @@ NAME = "forecasting"
 WINDOW_KEYS = ("history", "horizon", "season")
 SKIPS = ("seasonal_naive", "holt_winters", "ets", "none")
 AUTO_TRAIN_WINDOWS = 30
+# ... and at most this many steps (or two seasons): a long series has the windows to learn from, and a longer
+# window only adds recurrent steps to each of them.
+AUTO_MAX_HISTORY = 256
 
 
 def data_path(cfg: Config) -> Path:
@@ -37,7 +40,7 @@ def fetch_data(cfg: Config) -> Path:
 def window(cfg: Config) -> dict[str, int]:
     """History, horizon and season: the configured values, else the default series' preset; for your own
     series without ``data.history``, the longest whole number of seasons that leaves ``AUTO_TRAIN_WINDOWS``
-    training windows (``auto_history``)."""
+    training windows, at most ``AUTO_MAX_HISTORY`` steps (``auto_history``)."""
     preset = {} if cfg.data.path else cfg.data.presets.get(cfg.data.series, {})
     resolved = {key: cfg.data[key] if cfg.data[key] is not None else preset.get(key) for key in WINDOW_KEYS}
     missing = [key for key, value in resolved.items() if value is None and key != "history"]
@@ -56,13 +59,14 @@ def window(cfg: Config) -> dict[str, int]:
 
 def auto_history(cfg: Config, horizon: int, season: int) -> int:
     """The longest history, in whole seasons (at least two), that leaves ``AUTO_TRAIN_WINDOWS`` windows in the
-    training range of the series at ``data.path``: on a short series a longer window lets the model see the
-    level, trend and season the way a statistical model fitted on the whole series does, while enough
-    windows remain to learn from."""
+    training range of the series at ``data.path``, and spans at most ``AUTO_MAX_HISTORY`` steps unless two
+    seasons do: on a short series a longer window lets the model see the level, trend and season the way a
+    statistical model fitted on the whole series does, while enough windows remain to learn from."""
     d = cfg.data
     length, _ = own_series_shape(cfg)
-    return data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(horizon, season,
-                                                                                      AUTO_TRAIN_WINDOWS)
+    longest = data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(horizon, season,
+                                                                                         AUTO_TRAIN_WINDOWS)
+    return min(longest, max(2 * season, AUTO_MAX_HISTORY // season * season))
 
 
 def own_series_shape(cfg: Config) -> tuple[int, int]:
@@ -117,11 +121,13 @@ def model_hparams(cfg: Config) -> dict:
 
 def skip_of(cfg: Config) -> str:
     """The forecast the network corrects: ``model.skip``, else the preset's; for your own CSV, ETS when it holds
-    one series (its fitted states are that series'), else Holt-Winters of each window."""
+    one series (its fitted states are that series') of at most ``data.WHOLE_SERIES_MAX_VALUES`` values (its
+    records hold the whole series), else Holt-Winters of each window."""
     if cfg.model.skip:
         skip = cfg.model.skip
     elif cfg.data.path:
-        skip = "ets" if own_series_shape(cfg)[1] == 1 else "holt_winters"
+        length, columns = own_series_shape(cfg)
+        skip = "ets" if columns == 1 and length <= data.WHOLE_SERIES_MAX_VALUES else "holt_winters"
     else:
         skip = cfg.data.presets.get(cfg.data.series, {}).get("skip", "holt_winters")
     if skip not in SKIPS:

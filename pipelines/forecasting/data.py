@@ -40,6 +40,10 @@ log = logging.getLogger("rnnpipe")
 SERIES = ("sunspots", "taylor", "co2")
 MISSING = ("reject", "interpolate")
 SPLITS = ("train", "eval", "test")
+# The longest series whose records hold the whole series before their origin (``whole_series``, model.skip=ets,
+# the default for one series of your own): a record per origin of up to n values grows the examples with n
+# squared. Monthly, with a 252-step window: 0.03 M values in all at 300, 0.7 M at 1,000, 8 M at 3,000, 394 M at 20,000.
+WHOLE_SERIES_MAX_VALUES = 1000
 
 
 def default_series(name: str) -> tuple[list[str], list[float]]:
@@ -272,6 +276,12 @@ def read_windows(path: Path, *, history: int, horizon: int, timestamp_column: st
         raise DataError(f"{path}: model.skip=ets fits one series, and this file has {len(data.values)} value columns "
                         f"({', '.join(data.values)}); pick one with data.value_columns, or use model.skip=holt_winters")
     width = len(data.timestamps) - horizon
+    if whole_series and len(data.timestamps) > WHOLE_SERIES_MAX_VALUES:
+        records = sum(len(ranges.origins(split, history, horizon, stride)) for split in SPLITS)
+        log.warning("%s: model.skip=ets writes every value before a window's origin into its record: %d records of "
+                    "%d values (%.1f M) from a series of %d; above %d values, leaving model.skip out picks "
+                    "holt_winters, whose records hold data.history values", path, records, width,
+                    records * width / 1e6, len(data.timestamps), WHOLE_SERIES_MAX_VALUES)
     for column, y in data.values.items():
         for split in SPLITS:
             for o in ranges.origins(split, history, horizon, stride):

@@ -42,7 +42,8 @@ MISSING = ("reject", "interpolate")
 SPLITS = ("train", "eval", "test")
 # The longest series whose records hold the whole series before their origin (``whole_series``, model.skip=ets,
 # the default for one series of your own): a record per origin of up to n values grows the examples with n
-# squared. Monthly, with a 252-step window: 0.03 M values in all at 300, 0.7 M at 1,000, 8 M at 3,000, 394 M at 20,000.
+# squared. Monthly, with the automatic window: 0.03 M values in all at 300, 0.7 M at 1,000, 8 M at 3,000 and
+# 394 M at 20,000.
 WHOLE_SERIES_MAX_VALUES = 1000
 
 

@@ -228,7 +228,7 @@ def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(t
 
 
 def test_a_long_series_of_your_own_gets_a_bounded_window_and_records(tmp_path: Path) -> None:
-    def resolved(values: int, season: int, *sets: str) -> tuple[int, int]:
+    def resolved(values: int, season: int, *sets: str) -> tuple[int, int | str]:
         path = tmp_path / f"{values}.csv"
         start = datetime(2001, 1, 1)
         path.write_text("timestamp,value\n" + "".join(f"{start + timedelta(hours=i)},{i % season + i / 50}\n"

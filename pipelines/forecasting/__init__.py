@@ -64,9 +64,8 @@ def auto_history(cfg: Config, horizon: int, season: int) -> int:
     statistical model fitted on the whole series does, while enough windows remain to learn from."""
     d = cfg.data
     length, _ = own_series_shape(cfg)
-    longest = data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(horizon, season,
-                                                                                         AUTO_TRAIN_WINDOWS)
-    return min(longest, max(2 * season, AUTO_MAX_HISTORY // season * season))
+    return data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(
+        horizon, season, AUTO_TRAIN_WINDOWS, max_steps=AUTO_MAX_HISTORY)
 
 
 def own_series_shape(cfg: Config) -> tuple[int, int]:

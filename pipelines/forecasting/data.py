@@ -234,10 +234,12 @@ class Ranges:
         n_test, n_eval = math.ceil(test_fraction * n), math.ceil(eval_fraction * n)
         return cls(n, n - n_test - n_eval, n - n_test)
 
-    def longest_history(self, horizon: int, season: int, train_windows: int) -> int:
+    def longest_history(self, horizon: int, season: int, train_windows: int, max_steps: int | None = None) -> int:
         """The longest history in whole seasons (at least two) that leaves ``train_windows`` windows in the
-        training range."""
+        training range and spans at most ``max_steps``."""
         room = self.train_end - horizon + 1 - train_windows
+        if max_steps is not None:
+            room = min(room, max_steps)
         return max(2 * season, room // season * season)
 
     def origins(self, split: str, history: int, horizon: int, stride: int) -> range:

@@ -29,7 +29,7 @@ setup(
     # Scheduled runs on Airflow (rnnpipe/airflow_dag.py); requirements-airflow.lock pins it with the whole stack.
     extras_require={"airflow": ["apache-airflow>=3.3,<3.4"]},
     entry_points={
-        "console_scripts": ["rnnpipe = rnnpipe.cli:main"],
+        "console_scripts": ["rnnpipe = rnnpipe.cli:console_main"],
         "rnnpipe.pipelines": [f"{app} = rnnpipe.pipelines.{app}:APPLICATION" for app in APPLICATIONS],
     },
 )

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import storage
 from .app import Application, applications, load_application
@@ -520,10 +520,18 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
 
 
-if __name__ == "__main__":  # `python -m rnnpipe.cli`, as scheduler tasks run it (rnnpipe/airflow_dag.py)
-    code = main()
-    # Everything is recorded and renamed by now. TensorFlow's and Beam's threads can crash the interpreter's
-    # teardown (SIGSEGV, seen after Transform), which a scheduler would take for a failed stage: skip it.
+def console_main(argv: list[str] | None = None) -> NoReturn:
+    """The `rnnpipe` command (and `python -m rnnpipe.cli`, as scheduler tasks run it): `main`, then exit at once.
+
+    Everything is recorded and renamed by the time `main` returns. TensorFlow's and Beam's threads can crash the
+    interpreter's teardown (SIGSEGV in the garbage collector, seen after a Transform on the full default data),
+    which `make run` or a scheduler would take for a failed run: skip the teardown.
+    """
+    code = main(argv)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+if __name__ == "__main__":
+    console_main()

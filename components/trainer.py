@@ -60,6 +60,7 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
         train_and_eval_datasets,
         training_loss,
         warm_start_from,
+        weight_averaging_callbacks,
         weights_digest,
     )
 
@@ -137,7 +138,8 @@ def run_trainer(inputs: dict[str, Artifact], outputs: dict[str, Artifact], param
                                            run_dir / "gradient_diagnostics") \
             if params["gradient_diagnostics"] and member == 0 else None
         callbacks = [
-            backup,
+            backup,  # before the swap: a backup holds the trained weights, their average is the optimizer's
+            *weight_averaging_callbacks(params["ema_momentum"]),
             keras.callbacks.EarlyStopping(monitor=params["monitor"], mode="auto", patience=params["patience"],
                                           restore_best_weights=True),
             keras.callbacks.TerminateOnNaN(),
@@ -251,12 +253,14 @@ def _gradient_flags(history: list[dict], params: dict, ctx: ExecutionContext) ->
 
 
 def optimizer(params: dict, learning_rate: float) -> Any:
-    """The Keras optimizer that trainer.optimizer names, with the clipping trainer.* asks for (0 = off)."""
+    """The Keras optimizer that trainer.optimizer names, with the clipping trainer.* asks for (0 = off) and the
+    moving average of the weights that trainer.ema_momentum asks for (null = off)."""
     from rnnpipe.models import make_optimizer
 
     clipping = {key: params[key] or None for key in CLIPPING}
+    ema = {"use_ema": True, "ema_momentum": params["ema_momentum"]} if params.get("ema_momentum") else {}
     try:
-        return make_optimizer(params["optimizer"], learning_rate, **clipping)
+        return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema)
     except ValueError as e:
         raise ConfigError(f"trainer: {e}. Set one of trainer.{', trainer.'.join(CLIPPING)} and the others to "
                           "0") from None
@@ -301,6 +305,10 @@ class Trainer(Component):
         "warm_start_lr_scale": Param(float, 0.1, doc="the learning rate of a warm start, as a fraction",
                                      min=0, max=1, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES, doc="a Keras optimizer (models.make_optimizer)"),
+        "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
+                              doc="keep an exponential moving average of the weights, updated at every step with "
+                                  "this momentum (0.998: about the last 500 steps); validation, early stopping and "
+                                  "the exported model use the average; null = off"),
         "label_smoothing": Param(float, 0.0, min=0, max=1, max_exclusive=True,
                                  doc="train against (1 - s) * one-hot + s / classes (cross-entropy losses only; "
                                      "models.with_label_smoothing); 0 = off"),

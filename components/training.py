@@ -148,6 +148,14 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
+def weight_averaging_callbacks(ema_momentum: float | None) -> list:
+    """With trainer.ema_momentum, the optimizer keeps a moving average of the weights (``use_ema``): swap it into
+    the model for validation and from each epoch's end to the next epoch's start, so that early stopping judges,
+    and restores, the averaged weights. Averaging smooths the noise of the last steps at a high learning rate.
+    Place it after the backup callback, which then saves the trained weights with their average beside them."""
+    return [keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if ema_momentum else []
+
+
 def lr_schedule_callbacks(schedule: str, learning_rate: float, epochs: int, monitor: str,
                           budget: TimeBudget | None = None) -> list:
     """Callbacks that vary the learning rate by epoch. Per epoch, not per step, because a bucketed dataset has no

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
-from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks
+from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks, weight_averaging_callbacks
 from rnnpipe.errors import ConfigError
 from rnnpipe.models.optimizers import OPTIMIZERS
 from rnnpipe.processes import free_ports
@@ -58,6 +58,31 @@ def test_trainer_builds_the_named_optimizer_with_the_clipping_asked_for() -> Non
     with pytest.raises(ConfigError, match=r"at most one of .* Received: clipnorm=2\.0, global_clipnorm=1\.0.*"
                                           r"trainer\.global_clipnorm, trainer\.clipnorm, trainer\.clipvalue"):
         optimizer({**defaults, "clipnorm": 2.0}, 0.01)
+
+
+def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights() -> None:
+    # SGD at a high rate on noisy targets: the weights jump around the solution, their average does not.
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = x @ np.array([[1.0], [-2.0], [0.5]], "float32") + np.random.default_rng(1).normal(size=(64, 1)) * 0.5
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    params = {key: p.default for key, p in Trainer.PARAMETERS.items()}
+    model.compile(optimizer=optimizer({**params, "optimizer": "sgd", "ema_momentum": 0.9}, 0.2), loss="mse")
+    steps: list[np.ndarray] = []  # the trained kernel after every step
+    record = keras.callbacks.LambdaCallback(on_train_batch_end=lambda *_, **__: steps.append(model.get_weights()[0]))
+    stopping = keras.callbacks.EarlyStopping(monitor="val_loss", patience=10, restore_best_weights=True)
+    history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False, validation_data=(x, y),
+                        callbacks=[*weight_averaging_callbacks(0.9), stopping, record])
+    average = steps[0]
+    for kernel in steps[1:]:
+        average = 0.9 * average + 0.1 * kernel
+    assert np.allclose(model.get_weights()[0], average, atol=1e-5)  # the model keeps the average...
+    assert not np.allclose(steps[-1], average, atol=1e-3)  # ... not the last step's weights
+    # Validation scored the average: the exported model's loss is the last epoch's val_loss.
+    assert history.history["val_loss"][-1] == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-4)
+    assert weight_averaging_callbacks(None) == []
+    with pytest.raises(ConfigError, match="ema_momentum"):
+        Trainer(task="m:T", ema_momentum=1.0)
 
 
 def test_time_budget_stops_before_an_epoch_that_would_overrun() -> None:

@@ -258,6 +258,7 @@ def optimizer(params: dict, learning_rate: float) -> Any:
     from rnnpipe.models import make_optimizer
 
     clipping = {key: params[key] or None for key in CLIPPING}
+    # The Tuner has no ema_momentum: its trials train and are judged without the average.
     ema = {"use_ema": True, "ema_momentum": params["ema_momentum"]} if params.get("ema_momentum") else {}
     try:
         return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema)

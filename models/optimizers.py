@@ -8,7 +8,7 @@ import keras
 
 from ._validation import check_choice, check_positive_float
 
-__all__ = ["OPTIMIZERS", "make_optimizer"]
+__all__ = ["OPTIMIZERS", "make_optimizer", "warm_up_moving_average"]
 
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
@@ -45,7 +45,8 @@ def make_optimizer(
         clipnorm: clip each variable's gradient to this L2 norm.
         clipvalue: clip each gradient element to [-clipvalue, clipvalue].
         global_clipnorm: clip all gradients together to this global L2 norm.
-        **options: further constructor arguments of the optimizer (`momentum`, `weight_decay`, ...).
+        **options: further constructor arguments of the optimizer (`momentum`, `weight_decay`, ...). With
+            `use_ema=True` the moving average of the weights warms up (see `warm_up_moving_average`).
 
     Returns:
         A new, unbuilt `keras.optimizers.Optimizer`.
@@ -69,4 +70,40 @@ def make_optimizer(
         raise ValueError(f"Expected at most one of {', '.join(_CLIPPING)} to be set. Received: {received}")
     for key, value in chosen.items():
         check_positive_float(key, value)
-    return OPTIMIZERS[name.lower()](learning_rate=learning_rate, **chosen, **options)
+    optimizer = OPTIMIZERS[name.lower()](learning_rate=learning_rate, **chosen, **options)
+    return warm_up_moving_average(optimizer) if optimizer.use_ema else optimizer
+
+
+def warm_up_moving_average(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """Make `optimizer`'s moving average of the weights (`use_ema=True`) move at momentum
+    `min(ema_momentum, (1 + t) / (10 + t))` at step t, as TF1's `ExponentialMovingAverage(num_updates=...)` did.
+
+    Keras moves the average at `ema_momentum` from the first step on, so with 0.998 a run of a few hundred steps
+    keeps mostly its first, untrained weights. Warmed up, the average covers about the last t / 9 steps until
+    the configured momentum takes over (after about 4,500 steps at 0.998). Keras has no hook for the rule, so
+    this replaces the optimizer's update of the average (called once per step inside the train function).
+
+    Example:
+
+    >>> import keras
+    >>> from rnnpipe.models.optimizers import warm_up_moving_average
+    >>> optimizer = warm_up_moving_average(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.998))
+    >>> optimizer.ema_momentum
+    0.998
+    """
+    if not optimizer.use_ema:
+        raise ValueError(f"Expected an optimizer built with use_ema=True. Received: {type(optimizer).__name__} "
+                         "with use_ema=False")
+    ops = keras.ops
+
+    def update(trainable_variables: list) -> None:
+        step = ops.cast(optimizer.iterations, "float32")
+        # Step 0 copies the weights (the average starts at zero), as Keras does.
+        momentum = ops.minimum(optimizer.ema_momentum, (1.0 + step) / (10.0 + step)) * ops.cast(step > 0, "float32")
+        for variable, average in zip(trainable_variables, optimizer._model_variables_moving_average, strict=True):
+            if average is not None:
+                rate = ops.cast(momentum, variable.dtype)
+                average.assign(rate * average + (1.0 - rate) * variable)
+
+    optimizer._update_model_variables_moving_average = update
+    return optimizer

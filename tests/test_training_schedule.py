@@ -3,6 +3,7 @@ clipping keys; trainer.max_minutes."""
 
 from __future__ import annotations
 
+import doctest
 import subprocess
 import sys
 
@@ -10,10 +11,11 @@ import keras
 import numpy as np
 import pytest
 
+import rnnpipe.models.optimizers as optimizers_module
 from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
 from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks, weight_averaging_callbacks
 from rnnpipe.errors import ConfigError
-from rnnpipe.models.optimizers import OPTIMIZERS
+from rnnpipe.models.optimizers import OPTIMIZERS, warm_up_moving_average
 from rnnpipe.processes import free_ports
 
 
@@ -74,8 +76,9 @@ def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights(
     history = model.fit(x, y, batch_size=8, epochs=3, verbose=0, shuffle=False, validation_data=(x, y),
                         callbacks=[*weight_averaging_callbacks(0.9), stopping, record])
     average = steps[0]
-    for kernel in steps[1:]:
-        average = 0.9 * average + 0.1 * kernel
+    for t, kernel in enumerate(steps[1:], start=1):
+        momentum = min(0.9, (1 + t) / (10 + t))  # warmed up: 0.18, 0.25, ... (0.9 only from step 80)
+        average = momentum * average + (1 - momentum) * kernel
     assert np.allclose(model.get_weights()[0], average, atol=1e-5)  # the model keeps the average...
     assert not np.allclose(steps[-1], average, atol=1e-3)  # ... not the last step's weights
     # Validation scored the average: the exported model's loss is the last epoch's val_loss.
@@ -83,6 +86,13 @@ def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights(
     assert weight_averaging_callbacks(None) == []
     with pytest.raises(ConfigError, match="ema_momentum"):
         Trainer(task="m:T", ema_momentum=1.0)
+    with pytest.raises(ValueError, match="use_ema=True. Received: SGD with use_ema=False"):
+        warm_up_moving_average(keras.optimizers.SGD())
+
+
+def test_optimizer_docstring_examples_run() -> None:
+    result = doctest.testmod(optimizers_module, optionflags=doctest.ELLIPSIS, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_time_budget_stops_before_an_epoch_that_would_overrun() -> None:

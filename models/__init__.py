@@ -35,7 +35,7 @@ from .forecaster import (  # noqa: F401
 from .language_model import *  # noqa: F401, F403  (public: LanguageModel, build_language_model, generate, ...)
 from .lexical import LexicalBias, ibm1_expected_counts, keep_top_k, normalize_rows
 from .losses import SparseCategoricalCrossentropyWithSmoothing, with_label_smoothing
-from .optimizers import make_optimizer
+from .optimizers import make_optimizer, warm_up_moving_average
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import Seq2Seq, build_seq2seq
@@ -84,5 +84,6 @@ __all__ = [
     "ctc_greedy_decode",
     "ctc_lexicon_decode",
     "make_optimizer",
+    "warm_up_moving_average",
     "with_label_smoothing",
 ]

@@ -86,7 +86,7 @@ def warm_up_moving_average(optimizer: keras.optimizers.Optimizer) -> keras.optim
     Example:
 
     >>> import keras
-    >>> from rnnpipe.models.optimizers import warm_up_moving_average
+    >>> from rnnpipe.models import warm_up_moving_average
     >>> optimizer = warm_up_moving_average(keras.optimizers.SGD(0.1, use_ema=True, ema_momentum=0.998))
     >>> optimizer.ema_momentum
     0.998

@@ -308,8 +308,9 @@ class Trainer(Component):
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES, doc="a Keras optimizer (models.make_optimizer)"),
         "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
                               doc="keep an exponential moving average of the weights, updated at every step with "
-                                  "this momentum (0.998: about the last 500 steps); validation, early stopping and "
-                                  "the exported model use the average; null = off"),
+                                  "this momentum once warmed up (0.998: about the last 500 steps, from step 4,490; "
+                                  "models.warm_up_moving_average); validation, early stopping and the exported "
+                                  "model use the average; null = off"),
         "label_smoothing": Param(float, 0.0, min=0, max=1, max_exclusive=True,
                                  doc="train against (1 - s) * one-hot + s / classes (cross-entropy losses only; "
                                      "models.with_label_smoothing); 0 = off"),

@@ -7,6 +7,7 @@ serialization under the package name "rnnpipe".
 
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
+from .characters import CharacterCNN
 from .classifier import build_sequence_classifier
 from .crnn import BlankPaddedFrames, FrameMask, LineAugmentation, ZeroPaddedColumns, build_crnn
 from .ctc import (
@@ -46,6 +47,7 @@ from .theta import Theta
 __all__ = [
     "AdditiveAttention",
     "BlankPaddedFrames",
+    "CharacterCNN",
     "CTCLoss",
     "FrameMask",
     "LineAugmentation",

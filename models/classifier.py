@@ -11,6 +11,7 @@ from ._validation import (
     check_int_at_least,
     check_positive_int,
 )
+from .characters import CharacterCNN
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 
 __all__ = ["CELL_TYPES", "POOLING_TYPES", "build_sequence_classifier"]
@@ -32,6 +33,10 @@ def build_sequence_classifier(
     pooling: str = "last",
     max_length: int | None = None,
     token_features: np.ndarray | None = None,
+    num_chars: int | None = None,
+    char_dim: int = 16,
+    char_filters: int = 64,
+    char_kernel_size: int = 3,
 ) -> keras.Model:
     """Embedding -> stacked (bi)directional RNN -> pooling -> softmax.
 
@@ -60,6 +65,16 @@ def build_sequence_classifier(
             `[vocab_size, k]` (e.g. scores from a sentiment lexicon),
             concatenated to the learned embedding: prior knowledge about
             rare words that a small training set cannot teach.
+        num_chars: with a number of character ids (>= 2, id 0 padding), the
+            model also reads each token's characters: its input is then a
+            dict, `"tokens"` `[batch, time]` and `"chars"` `[batch, time,
+            chars]`, and a `CharacterCNN` vector is concatenated to each
+            token's embedding, so words outside the vocabulary still carry
+            their spelling. `None`: token ids only.
+        char_dim: size of each character's embedding (with `num_chars`).
+        char_filters: size of each token's character vector (with
+            `num_chars`).
+        char_kernel_size: characters each filter reads (with `num_chars`).
 
     Returns:
         An uncompiled `keras.Model`.
@@ -72,6 +87,10 @@ def build_sequence_classifier(
     >>> probs = model(np.array([[4, 2, 9, 0, 0]]))
     >>> tuple(probs.shape), bool(abs(float(probs.numpy().sum()) - 1.0) < 1e-5)
     ((1, 3), True)
+    >>> with_chars = build_sequence_classifier(100, 2, embedding_dim=8, units=8, num_chars=30)
+    >>> chars = np.array([[[5, 7, 0], [9, 0, 0], [0, 0, 0]]])
+    >>> tuple(with_chars({"tokens": np.array([[4, 2, 0]]), "chars": chars}).shape)
+    (1, 2)
     """
     vocab_size = check_int_at_least("vocab_size", vocab_size, 2)
     num_classes = check_int_at_least("num_classes", num_classes, 2)
@@ -94,6 +113,12 @@ def build_sequence_classifier(
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(
         tokens
     )
+    inputs: keras.KerasTensor | dict = tokens
+    if num_chars is not None:
+        chars = keras.Input(shape=(max_length, None), dtype="int64", name="chars")
+        inputs = {"tokens": tokens, "chars": chars}
+        spelling = CharacterCNN(num_chars, char_dim, char_filters, char_kernel_size, name="characters")(chars)
+        x = keras.layers.Concatenate(name="embedding_and_characters")([x, spelling])
     if token_features is not None:
         prior = keras.layers.Embedding(
             vocab_size,
@@ -121,4 +146,4 @@ def build_sequence_classifier(
     if dropout > 0.0:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
     probabilities = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(tokens, probabilities, name=f"{cell}_sequence_classifier")
+    return keras.Model(inputs, probabilities, name=f"{cell}_sequence_classifier")

@@ -113,7 +113,7 @@ def test_wrong_number_of_initial_states_is_rejected():
 
 
 @pytest.mark.parametrize(
-    "module", ["cells", "recurrent", "pooling", "classifier"], ids=str
+    "module", ["cells", "recurrent", "pooling", "classifier", "characters"], ids=str
 )
 def test_docstring_examples_run(module):
     mod = importlib.import_module(f"rnnpipe.models.{module}")

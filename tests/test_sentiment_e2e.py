@@ -67,6 +67,12 @@ def test_pushed_model_reloads_in_a_fresh_process_with_the_evaluators_probabiliti
     warmup = read_warmup(version_dir / "assets.extra" / "tf_serving_warmup_requests")
     assert len(warmup) == 16 and warmup[0].predict_log.request.model_spec.name == "sentiment"
     assert 'name: "sentiment"' in (work / "serving" / "models.config").read_text()
+    _assert_served_like_the_evaluator(work, version_dir)
+
+
+def _assert_served_like_the_evaluator(work: Path, version_dir: Path) -> None:
+    """The pushed model, loaded in a process that imports only TensorFlow and TF-Text, gives the test split the
+    probabilities and labels the Evaluator recorded."""
     logged = [json.loads(line) for line in (latest(work, "Evaluator") / "evaluation" / "predictions.jsonl").open()]
     texts = work / "texts.json"
     texts.write_text(json.dumps([r["text"] for r in logged]))
@@ -379,3 +385,18 @@ def test_three_classes_train_evaluate_and_serve_neutral(workdir: Path) -> None:
     assert len(labels) == 3 and set(labels) <= {"negative", "neutral", "positive"}
     probabilities = [p.split() for p in re.findall(r"probabilities=\[([^\]]*)\]", proc.stdout)]
     assert [len(p) for p in probabilities] == [3, 3, 3]
+
+
+@pytest.mark.slow  # another whole pipeline run: over the fast suite's budget
+def test_the_character_channel_trains_pretrains_ensembles_and_serves_raw_text(workdir: Path) -> None:
+    """transform.max_chars on: the examples carry each token's characters, the word2vec stage still finds the
+    token ids among the model's two inputs, two members average, and the pushed model reads raw text."""
+    corpus = workdir / "corpus.txt"
+    corpus.write_text("".join(json.loads(line)["text"] + "\n" for line in SAMPLE.open()))
+    assert main(["run", "sentiment", *SMALL, *PUSH_ANYWAY, "--set", "transform.max_chars=8",
+                 "--set", f"embedding_pretrainer.corpus={corpus}", "--set", "trainer.ensemble=2"]) == 0
+    schema = latest(workdir, "Transform") / "transform_graph" / "transformed_metadata" / "schema.pbtxt"
+    assert 'name: "char_ids$ragged_values"' in schema.read_text()
+    metrics = _trainer_metrics(workdir)[-1]
+    assert metrics["Trainer/pretrained_embedding_rows"] > 0 and metrics["Trainer/ensemble_members"] == 2
+    _assert_served_like_the_evaluator(workdir, workdir / "serving" / "sentiment" / "1")

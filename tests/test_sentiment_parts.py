@@ -12,7 +12,7 @@ from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_sequence_classifier
 from rnnpipe.pipelines.sentiment.data import parse_ground_truth
-from rnnpipe.pipelines.sentiment.features import tokenize
+from rnnpipe.pipelines.sentiment.features import CHARS_KEY, NUM_CHARS, TOKENS_KEY, char_ids, tokenize
 from rnnpipe.pipelines.sentiment.model import TASK, THREE_CLASS_TASK, lexicon_features
 
 
@@ -80,6 +80,28 @@ def test_ground_truth_parse_error_names_file_and_line() -> None:
 def test_tokenizer_splits_punctuation_and_keeps_contractions() -> None:
     tokens = tokenize(tf.constant(["Don't   MISS it!! &amp; see http://x.io @bob"])).to_list()[0]
     assert tokens == [b"don't", b"miss", b"it", b"!", b"!", b"&", b"see", b"url", b"@", b"user"]
+
+
+def test_character_ids_fold_into_one_row_per_token_batched_or_not() -> None:
+    tokens = tokenize(tf.constant(["Sooo good", "", "café ☺"]))
+    chars = char_ids(tokens, 3)
+    assert chars.row_lengths().numpy().tolist() == [6, 0, 6]
+    ids = tf.ragged.constant([[5, 9], [], [7, 1]], dtype=tf.int64)
+    batched = TASK.model_inputs({TOKENS_KEY: ids, CHARS_KEY: chars})
+    # Code point + 1 below 255, NUM_CHARS - 1 for every other one; 0 pads a token and a text.
+    s, o, g = ord("s") + 1, ord("o") + 1, ord("g") + 1
+    assert batched["chars"].numpy().tolist() == [
+        [[s, o, o], [g, o, o]],
+        [[0, 0, 0], [0, 0, 0]],
+        [[ord("c") + 1, ord("a") + 1, ord("f") + 1], [NUM_CHARS - 1, 0, 0]]]
+    assert batched["tokens"].numpy().tolist() == [[5, 9], [0, 0], [7, 1]]
+    one = TASK.model_inputs({TOKENS_KEY: ids[0], CHARS_KEY: chars[0]})
+    assert one["chars"].numpy().tolist() == [[s, o, o], [g, o, o]]
+    empty = TASK.model_inputs({TOKENS_KEY: ids[1], CHARS_KEY: chars[1]})
+    assert empty["chars"].shape == (0, 0)
+    assert TASK.sequence_length(one) == 2
+    # Without characters the model reads the ids alone, as before.
+    assert TASK.model_inputs({TOKENS_KEY: ids}).numpy().tolist() == [[5, 9], [0, 0], [7, 1]]
 
 
 def test_lexicon_features_align_with_shifted_vocabulary_ids() -> None:

@@ -16,11 +16,20 @@ from rnnpipe.fingerprint import fingerprint_dir
 from rnnpipe.models import build_sequence_classifier
 
 from .data import CLASS_NAMES, THREE_CLASS_NAMES, read_lexicon
-from .features import LABEL_KEY, TEXT_KEY, TOKENS_KEY, VOCABULARY
+from .features import CHARS_KEY, LABEL_KEY, NUM_CHARS, TEXT_KEY, TOKENS_KEY, VOCABULARY
+
+CHAR_HPARAMS = ("char_dim", "char_filters", "char_kernel_size")
 
 
-def model_inputs(features: dict) -> tf.Tensor:
-    return dense(features[TOKENS_KEY])
+def model_inputs(features: dict) -> tf.Tensor | dict[str, tf.Tensor]:
+    tokens = dense(features[TOKENS_KEY])
+    if CHARS_KEY not in features:
+        return tokens
+    # The Transform pads each token to the same number of characters: its row of characters folds into one
+    # row per token ([..., tokens, chars]); for a text without tokens, into zero rows of zero characters.
+    chars = dense(features[CHARS_KEY])
+    per_token = tf.size(chars) // tf.maximum(tf.size(tokens), 1)
+    return {"tokens": tokens, "chars": tf.reshape(chars, tf.concat([tf.shape(tokens), [per_token]], 0))}
 
 
 def lexicon_features(vocabulary: list[bytes], lexicon: dict[str, float]) -> np.ndarray:
@@ -42,6 +51,12 @@ def build_model(hparams: dict, tft_output: Any, class_names: list[str] = CLASS_N
         raise DataError(f"{lexicon_path}: the lexicon changed after the pipeline was built; run it again")
     vocabulary = tft_output.vocabulary_by_name(VOCABULARY)
     features = lexicon_features(vocabulary, read_lexicon(Path(lexicon_path))) if lexicon_path else None
+    # The character channel follows the examples: it is on where the Transform wrote characters
+    # (transform.max_chars > 0), and its model.char_* sizes apply only then.
+    if CHARS_KEY in tft_output.transformed_feature_spec():
+        hparams["num_chars"] = NUM_CHARS
+    else:
+        hparams = {k: v for k, v in hparams.items() if k not in CHAR_HPARAMS}
     return build_sequence_classifier(len(vocabulary) + 2, len(class_names), token_features=features, **hparams)
 
 
@@ -61,7 +76,7 @@ def make_task(class_names: list[str]) -> TrainingTask:
         postprocess=functools.partial(postprocess, class_names=class_names),
         loss="sparse_categorical_crossentropy",
         metrics=("accuracy",),
-        sequence_length=lambda ids: tf.shape(ids)[0],
+        sequence_length=lambda inputs: tf.shape(inputs["tokens"] if isinstance(inputs, dict) else inputs)[0],
         averageable=True,
     )
 

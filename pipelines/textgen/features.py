@@ -28,7 +28,9 @@ def code_points(text: tf.Tensor) -> tf.RaggedTensor:
 def preprocessing_fn(inputs: dict, *, chunk_chars: int = 1000, min_frequency: int = 1) -> dict:
     # Code points rather than one-character strings: tft writes vocabularies one entry per line, which a
     # newline character would break. Ids start at 1 (0 pads); one out-of-vocabulary id after the vocabulary.
-    ids = tft.compute_and_apply_vocabulary(code_points(inputs[TEXT_KEY]), frequency_threshold=min_frequency,
+    # tft warns that a threshold of 1 is a no-op and asks for None instead.
+    ids = tft.compute_and_apply_vocabulary(code_points(inputs[TEXT_KEY]),
+                                           frequency_threshold=min_frequency if min_frequency > 1 else None,
                                            num_oov_buckets=1, vocab_filename=VOCABULARY) + 1
     return {IDS_KEY: ids, WINDOW_KEY: ids[:, :chunk_chars].to_tensor(default_value=PAD_ID, shape=[None, chunk_chars])}
 

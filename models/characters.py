@@ -24,7 +24,8 @@ class CharacterCNN(keras.layers.Layer):
     Input `[batch, time, chars]` of character ids, 0 padding the characters
     after a token's end (and whole padded tokens). Each character is embedded,
     a 1-D convolution with `"same"` padding reads `kernel_size` neighbours
-    (the padding's own embedding marks where a word starts and ends), and the
+    (zeros before a word's first character, the padding id's embedding after
+    its last: the filters see where a word starts and ends), and the
     maximum over the token's characters is its vector, `[batch, time,
     filters]`. A token with no characters gets zeros. The layer keeps the
     incoming mask: concatenate its output with a masked word embedding.

@@ -29,7 +29,7 @@ TESTS = Path(__file__).resolve().parent
 SAMPLE = TESTS / "data" / "sentiment_sample.jsonl"
 TINY = ["embedding_pretrainer.corpus=null", "trainer.ensemble=1",
         "trainer.epochs=2", "transform.min_frequency=1", "model.units=8", "model.embedding_dim=8",
-        "evaluator.must_beat_baseline=false", "evaluator.thresholds={}"]
+        "evaluator.must_beat_baseline=false", "evaluator.thresholds={}", "evaluator.must_beat_peers=false"]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,8 @@ from rnnpipe.errors import ConfigError, DataError
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 TINY = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=1", "--set", "transform.min_frequency=1",
         "--set", "model.units=8", "--set", "model.embedding_dim=16", "--set", "evaluator.must_beat_baseline=false",
-        "--set", "evaluator.thresholds={}", "--set", "trainer.gradient_diagnostics=false",
-        "--set", "trainer.ensemble=1"]
+        "--set", "evaluator.thresholds={}", "--set", "evaluator.must_beat_peers=false",
+        "--set", "trainer.gradient_diagnostics=false", "--set", "trainer.ensemble=1"]
 # Two groups of words that the corpus only ever shows among their own group's context words.
 GROUPS = (("good", "great"), ("bad", "film"))
 

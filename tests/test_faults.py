@@ -135,7 +135,8 @@ def test_sentiment_killed_at_every_stage_boundary_finishes_with_one_pushed_versi
     args = ["run", "sentiment", "--set", f"data.path={sample}", "--set", "trainer.epochs=2",
             "--set", "transform.min_frequency=1", "--set", "model.units=16", "--set", "model.embedding_dim=16",
             "--set", "embedding_pretrainer.corpus=null", "--set", "trainer.ensemble=1",
-            "--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}"]
+            "--set", "evaluator.must_beat_baseline=false", "--set", "evaluator.thresholds={}",
+            "--set", "evaluator.must_beat_peers=false"]
     stages = ["ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Transform", "Trainer", "Evaluator",
               "InfraValidator", "Pusher"]
     # Each run resumes the last one and is killed one step further: after a stage's output is renamed in but

@@ -20,7 +20,7 @@ from rnnpipe.processes import free_ports
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 SMALL = [f"data.path={SAMPLE}", "trainer.epochs=1", "transform.min_frequency=1", "model.units=8",
          "model.embedding_dim=8", "embedding_pretrainer.corpus=null", "trainer.ensemble=1",
-         "evaluator.must_beat_baseline=false",
+         "evaluator.must_beat_baseline=false", "evaluator.must_beat_peers=false",
          "evaluator.thresholds={}"]
 
 

@@ -86,8 +86,8 @@ MetadataStore(sys.argv[1]).start_run("p")
 
 SENTIMENT = [f"data.path={TESTS / 'data' / 'sentiment_sample.jsonl'}", "trainer.epochs=1", "transform.min_frequency=1",
              "model.units=8", "model.embedding_dim=8", "evaluator.must_beat_baseline=false", "evaluator.thresholds={}",
-             "tuner.enabled=false", "trainer.gradient_diagnostics=false", "embedding_pretrainer.corpus=null",
-             "trainer.ensemble=1"]
+             "evaluator.must_beat_peers=false", "tuner.enabled=false", "trainer.gradient_diagnostics=false",
+             "embedding_pretrainer.corpus=null", "trainer.ensemble=1"]
 TEXTGEN = [f"data.path={TESTS / 'data' / 'textgen_sample'}", "data.holdout_every=4", "data.chunk_chars=200",
            "data.eval_context=50", "trainer.epochs=1", "model.units=16", "model.embedding_dim=8", "model.bptt=50",
            "evaluator.metrics.baseline=unigram", "evaluator.metrics.ngram_order=3", "evaluator.thresholds={}",

@@ -43,6 +43,7 @@ def test_a_search_killed_between_trials_resumes_from_the_finished_ones(tmp_path:
     args = [sys.executable, "-m", "rnnpipe.cli", "run", "sentiment", "--set", f"data.path={SAMPLE}",
             "--set", "transform.min_frequency=1", "--set", "model.units=8", "--set", "model.embedding_dim=8",
             "--set", "trainer.epochs=1", "--set", "evaluator.must_beat_baseline=false",
+            "--set", "evaluator.must_beat_peers=false",
             "--set", "embedding_pretrainer.corpus=null", "--set", "trainer.ensemble=1",
             "--set", "evaluator.thresholds={}", "--set", "tuner.enabled=true", "--set", "tuner.algorithm=random",
             "--set", "tuner.search_space={learning_rate: [0.000001, 0.001, 0.01]}", "--set", "tuner.max_trials=3",

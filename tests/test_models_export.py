@@ -42,6 +42,7 @@ from rnnpipe.models import (
     build_crnn,
     build_ctc_recognizer,
     build_seq2seq,
+    build_sequence_classifier,
     build_speech_recognizer,
     ctc_decode_dense,
 )
@@ -212,6 +213,10 @@ IDS = tf.TensorSpec([None, None], tf.int32)
 DECODE = [IDS, tf.TensorSpec([], tf.int32)]  # source, max_length
 MAX_LENGTH = np.array(6, "int32")
 LINES = np.random.default_rng(21).uniform(size=(B, 8, 12, 1)).astype("float32")
+TOKENS = np.array([[3, 4, 5, 6], [7, 2, 0, 0], [9, 0, 0, 0]], "int64")
+# Each token's characters, zero-padded; padded tokens are all zeros.
+CHAR_LENGTHS = np.array([[5, 2, 3, 1], [4, 1, 0, 0], [2, 0, 0, 0]])
+CHARS = np.where(np.arange(5) < CHAR_LENGTHS[..., None], np.random.default_rng(22).integers(1, 10, size=(B, 4, 5)), 0)
 
 # case -> (model builder, endpoints)
 CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
@@ -253,6 +258,13 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
                            ({"image": LINES, "width": np.array([12, 7, 3], "int32")},),
                            [{"image": tf.TensorSpec([None, 8, None, 1], tf.float32),
                              "width": tf.TensorSpec([None], tf.int32)}])},
+    ),
+    "characters": (
+        lambda: build_sequence_classifier(12, 2, embedding_dim=4, units=4, pooling="max", num_chars=10, char_dim=3,
+                                          char_filters=4),
+        {"serve": Endpoint(lambda model, x: {"probabilities": model(x)}, ({"tokens": TOKENS, "chars": CHARS},),
+                           [{"tokens": tf.TensorSpec([None, None], tf.int64),
+                             "chars": tf.TensorSpec([None, None, None], tf.int64)}])},
     ),
     "seq2seq": (
         # LSTM: two states per layer through the decoding loops; bidirectional: the bridge.
@@ -311,6 +323,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "FrequencyWarp": ("speech", "serve/"),
     **{name: ("crnn", "serve/") for name in ("FrameMask", "ZeroPaddedColumns", "BlankPaddedFrames",
                                              "LineAugmentation")},
+    "CharacterCNN": ("characters", "serve/"),
     "Seq2Seq": ("seq2seq", "serve/"),
     "Seq2Seq.greedy_decode": ("seq2seq", "greedy/"),
     "Seq2Seq.beam_search_decode": ("seq2seq", "beam/"),

@@ -37,7 +37,7 @@ def char_ids(tokens: tf.RaggedTensor, max_chars: int) -> tf.RaggedTensor:
     points = tf.strings.unicode_decode(tokens.values, "UTF-8", errors="replace")
     ids = tf.ragged.map_flat_values(lambda p: tf.where(p < NUM_CHARS - 2, p + 1, NUM_CHARS - 1), points)
     per_token = tf.cast(ids.to_tensor(shape=[None, max_chars]), tf.int64)
-    return tf.RaggedTensor.from_row_lengths(tf.reshape(per_token, [-1]), tokens.row_lengths() * max_chars)
+    return tf.RaggedTensor.from_row_splits(per_token, tokens.row_splits).merge_dims(1, 2)
 
 
 def preprocessing_fn(inputs: dict, *, vocab_size: int = 20000, min_frequency: int = 2, max_tokens: int = 100,

@@ -18,8 +18,6 @@ from rnnpipe.models import build_sequence_classifier
 from .data import CLASS_NAMES, THREE_CLASS_NAMES, read_lexicon
 from .features import CHARS_KEY, LABEL_KEY, NUM_CHARS, TEXT_KEY, TOKENS_KEY, VOCABULARY
 
-CHAR_HPARAMS = ("char_dim", "char_filters", "char_kernel_size")
-
 
 def model_inputs(features: dict) -> tf.Tensor | dict[str, tf.Tensor]:
     tokens = dense(features[TOKENS_KEY])
@@ -52,11 +50,9 @@ def build_model(hparams: dict, tft_output: Any, class_names: list[str] = CLASS_N
     vocabulary = tft_output.vocabulary_by_name(VOCABULARY)
     features = lexicon_features(vocabulary, read_lexicon(Path(lexicon_path))) if lexicon_path else None
     # The character channel follows the examples: it is on where the Transform wrote characters
-    # (transform.max_chars > 0), and its model.char_* sizes apply only then.
+    # (transform.max_chars > 0); without num_chars the builder ignores the model.char_* sizes.
     if CHARS_KEY in tft_output.transformed_feature_spec():
         hparams["num_chars"] = NUM_CHARS
-    else:
-        hparams = {k: v for k, v in hparams.items() if k not in CHAR_HPARAMS}
     return build_sequence_classifier(len(vocabulary) + 2, len(class_names), token_features=features, **hparams)
 
 

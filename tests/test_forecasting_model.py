@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import keras
 import numpy as np
 import pytest
@@ -265,13 +262,6 @@ def test_bad_arguments_raise_value_errors(kwargs: dict, message: str) -> None:
 def test_autoregressive_layer_rejects_several_features() -> None:
     with pytest.raises(ValueError, match=r"history must be \[batch, time, 1\].*input_shape=\(2, 5, 3\)"):
         AutoregressiveRNN(2)(np.zeros((2, 5, 3), "float32"))
-
-
-def test_docstring_examples_run() -> None:
-    mod = importlib.import_module("rnnpipe.models.forecaster")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks_correction() -> None:

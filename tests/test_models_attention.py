@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import inspect
 
 import keras
@@ -172,10 +170,3 @@ def test_attention_layers_survive_a_keras_file_round_trip(tmp_path):
     for got, want in zip(loaded([query, value]), expected, strict=True):
         np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6, atol=1e-7)
     assert [type(la).__name__ for la in loaded.layers[2:]] == [type(la).__name__ for la in layers()]
-
-
-def test_docstring_examples_run():
-    mod = importlib.import_module("rnnpipe.models.attention")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0

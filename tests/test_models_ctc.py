@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import keras
 import numpy as np
 import pytest
@@ -217,13 +214,6 @@ def test_bad_arguments_raise_value_errors_naming_expected_and_received():
         build_ctc_recognizer(3, input_shape=(4, 64, 1), conv_filters=(2, 2, 2))
     with pytest.raises(ValueError, match=r"`dropout` must be a float in \[0, 1\)\. Received: dropout=1.0"):
         build_ctc_recognizer(3, input_shape=(None, 4), dropout=1.0)
-
-
-def test_docstring_examples_run():
-    mod = importlib.import_module("rnnpipe.models.ctc")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 def test_spec_augment_masks_bands_only_in_training_and_round_trips():

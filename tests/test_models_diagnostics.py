@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import logging
 
 import keras
@@ -314,11 +312,3 @@ def test_clipping_from_make_optimizer_bounds_the_update():
     optimizer = make_optimizer("sgd", learning_rate=1.0, global_clipnorm=1.0)
     optimizer.apply([tf.constant([300.0, 400.0, 0.0])], [variable])
     np.testing.assert_allclose(variable.numpy(), [-0.6, -0.8, 0.0], rtol=1e-6)
-
-
-@pytest.mark.parametrize("module", ["diagnostics", "optimizers"])
-def test_docstring_examples_run(module):
-    mod = importlib.import_module(f"rnnpipe.models.{module}")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0

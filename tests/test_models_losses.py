@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 from pathlib import Path
 
 import keras
@@ -134,10 +132,3 @@ def test_the_key_is_only_where_the_model_trains_with_a_cross_entropy(tmp_path: P
     assert main(["run", "forecasting", *args]) != 0
     assert "unknown config key 'trainer.label_smoothing'" in capsys.readouterr().err
     assert not (tmp_path / "pipeline_root").exists()
-
-
-def test_docstring_examples_run() -> None:
-    mod = importlib.import_module("rnnpipe.models.losses")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import keras
 import numpy as np
 import pytest
@@ -309,13 +306,6 @@ def test_bad_decoding_arguments_raise_value_errors():
         model.greedy_decode(source, max_length=0)
     with pytest.raises(ValueError, match=r"`length_penalty`.*Received: length_penalty=-1"):
         model.beam_search_decode(source, length_penalty=-1)
-
-
-def test_docstring_examples_run():
-    mod = importlib.import_module("rnnpipe.models.seq2seq")
-    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, verbose=False)
-    assert result.attempted > 0
-    assert result.failed == 0
 
 
 @pytest.mark.slow

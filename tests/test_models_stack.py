@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
 import importlib
 
 import keras
@@ -76,9 +75,3 @@ def test_recurrent_layer_passes_layer_arguments_and_names_the_wrapper():
     assert isinstance(layer.forward_layer, SimpleRNN) and layer.forward_layer.name == "forward_rnn"
     plain = recurrent_layer("lstm", 3, return_sequences=True, layer_norm=True, name="plain")
     assert isinstance(plain, LSTM) and plain.return_sequences and plain.get_config()["layer_norm"] is True
-
-
-def test_docstring_examples_run():
-    module = importlib.import_module("rnnpipe.models._stack")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted > 0 and result.failed == 0

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import keras
 import numpy as np
 import pytest
@@ -35,11 +32,6 @@ def _seasonal_windows(n: int, length: int, horizon: int, rng: np.random.Generato
     level = np.cumsum(rng.normal(0, 0.3, size=(n, length + horizon)), axis=1)  # a wandering level
     series = level + 0.05 * t + np.sin(2 * np.pi * t / 6 + rng.uniform(0, 6, size=(n, 1)))
     return series[:, :length, None].astype("float32"), series[:, length:].astype("float32")
-
-
-def test_docstring_example() -> None:
-    module = importlib.import_module("rnnpipe.models.smoothing")
-    assert doctest.testmod(module, raise_on_error=True).attempted > 0
 
 
 @pytest.mark.parametrize(("season", "length"), [(4, 14), (6, 18), (12, 24)])

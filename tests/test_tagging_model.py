@@ -1,10 +1,8 @@
 """build_sequence_tagger and its layers: learning a toy tagging rule, masking, `.keras` round trip,
-configs, argument checks and the docstring examples."""
+configs and argument checks."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import inspect
 from pathlib import Path
 
@@ -127,9 +125,3 @@ def test_bad_arguments_raise_value_error_naming_expected_and_received(factory, f
         factory()
     for fragment in fragments:
         assert fragment in str(excinfo.value), (fragment, str(excinfo.value))
-
-
-def test_docstring_examples_run() -> None:
-    module = importlib.import_module("rnnpipe.models.tagger")
-    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
-    assert result.attempted >= 3 and result.failed == 0

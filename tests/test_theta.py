@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import doctest
-import importlib
 import warnings
 
 import keras
@@ -27,11 +25,6 @@ def _series(n: int, season: int, rng: np.random.Generator, amplitude: float) -> 
     t = np.arange(n)
     return (10 + 0.2 * t + amplitude * np.sin(2 * np.pi * t / max(season, 2)) + np.cumsum(rng.normal(0, 0.5, n))
             + rng.normal(0, 1, n))
-
-
-def test_docstring_example() -> None:
-    module = importlib.import_module("rnnpipe.models.theta")
-    assert doctest.testmod(module, optionflags=doctest.ELLIPSIS).failed == 0
 
 
 @pytest.mark.parametrize(("season", "length", "horizon", "amplitude"),

@@ -3,7 +3,6 @@ clipping keys; trainer.max_minutes."""
 
 from __future__ import annotations
 
-import doctest
 import subprocess
 import sys
 
@@ -11,7 +10,6 @@ import keras
 import numpy as np
 import pytest
 
-import rnnpipe.models.optimizers as optimizers_module
 from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
 from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks, weight_averaging_callbacks
 from rnnpipe.errors import ConfigError
@@ -88,11 +86,6 @@ def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights(
         Trainer(task="m:T", ema_momentum=1.0)
     with pytest.raises(ValueError, match="use_ema=True. Received: SGD with use_ema=False"):
         warm_up_moving_average(keras.optimizers.SGD())
-
-
-def test_optimizer_docstring_examples_run() -> None:
-    result = doctest.testmod(optimizers_module, optionflags=doctest.ELLIPSIS, verbose=False)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def test_time_budget_stops_before_an_epoch_that_would_overrun() -> None:

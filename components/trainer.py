@@ -22,6 +22,7 @@ from rnnpipe.serving import latest_champion, served_fingerprint
 from .task import TrainingTask
 
 CLIPPING = ("global_clipnorm", "clipnorm", "clipvalue")  # Keras' names: at most one may be set
+LR_SCHEDULES = ("constant", "cosine", "plateau")  # training.lr_schedule_callbacks
 # models.OPTIMIZERS' keys, written out: building the pipeline imports no Keras.
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop", "adagrad", "adamax", "nadam", "lion")
 
@@ -258,7 +259,6 @@ def optimizer(params: dict, learning_rate: float) -> Any:
     from rnnpipe.models import make_optimizer
 
     clipping = {key: params[key] or None for key in CLIPPING}
-    # The Tuner has no ema_momentum: its trials train and are judged without the average.
     ema = {"use_ema": True, "ema_momentum": params["ema_momentum"]} if params.get("ema_momentum") else {}
     try:
         return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema)
@@ -296,7 +296,7 @@ class Trainer(Component):
                                  "training (best weights kept); null = no limit"),
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
-        "lr_schedule": Param(str, "constant", choices=("constant", "cosine", "plateau"),
+        "lr_schedule": Param(str, "constant", choices=LR_SCHEDULES,
                              doc="by epoch: constant; cosine decay to 5% over trainer.epochs; plateau halves it "
                                  "when the monitored metric stalls"),
         "warm_start": Param(str, "none", choices=("none", "champion"),

@@ -24,7 +24,7 @@ from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.faults import fault_point
 
-from .trainer import CLIPPING, OPTIMIZER_NAMES
+from .trainer import CLIPPING, LR_SCHEDULES, OPTIMIZER_NAMES
 
 TRAINER_KEYS = ("learning_rate", "label_smoothing", *CLIPPING)
 ALGORITHMS = ("random", "bayesian", "hyperband")
@@ -69,7 +69,14 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
     import keras_tuner as kt
 
     from .trainer import optimizer, with_trainer_values
-    from .training import assign_embeddings, fresh, train_and_eval_datasets, training_loss
+    from .training import (
+        assign_embeddings,
+        fresh,
+        lr_schedule_callbacks,
+        train_and_eval_datasets,
+        training_loss,
+        weight_averaging_callbacks,
+    )
 
     task = Ref(params["task"]).resolve()
     space, hparams = params["search_space"], params["hparams"]
@@ -132,8 +139,17 @@ def run_tuner(inputs: dict[str, Artifact], outputs: dict[str, Artifact], params:
 
         def run_trial(self, trial: Any, *args: Any, **kwargs: Any) -> Any:
             run = ctx.tracker.child(f"trial-{trial.trial_id}", {"rnnpipe.tuner_trial": trial.trial_id})
-            run.log_params({f"hp.{k}": v for k, v in values(trial.hyperparameters).items()})
-            kwargs["callbacks"] = [*kwargs.get("callbacks", []), TrialLogger(run)]
+            chosen = values(trial.hyperparameters)
+            run.log_params({f"hp.{k}": v for k, v in chosen.items()})
+            # A trial trains as the Trainer will (its learning-rate schedule, judged on the weights' average):
+            # a learning rate that is best held constant need not be best decayed.
+            learning_rate = chosen.get("learning_rate", params["learning_rate"])
+            kwargs["callbacks"] = [
+                *kwargs.get("callbacks", []),
+                *weight_averaging_callbacks(params["ema_momentum"]),
+                *lr_schedule_callbacks(params["lr_schedule"], learning_rate, params["epochs"], objective),
+                TrialLogger(run),
+            ]
             try:
                 result = super().run_trial(trial, *args, **kwargs)
             except BaseException:
@@ -195,6 +211,9 @@ class Tuner(Component):
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES),
+        "lr_schedule": Param(str, "constant", choices=LR_SCHEDULES, doc="as trainer.lr_schedule, over tuner.epochs"),
+        "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
+                              doc="as trainer.ema_momentum: trials are judged on the weights' moving average"),
         "label_smoothing": Param(float, 0.0, min=0, max=1, max_exclusive=True),
         "global_clipnorm": Param(float, 1.0, min=0),
         "clipnorm": Param(float, 0.0, min=0),

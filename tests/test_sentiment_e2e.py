@@ -23,10 +23,10 @@ from rnnpipe.components.infra_validator import read_warmup
 SAMPLE = Path(__file__).resolve().parent / "data" / "sentiment_sample.jsonl"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 # With the optional Tuner stage on (the last tests here check what it did): a learning rate of 1e-6 barely moves
-# the weights in an epoch, so 0.01 is clearly the better choice.
+# the weights in an epoch, so 0.01 is clearly the better choice. The trials decay it as the Trainer does (cosine).
 TUNED = ["--set", "tuner.enabled=true", "--set", "tuner.search_space={learning_rate: [0.000001, 0.01]}",
          "--set", "tuner.algorithm=random", "--set", "tuner.objective=val_loss",
-         "--set", "tuner.max_trials=2", "--set", "tuner.epochs=1"]
+         "--set", "tuner.max_trials=2", "--set", "tuner.epochs=2", "--set", "trainer.lr_schedule=cosine"]
 SMALL = ["--set", f"data.path={SAMPLE}", "--set", "trainer.epochs=2", "--set", "transform.min_frequency=1",
          "--set", "model.units=16", "--set", "model.embedding_dim=16",
          "--set", "embedding_pretrainer.corpus=null", "--set", "trainer.ensemble=1", *TUNED]
@@ -267,10 +267,10 @@ def test_the_tuner_picks_the_better_choice_and_the_trainer_trains_with_it(pushed
     scores = {t["values"]["learning_rate"]: t["score"] for t in best["trials"]}
     assert set(scores) == {0.000001, 0.01} and scores[0.01] < scores[0.000001]
     assert best["objective"] == {"name": "val_loss", "direction": "min", "best": scores[0.01]}
-    # The Trainer's optimizer ran at the tuned rate, not the config's.
+    # The Trainer's optimizer ran at the tuned rate, not the config's: its second (last) epoch's cosine from 0.01.
     with zipfile.ZipFile(latest(work, "Trainer") / "model_run" / "model.keras") as saved:
         compiled = json.loads(saved.read("config.json"))["compile_config"]
-    assert compiled["optimizer"]["config"]["learning_rate"] == pytest.approx(0.01)
+    assert compiled["optimizer"]["config"]["learning_rate"] == pytest.approx(0.01 * (0.05 + 0.95 * 0.5))
 
 
 def test_each_tuner_trial_is_an_mlflow_run_nested_under_the_pipelines(pushed: dict) -> None:
@@ -283,7 +283,12 @@ def test_each_tuner_trial_is_an_mlflow_run_nested_under_the_pipelines(pushed: di
     assert sorted(r.data.params["hp.learning_rate"] for r in trials) == ["0.01", "1e-06"]
     for run in trials:
         assert run.info.status == "FINISHED" and "objective/val_loss" in run.data.metrics
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val/loss")] == [0, 1]
+        # Each trial trained with the Trainer's schedule: cosine from its own rate to 5 % of it over 2 epochs.
+        rate = float(run.data.params["hp.learning_rate"])
+        rates = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "train/learning_rate"),
+                                         key=lambda m: m.step)]
+        assert rates == pytest.approx([rate, rate * (0.05 + 0.95 * 0.5)], rel=1e-5)
     assert parent.data.tags["rnnpipe.tuned.learning_rate"] == "0.01"
 
 

@@ -62,10 +62,19 @@ def _length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def _check_length_penalty(value: Any) -> float:
+def _check_penalty(name: str, value: Any) -> float:
     if value == 0:
         return 0.0
-    return check_positive_float("length_penalty", value)
+    return check_positive_float(name, value)
+
+
+def _coverage_penalty(coverage: tf.Tensor, source_mask: tf.Tensor, beta: float) -> tf.Tensor:
+    """GNMT's coverage penalty (Wu et al., 2016), `beta * sum_j log(min(coverage_j, 1))` over the source pieces
+    (padding excluded): 0 when every piece got a total attention of 1 or more, below 0 for each one the
+    hypothesis attended less. `coverage` `[..., S]` is the attention summed over the target steps."""
+    covered = tf.where(source_mask, tf.minimum(coverage, 1.0), 1.0)
+    # The floor only keeps log finite where a softmax weight underflowed to 0.
+    return beta * tf.reduce_sum(tf.math.log(tf.maximum(covered, 1e-10)), axis=-1)
 
 
 def _check_max_length(max_length: Any) -> Any:
@@ -452,27 +461,33 @@ class Seq2Seq(keras.Model):
         beam_width: int = 4,
         max_length: Any = 50,
         length_penalty: float = 0.6,
+        coverage_penalty: float = 0.0,
     ) -> dict[str, tf.Tensor]:
         """Beam search: keeps the `beam_width` best hypotheses per source, ranked by length-normalised score.
 
         The score of a hypothesis is the sum of its tokens' log-probabilities divided by the GNMT length
         penalty `((5 + length) / 6) ** length_penalty`; hypotheses are ranked by it at every step, and a
-        hypothesis that emitted `end_id` stays in the beam with a fixed score. Stops when every beam ended
-        or after `max_length` steps. With `beam_width=1` this is greedy decoding.
+        hypothesis that emitted `end_id` stays in the beam with a fixed score. With `coverage_penalty`
+        (GNMT's beta), an ended hypothesis also loses `beta * sum_j log(min(a_j, 1))`, `a_j` being the
+        attention that source piece `j` got over all its steps: one that skipped part of the source ranks
+        below one that translated all of it. Stops when every beam ended or after `max_length` steps. With
+        `beam_width=1` and no coverage penalty this is greedy decoding.
 
         Args:
             source: `[batch, S]` int ids, 0-padded.
             beam_width: positive int, hypotheses kept per source.
             max_length: positive int or int scalar tensor, the most tokens generated (end token included).
             length_penalty: alpha >= 0; 0 ranks by plain log-probability (favours short outputs).
+            coverage_penalty: beta >= 0; 0 = off.
 
         Returns:
-            As `greedy_decode` for the best hypothesis (`scores` being its normalised score), plus
-            `beam_tokens` int32 `[batch, beam_width, L]` and `beam_scores` float32 `[batch, beam_width]`, best
-            first.
+            As `greedy_decode` for the best hypothesis (`scores` being its score, both penalties included),
+            plus `beam_tokens` int32 `[batch, beam_width, L]` and `beam_scores` float32 `[batch, beam_width]`,
+            best first.
         """
         beam_width = check_positive_int("beam_width", beam_width)
-        alpha = _check_length_penalty(length_penalty)
+        alpha = _check_penalty("length_penalty", length_penalty)
+        beta = _check_penalty("coverage_penalty", coverage_penalty)
         max_length = _check_max_length(max_length)
         parts, encoder_outputs, source_mask, states, source = self._start(source)
         batch = tf.shape(encoder_outputs)[0]
@@ -494,6 +509,8 @@ class Seq2Seq(keras.Model):
         attention_buffer = tf.zeros([batch, width, max_length, source_steps], tf.float32)
         # A finished beam can only continue with padding, at no cost.
         pad_only = tf.where(tf.equal(tf.range(vocab), 0), 0.0, _NEG)
+        ends = tf.equal(tf.range(vocab), self.end_id)
+        beam_mask = tf.reshape(source_mask, [batch, width, source_steps])
         offsets = (tf.range(batch) * width)[:, None]
 
         def cond(step: tf.Tensor, _tokens: tf.Tensor, _raw: tf.Tensor, finished: tf.Tensor, *_: Any) -> tf.Tensor:
@@ -509,6 +526,11 @@ class Seq2Seq(keras.Model):
             candidate_raw = raw_scores[:, :, None] + log_probs
             new_lengths = lengths + tf.cast(tf.logical_not(finished), tf.int32)
             candidate_normalised = candidate_raw / _length_penalty(new_lengths, alpha)[:, :, None]
+            if beta:  # on the candidates that end here, ended before or are cut by max_length now
+                coverage = tf.reduce_sum(attention_buffer, axis=2) + weights  # all the beam's steps
+                penalty = _coverage_penalty(coverage, beam_mask, beta)
+                ended = finished[:, :, None] | ends[None, None, :] | tf.equal(step, max_length - 1)
+                candidate_normalised += tf.where(ended, penalty[:, :, None], 0.0)
             top_normalised, top = tf.math.top_k(tf.reshape(candidate_normalised, [batch, width * vocab]), k=width)
             parent = top // vocab
             chosen = top % vocab

@@ -193,14 +193,24 @@ def test_step_by_step_decoding_computes_the_teacher_forced_probabilities(options
     np.testing.assert_allclose(again["attention"].numpy()[:, :, : source.shape[1]], decoded["attention"], atol=1e-6)
 
 
-@pytest.mark.parametrize("alpha", [0.0, 0.6, 2.0])
-def test_a_beam_wider_than_every_candidate_set_finds_the_exhaustive_best(alpha):
-    """Nothing is pruned before the last step, so the best beam is the best of all hypotheses, by brute force."""
+def teacher_forced_attention(model: Seq2Seq, source: np.ndarray, target_in: np.ndarray) -> np.ndarray:
+    """The attention weights `[batch, T, S]` of call() on `target_in`."""
+    _, weights = keras.Model(model.inputs, model.get_layer("attention").output)(
+        {"source": source, "target_in": target_in})
+    return np.asarray(weights, "float64")
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(0.0, 0.0), (0.6, 0.0), (2.0, 0.0), (0.6, 0.5), (0.0, 3.0)])
+def test_a_beam_wider_than_every_candidate_set_finds_the_exhaustive_best(alpha, beta):
+    """Nothing is pruned before the last step, so the best beam is the best of all hypotheses, by brute force:
+    log-probability over the length penalty, plus the coverage penalty of the attention over all its steps
+    (every hypothesis here ends, by the end token or cut at max_length)."""
     keras.utils.set_random_seed(5)
     vocab, steps = 6, 3  # emittable ids 2 (end), 3, 4, 5
     model = build_seq2seq(vocab, vocab, embedding_dim=6, units=7, cell="gru", bidirectional=False)
     source = np.array([[3, 4, 5, 3], [5, 4, 0, 0]], "int32")
-    decoded = model.beam_search_decode(source, beam_width=16, max_length=steps, length_penalty=alpha)
+    decoded = model.beam_search_decode(source, beam_width=16, max_length=steps, length_penalty=alpha,
+                                       coverage_penalty=beta)
 
     symbols = [3, 4, 5]
     hypotheses = [[END]] + [[a, END] for a in symbols] + [[a, b, END] for a in symbols for b in symbols]
@@ -213,6 +223,8 @@ def test_a_beam_wider_than_every_candidate_set_finds_the_exhaustive_best(alpha):
         log_probs = teacher_forced_log_probs(model, sources, feed_back(tokens, lengths))
         chosen = np.take_along_axis(log_probs, tokens[..., None], axis=-1)[..., 0]
         scores = np.where(valid, chosen, 0.0).sum(axis=1) / ((5.0 + lengths) / 6.0) ** alpha
+        coverage = (teacher_forced_attention(model, sources, feed_back(tokens, lengths)) * valid[..., None]).sum(1)
+        scores += beta * np.log(np.where(sources > 0, np.minimum(coverage, 1.0), 1.0)).sum(axis=1)
         best = int(np.argmax(scores))
         got = decoded["tokens"].numpy()[row]
         assert got[: decoded["lengths"].numpy()[row]].tolist() == hypotheses[best], (row, got, scores[best])
@@ -306,6 +318,8 @@ def test_bad_decoding_arguments_raise_value_errors():
         model.greedy_decode(source, max_length=0)
     with pytest.raises(ValueError, match=r"`length_penalty`.*Received: length_penalty=-1"):
         model.beam_search_decode(source, length_penalty=-1)
+    with pytest.raises(ValueError, match=r"`coverage_penalty`.*Received: coverage_penalty=-0.2"):
+        model.beam_search_decode(source, coverage_penalty=-0.2)
 
 
 @pytest.mark.slow

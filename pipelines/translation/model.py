@@ -40,7 +40,8 @@ from .features import (
 
 DECODERS = ("greedy", "beam")
 # Settings of the exported decoding, kept beside the Keras model (they are not Seq2Seq arguments).
-DECODING_DEFAULTS = {"decode": "greedy", "beam_width": 4, "length_penalty": 0.6, "max_target_tokens": 48}
+DECODING_DEFAULTS = {"decode": "greedy", "beam_width": 4, "length_penalty": 0.6, "coverage_penalty": 0.0,
+                     "max_target_tokens": 48}
 # The lexicon's settings (Seq2Seq takes the table, not how it was made).
 LEXICON_DEFAULTS = {"lexicon_top_k": 10}
 
@@ -67,6 +68,10 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     settings = {k: hparams.get(k, v) for k, v in DECODING_DEFAULTS.items()}
     if settings["decode"] not in DECODERS:
         raise ConfigError(f"model.decode must be one of {', '.join(DECODERS)}; got {settings['decode']!r}")
+    # Checked here, before training, rather than by the decoder when the trained model is exported.
+    for key in ("length_penalty", "coverage_penalty"):
+        if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)) or settings[key] < 0:
+            raise ConfigError(f"model.{key} must be a number >= 0; got {settings[key]!r}")
     top_k = hparams.get("lexicon_top_k", LEXICON_DEFAULTS["lexicon_top_k"])
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"model.lexicon_top_k must be a positive integer; got {top_k!r}")
@@ -143,7 +148,8 @@ def _decode(model: Any, ids: tf.Tensor, method: str) -> dict[str, tf.Tensor]:
     max_length = tf.minimum(settings["max_target_tokens"] + 1, 2 * tf.shape(ids)[1] + 10)
     if method == "beam":
         return model.beam_search_decode(ids, beam_width=settings["beam_width"], max_length=max_length,
-                                        length_penalty=settings["length_penalty"])
+                                        length_penalty=settings["length_penalty"],
+                                        coverage_penalty=settings["coverage_penalty"])
     return model.greedy_decode(ids, max_length=max_length)
 
 

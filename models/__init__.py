@@ -39,7 +39,7 @@ from .losses import SparseCategoricalCrossentropyWithSmoothing, with_label_smoot
 from .optimizers import make_optimizer, warm_up_moving_average
 from .pooling import MaskedMaxPooling1D, MaskedMeanPooling1D
 from .recurrent import GRU, LSTM, SimpleRNN
-from .seq2seq import Seq2Seq, build_seq2seq
+from .seq2seq import Seq2Seq, build_seq2seq, check_decoding_penalty
 from .smoothing import HoltWinters
 from .tagger import build_sequence_tagger
 from .theta import Theta
@@ -76,6 +76,7 @@ __all__ = [
     "build_sequence_classifier",
     "build_sequence_tagger",
     "build_speech_recognizer",
+    "check_decoding_penalty",
     "ibm1_expected_counts",
     "inverse_error_weights",
     "keep_top_k",

@@ -83,3 +83,10 @@ def check_positive_float(name: str, value: Any) -> float:
     if not (is_number and value > 0 and math.isfinite(value)):
         raise ValueError(f"Argument `{name}` must be a finite number > 0. Received: {name}={value!r}")
     return float(value)
+
+
+def check_non_negative_float(name: str, value: Any) -> float:
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if not (is_number and value >= 0 and math.isfinite(value)):
+        raise ValueError(f"Argument `{name}` must be a finite number >= 0. Received: {name}={value!r}")
+    return float(value)

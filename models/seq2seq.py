@@ -42,14 +42,14 @@ from ._validation import (
     check_bool,
     check_choice,
     check_int_at_least,
-    check_positive_float,
+    check_non_negative_float,
     check_positive_int,
     check_rate,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
 from .lexical import LexicalBias
 
-__all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq"]
+__all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq", "check_decoding_penalty"]
 
 ATTENTION_TYPES = ("additive", "dot", "general", "concat")
 
@@ -62,10 +62,10 @@ def _length_penalty(lengths: tf.Tensor, alpha: float) -> tf.Tensor:
     return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, alpha)
 
 
-def _check_penalty(name: str, value: Any) -> float:
-    if value == 0:
-        return 0.0
-    return check_positive_float(name, value)
+def check_decoding_penalty(name: str, value: Any) -> float:
+    """`Seq2Seq.beam_search_decode`'s check of `length_penalty` and `coverage_penalty` (a finite number >= 0),
+    for callers that want to fail on a bad setting before there is a trained model to decode with."""
+    return check_non_negative_float(name, value)
 
 
 def _coverage_penalty(coverage: tf.Tensor, source_mask: tf.Tensor, beta: float) -> tf.Tensor:
@@ -486,8 +486,8 @@ class Seq2Seq(keras.Model):
             best first.
         """
         beam_width = check_positive_int("beam_width", beam_width)
-        alpha = _check_penalty("length_penalty", length_penalty)
-        beta = _check_penalty("coverage_penalty", coverage_penalty)
+        alpha = check_decoding_penalty("length_penalty", length_penalty)
+        beta = check_decoding_penalty("coverage_penalty", coverage_penalty)
         max_length = _check_max_length(max_length)
         parts, encoder_outputs, source_mask, states, source = self._start(source)
         batch = tf.shape(encoder_outputs)[0]

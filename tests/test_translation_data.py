@@ -225,9 +225,10 @@ def test_a_bad_lexicon_top_k_names_its_config_key(top_k: object) -> None:
 
 
 @pytest.mark.parametrize(("key", "value"), [("coverage_penalty", -0.1), ("length_penalty", "long"),
-                                            ("coverage_penalty", True)])
+                                            ("coverage_penalty", True), ("length_penalty", False),
+                                            ("coverage_penalty", float("inf"))])
 def test_a_bad_decoding_penalty_names_its_config_key_before_training(key: str, value: object) -> None:
     from rnnpipe.pipelines.translation.model import build_model
 
-    with pytest.raises(ConfigError, match=rf"model.{key} must be a number >= 0; got {value!r}"):
+    with pytest.raises(ConfigError, match=rf"model.{key} must be a finite number >= 0; got {value!r}"):
         build_model({key: value}, tft_output=None)

@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.errors import ConfigError
-from rnnpipe.models import build_seq2seq, keep_top_k
+from rnnpipe.models import build_seq2seq, check_decoding_penalty, keep_top_k
 
 from .features import (
     END_ID,
@@ -68,10 +68,12 @@ def build_model(hparams: dict, tft_output: Any) -> keras.Model:
     settings = {k: hparams.get(k, v) for k, v in DECODING_DEFAULTS.items()}
     if settings["decode"] not in DECODERS:
         raise ConfigError(f"model.decode must be one of {', '.join(DECODERS)}; got {settings['decode']!r}")
-    # Checked here, before training, rather than by the decoder when the trained model is exported.
+    # The decoder's own check, run here, before training, rather than when the trained model is exported.
     for key in ("length_penalty", "coverage_penalty"):
-        if isinstance(settings[key], bool) or not isinstance(settings[key], (int, float)) or settings[key] < 0:
-            raise ConfigError(f"model.{key} must be a number >= 0; got {settings[key]!r}")
+        try:
+            check_decoding_penalty(key, settings[key])
+        except ValueError:
+            raise ConfigError(f"model.{key} must be a finite number >= 0; got {settings[key]!r}") from None
     top_k = hparams.get("lexicon_top_k", LEXICON_DEFAULTS["lexicon_top_k"])
     if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
         raise ConfigError(f"model.lexicon_top_k must be a positive integer; got {top_k!r}")

@@ -54,7 +54,7 @@ APPLICATION = Application(
     name=NAME,
     description=__doc__.strip(),
     default_data="King James Bible / Reina-Valera 1909 verse pairs (Debian sword-text-kjv, sword-text-sparv, "
-                 "exported with mod2imp from libsword-utils), up to 30 words a side",
+                 "exported with mod2imp from libsword-utils), up to 50 words a side",
     config_file=Path(__file__).with_name("config.yaml"),
     build_pipeline=build_pipeline,
     fetch_data=fetch_data,

@@ -15,7 +15,7 @@ strings, optional ``group``) and routes each pair to a split by a hash of its ``
 for the Bible: neighbouring verses repeat phrases, so a verse-level split would leak) or, without one,
 of its source sentence. A line with the wrong number of fields, an empty side or bytes that are not
 UTF-8 stops the run with ``file:line``. Pairs longer than ``max_words`` whitespace words on either side
-are the length cut of the default config (see config.yaml for why 30): with ``split_long`` such a pair is
+are the length cut of the default config (see config.yaml for why 50): with ``split_long`` such a pair is
 split into its clauses when both sides have as many (``clause_pairs``), else it is skipped.
 """
 

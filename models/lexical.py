@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._validation import check_int_at_least, check_open_interval
+from ._validation import check_int_at_least, check_non_negative_float, check_open_interval
 
 __all__ = ["LexicalBias", "ibm1_expected_counts", "keep_top_k", "normalize_rows"]
 
@@ -38,6 +38,11 @@ class LexicalBias(keras.layers.Layer):
         source_vocab_size: rows of the table, the number of source ids including padding 0 (>= 1).
         target_vocab_size: columns of the table, the number of target ids (>= 1).
         epsilon: floor added to the lexical probability, in (0, 1): the largest bias is `log(1 / epsilon)`.
+        alignment_weight: in training, when called with the teacher-forced target ids too, add this weight
+            times a guided-alignment loss (Chen et al., 2016): the cross-entropy of the attention against the
+            table's posterior over the source tokens for the token the step predicts,
+            `table[x_j, y] / sum_k table[x_k, y]` (IBM Model 1's alignment of `y`). Steps whose token no source
+            token's row gives any probability are left out. 0 (the default) adds nothing.
 
     Example:
 
@@ -52,11 +57,12 @@ class LexicalBias(keras.layers.Layer):
     """
 
     def __init__(self, source_vocab_size: int, target_vocab_size: int, epsilon: float = 1e-3,
-                 **kwargs: Any) -> None:
+                 alignment_weight: float = 0.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source_vocab_size = check_int_at_least("source_vocab_size", source_vocab_size, 1)
         self.target_vocab_size = check_int_at_least("target_vocab_size", target_vocab_size, 1)
         self.epsilon = check_open_interval("epsilon", epsilon, 0.0, 1.0)
+        self.alignment_weight = check_non_negative_float("alignment_weight", alignment_weight)
         self.supports_masking = True  # the logits' mask (target padding) passes through
         self.table = self.add_weight(shape=(self.source_vocab_size, self.target_vocab_size), initializer="zeros",
                                      trainable=False, dtype="float32", name="table")
@@ -73,11 +79,30 @@ class LexicalBias(keras.layers.Layer):
                              f"summing to 1) or all zeros. Received: row sums from {sums.min():g} to {sums.max():g}")
         self.table.assign(table)
 
-    def call(self, inputs: Any) -> tf.Tensor:
-        logits, attention, source = inputs
-        rows = tf.gather(self.table, tf.cast(source, tf.int32))  # [batch, S, target vocabulary]
-        lexical = tf.einsum("bts,bsv->btv", tf.cast(attention, tf.float32), rows)
+    def call(self, inputs: Any, training: Any = None) -> tf.Tensor:
+        """`inputs`: `(logits, attention, source)`, or with `target_in` (the teacher-forced target ids
+        `[batch, T]`) fourth for the alignment loss."""
+        logits, attention, source, *target_in = inputs
+        source = tf.cast(source, tf.int32)
+        attention = tf.cast(attention, tf.float32)
+        rows = tf.gather(self.table, source)  # [batch, S, target vocabulary]
+        if training and self.alignment_weight > 0 and target_in:
+            self.add_loss(self.alignment_weight * self._alignment_loss(attention, source, rows, target_in[0]))
+        lexical = tf.einsum("bts,bsv->btv", attention, rows)
         return tf.cast(logits, tf.float32) + tf.math.log(lexical + self.epsilon)
+
+    @staticmethod
+    def _alignment_loss(attention: tf.Tensor, source: tf.Tensor, rows: tf.Tensor, target_in: Any) -> tf.Tensor:
+        # Step t predicts the next teacher-forced token; the last step (the end token) is left out.
+        target_in = tf.cast(target_in, tf.int32)
+        predicted = tf.pad(target_in[:, 1:], [[0, 0], [0, 1]])
+        p = tf.gather(rows, predicted, axis=2, batch_dims=1)  # [batch, S, T]: table[x_j, y_t]
+        p = tf.transpose(p, [0, 2, 1]) * tf.cast(source > 0, tf.float32)[:, None, :]
+        total = tf.reduce_sum(p, axis=-1)
+        guided = tf.cast((total > 1e-6) & (predicted > 0), tf.float32)
+        posterior = p / tf.maximum(total, 1e-12)[..., None]
+        cross_entropy = -tf.reduce_sum(posterior * tf.math.log(attention + 1e-9), axis=-1)
+        return tf.reduce_sum(cross_entropy * guided) / tf.maximum(tf.reduce_sum(guided), 1.0)
 
     def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
         return mask[0] if isinstance(mask, (list, tuple)) else mask
@@ -87,7 +112,8 @@ class LexicalBias(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "source_vocab_size": self.source_vocab_size,
-                "target_vocab_size": self.target_vocab_size, "epsilon": self.epsilon}
+                "target_vocab_size": self.target_vocab_size, "epsilon": self.epsilon,
+                "alignment_weight": self.alignment_weight}
 
 
 def ibm1_expected_counts(table: np.ndarray, pairs: Any) -> np.ndarray:

@@ -117,6 +117,8 @@ class Seq2Seq(keras.Model):
         lexical_bias: add a `LexicalBias` layer (named `"lexical_bias"`) to the logits; its table is all zeros,
             i.e. no bias, until set with `model.get_layer("lexical_bias").set_table(...)` before training.
         lexical_epsilon: the `LexicalBias` floor, in (0, 1).
+        guided_alignment: with `lexical_bias`, the weight of `LexicalBias`' guided-alignment loss in training:
+            the attention is taught the lexicon's alignment of each target token, >= 0 (0 = off).
         word_dropout: in training, the probability of dropping a whole token's embedding (source and
             teacher-forced target alike; the rest are scaled by `1 / (1 - word_dropout)`), in [0, 1): with
             few sentence pairs the model then leans less on any one word (Sennrich and Zhang, 2019).
@@ -161,6 +163,7 @@ class Seq2Seq(keras.Model):
         embeddings_initializer: Any = "uniform",
         lexical_bias: bool = False,
         lexical_epsilon: float = 1e-3,
+        guided_alignment: float = 0.0,
         word_dropout: float = 0.0,
         context_layer: bool = False,
         name: str | None = None,
@@ -245,8 +248,12 @@ class Seq2Seq(keras.Model):
         output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
         logits_layer = keras.layers.Dense(target_vocab_size, name="logits")
         lexical_bias = check_bool("lexical_bias", lexical_bias)
-        lexical = LexicalBias(source_vocab_size, target_vocab_size, lexical_epsilon, name="lexical_bias") \
-            if lexical_bias else None
+        guided_alignment = check_non_negative_float("guided_alignment", guided_alignment)
+        if guided_alignment and not lexical_bias:
+            raise ValueError("guided_alignment learns the lexicon's alignment and needs lexical_bias=True. "
+                             f"Received: guided_alignment={guided_alignment!r}, lexical_bias=False")
+        lexical = LexicalBias(source_vocab_size, target_vocab_size, lexical_epsilon,
+                              alignment_weight=guided_alignment, name="lexical_bias") if lexical_bias else None
         # One mask value per token (noise_shape): a dropped token loses its whole embedding.
         word_dropouts = {side: keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1),
                                                     name=f"{side}_word_dropout") if word_dropout else None
@@ -296,6 +303,7 @@ class Seq2Seq(keras.Model):
             "embeddings_initializer": keras.initializers.serialize(initializer),
             "lexical_bias": lexical_bias,
             "lexical_epsilon": float(lexical_epsilon),
+            "guided_alignment": guided_alignment,
             "word_dropout": word_dropout,
             "context_layer": context_layer,
         }
@@ -630,7 +638,7 @@ def _decode_teacher_forced(
     hidden = parts["attentional"](keras.ops.concatenate([y, context], axis=-1))
     logits = parts["logits"](parts["output_dropout"](hidden, training=training))
     if parts["lexical_bias"] is not None:
-        logits = parts["lexical_bias"]((logits, weights, source))
+        logits = parts["lexical_bias"]((logits, weights, source, target_in), training=training)
     return logits
 
 
@@ -654,6 +662,7 @@ def build_seq2seq(
     embeddings_initializer: Any = "uniform",
     lexical_bias: bool = False,
     lexical_epsilon: float = 1e-3,
+    guided_alignment: float = 0.0,
     word_dropout: float = 0.0,
     context_layer: bool = False,
 ) -> Seq2Seq:
@@ -685,6 +694,7 @@ def build_seq2seq(
         embeddings_initializer=embeddings_initializer,
         lexical_bias=lexical_bias,
         lexical_epsilon=lexical_epsilon,
+        guided_alignment=guided_alignment,
         word_dropout=word_dropout,
         context_layer=context_layer,
     )

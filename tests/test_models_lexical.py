@@ -81,11 +81,56 @@ def test_seq2seq_with_a_lexicon_decodes_its_translations_and_keeps_them_on_reloa
     assert served.decode(tf.constant(source, tf.int32), tf.constant(1))[:, 0].numpy().tolist() == [8, 5, 7]
 
 
+def test_guided_alignment_is_the_attention_cross_entropy_against_the_lexicon_posterior() -> None:
+    layer = LexicalBias(4, 5, alignment_weight=2.0)
+    layer.set_table(_one_hot_table({1: 4, 2: 3}, 4, 5))
+    attention = np.array([[[0.25, 0.75], [0.4, 0.6], [0.5, 0.5]]], "float32")
+    source, target_in = np.array([[1, 2]]), np.array([[1, 3, 4]])
+    logits = np.zeros((1, 3, 5), "float32")
+    layer((logits, attention, source, target_in), training=False)
+    assert not layer.losses  # inference and validation: no extra loss
+    layer((logits, attention, source, target_in), training=True)
+    # Step 0 predicts 3 (source 2, at position 1), step 1 predicts 4 (position 0); the last step is left out.
+    expected = 2.0 * -(np.log(0.75) + np.log(0.4)) / 2
+    assert float(layer.losses[0]) == pytest.approx(expected, rel=1e-5)
+    assert LexicalBias.from_config(layer.get_config()).alignment_weight == 2.0
+
+
+def test_guided_alignment_teaches_the_attention_faster_than_the_lexicon_alone() -> None:
+    import keras
+
+    # Word order reversed: target step t translates source position 3 - t.
+    translation = {4: 8, 5: 7, 6: 6, 7: 5}
+    source = np.array([[4, 5, 6, 7], [7, 6, 5, 4], [5, 4, 7, 6]] * 8)
+    target = np.array([[translation[s] for s in row[::-1]] for row in source])
+    inputs = {"source": source, "target_in": np.concatenate([np.ones((len(source), 1), int), target], axis=1)}
+    target_out = np.concatenate([target, np.full((len(source), 1), 2)], axis=1)
+
+    def aligned_attention(weight: float) -> np.ndarray:
+        keras.utils.set_random_seed(0)
+        model = build_seq2seq(8, 9, embedding_dim=8, units=8, lexical_bias=True, guided_alignment=weight)
+        assert model.get_config()["guided_alignment"] == weight
+        model.get_layer("lexical_bias").set_table(_one_hot_table(translation, 8, 9))
+        model.compile(optimizer=keras.optimizers.Adam(0.05),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(inputs, target_out, epochs=20, verbose=0)  # one batch an epoch: 20 steps
+        attention = model.greedy_decode(source[:3], max_length=4)["attention"].numpy()[:, :4]
+        return attention[:, np.arange(4), 3 - np.arange(4)]  # each step's weight on the token it translates
+
+    guided, unguided = aligned_attention(1.0), aligned_attention(0.0)
+    # The lexicon's bias pulls the attention the same way through the loss of the outputs, more slowly.
+    assert guided.min() > 0.5 and guided.mean() > unguided.mean() + 0.1, (guided, unguided)
+
+
 def test_without_a_lexicon_seq2seq_has_no_lexical_layer() -> None:
     model = build_seq2seq(8, 9, embedding_dim=8, units=8)
     assert "lexical_bias" not in [layer.name for layer in model.layers]
     with pytest.raises(ValueError, match="lexical_bias.*Received: lexical_bias='yes'"):
         build_seq2seq(8, 9, lexical_bias="yes")
+    with pytest.raises(ValueError, match="guided_alignment.*needs lexical_bias=True"):
+        build_seq2seq(8, 9, guided_alignment=0.5)
+    with pytest.raises(ValueError, match="guided_alignment"):
+        build_seq2seq(8, 9, lexical_bias=True, guided_alignment=-1.0)
 
 
 def test_ibm1_explains_each_target_word_by_one_source_word() -> None:

@@ -11,6 +11,10 @@ The table is a weight that training leaves alone: a small parallel corpus teache
 agreement long before it learns rare word translations, which a word-alignment model of the same pairs gives at
 once. `ibm1_expected_counts` and `normalize_rows` are the EM steps of IBM Model 1, the usual such model, and
 `keep_top_k` trims its table to the likeliest translations per source id.
+
+The same table can also teach the attention (`alignment_weight`, guided alignment): in training, the attention of
+each target step is pulled towards the source tokens the table says translate the token that step predicts, so
+the lexicon is mixed in by the words being translated sooner than the outputs' loss alone would arrange.
 """
 
 from __future__ import annotations

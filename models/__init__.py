@@ -6,6 +6,7 @@ serialization under the package name "rnnpipe".
 """
 
 from .attention import AdditiveAttention, MultiplicativeAttention
+from .bias import Bias
 from .cells import GRUCell, LSTMCell, SimpleRNNCell
 from .characters import CharacterCNN
 from .classifier import build_sequence_classifier
@@ -46,6 +47,7 @@ from .theta import Theta
 
 __all__ = [
     "AdditiveAttention",
+    "Bias",
     "BlankPaddedFrames",
     "CharacterCNN",
     "CTCLoss",

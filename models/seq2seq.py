@@ -47,6 +47,7 @@ from ._validation import (
     check_rate,
 )
 from .attention import AdditiveAttention, MultiplicativeAttention
+from .bias import Bias
 from .lexical import LexicalBias
 
 __all__ = ["ATTENTION_TYPES", "Seq2Seq", "build_seq2seq", "check_decoding_penalty"]
@@ -126,6 +127,11 @@ class Seq2Seq(keras.Model):
             output and the attention's context at every step, read by the output instead of the top decoder
             output: what was attended to at earlier steps (already translated) then shapes the next token.
             It starts from the top decoder layer's initial states.
+        tie_embeddings: the logits are the dot products of the attentional vector (then `embedding_dim`
+            wide) with the target embeddings, whose matrix serves both ends (`keras.layers.ReversibleEmbedding`,
+            Press and Wolf, 2017): a target piece's embedding is trained by every step that predicts it as
+            well as every step it is read at, and the output layer costs `embedding_dim` instead of `units`
+            multiply-adds a logit.
         name: model name.
 
     Example:
@@ -166,6 +172,7 @@ class Seq2Seq(keras.Model):
         guided_alignment: float = 0.0,
         word_dropout: float = 0.0,
         context_layer: bool = False,
+        tie_embeddings: bool = False,
         name: str | None = None,
         **kwargs: Any,
     ) -> None:
@@ -206,12 +213,13 @@ class Seq2Seq(keras.Model):
                 check_positive_int(arg, value)
         word_dropout = check_rate("word_dropout", word_dropout)
         context_layer = check_bool("context_layer", context_layer)
+        tie_embeddings = check_bool("tie_embeddings", tie_embeddings)
 
         source_embedding = keras.layers.Embedding(
             source_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
             name="source_embedding",
         )
-        target_embedding = keras.layers.Embedding(
+        target_embedding = (keras.layers.ReversibleEmbedding if tie_embeddings else keras.layers.Embedding)(
             target_vocab_size, embedding_dim, mask_zero=True, embeddings_initializer=initializer,
             name="target_embedding",
         )
@@ -244,9 +252,13 @@ class Seq2Seq(keras.Model):
             attention_layer = MultiplicativeAttention(attention, units=attention_units, name="attention")
         context_rnn = recurrent_layer(cell, units, return_sequences=True, name=f"context_{cell}", **rnn_args) \
             if context_layer else None
-        attentional = keras.layers.Dense(units, activation="tanh", name="attentional")
+        # Tied, the attentional vector lives in the embedding space: the logits are its dot products with the
+        # target embeddings (Press and Wolf, 2017).
+        attentional = keras.layers.Dense(embedding_dim if tie_embeddings else units, activation="tanh",
+                                         name="attentional")
         output_dropout = keras.layers.Dropout(dropout, name="output_dropout")
-        logits_layer = keras.layers.Dense(target_vocab_size, name="logits")
+        logits_layer = _tied_logits(target_embedding, Bias(target_vocab_size, name="logits")) if tie_embeddings \
+            else keras.layers.Dense(target_vocab_size, name="logits")
         lexical_bias = check_bool("lexical_bias", lexical_bias)
         guided_alignment = check_non_negative_float("guided_alignment", guided_alignment)
         if guided_alignment and not lexical_bias:
@@ -306,6 +318,7 @@ class Seq2Seq(keras.Model):
             "guided_alignment": guided_alignment,
             "word_dropout": word_dropout,
             "context_layer": context_layer,
+            "tie_embeddings": tie_embeddings,
         }
 
     # -- config ------------------------------------------------------------
@@ -352,7 +365,8 @@ class Seq2Seq(keras.Model):
             "context": self.get_layer(f"context_{cell}") if args["context_layer"] else None,
             "attentional": self.get_layer("attentional"),
             "output_dropout": self.get_layer("output_dropout"),
-            "logits": self.get_layer("logits"),
+            "logits": _tied_logits(self.get_layer("target_embedding"), self.get_layer("logits"))
+            if args["tie_embeddings"] else self.get_layer("logits"),
             "lexical_bias": self.get_layer("lexical_bias") if args["lexical_bias"] else None,
             **{f"{side}_word_dropout": self.get_layer(f"{side}_word_dropout") if args["word_dropout"] else None
                for side in ("source", "target")},
@@ -593,6 +607,10 @@ class Seq2Seq(keras.Model):
         }
 
 
+def _tied_logits(embedding: Any, bias: Any) -> Any:
+    return lambda hidden: bias(embedding(hidden, reverse=True))
+
+
 def _word_dropout(parts: dict[str, Any], side: str, embedded: Any, training: Any) -> Any:
     layer = parts[f"{side}_word_dropout"]
     return embedded if layer is None else layer(embedded, training=training)
@@ -665,6 +683,7 @@ def build_seq2seq(
     guided_alignment: float = 0.0,
     word_dropout: float = 0.0,
     context_layer: bool = False,
+    tie_embeddings: bool = False,
 ) -> Seq2Seq:
     """An uncompiled `Seq2Seq` (see its docstring for the arguments), built like the other rnnpipe builders.
 
@@ -697,4 +716,5 @@ def build_seq2seq(
         guided_alignment=guided_alignment,
         word_dropout=word_dropout,
         context_layer=context_layer,
+        tie_embeddings=tie_embeddings,
     )

@@ -169,9 +169,10 @@ def feed_back(tokens: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         {"cell": "lstm", "bidirectional": False, "attention": "concat", "attention_units": 5},
         {"cell": "gru", "bidirectional": True, "attention": "general", "context_layer": True, "lexical_bias": True},
         {"cell": "lstm", "num_layers": 2, "attention": "additive", "context_layer": True},
+        {"cell": "gru", "attention": "general", "tie_embeddings": True, "lexical_bias": True},
     ],
     ids=["lstm-bi-2-additive", "simple_rnn-dot", "gru-bi-2-general", "lstm-concat", "gru-context-lexical",
-         "lstm-2-context"],
+         "lstm-2-context", "gru-tied"],
 )
 def test_step_by_step_decoding_computes_the_teacher_forced_probabilities(options):
     """Decoding runs the cells one step at a time; feeding its output back through call() must agree."""
@@ -252,6 +253,27 @@ def test_word_dropout_drops_whole_token_embeddings_in_training_and_nothing_at_in
     assert np.all(kept | gone) and 0.3 < gone[embedded.any(-1)].mean() < 0.7
 
 
+def test_tied_embeddings_are_the_output_layer_and_learn_from_both_ends():
+    keras.utils.set_random_seed(4)
+    model = build_seq2seq(VOCAB, VOCAB, embedding_dim=6, units=5, attention="general", tie_embeddings=True)
+    untied = build_seq2seq(VOCAB, VOCAB, embedding_dim=6, units=5, attention="general")
+    assert "logits" not in {w.path.split("/")[0] for w in model.weights if w.path.endswith("kernel")}
+    assert untied.count_params() - model.count_params() == 5 * VOCAB + (5 - 6) * (5 + 2 * 5 + 1)
+    inputs = {"source": np.array([[3, 4, 5, 0]], "int32"), "target_in": np.array([[START, 5, 4, 3]], "int32")}
+    hidden = keras.Model(model.inputs, model.get_layer("attentional").output)(inputs)
+    embeddings = model.get_layer("target_embedding").embeddings.numpy()
+    model.get_layer("logits").set_weights([np.arange(VOCAB, dtype="float32")])
+    np.testing.assert_allclose(model(inputs), np.asarray(hidden) @ embeddings.T + np.arange(VOCAB), atol=1e-5)
+    # A piece only ever predicted, never read (10 is no input here), still moves its embedding.
+    optimizer = keras.optimizers.SGD(0.1)
+    with tf.GradientTape() as tape:
+        loss = keras.losses.sparse_categorical_crossentropy(np.array([[10, 9, 8, END]]), model(inputs),
+                                                            from_logits=True)
+    optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+    moved = np.abs(model.get_layer("target_embedding").embeddings.numpy() - embeddings).sum(axis=1)
+    assert moved[10] > 0 and moved[9] > 0
+
+
 def test_get_config_covers_every_argument():
     arguments = {
         "source_vocab_size": 9,
@@ -271,6 +293,7 @@ def test_get_config_covers_every_argument():
         "max_target_length": 8,
         "word_dropout": 0.5,
         "context_layer": True,
+        "tie_embeddings": True,
     }
     model = build_seq2seq(**arguments, embeddings_initializer=keras.initializers.RandomNormal(stddev=1.0))
     config = model.get_config()
@@ -296,6 +319,7 @@ def test_get_config_covers_every_argument():
         ({"target_vocab_size": 2}, ["`target_vocab_size`", ">= 3", "Received: target_vocab_size=2"]),
         ({"bidirectional": 1}, ["`bidirectional`", "bool", "Received: bidirectional=1"]),
         ({"context_layer": "yes"}, ["`context_layer`", "bool", "Received: context_layer='yes'"]),
+        ({"tie_embeddings": 1}, ["`tie_embeddings`", "bool", "Received: tie_embeddings=1"]),
         ({"embeddings_initializer": "no_such"},
          ["`embeddings_initializer`", "Received: embeddings_initializer='no_such'"]),
     ],

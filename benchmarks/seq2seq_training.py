@@ -13,7 +13,7 @@ Pairs are synthetic with the train split's lengths (English / Spanish pieces: me
 The machine is shared and noisy: the variants run in rounds, in an order that flips every round, and the
 table reports the median over rounds (`--best`: the fastest) and the ratio to the baseline.
 
-    .venv/bin/python benchmarks/seq2seq_training.py            # about 4 minutes on 2 cores
+    .venv/bin/python benchmarks/seq2seq_training.py            # about 3 minutes on 2 cores
     .venv/bin/python benchmarks/seq2seq_training.py --rounds 2 # quicker, noisier
 """
 

@@ -11,8 +11,9 @@ Architecture (Luong et al., 2015, with either attention score):
   over the top encoder outputs (`AdditiveAttention`, i.e. Bahdanau's score, or `MultiplicativeAttention` with
   Luong's "dot" / "general" / "concat" score), padding masked on both sides -> with `context_layer=True`, one
   more recurrent layer over `[decoder output; context]` -> `Dense(units, tanh)` of `[decoder output; context]`
-  -> logits over the target vocabulary, plus, with `lexical_bias=True`, the log of a translation lexicon's
-  probabilities mixed by the same attention weights (`LexicalBias`).
+  -> logits over the target vocabulary (with `tie_embeddings=True`, a `Dense(embedding_dim, tanh)` whose
+  dot products with the target embeddings, plus a `Bias`, are the logits), plus, with `lexical_bias=True`, the
+  log of a translation lexicon's probabilities mixed by the same attention weights (`LexicalBias`).
 
 The attention is applied after the decoder's recurrence (the context is not fed back into the next step's
 input), so teacher-forced training runs the decoder as one fast sequence layer rather than a Python-level

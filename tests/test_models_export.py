@@ -284,8 +284,10 @@ CASES: dict[str, tuple[Callable[[], keras.Model], dict[str, Endpoint]]] = {
         },
     ),
     "seq2seq_lexicon": (
-        # GRU, one direction: the other branch of the bridge and the decoding loops' states, with the lexicon.
-        lambda: build_seq2seq(10, 11, embedding_dim=4, units=4, bidirectional=False, lexical_bias=True),
+        # GRU, one direction: the other branch of the bridge and the decoding loops' states, with the lexicon and
+        # the output tied to the target embeddings (a ReversibleEmbedding and a Bias).
+        lambda: build_seq2seq(10, 11, embedding_dim=4, units=4, bidirectional=False, lexical_bias=True,
+                              tie_embeddings=True),
         {
             "serve": Endpoint(
                 lambda model, inputs: {"logits": model(inputs)},
@@ -328,6 +330,7 @@ PIECES: dict[str, tuple[str, str]] = {
     "Seq2Seq.greedy_decode": ("seq2seq", "greedy/"),
     "Seq2Seq.beam_search_decode": ("seq2seq", "beam/"),
     "LexicalBias": ("seq2seq_lexicon", "beam/"),
+    "Bias": ("seq2seq_lexicon", "beam/"),
 }
 
 

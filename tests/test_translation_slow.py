@@ -39,8 +39,9 @@ def test_default_run_beats_both_baselines_and_serves_greedy_and_beam(workdir: Pa
     assert main(["run", "translation"]) == 0  # blessed: chrF above copy and lexical, and the threshold
     step = sorted((workdir / "pipeline_root" / "translation" / "Evaluator").glob("[0-9]*"), key=lambda p: int(p.name))
     overall = ModelEvaluation.read(step[-1] / "evaluation")["overall"]
-    # The aim: chrF >= 40 (measured 2026-12-05 with guided alignment, batches of 32 and tied embeddings:
-    # 53.6 / 53.4 / 53.5 at seeds 42 / 1 / 2, beam 8 and a coverage penalty, the lexicon 43.7).
+    # The aim: chrF >= 40 (measured 2026-12-05 with guided alignment, batches of 32, tied embeddings and
+    # 16 minutes of training: 54.0 / 53.6 / 53.4 at seeds 42 / 1 / 2, beam 8 and a coverage penalty, the lexicon
+    # 43.7). A slower machine holds fewer epochs in the budget, so the +10 over the lexicon is not asserted.
     assert overall["model"]["chrf"] >= 40 and overall["model"]["chrf"] > overall["lexical"]["chrf"]
     assert overall["model"]["bleu"] > overall["lexical"]["bleu"]
     assert overall["model"]["bleu"] > overall["copy"]["bleu"]

@@ -113,7 +113,9 @@ def remove_stale(target: Path, max_age_days: float = 30) -> list[Path]:
 def _library() -> Any:
     path = library_path()
     if not path.exists():
-        log.info("fused RNN kernels not built (%s missing): LSTM and GRU layers train with their TensorFlow loop; "
+        # A warning: a copied venv (its TF include path, and so the name, differ) would otherwise train slower
+        # without a word.
+        log.warning("fused RNN kernels not built (%s missing): LSTM and GRU layers train with their TensorFlow loop; "
                  "`python -m rnnpipe.models.build_kernels` builds them", path.name)
         return None
     return tf.load_op_library(str(path))

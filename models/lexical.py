@@ -25,7 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from ._validation import check_int_at_least, check_non_negative_float, check_open_interval
+from ._validation import check_int_at_least, check_non_negative_float, check_open_interval, check_positive_int
 
 __all__ = ["LexicalBias", "ibm1_expected_counts", "keep_top_k", "normalize_rows"]
 
@@ -167,6 +167,7 @@ def normalize_rows(counts: np.ndarray) -> np.ndarray:
 
 def keep_top_k(table: np.ndarray, top_k: int) -> np.ndarray:
     """Each row's `top_k` largest entries renormalized to sum to 1; the rest 0 (float32)."""
+    top_k = check_positive_int("top_k", top_k)  # 0 or less would keep every entry, silently
     table = np.array(table, np.float64)
     if 0 < top_k < table.shape[1]:
         cut = -np.partition(-table, top_k - 1, axis=1)[:, top_k - 1 : top_k]

@@ -80,6 +80,21 @@ def test_the_kernels_are_built_and_loaded():
     assert fused.available(), f"{fused.library_path()} missing: run `make` (python -m rnnpipe.models.build_kernels)"
 
 
+def test_missing_kernels_are_a_warning_that_says_how_to_build_them(monkeypatch, tmp_path, caplog):
+    # A copied venv looks for another library name (the name hashes TensorFlow's include path).
+    monkeypatch.setattr(fused, "library_path", lambda: tmp_path / "rnn_kernels-elsewhere.so")
+    fused._library.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=fused.log.name):
+            assert not fused.available()
+    finally:
+        monkeypatch.undo()
+        fused._library.cache_clear()
+    warning = [r for r in caplog.records if r.levelname == "WARNING" and "rnn_kernels-elsewhere.so" in r.getMessage()]
+    assert warning and "rnnpipe.models.build_kernels" in warning[0].getMessage()
+    assert fused.available()  # the real library again, once the cache is cleared
+
+
 @pytest.mark.parametrize("return_sequences", [False, True])
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("kind", list(KINDS))

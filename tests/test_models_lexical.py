@@ -147,3 +147,5 @@ def test_ibm1_explains_each_target_word_by_one_source_word() -> None:
     np.testing.assert_allclose(table[1:3].sum(), 0.0)  # ids never seen stay empty
     top = keep_top_k(table, 1)
     assert top[4].tolist() == [0, 0, 0, 0, 0, 0, 0, 1, 0] and top[1].sum() == 0
+    with pytest.raises(ValueError, match=r"`top_k` must be a positive integer.*Received: top_k=0"):
+        keep_top_k(table, 0)

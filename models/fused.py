@@ -116,7 +116,7 @@ def _library() -> Any:
         # A warning: a copied venv (its TF include path, and so the name, differ) would otherwise train slower
         # without a word.
         log.warning("fused RNN kernels not built (%s missing): LSTM and GRU layers train with their TensorFlow loop; "
-                 "`python -m rnnpipe.models.build_kernels` builds them", path.name)
+                    "`python -m rnnpipe.models.build_kernels` builds them", path.name)
         return None
     return tf.load_op_library(str(path))
 

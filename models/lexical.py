@@ -169,7 +169,7 @@ def keep_top_k(table: np.ndarray, top_k: int) -> np.ndarray:
     """Each row's `top_k` largest entries renormalized to sum to 1; the rest 0 (float32)."""
     top_k = check_positive_int("top_k", top_k)  # 0 or less would keep every entry, silently
     table = np.array(table, np.float64)
-    if 0 < top_k < table.shape[1]:
+    if top_k < table.shape[1]:
         cut = -np.partition(-table, top_k - 1, axis=1)[:, top_k - 1 : top_k]
         table[table < cut] = 0.0
     return normalize_rows(table).astype(np.float32)

@@ -54,6 +54,15 @@ def test_renumbered_chapters_move_to_the_other_texts_verses_and_drop_merged_ones
         data.renumbered(spanish, {("Jonah", 2): [(1, 1, 1, 15)]})
 
 
+def test_fetch_reuses_the_export_and_removes_an_earlier_versions(tmp_path: Path) -> None:
+    dest = data.default_path(tmp_path)
+    dest.write_text('{"source": "kept"}\n', encoding="utf-8")
+    (tmp_path / "kjv-rv1909.jsonl").write_text("v1\n", encoding="utf-8")  # misaligned in eight chapters
+    (tmp_path / "pairs.tsv").write_text("a\tb\n", encoding="utf-8")
+    assert data.fetch(dest) == dest and dest.read_text(encoding="utf-8") == '{"source": "kept"}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == [data.DEFAULT_FILE, "pairs.tsv"]
+
+
 @needs_sword
 def test_real_export_aligns_one_book_by_verse(tmp_path: Path) -> None:
     out = data.export_bible(tmp_path / "ruth.jsonl", books=["Ruth", "Jonah"])

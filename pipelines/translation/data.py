@@ -40,6 +40,7 @@ SOURCE_MODULE, TARGET_MODULE = "engKJV2006eb", "spaRV1909eb"
 EXPORTER, EXPORTER_PACKAGE = "mod2imp", "libsword-utils"
 # v2: the RV1909's chapters numbered otherwise mapped onto the KJV's verses, and its psalm titles removed.
 DEFAULT_FILE = "kjv-rv1909-v2.jsonl"
+SUPERSEDED_FILES = ("kjv-rv1909.jsonl",)  # earlier versions' exports (10 MB each), removed from the cache
 # Where the RV1909 numbers verses otherwise than the KJV (mostly as the Hebrew Bible does; Job 39-40 as the old
 # Reina-Valera; one verse of II Chronicles 33 holds two of the KJV's), the module keeps its text in the KJV's
 # verse slots: pairing by reference would pair unrelated verses (found by correlating verse lengths across
@@ -192,8 +193,12 @@ def export_bible(dest: Path, books: list[str] | None = None) -> Path:
 
 
 def fetch(dest: Path) -> Path:
-    """The default pairs file, exported once (later runs reuse it)."""
-    return dest if dest.is_file() else export_bible(dest)
+    """The default pairs file, exported once (later runs reuse it); an earlier version's export beside it goes."""
+    if not dest.is_file():
+        export_bible(dest)
+    for old in SUPERSEDED_FILES:
+        (dest.parent / old).unlink(missing_ok=True)
+    return dest
 
 
 def _pair(fields: list, where: str) -> tuple[str, str]:

@@ -54,7 +54,7 @@ def test_renumbered_chapters_move_to_the_other_texts_verses_and_drop_merged_ones
         data.renumbered(spanish, {("Jonah", 2): [(1, 1, 1, 15)]})
 
 
-def test_fetch_reuses_the_export_and_removes_an_earlier_versions(tmp_path: Path) -> None:
+def test_fetch_reuses_the_export_and_removes_the_earlier_version(tmp_path: Path) -> None:
     dest = data.default_path(tmp_path)
     dest.write_text('{"source": "kept"}\n', encoding="utf-8")
     (tmp_path / "kjv-rv1909.jsonl").write_text("v1\n", encoding="utf-8")  # misaligned in eight chapters

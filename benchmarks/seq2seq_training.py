@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from rnnpipe.models import build_seq2seq, keep_top_k  # noqa: E402
+from rnnpipe.pipelines.translation.model import sequence_length  # noqa: E402
 
 SOURCE_VOCAB, TARGET_VOCAB, CAP, BATCH = 4001, 2001, 64, 32
 MODEL = dict(embedding_dim=96, cell="gru", units=128, bidirectional=True, dropout=0.2, attention="general",
@@ -57,8 +58,7 @@ def dataset(examples: list, boundaries: list[int]) -> list:
     spec = ({"source": tf.TensorSpec([None], tf.int32), "target_in": tf.TensorSpec([None], tf.int32)},
             tf.TensorSpec([None], tf.int32))
     ds = tf.data.Dataset.from_generator(generate, output_signature=spec).bucket_by_sequence_length(
-        lambda x, y: tf.maximum(tf.shape(x["source"])[0], tf.shape(x["target_in"])[0]), boundaries,
-        [BATCH] * (len(boundaries) + 1))
+        lambda x, _: sequence_length(x), boundaries, [BATCH] * (len(boundaries) + 1))
     return list(ds)
 
 

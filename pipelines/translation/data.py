@@ -193,7 +193,8 @@ def export_bible(dest: Path, books: list[str] | None = None) -> Path:
 
 
 def fetch(dest: Path) -> Path:
-    """The default pairs file, exported once (later runs reuse it); an earlier version's export beside it goes."""
+    """The default pairs file, exported once (later runs reuse it); an earlier version's export beside it is
+    removed."""
     if not dest.is_file():
         export_bible(dest)
     for old in SUPERSEDED_FILES:

@@ -39,6 +39,7 @@ from ._validation import (
 __all__ = [
     "BitsPerCharacter",
     "LanguageModel",
+    "adaptive_token_log_probs",
     "build_language_model",
     "generate",
     "sample_with_temperature",
@@ -141,8 +142,14 @@ class LanguageModel(keras.Model):
         training: bool = False,
         return_state: bool = False,
     ) -> Any:
-        ids = tf.cast(inputs, tf.int32)
-        x = self.embedding(ids)
+        x, final_state = self.hidden_states(inputs, initial_state, mask=mask, training=training)
+        logits = self.head(x)
+        return (logits, final_state) if return_state else logits
+
+    def hidden_states(self, inputs: Any, initial_state: Sequence[Any] | None = None, mask: Any = None,
+                      training: bool = False) -> tuple[Any, list]:
+        """What the output layer reads, `[batch, time, units]`, and the final state (arguments as for `call`)."""
+        x = self.embedding(tf.cast(inputs, tf.int32))
         k = self.states_per_layer
         final_state = []
         for i, rnn in enumerate(self.rnns):
@@ -153,8 +160,7 @@ class LanguageModel(keras.Model):
             final_state += state
         if self.dropout > 0.0:
             x = self.drop(x, training=training)
-        logits = self.head(x)
-        return (logits, final_state) if return_state else logits
+        return x, final_state
 
     def train_step(self, data: Any) -> dict[str, Any]:
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
@@ -304,6 +310,69 @@ def token_log_probs(model: LanguageModel, ids: Any) -> tf.Tensor:
     logits = model(ids[:, :-1], training=False)
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32))
     return tf.gather(log_probs, ids[:, 1:], batch_dims=2)
+
+
+def adaptive_token_log_probs(model: LanguageModel, ids: Any, rate: Any, segment: int = 50) -> tf.Tensor:
+    """`token_log_probs` with the output layer adapted to each row as it is read: dynamic evaluation
+    (Krause et al., 2018) of the last layer. Every `segment` tokens, each row's own copy of the output layer
+    takes one SGD step of `rate` on those tokens' mean loss, so a name or a turn of phrase seen earlier in a
+    document is likelier later in it. Every token is scored before the step that learns from it, and the
+    model's weights do not change: rows are independent, and calls too.
+
+    Only the output layer adapts: its gradient needs no backpropagation through the recurrent layers, so this
+    costs about what `token_log_probs` does (adapting every weight costs three times as much).
+
+    Args:
+        model: a `LanguageModel`.
+        ids: int token ids `[batch, time]`, right-padded with 0 (padding neither scored nor learnt from).
+        rate: SGD learning rate, a number or `[batch]` (0 = `token_log_probs`).
+        segment: tokens per step (>= 1).
+
+    Returns:
+        `[batch, time - 1]`: entry t = log p(ids[t+1] | ids[:t+1]) under the layer adapted to ids[:t+1]'s
+        segments before t's own. Positions whose target is padding hold garbage.
+
+    Example:
+
+    >>> import numpy as np
+    >>> from rnnpipe.models import adaptive_token_log_probs, build_language_model, token_log_probs
+    >>> lm = build_language_model(5, embedding_dim=4, units=4)
+    >>> ids = np.array([[1, 2, 3, 4] * 25])
+    >>> np.allclose(adaptive_token_log_probs(lm, ids, 0.0), token_log_probs(lm, ids), atol=1e-5)
+    True
+    >>> bool(adaptive_token_log_probs(lm, ids, 1.0, segment=4).numpy().sum() > token_log_probs(lm, ids).numpy().sum())
+    True
+    """
+    segment = check_positive_int("segment", segment)
+    ids = tf.cast(tf.convert_to_tensor(ids), tf.int32)
+    batch, time = tf.shape(ids)[0], tf.shape(ids)[1] - 1
+    steps = (time + segment - 1) // segment
+    padded = tf.pad(ids, [[0, 0], [0, steps * segment - time]])
+    inputs = tf.transpose(tf.reshape(padded[:, :-1], [batch, steps, segment]), [1, 0, 2])
+    targets = tf.transpose(tf.reshape(padded[:, 1:], [batch, steps, segment]), [1, 0, 2])
+    rate = tf.reshape(tf.broadcast_to(tf.cast(rate, tf.float32), [batch]), [batch, 1, 1])
+    kernel = tf.tile(tf.cast(model.head.kernel, tf.float32)[None], [batch, 1, 1])  # [batch, units, vocab]
+    bias = tf.tile(tf.cast(model.head.bias, tf.float32)[None], [batch, 1])
+
+    def body(i: tf.Tensor, state: tuple, kernel: tf.Tensor, bias: tf.Tensor, out: tf.TensorArray) -> tuple:
+        hidden, new_state = model.hidden_states(inputs[i], initial_state=list(state), training=False)
+        hidden = tf.cast(hidden, tf.float32)
+        log_probs = tf.nn.log_softmax(tf.einsum("bsu,buv->bsv", hidden, kernel) + bias[:, None])
+        target = targets[i]
+        weight = tf.cast(tf.not_equal(target, 0), tf.float32)
+        weight /= tf.maximum(tf.reduce_sum(weight, axis=1, keepdims=True), 1.0)
+        # d(mean loss)/d(logits) = softmax - one-hot, per scored token
+        grad = (tf.exp(log_probs) - tf.one_hot(target, tf.shape(bias)[1])) * weight[..., None]
+        kernel -= rate * tf.einsum("bsu,bsv->buv", hidden, grad)
+        bias -= rate[:, 0] * tf.reduce_sum(grad, axis=1)
+        picked = tf.gather(log_probs, target, batch_dims=2)
+        return i + 1, tuple(tf.stop_gradient(s) for s in new_state), kernel, bias, out.write(i, picked)
+
+    out = tf.TensorArray(tf.float32, size=steps, element_shape=[None, segment])
+    *_, out = tf.while_loop(lambda i, *_: i < steps, body,
+                            (tf.constant(0), tuple(model.zero_state(batch)), kernel, bias, out))
+    picked = tf.reshape(tf.transpose(out.stack(), [1, 0, 2]), [batch, steps * segment])
+    return picked[:, :time]
 
 
 def _check_temperature(temperature: Any) -> tf.Tensor:

@@ -38,10 +38,14 @@ out = loaded.signatures["serving_default"](text=tf.constant(["ROMEO.\\n", "", "W
                                            length=tf.constant([25, 7, 0]), temperature=tf.constant([0.8, 1.0, 0.5]))
 scored = loaded.signatures["score"](text=tf.constant([r["text"] for r in records]),
                                     context_chars=tf.constant([r["context_chars"] for r in records]))
+unadapted = loaded.signatures["score_adaptive"](text=tf.constant([r["text"] for r in records]),
+                                                context_chars=tf.constant([r["context_chars"] for r in records]),
+                                                rate=tf.zeros([len(records)]))
 assert not [m for m in sys.modules if m.split(".")[0] in ("rnnpipe", "keras", "tensorflow_transform", "mlflow")]
 print(json.dumps({"generated": [t.decode() for t in out["generated"].numpy()],
                   "length": out["length"].numpy().tolist(),
-                  "bits": float(scored["bits"].numpy().sum()), "chars": int(scored["chars"].numpy().sum())}))
+                  "bits": float(scored["bits"].numpy().sum()), "chars": int(scored["chars"].numpy().sum()),
+                  "bits_rate_0": float(unadapted["bits"].numpy().sum())}))
 """
 
 
@@ -66,6 +70,8 @@ def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: d
     overall = evaluation["overall"]
     assert overall["model"]["chars"] == overall["unigram"]["chars"] == 3976  # d_hamlet.txt less its first char
     assert overall["model"]["bpc"] < overall["unigram"]["bpc"] == overall["baseline"]["bpc"]
+    # The whole held-out work read as one document, the output layer adapting (evaluator.metrics.adapt_rate)
+    assert overall["model"]["bpc_adaptive"] < overall["model"]["bpc"]
     assert overall["peer/kn3"]["bpc"] < overall["bigram"]["bpc"] < overall["unigram"]["bpc"]
     assert list(evaluation["slices"]) == ["work:d_hamlet"]
     assert ModelBlessing.read(latest(work, "Evaluator") / "blessing").blessed
@@ -75,6 +81,7 @@ def test_trained_model_beats_the_unigram_baseline_on_the_held_out_work(pushed: d
     client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
     run = client.search_runs([client.get_experiment_by_name("textgen").experiment_id])[0]
     assert run.data.metrics["Evaluator/test_bpc"] == pytest.approx(overall["model"]["bpc"])
+    assert run.data.metrics["Evaluator/test_bpc_adaptive"] == pytest.approx(overall["model"]["bpc_adaptive"])
     assert run.data.metrics["Evaluator/unigram_bpc"] == pytest.approx(overall["unigram"]["bpc"])
     assert run.data.metrics["Evaluator/test_bpc.work:d_hamlet"] == pytest.approx(overall["model"]["bpc"])
     assert len(client.get_metric_history(run.info.run_id, "val/bits_per_character")) == 4
@@ -102,6 +109,7 @@ def test_pushed_model_generates_and_scores_in_a_fresh_process(pushed: dict) -> N
     evaluation = ModelEvaluation.read(latest(work, "Evaluator") / "evaluation")
     assert out["chars"] == evaluation["overall"]["model"]["chars"]
     assert out["bits"] / out["chars"] == pytest.approx(evaluation["overall"]["model"]["bpc"], rel=1e-4)
+    assert out["bits_rate_0"] == pytest.approx(out["bits"], rel=1e-4)  # score_adaptive at rate 0 is score
 
 
 def test_samples_at_several_temperatures_come_from_the_serving_signature(pushed: dict) -> None:

@@ -12,6 +12,7 @@ import tensorflow as tf
 from rnnpipe.models import (
     BitsPerCharacter,
     LanguageModel,
+    adaptive_token_log_probs,
     build_language_model,
     generate,
     sample_with_temperature,
@@ -93,6 +94,34 @@ def test_token_log_probs_and_bits_per_character_agree_with_a_manual_softmax() ->
     metric.update_state(ids[:, 1:], logits)
     real = ids[:, 1:] != 0
     assert float(metric.result()) == pytest.approx(-expected[real].mean() / math.log(2), abs=1e-4)
+
+
+def test_adaptive_log_probs_take_one_sgd_step_of_the_output_layer_per_segment_and_row() -> None:
+    model = build_language_model(VOCAB, embedding_dim=4, units=8)
+    ids = np.array([encode("to be or not"), encode("not to") + [0] * 6])
+    static = token_log_probs(model, ids).numpy()
+    np.testing.assert_allclose(adaptive_token_log_probs(model, ids, 0.0, segment=4).numpy(), static, atol=1e-5)
+    adapted = adaptive_token_log_probs(model, ids, [0.5, 0.0], segment=4).numpy()
+    np.testing.assert_allclose(adapted[:, :4], static[:, :4], atol=1e-5)  # the first segment: no step yet
+    np.testing.assert_allclose(adapted[1], static[1], atol=1e-5)  # rate 0 for that row: the other row's steps
+    # Row 0 by hand: the mean loss of its first 4 targets, one SGD step on the output layer, then segment 2.
+    hidden = model.hidden_states(ids[:1, :-1])[0].numpy()[0]
+    kernel, bias = model.head.kernel.numpy(), model.head.bias.numpy()
+    probs = np.exp(hidden[:4] @ kernel + bias)
+    probs /= probs.sum(-1, keepdims=True)
+    grad = (probs - np.eye(VOCAB)[ids[0, 1:5]]) / 4
+    kernel, bias = kernel - 0.5 * hidden[:4].T @ grad, bias - 0.5 * grad.sum(0)
+    logits = hidden[4:8] @ kernel + bias
+    expected = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    np.testing.assert_allclose(adapted[0, 4:8], expected[np.arange(4), ids[0, 5:9]], atol=1e-5)
+    assert not np.allclose(adapted[0, 4:], static[0, 4:], atol=1e-3)
+
+
+def test_adaptation_learns_a_document_the_model_has_not_seen(trained: LanguageModel) -> None:
+    ids = np.array([encode("bet on tree. no rot. " * 15)])  # new words of the characters it knows
+    static = -token_log_probs(trained, ids).numpy()[0, 100:].mean() / math.log(2)
+    adapted = -adaptive_token_log_probs(trained, ids, 0.5).numpy()[0, 100:].mean() / math.log(2)
+    assert adapted < static - 0.3, (adapted, static)
 
 
 def test_generate_never_draws_banned_ids_handles_per_row_temperature_and_length_zero() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.pipelines.textgen import data
-from rnnpipe.pipelines.textgen.metrics import CharNgram, evaluate_bpc, work_texts
+from rnnpipe.pipelines.textgen.metrics import CharNgram, adaptive_bits, evaluate_bpc, work_texts
 
 SAMPLE = Path(__file__).resolve().parent / "data" / "textgen_sample"
 
@@ -148,3 +148,9 @@ def test_metrics_function_scores_the_same_characters_as_the_model(tmp_path: Path
                        match=r"evaluator\.metrics\.baseline must be one of \['bigram', 'kn3', 'unigram'\]"):
         evaluate_bpc(_Ev(test, predictions, {**config, "baseline": "kn9"}, tmp_path, train))
     assert math.isfinite(overall["unigram"]["bpc"])
+
+
+@pytest.mark.parametrize("rate", [-0.1, "0.2", True, float("nan")])
+def test_adapt_rate_must_be_a_non_negative_number(rate: object, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"evaluator\.metrics\.adapt_rate must be a number >= 0 .*got "):
+        adaptive_bits(str(tmp_path / "no_model"), {"w": "some text"}, rate)

@@ -11,6 +11,10 @@ are one out-of-vocabulary symbol for the baselines, as they are one id for the m
 * ``bigram``: interpolated Kneser-Ney, order 2;
 * ``kn<N>`` (``ngram_order``, e.g. 5): interpolated Kneser-Ney of a higher order, the strong classical
   reference a recurrent model has to approach.
+
+With ``adapt_rate``, the model also scores each held-out work as one document through the ``score_adaptive``
+signature, its output layer adapting as it reads (``bpc_adaptive``, beside ``bpc``; the n-gram peers stay
+static, so the gate and the peers compare ``bpc``).
 """
 
 from __future__ import annotations
@@ -130,6 +134,30 @@ def samples_markdown(samples: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def adaptive_bits(model_dir: str, texts: dict[str, str], rate: float, batch_size: int = 8) -> dict[str, float]:
+    """work -> bits of all its characters but the first under the exported ``score_adaptive`` signature, each
+    work read as one document (the output layer adapts to it as it goes; see ``models.adaptive_token_log_probs``)."""
+    import tensorflow as tf
+
+    from rnnpipe.components.evaluator import load_serving_model
+
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0:
+        raise ConfigError(f"evaluator.metrics.adapt_rate must be a number >= 0 (the output layer's learning rate "
+                          f"while it reads a work; null = off), got {rate!r}")
+    fn = load_serving_model(model_dir).signatures["score_adaptive"]
+    works = sorted(texts, key=lambda w: len(texts[w]))  # like lengths together: less padding per batch
+    bits = {}
+    for i in range(0, len(works), batch_size):
+        batch = works[i:i + batch_size]
+        out = fn(text=tf.constant([texts[w] for w in batch]), context_chars=tf.zeros([len(batch)], tf.int32),
+                 rate=tf.fill([len(batch)], float(rate)))
+        for work, b, n in zip(batch, out["bits"].numpy(), out["chars"].numpy(), strict=True):
+            if n != len(texts[work]) - 1:
+                raise ValueError(f"work {work}: score_adaptive scored {n} characters of {len(texts[work]) - 1}")
+            bits[work] = float(b)
+    return bits
+
+
 def evaluate_bpc(ev: Any) -> dict:
     """The Evaluator's metrics function (``evaluator.metrics``) for the text-generation model."""
     cfg = ev.config
@@ -170,8 +198,17 @@ def evaluate_bpc(ev: Any) -> dict:
                                   **{shown[name]: _bpc(peer_bits[name][idx].sum(), chars[idx].sum())
                                      for name in peers}}
         slices[f"work:{work}"]["baseline"] = slices[f"work:{work}"][shown[gate_peer]]
+    rate = cfg.get("adapt_rate")
+    if ev.model_dir and rate is not None:
+        texts = work_texts(ev.records)
+        adapted = adaptive_bits(ev.model_dir, texts, rate)
+        overall["model"]["bpc_adaptive"] = sum(adapted.values()) / sum(len(t) - 1 for t in texts.values())
+        for work, bits in adapted.items():
+            slices[f"work:{work}"]["model"]["bpc_adaptive"] = bits / (len(texts[work]) - 1)
+        ev.log(f"bits per character with the output layer adapted to each work as it is read (rate {rate:g}): "
+               f"{overall['model']['bpc_adaptive']:.4f}")
     described = {1: "add-one unigram", 2: "Kneser-Ney bigram"}
-    result = {"overall": overall, "slices": slices, "card_metrics": ["bpc", "chars"],
+    result = {"overall": overall, "slices": slices, "card_metrics": ["bpc", "bpc_adaptive", "chars"],
               "baseline": f"{described.get(orders[gate_peer], f'Kneser-Ney {orders[gate_peer]}-gram')} "
                           f"fitted on the {len(train)} train works",
               "artifacts": []}

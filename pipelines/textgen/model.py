@@ -6,10 +6,14 @@ trained with truncated BPTT on long chunks of text, served by two signatures:
 * ``score``: ``text`` and ``context_chars`` per row -> ``bits`` (the sum of -log2 p of every character
   from position max(context_chars, 1) on, each given everything before it in the row) and ``chars``
   (how many characters that is). The Evaluator calls it for bits per character on held-out works.
+* ``score_adaptive``: the same, plus ``rate`` per row: the output layer adapts to the row as it is read
+  (``models.adaptive_token_log_probs``), for a whole document at a time. The Evaluator calls it on each
+  held-out work (``bpc_adaptive``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -17,11 +21,19 @@ import keras
 import tensorflow as tf
 
 from rnnpipe.components.task import Signature, TrainingTask, dense
-from rnnpipe.models import BitsPerCharacter, build_language_model, generate, token_log_probs
+from rnnpipe.models import (
+    BitsPerCharacter,
+    adaptive_token_log_probs,
+    build_language_model,
+    generate,
+    token_log_probs,
+)
 
 from .features import IDS_KEY, PAD_ID, TEXT_KEY, VOCABULARY, WINDOW_KEY
 
 CONTEXT_KEY = "context_chars"
+RATE_KEY = "rate"
+ADAPT_SEGMENT = 50  # characters per step of the adapted output layer (the training bptt's default)
 MAX_LENGTH = 10000  # per request: the loop runs on the server
 
 
@@ -69,10 +81,17 @@ def generate_text(model: Any, transform: Any, inputs: dict, tft_output: Any) -> 
     return {"generated": generated, "length": tf.strings.length(generated, unit="UTF8_CHAR")}
 
 
-def score_text(model: Any, transform: Any, inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
+def score_text(model: Any, transform: Any, inputs: dict, tft_output: Any, adaptive: bool = False
+               ) -> dict[str, tf.Tensor]:
     ids = dense_ids(transform({TEXT_KEY: inputs[TEXT_KEY]}))
     ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 2 - tf.minimum(tf.shape(ids)[1], 2)], tf.int32)], 1)
-    log_probs = token_log_probs(model, ids)  # [batch, time - 1]: entry t scores ids[:, t + 1]
+    if adaptive:
+        rate = tf.cast(inputs[RATE_KEY], tf.float32)
+        with tf.control_dependencies([tf.debugging.assert_non_negative(rate, message="rate must be >= 0")]):
+            # The context is read and learnt from too; only its characters' bits are left out.
+            log_probs = adaptive_token_log_probs(model, ids, tf.identity(rate), segment=ADAPT_SEGMENT)
+    else:
+        log_probs = token_log_probs(model, ids)  # [batch, time - 1]: entry t scores ids[:, t + 1]
     position = tf.range(1, tf.shape(ids)[1])[None, :]
     first = tf.maximum(tf.cast(inputs[CONTEXT_KEY], tf.int32), 1)[:, None]
     scored = tf.logical_and(tf.not_equal(ids[:, 1:], PAD_ID), position >= first)
@@ -98,6 +117,11 @@ TASK = TrainingTask(
                     extra_inputs={"length": tf.TensorSpec([None], tf.int32),
                                   "temperature": tf.TensorSpec([None], tf.float32)}),
     # context_chars is a per-row input rather than the raw int64 feature: callers pass plain Python ints.
-    extra_signatures={"score": Signature(score_text, raw_features=(TEXT_KEY,),
-                                         extra_inputs={CONTEXT_KEY: tf.TensorSpec([None], tf.int32)})},
+    extra_signatures={
+        "score": Signature(score_text, raw_features=(TEXT_KEY,),
+                           extra_inputs={CONTEXT_KEY: tf.TensorSpec([None], tf.int32)}),
+        "score_adaptive": Signature(functools.partial(score_text, adaptive=True), raw_features=(TEXT_KEY,),
+                                    extra_inputs={CONTEXT_KEY: tf.TensorSpec([None], tf.int32),
+                                                  RATE_KEY: tf.TensorSpec([None], tf.float32)}),
+    },
 )

@@ -1,5 +1,5 @@
 """The text-generation model: a character-level recurrent language model (rnnpipe's LSTM/GRU layers),
-trained with truncated BPTT on long chunks of text, served by two signatures:
+trained with truncated BPTT on long chunks of text, served by three signatures:
 
 * ``serving_default``: ``text`` (the prompt), ``length`` and ``temperature`` per row -> ``generated``,
   exactly ``length`` characters sampled after the prompt (the sampling loop runs inside the SavedModel);

@@ -208,7 +208,8 @@ def evaluate_bpc(ev: Any) -> dict:
         ev.log(f"bits per character with the output layer adapted to each work as it is read (rate {rate:g}): "
                f"{overall['model']['bpc_adaptive']:.4f}")
     described = {1: "add-one unigram", 2: "Kneser-Ney bigram"}
-    result = {"overall": overall, "slices": slices, "card_metrics": [m for m in ("bpc", "bpc_adaptive", "chars") if m in overall["model"]],
+    card = [m for m in ("bpc", "bpc_adaptive", "chars") if m in overall["model"]]
+    result = {"overall": overall, "slices": slices, "card_metrics": card,
               "baseline": f"{described.get(orders[gate_peer], f'Kneser-Ney {orders[gate_peer]}-gram')} "
                           f"fitted on the {len(train)} train works",
               "artifacts": []}

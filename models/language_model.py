@@ -31,6 +31,7 @@ from ._validation import (
     check_bool,
     check_choice,
     check_int_at_least,
+    check_non_negative_float,
     check_positive_float,
     check_positive_int,
     check_rate,
@@ -344,6 +345,8 @@ def adaptive_token_log_probs(model: LanguageModel, ids: Any, rate: Any, segment:
     True
     """
     segment = check_positive_int("segment", segment)
+    if isinstance(rate, (int, float)):  # a tensor is the caller's to check (the serving signature asserts it)
+        rate = check_non_negative_float("rate", rate)
     ids = tf.cast(tf.convert_to_tensor(ids), tf.int32)
     batch, time = tf.shape(ids)[0], tf.shape(ids)[1] - 1
     steps = (time + segment - 1) // segment

@@ -115,6 +115,8 @@ def test_adaptive_log_probs_take_one_sgd_step_of_the_output_layer_per_segment_an
     expected = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
     np.testing.assert_allclose(adapted[0, 4:8], expected[np.arange(4), ids[0, 5:9]], atol=1e-5)
     assert not np.allclose(adapted[0, 4:], static[0, 4:], atol=1e-3)
+    with pytest.raises(ValueError, match="rate"):
+        adaptive_token_log_probs(model, ids, -0.1)
 
 
 def test_adaptation_learns_a_document_the_model_has_not_seen(trained: LanguageModel) -> None:

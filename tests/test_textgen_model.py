@@ -103,7 +103,7 @@ def test_adaptive_log_probs_take_one_sgd_step_of_the_output_layer_per_segment_an
     np.testing.assert_allclose(adaptive_token_log_probs(model, ids, 0.0, segment=4).numpy(), static, atol=1e-5)
     adapted = adaptive_token_log_probs(model, ids, [0.5, 0.0], segment=4).numpy()
     np.testing.assert_allclose(adapted[:, :4], static[:, :4], atol=1e-5)  # the first segment: no step yet
-    np.testing.assert_allclose(adapted[1], static[1], atol=1e-5)  # rate 0 for that row: the other row's steps
+    np.testing.assert_allclose(adapted[1], static[1], atol=1e-5)  # rate 0 for that row: row 0's steps leave it alone
     # Row 0 by hand: the mean loss of its first 4 targets, one SGD step on the output layer, then segment 2.
     hidden = model.hidden_states(ids[:1, :-1])[0].numpy()[0]
     kernel, bias = model.head.kernel.numpy(), model.head.bias.numpy()

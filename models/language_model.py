@@ -20,7 +20,7 @@ after every segment.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import keras
@@ -326,7 +326,8 @@ def adaptive_token_log_probs(model: LanguageModel, ids: Any, rate: Any, segment:
     Args:
         model: a `LanguageModel`.
         ids: int token ids `[batch, time]`, right-padded with 0 (padding neither scored nor learnt from).
-        rate: SGD learning rate, a number or `[batch]` (0 = `token_log_probs`).
+        rate: SGD learning rate >= 0, a number or `[batch]` (0 = `token_log_probs`); a tensor is checked in
+            the graph.
         segment: tokens per step (>= 1).
 
     Returns:
@@ -345,15 +346,14 @@ def adaptive_token_log_probs(model: LanguageModel, ids: Any, rate: Any, segment:
     True
     """
     segment = check_positive_int("segment", segment)
-    if isinstance(rate, (int, float)):  # a tensor is the caller's to check (the serving signature asserts it)
-        rate = check_non_negative_float("rate", rate)
+    rate = _checked_float("rate", rate, check_non_negative_float, tf.debugging.assert_non_negative, ">= 0")
     ids = tf.cast(tf.convert_to_tensor(ids), tf.int32)
     batch, time = tf.shape(ids)[0], tf.shape(ids)[1] - 1
     steps = (time + segment - 1) // segment
     padded = tf.pad(ids, [[0, 0], [0, steps * segment - time]])
     inputs = tf.transpose(tf.reshape(padded[:, :-1], [batch, steps, segment]), [1, 0, 2])
     targets = tf.transpose(tf.reshape(padded[:, 1:], [batch, steps, segment]), [1, 0, 2])
-    rate = tf.reshape(tf.broadcast_to(tf.cast(rate, tf.float32), [batch]), [batch, 1, 1])
+    rate = tf.reshape(tf.broadcast_to(rate, [batch]), [batch, 1, 1])
     kernel = tf.tile(tf.cast(model.head.kernel, tf.float32)[None], [batch, 1, 1])  # [batch, units, vocab]
     bias = tf.tile(tf.cast(model.head.bias, tf.float32)[None], [batch, 1])
 
@@ -378,14 +378,20 @@ def adaptive_token_log_probs(model: LanguageModel, ids: Any, rate: Any, segment:
     return picked[:, :time]
 
 
+def _checked_float(name: str, value: Any, check: Callable[[str, Any], float], graph_check: Callable[..., Any],
+                   expected: str) -> tf.Tensor:
+    """``value`` as float32: a Python number (or bool, refused) checked now with ``check``, a tensor in the graph
+    with ``graph_check`` (``tf.debugging.assert_*``), its message '<name> must be <expected>'."""
+    if isinstance(value, (int, float)):
+        return tf.constant(check(name, value), tf.float32)
+    value = tf.cast(value, tf.float32)
+    with tf.control_dependencies([graph_check(value, message=f"{name} must be {expected}")]):
+        return tf.identity(value)
+
+
 def _check_temperature(temperature: Any) -> tf.Tensor:
-    if isinstance(temperature, (int, float)) and not isinstance(temperature, bool):
-        temperature = check_positive_float("temperature", temperature)
-        return tf.constant(temperature, tf.float32)
-    temperature = tf.cast(temperature, tf.float32)
-    with tf.control_dependencies([tf.debugging.assert_positive(
-            temperature, message="temperature must be > 0 (1.0 samples the model's distribution)")]):
-        return tf.identity(temperature)
+    return _checked_float("temperature", temperature, check_positive_float, tf.debugging.assert_positive,
+                          "> 0 (1.0 samples the model's distribution)")
 
 
 def sample_with_temperature(logits: Any, temperature: Any = 1.0, *, banned_ids: Sequence[int] = (0,),

@@ -117,6 +117,8 @@ def test_adaptive_log_probs_take_one_sgd_step_of_the_output_layer_per_segment_an
     assert not np.allclose(adapted[0, 4:], static[0, 4:], atol=1e-3)
     with pytest.raises(ValueError, match="rate"):
         adaptive_token_log_probs(model, ids, -0.1)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="rate must be >= 0"):
+        adaptive_token_log_probs(model, ids, tf.constant([0.1, -0.1]))
 
 
 def test_adaptation_learns_a_document_the_model_has_not_seen(trained: LanguageModel) -> None:

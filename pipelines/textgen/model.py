@@ -85,11 +85,8 @@ def score_text(model: Any, transform: Any, inputs: dict, tft_output: Any, adapti
                ) -> dict[str, tf.Tensor]:
     ids = dense_ids(transform({TEXT_KEY: inputs[TEXT_KEY]}))
     ids = tf.concat([ids, tf.zeros([tf.shape(ids)[0], 2 - tf.minimum(tf.shape(ids)[1], 2)], tf.int32)], 1)
-    if adaptive:
-        rate = tf.cast(inputs[RATE_KEY], tf.float32)
-        with tf.control_dependencies([tf.debugging.assert_non_negative(rate, message="rate must be >= 0")]):
-            # The context is read and learnt from too; only its characters' bits are left out.
-            log_probs = adaptive_token_log_probs(model, ids, tf.identity(rate), segment=ADAPT_SEGMENT)
+    if adaptive:  # the context is read and learnt from too; only its characters' bits are left out
+        log_probs = adaptive_token_log_probs(model, ids, inputs[RATE_KEY], segment=ADAPT_SEGMENT)
     else:
         log_probs = token_log_probs(model, ids)  # [batch, time - 1]: entry t scores ids[:, t + 1]
     position = tf.range(1, tf.shape(ids)[1])[None, :]

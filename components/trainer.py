@@ -260,8 +260,9 @@ def optimizer(params: dict, learning_rate: float) -> Any:
 
     clipping = {key: params[key] or None for key in CLIPPING}
     ema = {"use_ema": True, "ema_momentum": params["ema_momentum"]} if params.get("ema_momentum") else {}
+    decay = {} if params.get("weight_decay") is None else {"weight_decay": params["weight_decay"]}
     try:
-        return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema)
+        return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema, **decay)
     except ValueError as e:
         raise ConfigError(f"trainer: {e}. Set one of trainer.{', trainer.'.join(CLIPPING)} and the others to "
                           "0") from None
@@ -306,6 +307,10 @@ class Trainer(Component):
         "warm_start_lr_scale": Param(float, 0.1, doc="the learning rate of a warm start, as a fraction",
                                      min=0, max=1, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES, doc="a Keras optimizer (models.make_optimizer)"),
+        "weight_decay": Param((float, type(None)), None, min=0,
+                              doc="shrink every weight by learning_rate * this at each step, apart from the "
+                                  "gradient (decoupled, Loshchilov & Hutter, 2019); null = the optimizer's own "
+                                  "default (adamw 0.004, the others none); 0 = off"),
         "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
                               doc="keep an exponential moving average of the weights, updated at every step with "
                                   "this momentum once warmed up (0.998: about the last 500 steps, from step 4,490; "

@@ -211,6 +211,7 @@ class Tuner(Component):
         "batch_size": Param(int, 64, min=1),
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES),
+        "weight_decay": Param((float, type(None)), None, min=0, doc="as trainer.weight_decay"),
         "lr_schedule": Param(str, "constant", choices=LR_SCHEDULES, doc="as trainer.lr_schedule, over tuner.epochs"),
         "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
                               doc="as trainer.ema_momentum: trials are judged on the weights' moving average"),

@@ -162,7 +162,8 @@ def _fmt(value: Any) -> str:
 
 
 def describe_primary(m: dict, *, short: bool = False) -> str:
-    """'mase 0.8123 (lower is better; baseline 1.0400; no champion)'; ``short``: 'mase 0.8123 (baseline 1.0400)'."""
+    """'mase 0.8123 (lower is better; baseline 1.0400; no champion)'; ``short``: 'mase 0.8123 (baseline 1.0400)'.
+    Variants of the metric the Evaluator also reports follow ('bpc ... (...); bpc_adaptive 1.9345')."""
     value, baseline, champion = (m.get(k) for k in ("primary_value", "primary_baseline", "primary_champion"))
     text = f"{m['primary_metric']} {_fmt(value) if value is not None else 'n/a'}"
     if short:
@@ -170,9 +171,12 @@ def describe_primary(m: dict, *, short: bool = False) -> str:
     direction = "higher is better" if m.get("higher_is_better", True) else "lower is better"
     peers = [f"{key.split('/')[1]} {_fmt(v)}" for key, v in m.items()
              if key.startswith("peer/") and key.endswith(f"/{m['primary_metric']}")]
+    variants = [f"{key.removeprefix('test_')} {_fmt(v)}" for key, v in m.items()
+                if key.startswith(f"test_{m['primary_metric']}_") and "." not in key]
     return (f"{text} ({direction}; " + (f"baseline {_fmt(baseline)}" if baseline is not None else "no baseline")
             + "".join(f"; peer {p}" for p in peers)
-            + "; " + (f"champion {_fmt(champion)}" if champion is not None else "no champion") + ")")
+            + "; " + (f"champion {_fmt(champion)}" if champion is not None else "no champion") + ")"
+            + "".join(f"; {v}" for v in variants))
 
 
 def metric_lines(metrics: dict[str, dict], *, every: bool = False) -> list[str]:

@@ -27,6 +27,8 @@ def gate(name: str, value: float, higher: bool, baseline: float | None, champion
     (gate("bpc", 2.5, False, None, None), "bpc 2.5000 (lower is better; no baseline; no champion)"),
     (gate("accuracy", 0.77, True, 0.5, None) | {"peer/tfidf_svm/accuracy": 0.79, "peer/tfidf_svm/macro_f1": 0.7},
      "accuracy 0.7700 (higher is better; baseline 0.5000; peer tfidf_svm 0.7900; no champion)"),
+    (gate("bpc", 2.07, False, 3.65, None) | {"test_bpc_adaptive": 1.93, "test_bpc_adaptive.work-a": 1.9},
+     "bpc 2.0700 (lower is better; baseline 3.6500; no champion); bpc_adaptive 1.9300"),
 ])
 def test_the_primary_metric_line_shows_its_direction_baseline_and_champion(metrics: dict, line: str) -> None:
     assert describe_primary(metrics) == line

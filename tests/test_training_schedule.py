@@ -60,6 +60,18 @@ def test_trainer_builds_the_named_optimizer_with_the_clipping_asked_for() -> Non
         optimizer({**defaults, "clipnorm": 2.0}, 0.01)
 
 
+def test_weight_decay_shrinks_the_weights_apart_from_the_gradient() -> None:
+    params = {key: p.default for key, p in Trainer.PARAMETERS.items()}
+    assert params["weight_decay"] is None and optimizer(params, 0.1).weight_decay is None  # Adam's own: none
+    assert optimizer({**params, "optimizer": "adamw"}, 0.1).weight_decay == pytest.approx(0.004)
+    sgd = optimizer({**params, "optimizer": "sgd", "weight_decay": 0.5}, 0.1)
+    weight = keras.Variable(np.full((3,), 2.0, "float32"))
+    sgd.apply_gradients([(np.zeros((3,), "float32"), weight)])  # nothing to learn: only the decay moves it
+    assert np.allclose(keras.ops.convert_to_numpy(weight), 2.0 * (1 - 0.1 * 0.5))
+    with pytest.raises(ConfigError, match="weight_decay"):
+        Trainer(task="m:T", weight_decay=-0.1)
+
+
 def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights() -> None:
     # SGD at a high rate on noisy targets: the weights jump around the solution, their average does not.
     keras.utils.set_random_seed(0)

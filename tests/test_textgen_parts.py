@@ -150,7 +150,7 @@ def test_metrics_function_scores_the_same_characters_as_the_model(tmp_path: Path
     assert math.isfinite(overall["unigram"]["bpc"])
 
 
-@pytest.mark.parametrize("rate", [-0.1, "0.2", True, float("nan")])
+@pytest.mark.parametrize("rate", [-0.1, "0.2", True, float("nan"), float("inf")])
 def test_adapt_rate_must_be_a_non_negative_number(rate: object, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"evaluator\.metrics\.adapt_rate must be a number >= 0 .*got "):
         adaptive_bits(str(tmp_path / "no_model"), {"w": "some text"}, rate)

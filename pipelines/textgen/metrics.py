@@ -140,10 +140,13 @@ def adaptive_bits(model_dir: str, texts: dict[str, str], rate: float, batch_size
     import tensorflow as tf
 
     from rnnpipe.components.evaluator import load_serving_model
+    from rnnpipe.models._validation import check_non_negative_float
 
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate >= 0:
-        raise ConfigError(f"evaluator.metrics.adapt_rate must be a number >= 0 (the output layer's learning rate "
-                          f"while it reads a work; null = off), got {rate!r}")
+    try:
+        rate = check_non_negative_float("adapt_rate", rate)
+    except ValueError:
+        raise ConfigError(f"evaluator.metrics.adapt_rate must be a number >= 0 (finite: the output layer's learning "
+                          f"rate while it reads a work; null = off), got {rate!r}") from None
     fn = load_serving_model(model_dir).signatures["score_adaptive"]
     works = sorted(texts, key=lambda w: len(texts[w]))  # like lengths together: less padding per batch
     bits = {}
@@ -203,8 +206,8 @@ def evaluate_bpc(ev: Any) -> dict:
         texts = work_texts(ev.records)
         adapted = adaptive_bits(ev.model_dir, texts, rate)
         overall["model"]["bpc_adaptive"] = sum(adapted.values()) / sum(len(t) - 1 for t in texts.values())
-        for work, bits in adapted.items():
-            slices[f"work:{work}"]["model"]["bpc_adaptive"] = bits / (len(texts[work]) - 1)
+        for work, work_bits in adapted.items():
+            slices[f"work:{work}"]["model"]["bpc_adaptive"] = work_bits / (len(texts[work]) - 1)
         ev.log(f"bits per character with the output layer adapted to each work as it is read (rate {rate:g}): "
                f"{overall['model']['bpc_adaptive']:.4f}")
     described = {1: "add-one unigram", 2: "Kneser-Ney bigram"}

@@ -119,8 +119,8 @@ def standard_pipeline(name: str, cfg: Config, examples: ExampleGen, *, preproces
 
 # What a tuning trial trains with, from the trainer section (the search space may replace some of them).
 TUNER_TRAINER_KEYS = ("batch_size", "learning_rate", "lr_schedule", "ema_momentum", "label_smoothing", "optimizer",
-                      "weight_decay", "global_clipnorm", "clipnorm", "clipvalue", "bucket_boundaries", "shuffle_buffer",
-                      "steps_per_epoch", "seed")
+                      "weight_decay", "weight_decay_exclude", "global_clipnorm", "clipnorm", "clipvalue",
+                      "bucket_boundaries", "shuffle_buffer", "steps_per_epoch", "seed")
 
 
 def tuner_step(cfg: Config, transform: Transform, task: str, hparams: dict[str, Any],

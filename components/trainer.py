@@ -15,7 +15,7 @@ from typing import Any
 
 from rnnpipe.artifacts import Examples, HyperParameters, Model, ModelRun, TransformGraph, WordEmbeddings
 from rnnpipe.context import ExecutionContext
-from rnnpipe.dsl import Artifact, Component, Param, Ref
+from rnnpipe.dsl import Artifact, Component, Param, ParamError, Ref
 from rnnpipe.errors import ConfigError, RnnpipeError
 from rnnpipe.serving import latest_champion, served_fingerprint
 
@@ -261,11 +261,24 @@ def optimizer(params: dict, learning_rate: float) -> Any:
     clipping = {key: params[key] or None for key in CLIPPING}
     ema = {"use_ema": True, "ema_momentum": params["ema_momentum"]} if params.get("ema_momentum") else {}
     decay = {} if params.get("weight_decay") is None else {"weight_decay": params["weight_decay"]}
+    exclude = check_weight_decay_exclude(params.get("weight_decay_exclude") or [])
     try:
-        return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema, **decay)
+        return make_optimizer(params["optimizer"], learning_rate, **clipping, **ema, **decay,
+                              exclude_from_weight_decay=exclude)
     except ValueError as e:
         raise ConfigError(f"trainer: {e}. Set one of trainer.{', trainer.'.join(CLIPPING)} and the others to "
                           "0") from None
+
+
+def check_weight_decay_exclude(patterns: list, step: str = "Trainer") -> list[str]:
+    """trainer.weight_decay_exclude as a list of regular expressions, else a ParamError naming the key."""
+    from rnnpipe.models._validation import check_patterns
+
+    try:
+        return check_patterns("weight_decay_exclude", patterns)
+    except ValueError as e:
+        raise ParamError(step, "weight_decay_exclude", f"holds regular expressions matched against variable "
+                         f"names, e.g. [bias, embeddings]: {e}") from None
 
 
 def _check_trained(hist: dict[str, list[float]], restored_epoch: int, epochs: int) -> int:
@@ -311,6 +324,9 @@ class Trainer(Component):
                               doc="shrink every weight by learning_rate * this at each step, apart from the "
                                   "gradient (decoupled, Loshchilov & Hutter, 2019); null = the optimizer's own "
                                   "default (adamw 0.004, the others none); 0 = off"),
+        "weight_decay_exclude": Param(list, [], doc="regular expressions: a variable whose name (kernel, "
+                                      "recurrent_kernel, bias, embeddings, gamma, beta) contains a match is not "
+                                      "decayed, e.g. [bias, embeddings]; [] = every variable"),
         "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
                               doc="keep an exponential moving average of the weights, updated at every step with "
                                   "this momentum once warmed up (0.998: about the last 500 steps, from step 4,490; "
@@ -343,6 +359,9 @@ class Trainer(Component):
                                             "task's models only; trainer.max_minutes is shared among them)"),
     }
     executor = staticmethod(run_trainer)
+
+    def check(self) -> None:
+        check_weight_decay_exclude(self.params["weight_decay_exclude"], self.id)
 
     def external_fingerprint(self, inputs: dict[str, Artifact]) -> str:
         # A warm start reads the served model: another one pushed since means another starting point.

@@ -24,7 +24,7 @@ from rnnpipe.dsl import Artifact, Component, Param, Ref
 from rnnpipe.errors import ConfigError
 from rnnpipe.faults import fault_point
 
-from .trainer import CLIPPING, LR_SCHEDULES, OPTIMIZER_NAMES
+from .trainer import CLIPPING, LR_SCHEDULES, OPTIMIZER_NAMES, check_weight_decay_exclude
 
 TRAINER_KEYS = ("learning_rate", "label_smoothing", *CLIPPING)
 ALGORITHMS = ("random", "bayesian", "hyperband")
@@ -212,6 +212,7 @@ class Tuner(Component):
         "learning_rate": Param(float, 1e-3, min=0, min_exclusive=True),
         "optimizer": Param(str, "adam", choices=OPTIMIZER_NAMES),
         "weight_decay": Param((float, type(None)), None, min=0, doc="as trainer.weight_decay"),
+        "weight_decay_exclude": Param(list, [], doc="as trainer.weight_decay_exclude"),
         "lr_schedule": Param(str, "constant", choices=LR_SCHEDULES, doc="as trainer.lr_schedule, over tuner.epochs"),
         "ema_momentum": Param((float, type(None)), None, min=0, max=1, min_exclusive=True, max_exclusive=True,
                               doc="as trainer.ema_momentum: trials are judged on the weights' moving average"),
@@ -225,3 +226,6 @@ class Tuner(Component):
         "seed": Param(int, 42, min=0, max=2**32 - 1),
     }
     executor = staticmethod(run_tuner)
+
+    def check(self) -> None:
+        check_weight_decay_exclude(self.params["weight_decay_exclude"], self.id)

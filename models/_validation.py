@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Collection
 from typing import Any
 
@@ -90,3 +91,17 @@ def check_non_negative_float(name: str, value: Any) -> float:
     if not (is_number and value >= 0 and math.isfinite(value)):
         raise ValueError(f"Argument `{name}` must be a finite number >= 0. Received: {name}={value!r}")
     return float(value)
+
+
+def check_patterns(name: str, value: Any) -> list[str]:
+    """Return `value` as a list if it is a list or tuple of non-empty regular expressions, else raise."""
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) and p for p in value):
+        raise ValueError(f"Argument `{name}` must be a list of non-empty strings (regular expressions). "
+                         f"Received: {name}={value!r}")
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ValueError(f"Argument `{name}` holds {pattern!r}, not a regular expression ({e}). "
+                             f"Received: {name}={value!r}") from None
+    return list(value)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
 
-from ._validation import check_choice, check_positive_float
+from ._validation import check_choice, check_patterns, check_positive_float
 
 __all__ = ["OPTIMIZERS", "make_optimizer", "warm_up_moving_average"]
 
@@ -29,6 +30,7 @@ def make_optimizer(
     clipnorm: float | None = None,
     clipvalue: float | None = None,
     global_clipnorm: float | None = None,
+    exclude_from_weight_decay: Sequence[str] = (),
     **options: Any,
 ) -> keras.optimizers.Optimizer:
     """Build a Keras optimizer with at most one gradient-clipping mode, e.g. `make_optimizer(**cfg["optimizer"])`.
@@ -45,6 +47,8 @@ def make_optimizer(
         clipnorm: clip each variable's gradient to this L2 norm.
         clipvalue: clip each gradient element to [-clipvalue, clipvalue].
         global_clipnorm: clip all gradients together to this global L2 norm.
+        exclude_from_weight_decay: regular expressions; a variable whose name (Keras' short name, such as
+            `bias`, `embeddings`, `kernel`, `recurrent_kernel`, `gamma`) contains a match is not decayed.
         **options: further constructor arguments of the optimizer (`momentum`, `weight_decay`, ...). With
             `use_ema=True` the moving average of the weights warms up (see `warm_up_moving_average`).
 
@@ -70,7 +74,10 @@ def make_optimizer(
         raise ValueError(f"Expected at most one of {', '.join(_CLIPPING)} to be set. Received: {received}")
     for key, value in chosen.items():
         check_positive_float(key, value)
+    exclude = check_patterns("exclude_from_weight_decay", exclude_from_weight_decay)
     optimizer = OPTIMIZERS[name.lower()](learning_rate=learning_rate, **chosen, **options)
+    if exclude:
+        optimizer.exclude_from_weight_decay(var_names=exclude)
     return warm_up_moving_average(optimizer) if optimizer.use_ema else optimizer
 
 

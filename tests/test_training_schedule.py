@@ -10,7 +10,7 @@ import keras
 import numpy as np
 import pytest
 
-from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, optimizer
+from rnnpipe.components.trainer import OPTIMIZER_NAMES, Trainer, check_weight_decay_exclude, optimizer
 from rnnpipe.components.training import TimeBudget, lr_schedule_callbacks, weight_averaging_callbacks
 from rnnpipe.errors import ConfigError
 from rnnpipe.models.optimizers import OPTIMIZERS, warm_up_moving_average
@@ -70,6 +70,20 @@ def test_weight_decay_shrinks_the_weights_apart_from_the_gradient() -> None:
     assert np.allclose(keras.ops.convert_to_numpy(weight), 2.0 * (1 - 0.1 * 0.5))
     with pytest.raises(ConfigError, match="weight_decay"):
         Trainer(task="m:T", weight_decay=-0.1)
+
+
+def test_weight_decay_spares_the_variables_whose_names_match_weight_decay_exclude() -> None:
+    params = {key: p.default for key, p in Trainer.PARAMETERS.items()}
+    sgd = optimizer({**params, "optimizer": "sgd", "weight_decay": 0.5, "weight_decay_exclude": ["bias", "^emb"]}, 0.1)
+    weights = {name: keras.Variable(np.full((3,), 2.0, "float32"), name=name)
+               for name in ("kernel", "recurrent_kernel", "bias", "embeddings")}
+    sgd.apply_gradients([(np.zeros((3,), "float32"), w) for w in weights.values()])
+    moved = {name: float(keras.ops.convert_to_numpy(w)[0]) for name, w in weights.items()}
+    assert moved == pytest.approx({"kernel": 1.9, "recurrent_kernel": 1.9, "bias": 2.0, "embeddings": 2.0})
+    with pytest.raises(ConfigError, match=r"Trainer: parameter 'weight_decay_exclude'.*'\[bias'"):
+        check_weight_decay_exclude(["[bias"])  # Trainer.check and Tuner.check, before the run's first step
+    with pytest.raises(ConfigError, match="weight_decay_exclude"):
+        Trainer(task="m:T", weight_decay_exclude="bias")  # one string, not a list
 
 
 def test_weight_averaging_validates_and_keeps_the_moving_average_of_the_weights() -> None:

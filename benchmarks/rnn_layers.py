@@ -98,7 +98,7 @@ def _regression_model(layer: keras.layers.Layer, steps: int) -> keras.Model:
 
 
 def train_and_infer_cases(
-    cell: str, steps: int, with_train: bool, with_infer: bool, bidirectional: bool = False
+    cell: str, steps: int, with_train: bool, with_infer: bool, bidirectional: bool = False, units: int = UNITS
 ) -> list[Case]:
     rng = np.random.default_rng(0)
     x = tf.constant(rng.normal(size=(BATCH, steps, INPUT_DIM)).astype("float32"))
@@ -107,7 +107,7 @@ def train_and_infer_cases(
     trains, infers = {}, {}
     for name, layer_class in (("built-in", BUILTIN[cell]), ("rnnpipe", RNNPIPE[cell])):
         keras.utils.set_random_seed(0)
-        layer = layer_class(UNITS)
+        layer = layer_class(units)
         model = _regression_model(keras.layers.Bidirectional(layer) if bidirectional else layer, steps)
         optimizer = keras.optimizers.Adam(1e-3)
         optimizer.build(model.trainable_variables)
@@ -127,8 +127,8 @@ def train_and_infer_cases(
 
         trains[name], infers[name] = train_step, infer_step
     directions = 2 if bidirectional else 1
-    forward = BATCH * directions * (rnn_flops(cell, steps, INPUT_DIM, UNITS) + 2.0 * UNITS * CLASSES)
-    name = f"Bi{cell}" if bidirectional else cell
+    forward = BATCH * directions * (rnn_flops(cell, steps, INPUT_DIM, units) + 2.0 * units * CLASSES)
+    name = (f"Bi{cell}" if bidirectional else cell) + ("" if units == UNITS else f" {units} units")
     cases = []
     if with_train:
         cases.append(Case(f"train {name} T={steps}", "seq/s", 3 * forward, BATCH, trains))
@@ -293,6 +293,8 @@ def main() -> None:
             cases += train_and_infer_cases(cell, steps, with_train=True, with_infer=True)
     for cell in ("LSTM", "GRU"):
         cases += train_and_infer_cases(cell, 100, with_train=True, with_infer=False, bidirectional=True)
+    # The textgen default's layer: 512 units, truncated BPTT segments of 50 steps.
+    cases += train_and_infer_cases("GRU", 50, with_train=True, with_infer=False, units=512)
     cases += latency_cases()
     # Rows in reading order: training first, then inference, then latency.
     cases.sort(key=lambda c: ("train", "infer", "latency").index(c.label.split()[0]))

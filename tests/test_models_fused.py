@@ -171,16 +171,17 @@ def test_cells_the_kernels_do_not_cover_keep_the_tensorflow_loop():
 
 @pytest.mark.parametrize("kind", list(KINDS))
 def test_sizes_that_do_not_fill_the_kernels_blocks_match_keras(fused_calls, kind):
-    # 13 rows (blocks of 6 plus a remainder per thread) and 20 units (gate widths not multiples of 16).
+    # 21 rows (per thread, blocks of 8 with AVX-512 or 6 with AVX2, plus a remainder) and 20 units (gate widths
+    # not multiples of the 32- or 16-column panels).
     keras_cls, rnnpipe_cls = KINDS[kind]
     reference, candidate = keras_cls(20, return_sequences=True), rnnpipe_cls(20, return_sequences=True)
     for layer in (reference, candidate):
-        layer.build((13, 9, 6))
+        layer.build((21, 9, 6))
     candidate.set_weights(reference.get_weights())
     rng = np.random.default_rng(8)
-    x = rng.normal(size=(13, 9, 6)).astype("float32")
-    mask = np.arange(9)[None, :] < rng.integers(0, 10, size=13)[:, None]
-    _assert_same(_run(reference, x, mask), _run(candidate, x, mask), f"{kind} 13x20")
+    x = rng.normal(size=(21, 9, 6)).astype("float32")
+    mask = np.arange(9)[None, :] < rng.integers(0, 10, size=21)[:, None]
+    _assert_same(_run(reference, x, mask), _run(candidate, x, mask), f"{kind} 21x20")
     assert len(fused_calls) == 1
 
 

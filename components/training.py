@@ -45,7 +45,12 @@ def make_dataset(pattern: str, tft_output: Any, task: TrainingTask, *, batch_siz
             [batch_size] * (len(bucket_boundaries) + 1), drop_remainder=False)
     else:
         ds = ds.batch(batch_size)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    # No autotuning: Keras deletes the train and eval iterators every epoch, and deleting one waits for its
+    # autotuning thread to wake, which sleeps up to a minute once the iterator is old (TF 2.21): 58 s of every
+    # 141-s epoch of the textgen default. The map runs at as many calls as there are cores instead.
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.prefetch(tf.data.AUTOTUNE).with_options(options)
 
 
 def train_and_eval_datasets(data: Any, tft_output: Any, task: TrainingTask, params: dict

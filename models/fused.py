@@ -54,7 +54,8 @@ def _cpu_flags() -> str:
 
 
 # -march=native: the library is built where it runs; the CPU's flags are part of its name. The kernels use
-# AVX2/FMA; TensorFlow's bundled Eigen does not compile with GCC 12 where AVX512-FP16 is on, so it stays off.
+# AVX-512F where the CPU has it, else AVX2/FMA; TensorFlow's bundled Eigen does not compile with GCC 12 where
+# AVX512-FP16 is on, so it stays off.
 CXXFLAGS = ["-O3", "-march=native", *(["-mno-avx512fp16"] if "avx512_fp16" in _cpu_flags().split() else []),
             "-fPIC", "-shared", "-w"]
 

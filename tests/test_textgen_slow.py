@@ -36,8 +36,10 @@ def test_default_run_beats_the_bigram_and_the_champion_gate_holds(workdir: Path)
     overall = json.loads(evaluation.read_text())["overall"]
     assert overall["model"]["bpc"] < overall["bigram"]["bpc"] - 0.5
     assert overall["model"]["bpc"] < 3.0
-    # 2.02 static and 1.90 adapted at seed 42 in six epochs; the static bpc depends on how many the budget holds
-    assert overall["model"]["bpc"] < overall["peer/kn7"]["bpc"] and overall["model"]["bpc_adaptive"] <= 2.0
+    # The aim. 1.990 static and 1.877 adapted at seed 42 in ten epochs of 83-86 s; a machine whose epochs
+    # take over 1.6 minutes fits fewer in trainer.max_minutes (six scored 2.017).
+    assert overall["model"]["bpc"] <= 2.0 and overall["model"]["bpc_adaptive"] <= 1.95
+    assert overall["model"]["bpc"] < overall["peer/kn7"]["bpc"]
     assert (workdir / "serving" / "textgen" / "1" / "saved_model.pb").exists()
 
     # A barely trained model is not blessed: it is worse than the champion (and the bigram).

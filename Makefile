@@ -52,6 +52,7 @@ notebooks: $(KERNELS)
 bench: $(KERNELS)
 	$(BIN)/python benchmarks/stage_times.py
 	$(BIN)/python benchmarks/rnn_layers.py --quick
+	$(BIN)/python benchmarks/epoch_transitions.py --rounds 1
 	$(BIN)/python benchmarks/cli_latency.py
 	$(BIN)/python benchmarks/evaluator_memory.py
 	$(BIN)/python benchmarks/ets_filter.py

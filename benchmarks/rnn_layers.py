@@ -48,7 +48,9 @@ Notes (issue 3, training throughput target 1.3x the built-in layers at batch 64,
     machine, one run each: 1.75x the built-in layer against 1.04x before (1,139 against 787 seq/s), LSTM T=100
     2.22x against 1.05x, GRU T=100 1.95x against 1.21x (the built-in layers' speed varied by 1.8x between the
     two runs: compare the ratios). The textgen default's training step takes 36 % less CPU time (6.5 s against
-    10.1 s for 60 updates).
+    10.1 s for 60 updates). Full run the same day: LSTM 1.48x, GRU 1.65x, T=500 1.36x / 2.08x, BiLSTM 1.22x,
+    BiGRU 1.35x, GRU 512 units T=50 1.73x; the built-in layers were faster than on 2026-11-27 (limit probe: the
+    chained matmul at 185 GFLOP/s against ~35-40), so the ratios fell while rnnpipe's seq/s rose.
 """
 
 from __future__ import annotations

@@ -144,6 +144,17 @@ def test_the_correction_share_chosen_on_held_out_windows_keeps_only_a_correction
     np.testing.assert_allclose(np.asarray(model(inputs)), base + 0.5 * correction, atol=1e-5)
     # Held-out truth that is the base forecast itself: none of the correction is kept.
     assert choose_correction_share(model, [(inputs, base)])["correction_share"] == 0.0
+    # Three windows of horizon 3 span five values, under two horizons: too few to judge even an exact correction.
+    few = choose_correction_share(model, [({"history": history[:3], "base": base[:3]}, (base + correction)[:3])])
+    assert few["correction_share"] == 0.0 and few["eval_horizons"] == pytest.approx(5 / 3)
+    assert few["eval_mae_trained"] < 1e-5 < few["eval_mae_chosen"]
+    assert choose_correction_share(model, [({"history": history[:4], "base": base[:4]}, (base + correction)[:4])]
+                                   )["correction_share"] == 1.0  # four windows span two horizons
+    # The whole correction right on 28 windows and the wrong way on 20: lower error on average than none, but
+    # within one standard error of it, so none is kept.
+    sign = np.where(np.arange(48) % 12 < 7, 1.0, -1.0).astype("float32")[:, None]
+    chosen = choose_correction_share(model, [(inputs, base + sign * correction)])
+    assert chosen["correction_share"] == 0.0 and chosen["eval_mae_trained"] < chosen["eval_mae_base"]
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)
     assert model.get_layer("correction_share").get_config()["share"] == 1.0  # the initial share; the weight moved
     assert keras.saving.get_registered_name(CorrectionShare) == "rnnpipe>CorrectionShare"
@@ -161,13 +172,13 @@ def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_into_the_base
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
     theta = np.asarray(model.get_layer("theta")(history))
     alternative = np.asarray(model.get_layer("alternative")(history))
-    # The base, Theta and Holt-Winters weighted by the inverse fourth power of their errors.
+    # The base, Theta and Holt-Winters weighted by the inverse eighth power of their errors.
     truth = 0.3 * theta + 0.7 * base
     chosen = choose_correction_share(model, [(inputs, truth)])
-    inverse = [float(np.abs(f - truth).mean()) ** -4 for f in (base, theta, alternative)]
+    inverse = [float(np.abs(f - truth).mean()) ** -8 for f in (base, theta, alternative)]
     assert chosen["theta_share"] == pytest.approx(inverse[1] / sum(inverse), rel=1e-4)
     assert chosen["alternative_share"] == pytest.approx(inverse[2] / sum(inverse), rel=1e-4)
-    assert inverse[1] / inverse[0] == pytest.approx((0.3 / 0.7) ** 4, rel=1e-3)  # Theta: 0.7 of the way off
+    assert inverse[1] / inverse[0] == pytest.approx((0.3 / 0.7) ** 8, rel=1e-3)  # Theta: 0.7 of the way off
     served = base + chosen["theta_share"] * (theta - base) + chosen["alternative_share"] * (alternative - base)
     np.testing.assert_allclose(np.asarray(model(inputs)), served, atol=1e-4)
     assert chosen["eval_mae_chosen"] < chosen["eval_mae_base"]
@@ -275,5 +286,9 @@ def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks
     assert share_note({"correction_share": 0.0, "theta_share": 0.4}) == (
         "the training and eval windows mixed Theta 40% of the window into the ETS forecast, and the eval split kept "
         "0% of the network's correction: the pushed model serves that mix")
+    assert share_note({"correction_share": 0.0, "theta_share": 0.1, "eval_horizons": 1.75}) == (
+        "the training and eval windows mixed Theta 10% of the window into the ETS forecast, and the eval split's "
+        "values span 1.8 horizons, under the two it takes to judge the network's correction, so none of it is kept: "
+        "the pushed model serves that mix")
     assert share_note({"correction_share": 0.8, "theta_share": 0.0, "alternative_share": 0.0}) is None
     assert share_note({}) is None

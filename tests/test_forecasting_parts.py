@@ -15,7 +15,14 @@ import pytest
 from rnnpipe.config import load_config
 from rnnpipe.errors import ConfigError, DataError
 from rnnpipe.models import build_forecaster
-from rnnpipe.pipelines.forecasting import APPLICATION, check_model, data_path, model_hparams, window
+from rnnpipe.pipelines.forecasting import (
+    APPLICATION,
+    check_model,
+    data_path,
+    model_hparams,
+    reader_config,
+    window,
+)
 from rnnpipe.pipelines.forecasting.baselines import ETS, Theta, mase_scale, point_metrics, seasonal_naive
 from rnnpipe.pipelines.forecasting.data import Ranges, fetch, read_series, read_windows
 
@@ -225,6 +232,26 @@ def test_own_series_history_is_the_longest_that_leaves_thirty_training_windows(t
                                                          "data.season=1"])
     with pytest.raises(DataError, match=r"data file not found: .*none\.csv"):
         window(missing)
+
+
+def test_a_short_series_of_your_own_gets_an_eval_range_of_one_horizon(tmp_path: Path,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    path = write_csv(tmp_path / "monthly.csv", [float(i % 12 + i / 10) for i in range(100)])
+    cfg = load_config(APPLICATION.config_file, sets=[f"data.path={path}", "data.horizon=12", "data.season=12"])
+    with caplog.at_level("INFO", logger="rnnpipe"):
+        reading = reader_config(cfg)
+    # 10 % of 100 values is 10, under the horizon: the eval range holds 12 values, one window; the test range's
+    # 20 % already holds more.
+    assert "data.eval_fraction=0.1 leaves the eval range of monthly.csv under one horizon (12 values): it holds " \
+           "12" in caplog.text and "test_fraction" not in caplog.text
+    assert Ranges.of(100, reading["eval_fraction"], reading["test_fraction"]) == Ranges(100, 68, 80)
+    splits = [record["split"] for _, record in read_windows(path, **reading)]
+    assert splits.count("eval") == 1 and splits.count("test") == 9 and window(cfg)["history"] == 24
+    with pytest.raises(DataError, match=r"100 rows leave no eval window"):  # what the fraction gave before
+        list(read_windows(path, **{**reading, "eval_fraction": 0.1}))
+    with pytest.raises(ConfigError, match=r"data\.eval_fraction must lie strictly between 0 and 1, got 1\.5"):
+        reader_config(load_config(APPLICATION.config_file, sets=[f"data.path={path}", "data.horizon=12",
+                                                                 "data.season=12", "data.eval_fraction=1.5"]))
 
 
 def test_a_long_series_of_your_own_gets_a_bounded_window_and_records(tmp_path: Path) -> None:

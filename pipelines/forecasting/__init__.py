@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import logging
+import math
 from pathlib import Path
 
 from rnnpipe.app import Application
@@ -20,6 +22,7 @@ AUTO_TRAIN_WINDOWS = 30
 # ... and at most this many steps (or two seasons): a long series has the windows to learn from, and a longer
 # window only adds recurrent steps to each of them.
 AUTO_MAX_HISTORY = 256
+log = logging.getLogger("rnnpipe")
 
 
 def data_path(cfg: Config) -> Path:
@@ -62,10 +65,24 @@ def auto_history(cfg: Config, horizon: int, season: int) -> int:
     training range of the series at ``data.path``, and spans at most ``AUTO_MAX_HISTORY`` steps unless two
     seasons do: on a short series a longer window lets the model see the level, trend and season the way a
     statistical model fitted on the whole series does, while enough windows remain to learn from."""
-    d = cfg.data
     length, _ = own_series_shape(cfg)
-    return data.Ranges.of(length, d.eval_fraction, d.test_fraction).longest_history(
+    return data.Ranges.of(length, *split_fractions(cfg, horizon)).longest_history(
         horizon, season, AUTO_TRAIN_WINDOWS, max_steps=AUTO_MAX_HISTORY)
+
+
+def split_fractions(cfg: Config, horizon: int) -> tuple[float, float]:
+    """``data.eval_fraction`` and ``data.test_fraction``; for your own series, each raised where its range would
+    hold less than one horizon of values, so that it holds one window: 10 % of 100 months is under a year."""
+    d = cfg.data
+    fractions = (d.eval_fraction, d.test_fraction)
+    if not d.path:
+        return fractions
+    data.check_fractions(*fractions)
+    length, _ = own_series_shape(cfg)
+    # ceil((horizon - 0.5) / length * length) is horizon, where horizon / length might round up past it. A
+    # series too short for that keeps the fractions, and the reader says what no range holds.
+    raised = (horizon - 0.5) / length
+    return tuple(f if math.ceil(f * length) >= horizon or raised >= 0.5 else raised for f in fractions)
 
 
 def own_series_shape(cfg: Config) -> tuple[int, int]:
@@ -154,11 +171,22 @@ def check_model(hparams: dict, history: int, horizon: int) -> None:
 def reader_config(cfg: Config) -> dict:
     w = window(cfg)
     d = cfg.data
+    eval_fraction, test_fraction = split_fractions(cfg, w["horizon"])
+    for name, set_to, raised in (("eval", d.eval_fraction, eval_fraction), ("test", d.test_fraction, test_fraction)):
+        if raised != set_to:
+            _say_raised(data_path(cfg), name, set_to, w["horizon"])
     # model.skip=ets: each record holds the whole series before its origin (the ETS filter's input)
     whole = {"whole_series": True} if skip_of(cfg) == "ets" else {}
     return {"history": w["history"], "horizon": w["horizon"], "timestamp_column": d.timestamp_column,
-            "value_columns": list(d.value_columns), "missing": d.missing, "eval_fraction": d.eval_fraction,
-            "test_fraction": d.test_fraction, "stride": d.stride, **whole}
+            "value_columns": list(d.value_columns), "missing": d.missing, "eval_fraction": eval_fraction,
+            "test_fraction": test_fraction, "stride": d.stride, **whole}
+
+
+@functools.lru_cache(maxsize=8)
+def _say_raised(path: Path, split: str, fraction: float, horizon: int) -> None:
+    # Once: the CLI builds the pipeline twice (checking the config before any download, then running).
+    log.info("data.%s_fraction=%g leaves the %s range of %s under one horizon (%d values): it holds %d",
+             split, fraction, split, path.name, horizon, horizon)
 
 
 def build_pipeline(cfg: Config) -> Pipeline:

@@ -228,9 +228,7 @@ class Ranges:
 
     @classmethod
     def of(cls, n: int, eval_fraction: float, test_fraction: float) -> Ranges:
-        for name, f in (("eval_fraction", eval_fraction), ("test_fraction", test_fraction)):
-            if not 0.0 < f < 1.0:
-                raise ConfigError(f"data.{name} must lie strictly between 0 and 1, got {f}")
+        check_fractions(eval_fraction, test_fraction)
         n_test, n_eval = math.ceil(test_fraction * n), math.ceil(eval_fraction * n)
         return cls(n, n - n_test - n_eval, n - n_test)
 
@@ -247,6 +245,12 @@ class Ranges:
         low, high = {"train": (0, self.train_end), "eval": (self.train_end, self.test_start),
                      "test": (self.test_start, self.n)}[split]
         return range(max(low, history), high - horizon + 1, stride)
+
+
+def check_fractions(eval_fraction: float, test_fraction: float) -> None:
+    for name, f in (("eval_fraction", eval_fraction), ("test_fraction", test_fraction)):
+        if not 0.0 < f < 1.0:
+            raise ConfigError(f"data.{name} must lie strictly between 0 and 1, got {f}")
 
 
 def check_window_config(history: int, horizon: int, stride: int) -> None:

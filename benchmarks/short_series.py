@@ -155,7 +155,7 @@ def main() -> None:
             best_peer = min(("ETS", "Theta peer", "seasonal-naive"), key=lambda k: table[k].mean())
             print(f"\n{group}: {len(rows)} series (mean test MASE; 'worse' = series more than 5 % behind ETS)")
             for k, v in table.items():
-                print(f"  {k:18s} {v.mean():.3f}  vs {best_peer}: {v.mean() / table[best_peer].mean():.3f}  "
+                print(f"  {k:22s} {v.mean():.3f}  vs {best_peer}: {v.mean() / table[best_peer].mean():.3f}  "
                       f"worse: {int(np.sum(v > 1.05 * table['ETS']))}")
 
 

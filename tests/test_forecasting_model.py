@@ -290,5 +290,8 @@ def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks
         "the training and eval windows mixed Theta 10% of the window into the ETS forecast, and the eval split's "
         "values span 1.8 horizons, under the two it takes to judge the network's correction, so none of it is kept: "
         "the pushed model serves that mix")
+    assert share_note({"correction_share": 0.0, "eval_horizons": 1.0}) == (
+        "the eval split's values span 1 horizon, under the two it takes to judge the network's correction, so none "
+        "of it is kept: the pushed model serves the ETS forecast alone")
     assert share_note({"correction_share": 0.8, "theta_share": 0.0, "alternative_share": 0.0}) is None
     assert share_note({}) is None

@@ -48,9 +48,11 @@ def share_note(chosen: dict) -> str | None:
     mixed = (f"the training and eval windows mixed {' and '.join(mix)} of the window into the ETS forecast, and "
              if mix else "")
     spans = chosen.get("eval_horizons", 2.0)
-    kept = (f"the eval split's values span {spans:.2g} horizons, under the two it takes to judge the network's "
-            "correction, so none of it is kept" if spans < 2 else f"the eval split kept {share:.0%} of the network's "
-            "correction")
+    if spans < 2:
+        kept = (f"the eval split's values span {spans:.2g} horizon{'' if spans == 1 else 's'}, under the two it "
+                "takes to judge the network's correction, so none of it is kept")
+    else:
+        kept = f"the eval split kept {share:.0%} of the network's correction"
     return f"{mixed}{kept}: the pushed model serves {'that mix' if mix else 'the ETS forecast alone'}"
 
 

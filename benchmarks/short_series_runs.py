@@ -3,7 +3,7 @@ statistical part alone: one `rnnpipe run forecasting --set data.path=...` per se
 `judge_short_series.py` runs it, with the shares the Trainer chose on held-out windows (from the run's log).
 For developing the ETS hybrid; the judge's series stay out of it.
 
-    .venv/bin/python benchmarks/short_series_runs.py [--season 4] [--generated 2] [--seed 19]
+    .venv/bin/python benchmarks/short_series_runs.py [--season 4] [--generated 2] [--seed 19] [--keep DIR]
 
 Quarterly (`--season 4`): the generated quarterly series and the statsmodels macro cuts; monthly (`--season 12`):
 the generated monthly series and the monthly statsmodels cuts. About 45 s a series on 2 cores.
@@ -33,6 +33,8 @@ def main() -> None:
     parser.add_argument("--season", type=int, choices=(4, 12), default=4)
     parser.add_argument("--generated", type=int, default=2, help="draws of each generated kind")
     parser.add_argument("--seed", type=int, default=19)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep each run's folder here (for share_rules.py, which compares rules on them)")
     args = parser.parse_args()
     generated = short_series.generated(args.generated, np.random.default_rng(args.seed))
     series = [s for s in generated if s[2] == args.season]
@@ -42,9 +44,10 @@ def main() -> None:
           "(eval MAE with it / the base alone)", flush=True)
     table = []
     with tempfile.TemporaryDirectory() as tmp:
+        work = args.keep or Path(tmp)
         for name, y, season, horizon in series:
-            scores = judge_short_series.judge(name, np.asarray(y, float), season, horizon, Path(tmp) / name)
-            shares = SHARES.search((Path(tmp) / name / "run.log").read_text())
+            scores = judge_short_series.judge(name, np.asarray(y, float), season, horizon, work / name)
+            shares = SHARES.search((work / name / "run.log").read_text())
             table.append(scores)
             print(f"{f'{name} ({len(y)})':26s}{scores['ETS hybrid']:11.3f}{scores['ETS']:7.3f}"
                   f"{scores['Theta']:7.3f}{scores['seasonal-naive']:8.3f}   "

@@ -26,13 +26,14 @@ def latest(folder: Path) -> Path:
     return max(folder.glob("[0-9]*"), key=lambda p: int(p.name))
 
 
-def corners(run: Path) -> dict[str, np.ndarray]:
-    """``{split}_y`` and ``{split}_{corner}`` (``base`` and each share at 1), ``[windows, horizon]``."""
+def corners(run: Path) -> dict[str, tuple]:
+    """Per split, ``(targets, forecast at all shares 0, {share: forecast at it alone at 1})``,
+    ``[windows, horizon]`` each, as `models.choose_correction_share` computes them."""
     import keras
     import tensorflow_transform as tft
 
     from rnnpipe.components.training import make_dataset
-    from rnnpipe.models.forecaster import SHARES
+    from rnnpipe.models.forecaster import SHARES, _forecasts_at
     from rnnpipe.pipelines.forecasting.model import SERIES_TASK
 
     root = run / "pipeline_root" / "forecasting"
@@ -40,67 +41,58 @@ def corners(run: Path) -> dict[str, np.ndarray]:
     tft_output = tft.TFTransformOutput(str(transform / "transform_graph"))
     model = keras.models.load_model(latest(root / "Trainer") / "model_run" / "model.keras")
     names = [n for n in SHARES if any(layer.name == n for layer in model.layers)]
-    out: dict[str, np.ndarray] = {}
+    layers = {n: model.get_layer(n) for n in names}
+    at = [{n: 0.0 for n in names}] + [{m: float(m == n) for m in names} for n in names]
+    out = {}
     for split in ("train", "eval", "test"):
         data = make_dataset(str(transform / "transformed_examples" / f"Split-{split}" / "*"), tft_output,
                             SERIES_TASK, batch_size=256, training=False, bucket_boundaries=[], seed=0,
                             shuffle_buffer=1)
-        parts: dict[str, list] = {"y": []}
-        for inputs, targets in data:
-            parts["y"].append(targets.numpy())
-            for corner in ["base", *names]:
-                for n in names:
-                    model.get_layer(n).share.assign(float(n == corner))
-                parts.setdefault(corner, []).append(keras.ops.convert_to_numpy(model(inputs, training=False)))
-        out.update({f"{split}_{k}": np.concatenate(v) for k, v in parts.items()})
+        y, origin, *units = _forecasts_at(model, layers, at, data)
+        out[split] = (y, origin, dict(zip(names, units, strict=True)))
     return out
 
 
-def forecast(d: dict, split: str, shares: dict[str, float]) -> np.ndarray:
-    base = d[f"{split}_base"]
-    return base + sum(s * (d[f"{split}_{n}"] - base) for n, s in shares.items())
-
-
-def window_errors(d: dict, split: str, shares: dict[str, float]) -> np.ndarray:
-    return np.abs(forecast(d, split, shares) - d[f"{split}_y"]).mean(axis=1)
-
-
-def rule(d: dict, power: float, one_standard_error: bool, steps: int = 20) -> dict[str, float]:
+def before(d: dict[str, tuple], steps: int = 20) -> dict[str, float]:
+    """The rule before: the fourth power, and the network's share of lowest eval error."""
     from rnnpipe.models import inverse_error_weights
-    from rnnpipe.models.forecaster import one_standard_error_share
+    from rnnpipe.models.forecaster import window_errors
 
-    alternatives = [n for n in ("theta_share", "alternative_share") if f"eval_{n}" in d]
+    alternatives = [n for n in d["eval"][2] if n != "correction_share"]
 
     def held_out(shares: dict[str, float]) -> float:
-        return float(np.concatenate([window_errors(d, s, shares) for s in ("train", "eval")]).mean())
+        return float(np.concatenate([window_errors(*d[s], shares) for s in ("train", "eval")]).mean())
 
-    weights = inverse_error_weights([held_out({})] + [held_out({n: 1.0}) for n in alternatives], power)
+    weights = inverse_error_weights([held_out({})] + [held_out({n: 1.0}) for n in alternatives], 4.0)
     chosen = {n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)}
-    per_window = {i / steps: window_errors(d, "eval", {**chosen, "correction_share": i / steps})
-                  for i in range(steps + 1)}
-    windows, horizon = d["eval_y"].shape
-    spans = (windows + horizon - 1) / horizon
-    if one_standard_error:
-        share = one_standard_error_share(per_window, spans) if spans >= 2 else 0.0
-    else:
-        share = min(per_window, key=lambda s: per_window[s].mean())
-    return {**chosen, "correction_share": share}
+    errors = {i / steps: window_errors(*d["eval"], {**chosen, "correction_share": i / steps}).mean()
+              for i in range(steps + 1)}
+    return {**chosen, "correction_share": min(errors, key=errors.get)}
+
+
+def now(d: dict[str, tuple]) -> dict[str, float]:
+    from rnnpipe.models.forecaster import SHARES, shares_from_forecasts
+
+    chosen = shares_from_forecasts(*d["eval"], d["train"])
+    return {n: chosen[n] for n in SHARES if n in chosen}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", type=Path, help="a folder of run folders, one per series")
     args = parser.parse_args()
-    rules = {"now": (8.0, True), "before": (4.0, False)}
+    from rnnpipe.models.forecaster import window_errors
+
+    rules = {"now": now, "before": before}
     print(f"{'series':26s}" + "".join(f"{k:>9s}" for k in (*rules, "ETS", "Theta", "s-naive")) + "   network share")
     table = []
     for run in sorted(p for p in args.runs.iterdir() if (p / "pipeline_root").is_dir()):
         evaluator = latest(run / "pipeline_root" / "forecasting" / "Evaluator")
         overall = json.loads((evaluator / "evaluation" / "evaluation.json").read_text())["overall"]
         d = corners(run)
-        chosen = {name: rule(d, *args_) for name, args_ in rules.items()}
-        ets_error = window_errors(d, "test", {}).mean()
-        row = {name: overall["peer/ets"]["mase"] * window_errors(d, "test", shares).mean() / ets_error
+        chosen = {name: choose(d) for name, choose in rules.items()}
+        ets_error = window_errors(*d["test"], {}).mean()
+        row = {name: overall["peer/ets"]["mase"] * window_errors(*d["test"], shares).mean() / ets_error
                for name, shares in chosen.items()}
         row.update({"ETS": overall["peer/ets"]["mase"], "Theta": overall["peer/theta"]["mase"],
                     "s-naive": overall["baseline"]["mase"]})

@@ -202,46 +202,61 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     y, origin, *at_one = _forecasts_at(model, layers, corners, batches)  # each share at 1, the others at 0
     if y is None:  # no batch: no share was set
         return {}
-
-    def errors(y: np.ndarray, origin: np.ndarray, units: dict[str, np.ndarray], shares: dict[str, float]
-               ) -> np.ndarray:
-        """Each window's mean absolute error."""
-        forecast = origin + sum(shares[n] * (unit - origin) for n, unit in units.items())
-        return np.abs(forecast - y).mean(axis=-1)
-
-    def error(*args: Any) -> float:
-        return float(errors(*args).mean())
-
-    units = dict(zip(names, at_one, strict=True))
-    chosen = {n: 0.0 for n in names}
     alternatives = [n for n in names if n != "correction_share"]
+    train = None
     if alternatives:
         # The eval split's forecasts at these corners are in hand: only the training windows need passes.
-        train_y, train_origin, *train = _forecasts_at(
+        train_y, train_origin, *train_units = _forecasts_at(
             model, layers, [corners[0]] + [corners[1 + names.index(n)] for n in alternatives], alternative_batches)
+        if train_y is not None:
+            train = (train_y, train_origin, dict(zip(alternatives, train_units, strict=True)))
+    chosen = shares_from_forecasts(y, origin, dict(zip(names, at_one, strict=True)), train, steps)
+    for n in names:
+        layers[n].share.assign(chosen[n])
+    return chosen
 
-        def widened(train_part: np.ndarray | None, eval_part: np.ndarray) -> np.ndarray:
-            return eval_part if train_part is None else np.concatenate([train_part, eval_part])
 
-        wide_y, wide_origin = widened(train_y, y), widened(train_origin, origin)
-        wide_units = {n: widened(part, units[n]) for n, part in zip(alternatives, train, strict=True)}
+def shares_from_forecasts(y: np.ndarray, origin: np.ndarray, units: dict[str, np.ndarray],
+                          train: tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]] | None = None,
+                          steps: int = 20) -> dict[str, float]:
+    """What `choose_correction_share` chooses, from forecasts in hand (``[windows, horizon]`` each): the eval
+    windows' targets ``y``, the forecast at all shares 0 (``origin``) and at each share of ``units`` alone at 1;
+    ``train``, the same three for the training windows, joins the alternatives' weights (its ``units`` need
+    only the alternatives)."""
+    chosen = dict.fromkeys(units, 0.0)
+    alternatives = [n for n in units if n != "correction_share"]
+    if alternatives:
+        wide_y, wide_origin, wide_units = y, origin, units
+        if train is not None:
+            wide_y, wide_origin = np.concatenate([train[0], y]), np.concatenate([train[1], origin])
+            wide_units = {n: np.concatenate([train[2][n], units[n]]) for n in alternatives}
 
         def wide_error(shares: dict[str, float]) -> float:
-            return error(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0), **shares})
+            return float(window_errors(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0),
+                                                                         **shares}).mean())
 
         weights = inverse_error_weights([wide_error({})] + [wide_error({n: 1.0}) for n in alternatives])
         chosen.update({n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)})
+
+    def error(shares: dict[str, float]) -> float:
+        return float(window_errors(y, origin, units, shares).mean())
+
     windows, horizon = y.shape
     spans = (windows + horizon - 1) / horizon  # the eval split's values, in horizons
-    per_window = {i / steps: errors(y, origin, units, {**chosen, "correction_share": i / steps})
+    per_window = {i / steps: window_errors(y, origin, units, {**chosen, "correction_share": i / steps})
                   for i in range(steps + 1)}
     chosen["correction_share"] = one_standard_error_share(per_window, spans) if spans >= 2 else 0.0
-    for n, share in chosen.items():
-        layers[n].share.assign(share)
     return {**chosen, "eval_horizons": spans,
-            "eval_mae_trained": error(y, origin, units, {n: float(n == "correction_share") for n in names}),
-            "eval_mae_base": error(y, origin, units, {n: 0.0 for n in names}),
-            "eval_mae_chosen": error(y, origin, units, chosen)}
+            "eval_mae_trained": error({n: float(n == "correction_share") for n in units}),
+            "eval_mae_base": error(dict.fromkeys(units, 0.0)), "eval_mae_chosen": error(chosen)}
+
+
+def window_errors(y: np.ndarray, origin: np.ndarray, units: dict[str, np.ndarray], shares: dict[str, float]
+                  ) -> np.ndarray:
+    """Each window's mean absolute error of the forecast at ``shares`` (linear in them: ``origin`` plus each
+    share of its unit's difference from it)."""
+    forecast = origin + sum(shares[n] * (units[n] - origin) for n in shares)
+    return np.abs(forecast - y).mean(axis=-1)
 
 
 def one_standard_error_share(window_errors: dict[float, np.ndarray], samples: float) -> float:

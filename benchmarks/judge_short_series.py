@@ -100,12 +100,11 @@ def load(package: str, item: str, column: str | tuple[str, str, str]) -> np.ndar
 
 def write_csv(path: Path, values: np.ndarray, season: int) -> Path:
     if season == 52:
-        days = np.datetime64("2000-01-03") + 7 * np.arange(len(values))
-        rows = [f"{day},{'' if np.isnan(v) else float(v)!r}" for day, v in zip(days, values, strict=True)]
+        stamps = [str(day) for day in np.datetime64("2000-01-03") + 7 * np.arange(len(values))]
     else:
         months = 12 // season  # a quarter is three months
-        rows = [f"{2000 + i * months // 12}-{i * months % 12 + 1:02d}-01,{'' if np.isnan(v) else float(v)!r}"
-                for i, v in enumerate(values)]
+        stamps = [f"{2000 + i * months // 12}-{i * months % 12 + 1:02d}-01" for i in range(len(values))]
+    rows = [f"{stamp},{'' if np.isnan(v) else repr(float(v))}" for stamp, v in zip(stamps, values, strict=True)]
     path.write_text("timestamp,value\n" + "\n".join(rows) + "\n")
     return path
 

@@ -172,7 +172,7 @@ class CorrectionShare(keras.layers.Layer):
         return {**super().get_config(), "share": self.initial_share}
 
 
-SHARES = ("correction_share", "theta_share", "alternative_share")
+SHARES = ("correction_share", "theta_share", "alternative_share", "series_theta_share")
 
 
 def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
@@ -181,20 +181,28 @@ def choose_correction_share(model: keras.Model, batches: Any, steps: int = 20,
     with the mean absolute errors on ``batches``.
 
     A model with statistical alternatives to its base (``base_alternative``: Theta and Holt-Winters of the
-    window) first combines them with it, weighted by the inverse eighth power of their mean absolute errors
-    on ``alternative_batches`` (the training windows) and ``batches`` together ("theta_share",
-    "alternative_share"; the base keeps the rest): a combination in the manner of Bates & Granger (1969),
-    steadier than a choice that a few windows can sway, and sharp enough that a forecast 10 % further off
-    gets 0.47 of the other's weight and one twice as far off almost none. None of the three learnt from
-    those windows' errors the way the network did, and many windows are steadier than the eval split's few.
+    window; ``series_theta``: Theta of the whole series) combines them with it in two steps, each weighting
+    forecasts by the inverse eighth power of their mean absolute errors, in the manner of Bates & Granger
+    (1969): steadier than a choice that a few windows can sway, and sharp enough that a forecast 10 % further
+    off gets 0.47 of the other's weight and one twice as far off almost none.
 
-    ``batches`` (``(inputs, targets)``: the eval split) then choose "correction_share", the network's share,
-    in 0, 1/steps, ..., 1: the smallest whose error exceeds the lowest by no more than one standard error
-    (the one-standard-error rule of Breiman et al., 1984), from the windows' differences in error, counting
-    the horizons that the eval split's values span ("eval_horizons"), not the windows, which overlap. An eval
-    split of under two horizons cannot tell a correction that learnt the series from one that learnt its
-    past: the share is then 0. Forecasts are linear in the shares, so a pass at each corner (all 0, each 1)
-    gives every mix.
+    1. The alternatives among themselves, on ``alternative_batches`` (the training windows) and ``batches``
+       together: none of them learnt from those windows (each is fitted on the values before its origin
+       only), and many windows are steadier than the eval split's few.
+    2. Their combination against the base, by the mean of two such weights: one from ``batches`` (the eval
+       split) alone, one from the training windows and ``batches`` together. The base's parameters were
+       fitted on the training range, so there its errors are in-sample and flatter it (on monthly series of
+       about 100 values, a median 0.56 of its errors after that range); the eval split compares all out of
+       sample but has few windows. The mean trades the one's bias against the other's noise.
+
+    The shares are then "theta_share", "alternative_share" and "series_theta_share" (the base keeps the
+    rest). ``batches`` (``(inputs, targets)``) then choose "correction_share", the network's share, in 0,
+    1/steps, ..., 1: the smallest whose error exceeds the lowest by no more than one standard error (the
+    one-standard-error rule of Breiman et al., 1984), from the windows' differences in error, counting the
+    horizons that the eval split's values span ("eval_horizons"), not the windows, which overlap. An eval split
+    of under two horizons cannot tell a correction that learnt the series from one that learnt its past: the
+    share is then 0. Forecasts are linear in the shares, so a pass at each corner (all 0, each 1) gives every
+    mix.
     """
     names = [n for n in SHARES if any(lay.name == n for lay in model.layers)]
     layers = {n: model.get_layer(n) for n in names}
@@ -221,25 +229,28 @@ def shares_from_forecasts(y: np.ndarray, origin: np.ndarray, units: dict[str, np
                           steps: int = 20) -> dict[str, float]:
     """What `choose_correction_share` chooses, from forecasts in hand (``[windows, horizon]`` each): the eval
     windows' targets ``y``, the forecast at all shares 0 (``origin``) and at each share of ``units`` alone at 1;
-    ``train``, the same three for the training windows, joins the alternatives' weights (its ``units`` need
-    only the alternatives)."""
+    ``train``, the same three for the training windows (its ``units`` need only the alternatives), joins the
+    weights of the alternatives."""
     chosen = dict.fromkeys(units, 0.0)
+
+    def error(shares: dict[str, float]) -> float:
+        return float(window_errors(y, origin, units, shares).mean())
+
     alternatives = [n for n in units if n != "correction_share"]
     if alternatives:
         wide_y, wide_origin, wide_units = y, origin, units
         if train is not None:
             wide_y, wide_origin = np.concatenate([train[0], y]), np.concatenate([train[1], origin])
             wide_units = {n: np.concatenate([train[2][n], units[n]]) for n in alternatives}
+        among = inverse_error_weights([np.abs(wide_units[n] - wide_y).mean() for n in alternatives])
+        mix = {n: float(w) for n, w in zip(alternatives, among, strict=True)}
 
-        def wide_error(shares: dict[str, float]) -> float:
-            return float(window_errors(wide_y, wide_origin, wide_units, {**dict.fromkeys(alternatives, 0.0),
-                                                                         **shares}).mean())
+        def against_base(*forecasts: Any) -> float:  # the mix's weight against the base on these windows
+            return float(inverse_error_weights([window_errors(*forecasts, {}).mean(),
+                                                window_errors(*forecasts, mix).mean()])[1])
 
-        weights = inverse_error_weights([wide_error({})] + [wide_error({n: 1.0}) for n in alternatives])
-        chosen.update({n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)})
-
-    def error(shares: dict[str, float]) -> float:
-        return float(window_errors(y, origin, units, shares).mean())
+        share = 0.5 * (against_base(y, origin, units) + against_base(wide_y, wide_origin, wide_units))
+        chosen.update({n: share * w for n, w in mix.items()})
 
     windows, horizon = y.shape
     spans = (windows + horizon - 1) / horizon  # the eval split's values, in horizons
@@ -425,6 +436,7 @@ def build_forecaster(
     holt_winters_skip: int = 0,
     base_forecast: bool = False,
     base_alternative: int = 0,
+    series_theta: bool = False,
     season: int = 0,
     seasonal_difference: bool = False,
     highway_l2: float = 0.0,
@@ -470,6 +482,11 @@ def build_forecaster(
             `CorrectionShare` on its difference from the base
             ("theta_share", "alternative_share"; 0 in training); 0 = none.
             The window must hold two seasons.
+        series_theta: with `base_forecast`, a third input, `series_theta`
+            (`[batch, horizon]`): the Theta forecast of the whole series
+            (`theta_forecast`), made outside the window like the base and
+            mixed into it like the window's alternatives
+            ("series_theta_share", 0 in training).
         season: the season length for `seasonal_difference` when no skip
             gives one (0 = the skip's).
         seasonal_difference: also feed the RNN, as a second channel, each
@@ -530,6 +547,10 @@ def build_forecaster(
         raise ValueError(f"Argument `base_alternative` must be an integer in [0, history_length / 2 = "
                          f"{history_length // 2}], and 0 without base_forecast. Received: "
                          f"base_alternative={base_alternative!r}, base_forecast={base_forecast}")
+    check_bool("series_theta", series_theta)
+    if series_theta and not base_forecast:
+        raise ValueError("Argument `series_theta` is a forecast to mix into the base forecast: it needs "
+                         "base_forecast=True. Received: series_theta=True, base_forecast=False")
     if not isinstance(season, int) or isinstance(season, bool) or season < 0:
         raise ValueError(f"Argument `season` must be an integer >= 0. Received: season={season!r}")
     check_bool("seasonal_difference", seasonal_difference)
@@ -599,6 +620,10 @@ def build_forecaster(
             parts.append(CorrectionShare(0.0, name="alternative_share")(
                 keras.layers.Subtract(name="alternative_minus_base")([alternative, base])))
         inputs = {"history": history, "base": base}
+        if series_theta:
+            inputs["series_theta"] = keras.Input(shape=(horizon,), name="series_theta")
+            parts.append(CorrectionShare(0.0, name="series_theta_share")(
+                keras.layers.Subtract(name="series_theta_minus_base")([inputs["series_theta"], base])))
     if len(parts) > 1:
         forecast = keras.layers.Add(name="forecast")(parts)
     return keras.Model(inputs, forecast, name=f"{cell}_{strategy}_forecaster")

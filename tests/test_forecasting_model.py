@@ -162,38 +162,56 @@ def test_the_correction_share_chosen_on_held_out_windows_keeps_only_a_correction
         CorrectionShare(-1)
 
 
-def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_into_the_base() -> None:
+def test_held_out_windows_mix_theta_and_holt_winters_of_the_window_and_theta_of_the_series_into_the_base() -> None:
     rng = np.random.default_rng(2)
     t = np.arange(24, dtype="float32")
     history = (rng.normal(size=(32, 1)) + 0.3 * t + np.sin(2 * np.pi * t / 4)).astype("float32")[..., None]
     base = rng.normal(size=(32, 4)).astype("float32")
-    model = build_forecaster(24, 4, units=4, base_forecast=True, base_alternative=4)
-    inputs = {"history": history, "base": base}
+    series = (base + rng.normal(size=(32, 4))).astype("float32")  # Theta of the whole series, made outside
+    model = build_forecaster(24, 4, units=4, base_forecast=True, base_alternative=4, series_theta=True)
+    inputs = {"history": history, "base": base, "series_theta": series}
     np.testing.assert_allclose(np.asarray(model(inputs)), base, atol=1e-6)  # trained as the base's correction
     theta = np.asarray(model.get_layer("theta")(history))
     alternative = np.asarray(model.get_layer("alternative")(history))
-    # The base, Theta and Holt-Winters weighted by the inverse eighth power of their errors.
+    alternatives = {"theta_share": theta, "alternative_share": alternative, "series_theta_share": series}
+
+    def weights(forecasts: list, truths: list) -> np.ndarray:  # the inverse eighth power of the errors
+        inverse = np.array([np.mean([np.abs(f - y).mean() for y in truths]) ** -8 for f in forecasts])
+        return inverse / inverse.sum()
+
+    def expected(eval_truth: np.ndarray, train_truths: tuple = ()) -> dict:
+        among = weights(list(alternatives.values()), [eval_truth, *train_truths])
+        mix = sum(w * f for w, f in zip(among, alternatives.values(), strict=True))
+        # Against the base: the mean of the weights on the eval windows alone and on all held-out windows.
+        eval_only, pooled = (weights([base, mix], truths)[1] for truths in ([eval_truth], [eval_truth, *train_truths]))
+        against_base = (eval_only + pooled) / 2
+        return {n: against_base * w for n, w in zip(alternatives, among, strict=True)}
+
     truth = 0.3 * theta + 0.7 * base
     chosen = choose_correction_share(model, [(inputs, truth)])
-    inverse = [float(np.abs(f - truth).mean()) ** -8 for f in (base, theta, alternative)]
-    assert chosen["theta_share"] == pytest.approx(inverse[1] / sum(inverse), rel=1e-4)
-    assert chosen["alternative_share"] == pytest.approx(inverse[2] / sum(inverse), rel=1e-4)
-    assert inverse[1] / inverse[0] == pytest.approx((0.3 / 0.7) ** 8, rel=1e-3)  # Theta: 0.7 of the way off
-    served = base + chosen["theta_share"] * (theta - base) + chosen["alternative_share"] * (alternative - base)
+    for name, share in expected(truth).items():
+        assert chosen[name] == pytest.approx(share, rel=1e-3, abs=1e-6)
+    served = base + sum(chosen[n] * (f - base) for n, f in alternatives.items())
     np.testing.assert_allclose(np.asarray(model(inputs)), served, atol=1e-4)
-    assert chosen["eval_mae_chosen"] < chosen["eval_mae_base"]
+    assert chosen["eval_mae_base"] == pytest.approx(np.abs(base - truth).mean(), rel=1e-5)
     # A forecast (all but) without error takes all the weight.
-    chosen = choose_correction_share(model, [(inputs, alternative)])
-    assert chosen["alternative_share"] == pytest.approx(1.0) and chosen["theta_share"] < 1e-6
+    chosen = choose_correction_share(model, [(inputs, series)])
+    assert chosen["series_theta_share"] == pytest.approx(1.0) and chosen["theta_share"] < 1e-6
     assert chosen["correction_share"] == 0.0
-    np.testing.assert_allclose(np.asarray(model(inputs)), alternative, atol=1e-4)
+    np.testing.assert_allclose(np.asarray(model(inputs)), series, atol=1e-4)
     assert choose_correction_share(model, [(inputs, base)])["theta_share"] == 0.0
     # A forecast with no finite error (NaN forecasts) gets no weight.
     np.testing.assert_allclose(inverse_error_weights([1.0, float("nan"), 1.0]), [0.5, 0.0, 0.5])
     assert inverse_error_weights([float("nan"), float("inf")]).tolist() == [1.0, 0.0]
-    # The training windows join the choice: three where the base alone is right outvote one.
+    # The training windows join the weights among the alternatives, and only half of the weight against the
+    # base (its parameters were fitted there): three where the base alone is right do not outvote an eval split
+    # where Holt-Winters is.
     chosen = choose_correction_share(model, [(inputs, alternative)], alternative_batches=[(inputs, base)] * 3)
-    assert chosen["alternative_share"] < 0.5 and chosen["theta_share"] < 0.1
+    for name, share in expected(alternative, (base,) * 3).items():
+        assert chosen[name] == pytest.approx(share, rel=1e-3, abs=1e-6)
+    mix = sum(chosen[n] * f for n, f in alternatives.items()) / sum(chosen[n] for n in alternatives)
+    pooled = weights([base, mix], [alternative, base, base, base])[1]
+    assert sum(chosen[n] for n in alternatives) > 0.2 > 0.1 > pooled
     with pytest.raises(ValueError, match=r"`base_alternative` must be an integer in \[0, history_length / 2 = 12\], "
                                          r"and 0 without base_forecast"):
         build_forecaster(24, 4, base_alternative=4)
@@ -255,6 +273,8 @@ def test_traces_without_autograph_for_serving() -> None:
                                                    r"pass no skip beside it. Received: seasonal_skip=12"),
     ({"base_forecast": True, "strategy": "autoregressive"}, r"`base_forecast` needs strategy='direct'"),
     ({"season": -1}, r"`season` must be an integer >= 0. Received: season=-1"),
+    ({"series_theta": True}, r"`series_theta` is a forecast to mix into the base forecast: it needs "
+                             r"base_forecast=True. Received: series_theta=True, base_forecast=False"),
     ({"holt_winters_skip": 13}, r"`holt_winters_skip` must be an integer in \[0, history_length / 2 = 12\].*"
                                 r"Received: holt_winters_skip=13"),
     ({"holt_winters_skip": 12, "seasonal_skip": 12}, r"pass one. Received: seasonal_skip=12, holt_winters_skip=12"),
@@ -281,15 +301,20 @@ def test_the_run_summary_notes_when_held_out_windows_kept_less_than_the_networks
     assert share_note({"correction_share": 0.0}) == (
         "the eval split kept 0% of the network's correction: the pushed model serves the ETS forecast alone")
     assert share_note({"correction_share": 0.5, "theta_share": 0.25, "alternative_share": 0.2}) == (
-        "the training and eval windows mixed Theta 25% and Holt-Winters 20% of the window into the ETS forecast, and "
-        "the eval split kept 50% of the network's correction: the pushed model serves that mix")
-    assert share_note({"correction_share": 0.0, "theta_share": 0.4}) == (
-        "the training and eval windows mixed Theta 40% of the window into the ETS forecast, and the eval split kept "
-        "0% of the network's correction: the pushed model serves that mix")
+        "held-out windows mixed Theta of the window 25% and Holt-Winters of the window 20% into the ETS forecast, "
+        "and the eval split kept 50% of the network's correction: the pushed model serves that mix")
+    assert share_note({"correction_share": 0.0, "theta_share": 0.1, "alternative_share": 0.2,
+                       "series_theta_share": 0.3}) == (
+        "held-out windows mixed Theta of the window 10%, Holt-Winters of the window 20% and Theta of the whole "
+        "series 30% into the ETS forecast, and the eval split kept 0% of the network's correction: the pushed model "
+        "serves that mix")
+    assert share_note({"correction_share": 0.0, "series_theta_share": 0.4}) == (
+        "held-out windows mixed Theta of the whole series 40% into the ETS forecast, and the eval split kept 0% of "
+        "the network's correction: the pushed model serves that mix")
     assert share_note({"correction_share": 0.0, "theta_share": 0.1, "eval_horizons": 1.75}) == (
-        "the training and eval windows mixed Theta 10% of the window into the ETS forecast, and the eval split's "
-        "values span 1.8 horizons, under the two it takes to judge the network's correction, so none of it is kept: "
-        "the pushed model serves that mix")
+        "held-out windows mixed Theta of the window 10% into the ETS forecast, and the eval split's values span 1.8 "
+        "horizons, under the two it takes to judge the network's correction, so none of it is kept: the pushed "
+        "model serves that mix")
     assert share_note({"correction_share": 0.0, "eval_horizons": 1.0}) == (
         "the eval split's values span 1 horizon, under the two it takes to judge the network's correction, so none "
         "of it is kept: the pushed model serves the ETS forecast alone")

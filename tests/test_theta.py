@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from rnnpipe.models import Theta
+from rnnpipe.models.theta import theta_forecast
 
 
 def _statsmodels(y: np.ndarray, horizon: int, season: int) -> tuple[np.ndarray, bool]:
@@ -43,6 +44,31 @@ def test_forecasts_as_statsmodels_theta_model_with_an_additive_decomposition(
         assert np.abs(forecast - expected).max() < 0.002 * row.std()
     if season > 1:  # rows that pass the seasonality test and rows that fail it are both compared
         assert (amplitude > 0) in tested
+
+
+@pytest.mark.parametrize(("season", "horizon"), [(12, 12), (4, 8), (1, 6)])
+def test_whole_series_of_different_lengths_as_statsmodels_default_theta_model(season: int, horizon: int) -> None:
+    """Rows left-padded with NaN to one batch, forecast as statsmodels forecasts each row alone with its default
+    decomposition ("auto": multiplicative for a positive series), deseasonalized where it holds two seasons."""
+    from statsmodels.tsa.forecasting.theta import ThetaModel
+
+    rng = np.random.default_rng(season)
+    lengths = [2 * season + 1, 40, 75, 130, 2 * season - 1 if season > 1 else 3]
+    rows = [60 + _series(n, season, rng, 4.0) for n in lengths]
+    rows[1] -= 100.0  # negative values: an additive decomposition
+    width = max(lengths)
+    padded = np.stack([np.r_[np.full(width - len(r), np.nan), r] for r in rows])
+    got = theta_forecast(padded, horizon, season, decomposition="auto").numpy()
+    for row, forecast in zip(rows, got, strict=True):
+        seasonal = season > 1 and len(row) >= 2 * season
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = ThetaModel(row, period=season if seasonal else 1, deseasonalize=seasonal).fit().forecast(horizon)
+        # Over a few values the error is flat in the smoothing weight, and the grid's weight differs more.
+        assert np.abs(forecast - np.asarray(expected)).max() < (0.005 if len(row) >= 20 else 0.02) * row.std()
+    with pytest.raises(ValueError, match=r"`decomposition` must be one of 'additive', 'auto'.*Received: "
+                                         r"decomposition='multiplicative'"):
+        theta_forecast(padded, horizon, season, decomposition="multiplicative")
 
 
 def test_commutes_with_shift_and_scale() -> None:

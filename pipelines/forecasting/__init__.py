@@ -131,6 +131,7 @@ def model_hparams(cfg: Config) -> dict:
         # Held-out windows may mix Theta and Holt-Winters of the window into it: ETS's parameters are fitted once
         # and can go astray (a growing season) or fall behind a series that changed.
         hparams["base_alternative"] = season if w["history"] >= 2 * season else 0
+        hparams["series_theta"] = True  # and Theta of the whole series, refitted at each origin like the peer
     hparams["seasonal_difference"] = bool(hparams["seasonal_difference"] and direct and hparams.get("season", 1))
     return hparams
 

@@ -8,7 +8,9 @@ are outputs too: the serving signature maps the model's answer back to original 
 
 With ``model.skip: ets`` the raw ``history`` is the whole series before the origin (left-padded with NaN):
 the window is its last ``window`` values, and the ETS forecast of the whole series (``ets.py``), centred
-and scaled like the target, is the forecast the network corrects.
+and scaled like the target, is the forecast the network corrects; the Theta forecast of the whole series
+(``models.theta_forecast``, statsmodels' default decomposition), centred and scaled alike, is one that
+held-out windows may mix into it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ TARGET_NORM = "target_norm"
 LEVEL = "level"
 SCALE = "scale"
 BASE_NORM = "base_norm"
+SERIES_THETA_NORM = "series_theta_norm"
 ETS_PARAMS = "ets_params"
 LEVELS = ("last", "mean", "global")
 
@@ -61,4 +64,13 @@ def preprocessing_fn(inputs: dict, *, level: str = "last", window: int | None = 
         params = ets_graph.fitted_params(series, target, season, ets or {})
         out[BASE_NORM] = (ets_graph.forecast(series, params, horizon, season) - anchor) / scale
         out[ETS_PARAMS] = tf.zeros_like(anchor) + params[None, :]  # for the serving signature's own filter
+        out[SERIES_THETA_NORM] = (series_theta(series, horizon, season) - anchor) / scale
     return out
+
+
+def series_theta(series: tf.Tensor, horizon: int, season: int) -> tf.Tensor:
+    """``[batch, horizon]``: statsmodels' ``ThetaModel(row, period=season)`` forecast of each row (left-padded
+    with NaN), as the Theta peer refits it at each origin: deseasonalized only where the row holds two seasons."""
+    from rnnpipe.models.theta import theta_forecast
+
+    return tf.cast(theta_forecast(series, horizon, season, decomposition="auto"), tf.float32)

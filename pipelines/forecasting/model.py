@@ -3,7 +3,7 @@
 Training fits the normalized targets; the serving signature takes the raw history (original units),
 applies the transform graph, calls the model and maps its output back: ``forecast = y * scale + level``.
 ``SERIES_TASK`` (``model.skip: ets``) serves the whole series instead, of any length, and adds the ETS
-forecast of it that the network corrects.
+forecast of it that the network corrects (and Theta's, which held-out windows may mix in).
 """
 
 from __future__ import annotations
@@ -18,7 +18,17 @@ from rnnpipe.components.task import Signature, TrainingTask
 from rnnpipe.models import build_forecaster, choose_correction_share
 
 from . import ets
-from .features import BASE_NORM, ETS_PARAMS, HISTORY_KEY, HISTORY_NORM, LEVEL, SCALE, TARGET_NORM
+from .features import (
+    BASE_NORM,
+    ETS_PARAMS,
+    HISTORY_KEY,
+    HISTORY_NORM,
+    LEVEL,
+    SCALE,
+    SERIES_THETA_NORM,
+    TARGET_NORM,
+    series_theta,
+)
 
 
 def model_inputs(features: dict) -> tf.Tensor:
@@ -26,7 +36,7 @@ def model_inputs(features: dict) -> tf.Tensor:
 
 
 def series_model_inputs(features: dict) -> dict[str, tf.Tensor]:
-    return {"history": model_inputs(features), "base": features[BASE_NORM]}
+    return {"history": model_inputs(features), "base": features[BASE_NORM], "series_theta": features[SERIES_THETA_NORM]}
 
 
 def choose_shares(model: Any, eval_batches: Any, train_batches: Any) -> dict[str, Any]:
@@ -41,12 +51,13 @@ def choose_shares(model: Any, eval_batches: Any, train_batches: Any) -> dict[str
 def share_note(chosen: dict) -> str | None:
     """What the served model forecasts, when it is not the network's whole correction on the ETS forecast."""
     share = chosen.get("correction_share")
-    names = {"theta_share": "Theta", "alternative_share": "Holt-Winters"}
+    names = {"theta_share": "Theta of the window", "alternative_share": "Holt-Winters of the window",
+             "series_theta_share": "Theta of the whole series"}
     mix = [f"{name} {chosen[key]:.0%}" for key, name in names.items() if chosen.get(key)]
     if share is None or (share and not mix):
         return None
-    mixed = (f"the training and eval windows mixed {' and '.join(mix)} of the window into the ETS forecast, and "
-             if mix else "")
+    listed = ", ".join(mix[:-1]) + " and " + mix[-1] if len(mix) > 1 else "".join(mix)
+    mixed = f"held-out windows mixed {listed} into the ETS forecast, and " if mix else ""
     spans = chosen.get("eval_horizons", 2.0)
     if spans < 2:
         kept = (f"the eval split's values span {spans:.2g} horizon{'' if spans == 1 else 's'}, under the two it "
@@ -76,8 +87,8 @@ def build_model(hparams: dict, tft_output: Any) -> Any:
 
 def serve_series(model: Any, transform: Callable[[dict], dict], inputs: dict, tft_output: Any) -> dict[str, tf.Tensor]:
     """The whole series (``[batch, time]``, any time; shorter rows left-padded with NaN) -> the forecast: the
-    transform reads the end of the series as training's records held it, and the ETS filter runs over all
-    of it here, so a series longer than any in training is forecast from all its values."""
+    transform reads the end of the series as training's records held it, and the ETS filter and Theta run over
+    all of it here, so a series longer than any in training is forecast from all its values."""
     series = tf.cast(inputs[HISTORY_KEY], tf.float32)
     width = tft_output.raw_feature_spec()[HISTORY_KEY].shape[-1]
     short = tf.maximum(width - tf.shape(series)[1], 0)
@@ -88,8 +99,9 @@ def serve_series(model: Any, transform: Callable[[dict], dict], inputs: dict, tf
     horizon = tft_output.transformed_feature_spec()[TARGET_NORM].shape[-1]
     with tf.control_dependencies([ets.check_start(series, params)]):
         base = ets.forecast(series, params, horizon, season)
-    normalized = model({"history": model_inputs(features), "base": (base - features[LEVEL]) / features[SCALE]},
-                       training=False)
+    theta = series_theta(series, horizon, season)
+    normalized = model({"history": model_inputs(features), "base": (base - features[LEVEL]) / features[SCALE],
+                        "series_theta": (theta - features[LEVEL]) / features[SCALE]}, training=False)
     return {"forecast": normalized * features[SCALE] + features[LEVEL]}
 
 
@@ -111,9 +123,9 @@ TASK = TrainingTask(
     serve=Signature(serve, raw_features=(HISTORY_KEY,)),
 )
 
-# model.skip=ets: records and requests hold the whole series before the origin. After training, the shares of
-# Theta and Holt-Winters of the window in the base are chosen on the train and eval windows, the share of the
-# network's correction on the eval split (all 0: the ETS forecast alone).
+# model.skip=ets: records and requests hold the whole series before the origin. After training, held-out windows
+# choose the shares of Theta and Holt-Winters of the window and of Theta of the whole series in the base, the eval
+# split the share of the network's correction (all 0: the ETS forecast alone).
 SERIES_TASK = dataclasses.replace(
     TASK, model_inputs=series_model_inputs,
     fit_on_eval=choose_shares,

